@@ -1,0 +1,591 @@
+"""Llama 3 from scratch: the policy (and critic) that RLEF trains.
+
+One file holds what RLEF needs from a language model:
+
+1. ``ModelArgs`` — the architecture's shape, read from a Hugging Face ``config.json`` or a named preset.
+2. ``Transformer`` — Llama 3 / 3.1 / 3.2 written out: RMSNorm, RoPE with the Llama 3.1 frequency scaling,
+   grouped-query attention, SwiGLU. With ``value_head=True`` the same network is the paper's critic
+   (RLEF §2.2: a separate value network initialised from the LLM, its output layer replaced by a random
+   linear projection to a scalar).
+3. Loading and saving official weights as Hugging Face folders (``config.json`` + safetensors shards).
+4. ``Tokenizer`` — ``tokenizer.json`` through the ``tokenizers`` library and Meta's Llama 3 dialog format.
+5. ``generate`` — batched sampling with a preallocated KV cache that the caller owns, so one module both
+   trains (``model(tokens)``) and samples (``model(tokens, cache=cache)``).
+
+References: Llama 3 herd paper (arXiv 2407.21783); Meta's llama-models ``model.py`` / ``chat_format.py``;
+RLEF (arXiv 2410.02089). Run ``python model.py --weights DIR --prompt "..."`` to chat with a checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 1. Shapes
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class ModelArgs:
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: int = 8            # grouped-query attention: n_heads // n_kv_heads query heads share one K/V head
+    vocab_size: int = 128256
+    hidden_dim: int = 14336        # SwiGLU inner width ("intermediate_size" in HF configs)
+    norm_eps: float = 1e-5
+    rope_theta: float = 500000.0
+    rope_scaling: dict | None = None   # Llama 3.1: {"rope_type": "llama3", "factor": 8, ...}
+    max_seq_len: int = 131072
+    tie_word_embeddings: bool = False  # Llama 3.2 1B/3B reuse the input embedding as the output layer
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @classmethod
+    def from_hf_config(cls, cfg: dict) -> "ModelArgs":
+        """Read the fields of a Hugging Face LlamaConfig; refuse features this implementation lacks."""
+        for flag in ("attention_bias", "mlp_bias"):
+            if cfg.get(flag):
+                raise ValueError(f"config.json sets {flag}=true; Llama 3 has no biases and this model does not support them")
+        if cfg.get("hidden_act", "silu") != "silu":
+            raise ValueError(f"config.json has hidden_act={cfg['hidden_act']!r}; Llama uses 'silu'")
+        scaling = cfg.get("rope_scaling")
+        if scaling is not None and scaling.get("rope_type", scaling.get("type")) not in ("llama3", "default"):
+            raise ValueError(f"unsupported rope_scaling {scaling}; only rope_type 'llama3' (Llama 3.1/3.2) is implemented")
+        if scaling is not None and scaling.get("rope_type", scaling.get("type")) == "default":
+            scaling = None
+        n_heads = cfg["num_attention_heads"]
+        if cfg.get("head_dim", cfg["hidden_size"] // n_heads) != cfg["hidden_size"] // n_heads:
+            raise ValueError("config.json sets head_dim != hidden_size / num_attention_heads, which Llama 3 never does")
+        return cls(dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=n_heads,
+                   n_kv_heads=cfg.get("num_key_value_heads", n_heads), vocab_size=cfg["vocab_size"],
+                   hidden_dim=cfg["intermediate_size"], norm_eps=cfg.get("rms_norm_eps", 1e-5),
+                   rope_theta=cfg.get("rope_theta", 10000.0), rope_scaling=scaling,
+                   max_seq_len=cfg.get("max_position_embeddings", 8192),
+                   tie_word_embeddings=cfg.get("tie_word_embeddings", False))
+
+    def to_hf_config(self, dtype: torch.dtype = torch.bfloat16, **token_ids) -> dict:
+        """The inverse of ``from_hf_config``: a config.json that transformers' LlamaForCausalLM accepts."""
+        return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": self.dim,
+                "num_hidden_layers": self.n_layers, "num_attention_heads": self.n_heads,
+                "num_key_value_heads": self.n_kv_heads, "vocab_size": self.vocab_size,
+                "intermediate_size": self.hidden_dim, "rms_norm_eps": self.norm_eps, "rope_theta": self.rope_theta,
+                "rope_scaling": self.rope_scaling, "max_position_embeddings": self.max_seq_len,
+                "tie_word_embeddings": self.tie_word_embeddings, "hidden_act": "silu", "attention_bias": False,
+                "mlp_bias": False, "head_dim": self.head_dim, "torch_dtype": str(dtype).removeprefix("torch."),
+                **token_ids}
+
+
+_LLAMA31_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                 "original_max_position_embeddings": 8192}
+_LLAMA32_ROPE = {**_LLAMA31_ROPE, "factor": 32.0}
+
+# The Instruct models' shapes (their config.json files on the Hugging Face hub). "tiny" is this project's own
+# byte-level model for CPU demos: same architecture, 256 byte tokens + the Llama 3 special tokens.
+PRESETS = {
+    "tiny": ModelArgs(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, vocab_size=264, hidden_dim=384,
+                      rope_theta=10000.0, max_seq_len=2048, tie_word_embeddings=True),
+    "1b": ModelArgs(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, hidden_dim=8192, rope_scaling=_LLAMA32_ROPE,
+                    tie_word_embeddings=True),
+    "3b": ModelArgs(dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, hidden_dim=8192, rope_scaling=_LLAMA32_ROPE,
+                    tie_word_embeddings=True),
+    "8b": ModelArgs(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, hidden_dim=14336, rope_scaling=_LLAMA31_ROPE),
+    "70b": ModelArgs(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, hidden_dim=28672, rope_scaling=_LLAMA31_ROPE),
+}
+# Where `--model NAME` looks for weights by default, and where a user gets them (gated: accept the licence first).
+HF_REPOS = {"1b": "meta-llama/Llama-3.2-1B-Instruct", "3b": "meta-llama/Llama-3.2-3B-Instruct",
+            "8b": "meta-llama/Llama-3.1-8B-Instruct", "70b": "meta-llama/Llama-3.1-70B-Instruct"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2. The network
+# ----------------------------------------------------------------------------------------------------------
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        # Normalise in fp32 (bf16's 8-bit mantissa makes the mean of squares noisy), then cast back.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+def rope_frequencies(args: ModelArgs) -> torch.Tensor:
+    """Inverse frequencies theta_i = rope_theta^(-2i/d), with Llama 3.1's long-context scaling applied.
+
+    Llama 3.1 was trained at 8k context and extended to 128k by slowing the low-frequency (long-wavelength)
+    components by ``factor``, leaving high frequencies alone and interpolating smoothly in between. Ignoring
+    ``rope_scaling`` is invisible on short prompts and breaks the model past ~8k tokens (pitfall 5).
+    """
+    # fp32 throughout, as Meta's and HF's code: the checkpoints were trained with exactly these roundings.
+    inv_freq = 1.0 / args.rope_theta ** (torch.arange(0, args.head_dim, 2).float() / args.head_dim)
+    s = args.rope_scaling
+    if s is None:
+        return inv_freq
+    old_len = s["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old_len / s["low_freq_factor"], old_len / s["high_freq_factor"]
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (old_len / wavelen - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
+    interpolated = (1 - smooth) * inv_freq / s["factor"] + smooth * inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / s["factor"], interpolated)
+    return torch.where(wavelen < high_wavelen, inv_freq, scaled)
+
+
+def apply_rope(x, positions, inv_freq):
+    """Rotate x (B, heads, T, hd) by angle position * theta_i, in the rotate-half layout of HF checkpoints.
+
+    Meta's original checkpoints rotate interleaved pairs (x0, x1), (x2, x3), ...; Hugging Face's conversion
+    permutes the rows of wq and wk so that the pairs become (x_i, x_{i + hd/2}), rotated by ``rotate_half``.
+    Keeping the HF layout means HF weights load with no permutation; Meta-format weights would need one.
+    """
+    angles = positions[:, None, :, None].float() * inv_freq          # (B, 1, T, hd/2), fp32 as gpt-fast should have
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x.float().chunk(2, dim=-1)                               # (B, heads, T, hd/2) each
+    rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    return rotated.to(x.dtype)
+
+
+class KVCache:
+    """Preallocated keys/values for batched sampling; owned by the caller, passed into ``forward``.
+
+    Prompts of different lengths are left-padded so that every row writes its next token at the same
+    cache index (one static shape for the whole batch). ``pad_lens[b]`` remembers row b's padding so that
+    RoPE positions start at 0 for each row and nobody attends to padding (pitfall 4).
+    """
+
+    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, pad_lens: torch.Tensor,
+                 device=None, dtype=torch.float32):
+        shape = (batch_size, args.n_kv_heads, max_len, args.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
+        self.pad_lens = pad_lens.to(device)   # (B,)
+        self.length = 0                        # cache slots filled so far (same for every row)
+        self.max_len = max_len
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
+        self.q_proj = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
+        self.k_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.v_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.o_proj = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+
+    def forward(self, x, positions, inv_freq, cache: KVCache | None, layer: int, mask):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)      # (B, n_heads, T, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, n_kv, T, hd)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, n_kv, T, hd)
+        q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+        if cache is None:   # training / scoring: the whole sequence at once, plain causal attention
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        else:               # sampling: write this step's K/V at the shared cache index, attend to the filled part
+            start, end = cache.length, cache.length + T
+            cache.k[layer][:, :, start:end] = k
+            cache.v[layer][:, :, start:end] = v
+            y = F.scaled_dot_product_attention(q, cache.k[layer][:, :, :end], cache.v[layer][:, :, :end],
+                                               attn_mask=mask, enable_gqa=True)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))                           # (B, T, dim)
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.gate_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.up_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.down_proj = nn.Linear(args.hidden_dim, args.dim, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.input_layernorm = RMSNorm(args.dim, args.norm_eps)
+        self.self_attn = Attention(args)
+        self.post_attention_layernorm = RMSNorm(args.dim, args.norm_eps)
+        self.mlp = MLP(args)
+
+    def forward(self, x, positions, inv_freq, cache, layer, mask):
+        x = x + self.self_attn(self.input_layernorm(x), positions, inv_freq, cache, layer, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def chunked_logprobs(hidden, weight, targets, chunk_size: int = 1024):
+    """log pi(target | prefix) and the entropy of pi at each position, without materialising all logits.
+
+    hidden (B, T, dim) are final-norm hidden states, weight (V, dim) the output layer, targets (B, T).
+    Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens (pitfall 8), and autograd would keep
+    them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
+    logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
+    """
+    def one_chunk(h, t):
+        logits = (h @ weight.t()).float()                                     # (B, c, V)
+        logz = torch.logsumexp(logits, dim=-1)                                # (B, c)
+        logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
+        entropy = logz - (logits.softmax(-1) * logits).sum(-1)
+        return logprobs, entropy
+
+    outs = []
+    for s in range(0, hidden.shape[1], chunk_size):
+        h, t = hidden[:, s:s + chunk_size], targets[:, s:s + chunk_size]
+        outs.append(checkpoint(one_chunk, h, t, use_reentrant=False) if torch.is_grad_enabled() else one_chunk(h, t))
+    return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
+
+
+class Transformer(nn.Module):
+    """Llama 3. Parameter names mirror HF's ``LlamaForCausalLM`` (minus its ``model.`` prefix)."""
+
+    def __init__(self, args: ModelArgs, value_head: bool = False):
+        super().__init__()
+        self.args, self.value_head = args, value_head
+        self.embed_tokens = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(Block(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        # The critic (RLEF §2.2) swaps the vocabulary projection for a scalar one; it is never tied.
+        self.lm_head = nn.Linear(args.dim, 1 if value_head else args.vocab_size, bias=False)
+        if args.tie_word_embeddings and not value_head:
+            self.lm_head.weight = self.embed_tokens.weight
+        self._inv_freq = None                 # RoPE frequencies, kept fp32 whatever .to(dtype) does (see rope())
+        self.gradient_checkpointing = False   # recompute each block in backward: memory for compute (8B training)
+
+    def init_weights(self, std: float = 0.02):
+        """Random initialisation (tests, benchmarks, the tiny model's warm start)."""
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight"):
+                nn.init.ones_(p)
+            else:
+                nn.init.normal_(p, std=std)
+        return self
+
+    def rope(self, device) -> torch.Tensor:
+        # Not a buffer: model.to(torch.bfloat16) would round the frequencies, and positions * bf16 angles are
+        # wrong by whole radians at long context (gpt-fast's mistake). 64 floats, computed once per device.
+        if self._inv_freq is None or self._inv_freq.device != device:
+            self._inv_freq = rope_frequencies(self.args).to(device)
+        return self._inv_freq
+
+    def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 1024):
+        """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
+        or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) computed chunk by chunk.
+        With ``cache``, tokens continue the cached sequence (see ``generate``)."""
+        B, T = tokens.shape
+        mask = None
+        positions = torch.arange(T, device=tokens.device).expand(B, T)                   # (B, T)
+        if cache is not None:
+            idx = torch.arange(cache.length, cache.length + T, device=tokens.device)     # this step's cache slots
+            positions = (idx[None, :] - cache.pad_lens[:, None]).clamp(min=0)             # RoPE starts at 0 per row
+            keys = torch.arange(cache.length + T, device=tokens.device)
+            # Row b may attend to key j if j is at or before the query, and j is not padding. A padding query
+            # attends to itself only, so no softmax row is empty (an empty row gives NaN).
+            mask = (keys[None, :] <= idx[:, None])[None] & (
+                (keys[None, None, :] >= cache.pad_lens[:, None, None]) | (keys[None, None, :] == idx[None, :, None]))
+            mask = mask[:, None]                                                          # (B, 1, T, len)
+        inv_freq = self.rope(tokens.device)
+        x = self.embed_tokens(tokens)                                                     # (B, T, dim)
+        for i, layer in enumerate(self.layers):
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(layer, x, positions, inv_freq, cache, i, mask, use_reentrant=False)
+            else:
+                x = layer(x, positions, inv_freq, cache, i, mask)
+        if cache is not None:
+            cache.length += T
+        h = self.norm(x)                                                                  # (B, T, dim)
+        if self.value_head:
+            return self.lm_head(h).squeeze(-1).float()                                    # (B, T)
+        if targets is not None:
+            return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size)
+        return self.lm_head(h)                                                            # (B, T, V)
+
+    # ------------------------------------------------------------------------------------------------------
+    # 3. Hugging Face weights
+    # ------------------------------------------------------------------------------------------------------
+
+    def hf_state_dict(self) -> dict:
+        """state_dict under HF names ("model.layers.0...", "lm_head.weight"); a tied head is not stored."""
+        out = {}
+        for k, v in self.state_dict().items():
+            if k == "lm_head.weight" and self.args.tie_word_embeddings and not self.value_head:
+                continue
+            out[k if k.startswith("lm_head") else "model." + k] = v
+        return out
+
+    @classmethod
+    def from_pretrained(cls, path, device=None, dtype=None, value_head: bool = False) -> "Transformer":
+        """Load an HF folder: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
+
+        The model is built on the meta device (no memory), given uninitialised storage once with
+        ``to_empty``, then filled tensor by tensor while reading each shard lazily, so peak memory stays
+        near one copy of the weights. Every key and shape is checked. ``dtype`` defaults to fp32 on CPU and
+        bf16 elsewhere. With ``value_head=True`` the vocabulary head is skipped and a random scalar head is
+        created: the critic of RLEF §2.2.
+        """
+        from safetensors import safe_open
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no config.json in {path}: expected a Hugging Face model folder "
+                                    "(config.json, *.safetensors, tokenizer.json)")
+        device = torch.device(device or "cpu")
+        dtype = dtype or (torch.float32 if device.type == "cpu" else torch.bfloat16)
+        args = ModelArgs.from_hf_config(json.loads((path / "config.json").read_text()))
+        index = path / "model.safetensors.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        elif (path / "model.safetensors").is_file():
+            shards = ["model.safetensors"]
+        else:
+            raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
+        with torch.device("meta"):
+            model = cls(args, value_head=value_head).to(dtype)
+        model.to_empty(device=device)               # uninitialised storage, allocated once in the final dtype
+        if args.tie_word_embeddings and not value_head:
+            model.lm_head.weight = model.embed_tokens.weight    # to_empty gives the two names separate storage
+        expected = model.hf_state_dict()             # name -> tensor sharing storage with the parameter
+        if value_head:
+            expected.pop("lm_head.weight")
+            nn.init.normal_(model.lm_head.weight, std=1 / math.sqrt(args.dim))
+        loaded = set()
+        for shard in shards:
+            file = path / shard
+            if not file.is_file():
+                raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")
+            try:
+                reader = safe_open(file, framework="pt", device="cpu")
+            except Exception as e:
+                raise ValueError(f"{file}: not a readable safetensors file ({e}); re-download this shard") from e
+            with reader:
+                for name in reader.keys():
+                    if value_head and name == "lm_head.weight":
+                        continue
+                    if name not in expected:
+                        raise ValueError(f"{file}: unexpected tensor {name!r} (not part of a Llama model "
+                                         f"with this config.json)")
+                    tensor = reader.get_tensor(name)
+                    if tuple(tensor.shape) != tuple(expected[name].shape):
+                        raise ValueError(f"{file}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                                         f"config.json implies {tuple(expected[name].shape)}")
+                    with torch.no_grad():
+                        expected[name].copy_(tensor)
+                    loaded.add(name)
+        missing = sorted(set(expected) - loaded)
+        if missing:
+            raise ValueError(f"{path}: tensors missing from the checkpoint: {missing[:5]}"
+                             f"{' ...' if len(missing) > 5 else ''} ({len(missing)} in all)")
+        return model
+
+    def save_pretrained(self, path, max_shard_bytes: int = 5 << 30, **token_ids):
+        """Write config.json and safetensors (sharded with an index past ``max_shard_bytes``) to ``path``.
+        The result loads with ``from_pretrained`` and with transformers' LlamaForCausalLM."""
+        save_hf_folder(self.hf_state_dict(), self.args, path, max_shard_bytes, **token_ids)
+
+
+def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = 5 << 30, **token_ids):
+    """Save an HF-named state dict (e.g. gathered from FSDP shards) as a Hugging Face model folder."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shards, current, size = [], {}, 0
+    for name, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = t.detach().to("cpu").contiguous()
+        size += nbytes
+    shards.append(current)
+    dtype = next(iter(state.values())).dtype
+    (path / "config.json").write_text(json.dumps(args.to_hf_config(dtype, **token_ids), indent=2))
+    if len(shards) == 1:
+        save_file(shards[0], str(path / "model.safetensors"), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(path / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4. Tokenizer and the Llama 3 dialog format
+# ----------------------------------------------------------------------------------------------------------
+
+SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                  "<|eot_id|>", "<|eom_id|>"]
+
+
+class Tokenizer:
+    """``tokenizer.json`` plus Meta's dialog format written as explicit token construction:
+
+        <|begin_of_text|> then, per message,
+        <|start_header_id|>{role}<|end_header_id|> "\\n\\n" {content stripped} <|eot_id|>
+        and finally the open assistant header the model continues from.
+    """
+
+    def __init__(self, tok):
+        self.tok = tok
+        # Special-token strings inside *text* (a problem statement, program output) stay plain text: only
+        # this class inserts real special tokens, so model-visible text cannot forge a message boundary.
+        self.tok.encode_special_tokens = True
+        ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
+        missing = [t for t in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+                   if ids[t] is None]
+        if missing:
+            raise ValueError(f"tokenizer.json lacks the Llama 3 special tokens {missing}; is this a Llama 3 tokenizer?")
+        self.bos_id, self.eot_id = ids["<|begin_of_text|>"], ids["<|eot_id|>"]
+        self.start_header_id, self.end_header_id = ids["<|start_header_id|>"], ids["<|end_header_id|>"]
+        # Stop on end-of-turn and end-of-message (tool call) as well as end-of-text (pitfall 7).
+        self.stop_ids = [ids[t] for t in ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>") if ids[t] is not None]
+        self.pad_id = ids["<|end_of_text|>"] if ids["<|end_of_text|>"] is not None else self.eot_id
+        self.vocab_size = tok.get_vocab_size()
+
+    @classmethod
+    def from_pretrained(cls, path) -> "Tokenizer":
+        from tokenizers import Tokenizer as HFTokenizer
+        file = Path(path) / "tokenizer.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"no tokenizer.json in {path}")
+        return cls(HFTokenizer.from_file(str(file)))
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=True)
+
+    def encode_header(self, role: str) -> list[int]:
+        return [self.start_header_id] + self.encode(role) + [self.end_header_id] + self.encode("\n\n")
+
+    def encode_message(self, role: str, content: str) -> list[int]:
+        return self.encode_header(role) + self.encode(content.strip()) + [self.eot_id]
+
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        ids = [self.bos_id]
+        for m in messages:
+            ids += self.encode_message(m["role"], m["content"])
+        return ids + (self.encode_header("assistant") if add_generation_prompt else [])
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer (token id = byte value, no merges) with the Llama 3 special tokens at ids 256-261.
+    The tiny preset and the tests use it: the same ``tokenizers`` code path as Llama 3's 128k BPE."""
+    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
+    # GPT-2's byte-to-unicode table, which the ByteLevel pre-tokenizer uses: printable bytes stand for
+    # themselves, the others for chr(256 + k). Ordering the vocabulary by byte value makes id == byte.
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in printable]
+    char_of = {b: chr(b) for b in printable} | {b: chr(256 + k) for k, b in enumerate(others)}
+    tok = HFTokenizer(models.BPE(vocab={char_of[b]: b for b in range(256)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIAL_TOKENS)
+    return tok
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 5. Sampling
+# ----------------------------------------------------------------------------------------------------------
+
+def sample_next(logits, temperature: float, top_p: float, generator=None):
+    """Pick one token per row from logits (B, V); return it and its log-prob under the sampling distribution
+    (after temperature and top-p). temperature 0 is greedy, with the log-prob of the untempered model."""
+    logits = logits.float()
+    if temperature == 0:
+        token = logits.argmax(-1)
+        return token, logits.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
+    logprobs = (logits / temperature).log_softmax(-1)                       # (B, V)
+    if top_p < 1.0:
+        # Nucleus: keep the smallest set of most likely tokens whose mass reaches top_p, renormalise.
+        sorted_lp, order = logprobs.sort(-1, descending=True)
+        outside = sorted_lp.exp().cumsum(-1) - sorted_lp.exp() >= top_p
+        sorted_lp = sorted_lp.masked_fill(outside, float("-inf"))
+        logprobs = torch.full_like(logprobs, float("-inf")).scatter(-1, order, sorted_lp).log_softmax(-1)
+    token = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
+    return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
+             top_p: float = 1.0, stop_ids=(), generator=None, pad_id: int = 0):
+    """Sample continuations for a batch of prompts of different lengths: one prefill, then one token per step.
+
+    Returns, per prompt, (new_tokens, logprobs): the tokens up to and including the first stop token
+    (or ``max_new_tokens`` of them), with each token's log-prob under the sampling distribution.
+    """
+    device = model.embed_tokens.weight.device
+    B, longest = len(prompts), max(len(p) for p in prompts)
+    total = longest + max_new_tokens
+    if total > model.args.max_seq_len:
+        raise ValueError(f"prompt of {longest} tokens + {max_new_tokens} new tokens exceeds the model's "
+                         f"context of {model.args.max_seq_len}")
+    pad_lens = torch.tensor([longest - len(p) for p in prompts], device=device)
+    tokens = torch.tensor([[pad_id] * (longest - len(p)) + list(p) for p in prompts], device=device)  # (B, L)
+    cache = KVCache(model.args, B, total, pad_lens, device=device, dtype=model.embed_tokens.weight.dtype)
+    stop = torch.tensor(list(stop_ids) or [-1], device=device)
+    out_tokens = torch.empty(B, max_new_tokens, dtype=torch.long, device=device)
+    out_logprobs = torch.empty(B, max_new_tokens, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    n_steps = 0
+    logits = model(tokens, cache=cache)[:, -1]                                 # prefill: (B, V)
+    for step in range(max_new_tokens):
+        token, logprob = sample_next(logits, temperature, top_p, generator)
+        out_tokens[:, step], out_logprobs[:, step] = token, logprob
+        n_steps = step + 1
+        done |= torch.isin(token, stop)
+        if step + 1 == max_new_tokens or bool(done.all()):
+            break
+        logits = model(token[:, None], cache=cache)[:, -1]                     # decode: (B, V)
+    results, stop_set = [], set(stop_ids)
+    for b in range(B):
+        toks, lps = out_tokens[b, :n_steps].tolist(), out_logprobs[b, :n_steps].tolist()
+        ends = [i for i, t in enumerate(toks) if t in stop_set]
+        n = ends[0] + 1 if ends else n_steps
+        results.append((toks[:n], lps[:n]))
+    return results
+
+
+def main():
+    p = argparse.ArgumentParser(description="Chat with a Llama 3 checkpoint (Hugging Face folder).")
+    p.add_argument("--weights", required=True, help="folder with config.json, *.safetensors, tokenizer.json")
+    p.add_argument("--prompt", required=True, help="the user message")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: fp32 on CPU, bf16 on GPU")
+    a = p.parse_args()
+    model = Transformer.from_pretrained(a.weights, a.device, a.dtype and getattr(torch, a.dtype)).eval()
+    tok = Tokenizer.from_pretrained(a.weights)
+    prompt = tok.encode_chat([{"role": "user", "content": a.prompt}])
+    t0 = time.perf_counter()
+    (reply, _), = generate(model, [prompt], a.max_new_tokens, a.temperature, a.top_p, tok.stop_ids)
+    dt = time.perf_counter() - t0
+    print(tok.decode(reply))
+    print(f"[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny Hugging Face-format Llama checkpoints written to a temp dir (never downloaded)."""
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: `pytest tests/...`
+
+from model import PRESETS, ModelArgs, Transformer, byte_tokenizer  # noqa: E402
+
+# A tiny Llama 3.1-like shape: GQA (4 query heads share 2 K/V heads) and llama3 RoPE scaling whose original
+# context (32) is short enough that tests reach positions past it.
+TINY_ARGS = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=264, hidden_dim=160,
+                      rope_theta=10000.0, max_seq_len=512, tie_word_embeddings=False,
+                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+
+
+def write_checkpoint(path: Path, args: ModelArgs = TINY_ARGS, seed: int = 0, max_shard_bytes: int = 1 << 40,
+                     dtype=torch.float32) -> Path:
+    """Write config.json, safetensors (sharded if max_shard_bytes is small) and a byte-level tokenizer.json
+    with the Llama 3 special tokens into ``path``; return ``path``."""
+    torch.manual_seed(seed)
+    model = Transformer(args).init_weights(std=0.1).to(dtype)
+    model.save_pretrained(path, max_shard_bytes=max_shard_bytes)
+    byte_tokenizer().save(str(path / "tokenizer.json"))
+    return path
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    return write_checkpoint(tmp_path / "tiny")
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path):
+    """Factory: make_checkpoint(name, **ModelArgs overrides, seed=0, max_shard_bytes=...)."""
+    def make(name="ckpt", seed=0, max_shard_bytes=1 << 40, **overrides):
+        return write_checkpoint(tmp_path / name, replace(TINY_ARGS, **overrides), seed, max_shard_bytes)
+    return make

@@ -1,0 +1,241 @@
+"""model.py: Llama 3 against an independent implementation, KV-cached sampling, loading errors, chat format."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import TINY_ARGS, write_checkpoint
+from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies
+
+
+def hf_logits(path, tokens):
+    transformers = pytest.importorskip("transformers")
+    ref = transformers.LlamaForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    with torch.no_grad():
+        return ref(tokens).logits
+
+
+@pytest.mark.parametrize("overrides", [
+    {},                                                   # GQA + llama3 rope scaling (original context 32)
+    {"tie_word_embeddings": True},                        # Llama 3.2 1B/3B style
+    {"n_kv_heads": 4, "rope_scaling": None},              # plain multi-head attention, unscaled RoPE
+])
+def test_logits_match_transformers_llama(make_checkpoint, overrides):
+    path = make_checkpoint(**overrides)
+    model = Transformer.from_pretrained(path).eval()
+    tokens = torch.randint(0, 256, (2, 120))              # 120 positions: well past the original context of 32
+    with torch.no_grad():
+        ours = model(tokens)
+    diff = (ours - hf_logits(path, tokens)).abs().max().item()
+    assert diff <= 1e-4, diff
+
+
+def test_llama31_rope_scaling_changes_only_low_frequencies():
+    args = PRESETS["8b"]
+    plain = rope_frequencies(ModelArgs(**{**args.__dict__, "rope_scaling": None}))
+    scaled = rope_frequencies(args)
+    wavelen = 2 * torch.pi / plain
+    assert torch.equal(scaled[wavelen < 8192 / 4], plain[wavelen < 8192 / 4])           # high frequencies kept
+    assert torch.allclose(scaled[wavelen > 8192], plain[wavelen > 8192] / 8)            # low ones slowed 8x
+    assert scaled.dtype == torch.float32
+
+
+def test_rope_tables_stay_fp32_after_casting_the_model(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).to(torch.bfloat16)
+    assert model.rope(torch.device("cpu")).dtype == torch.float32
+
+
+def test_kv_cached_decode_equals_full_forward(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    torch.manual_seed(1)
+    prompts = [torch.randint(0, 256, (n,)).tolist() for n in (7, 19, 12)]
+    longest = max(map(len, prompts))
+    continuation = torch.randint(0, 256, (3, 6))
+    cache = KVCache(model.args, 3, longest + 6, torch.tensor([longest - len(p) for p in prompts]))
+    padded = torch.tensor([[0] * (longest - len(p)) + p for p in prompts])
+    with torch.no_grad():
+        steps = [model(padded, cache=cache)[:, -1]]
+        for i in range(6):
+            steps.append(model(continuation[:, i:i + 1], cache=cache)[:, -1])
+        for b, p in enumerate(prompts):
+            full = model(torch.tensor([p + continuation[b].tolist()]))[0]              # no cache, no padding
+            cached = torch.stack([s[b] for s in steps])                                 # (7, V)
+            assert (cached - full[len(p) - 1:]).abs().max() <= 1e-4
+
+
+def test_batched_greedy_equals_one_by_one(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    tok = Tokenizer.from_pretrained(tiny_checkpoint)
+    prompts = [tok.encode_chat([{"role": "user", "content": text}]) for text in
+               ["hi", "a much longer prompt, to force left padding of the others", "print(1+1)"]]
+    batched = generate(model, prompts, max_new_tokens=24, temperature=0)
+    for prompt, (tokens, logprobs) in zip(prompts, batched):
+        (alone_tokens, alone_logprobs), = generate(model, [prompt], max_new_tokens=24, temperature=0)
+        assert tokens == alone_tokens
+        assert torch.allclose(torch.tensor(logprobs), torch.tensor(alone_logprobs), atol=1e-4)
+
+
+def test_generate_stops_each_row_at_its_stop_token(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    prompts = [[1, 2, 3], [4, 5]]
+    free = generate(model, prompts, max_new_tokens=8, temperature=0)
+    stop = free[0][0][2]                                           # row 0's third greedy token becomes a stop id
+    stopped = generate(model, prompts, max_new_tokens=8, temperature=0, stop_ids=[stop])
+    for b in range(2):
+        n = free[b][0].index(stop) + 1 if stop in free[b][0] else 8
+        assert stopped[b][0] == free[b][0][:n]
+
+
+def test_sampled_logprobs_are_those_of_the_sampling_distribution(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    prompt = [5, 6, 7, 8]
+    (tokens, logprobs), = generate(model, [prompt], max_new_tokens=5, temperature=0.7,
+                                   generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + tokens]))[0, len(prompt) - 1:-1] / 0.7
+    expected = logits.log_softmax(-1).gather(-1, torch.tensor(tokens)[:, None]).squeeze(-1)
+    assert torch.allclose(torch.tensor(logprobs), expected, atol=1e-4)
+
+
+def test_top_p_keeps_only_the_nucleus(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        probs = model(torch.tensor([[9, 10, 11]]))[0, -1].softmax(-1)
+    top = probs.argmax().item()
+    p_top = probs.max().item()
+    # A nucleus smaller than the top token's own mass leaves only that token.
+    outs = generate(model, [[9, 10, 11]] * 8, max_new_tokens=1, temperature=1.0, top_p=p_top * 0.9, generator=gen)
+    assert all(t == [top] and abs(lp) < 1e-6 for t, lp in ((o[0], o[1][0]) for o in outs))
+
+
+def test_chunked_targets_equal_full_log_softmax(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    tokens = torch.randint(0, 256, (2, 50))
+    with torch.no_grad():
+        logits = model(tokens[:, :-1]).float()
+        logprobs, entropy = model(tokens[:, :-1], targets=tokens[:, 1:], chunk_size=7)
+    full = logits.log_softmax(-1)
+    assert torch.allclose(logprobs, full.gather(-1, tokens[:, 1:, None]).squeeze(-1), atol=1e-5)
+    assert torch.allclose(entropy, -(full.exp() * full).sum(-1), atol=1e-5)
+
+
+def test_value_head_loads_the_trunk_and_returns_one_value_per_position(tiny_checkpoint):
+    policy = Transformer.from_pretrained(tiny_checkpoint)
+    critic = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
+    assert torch.equal(critic.layers[1].mlp.up_proj.weight, policy.layers[1].mlp.up_proj.weight)
+    assert critic.lm_head.weight.shape == (1, TINY_ARGS.dim)
+    assert critic(torch.randint(0, 256, (3, 11))).shape == (3, 11)
+
+
+def test_sharded_checkpoint_loads_identically(tmp_path):
+    one = write_checkpoint(tmp_path / "one")
+    sharded = write_checkpoint(tmp_path / "sharded", max_shard_bytes=60_000)
+    index = json.loads((sharded / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) >= 3
+    tokens = torch.randint(0, 256, (1, 30))
+    with torch.no_grad():
+        assert torch.equal(Transformer.from_pretrained(one)(tokens), Transformer.from_pretrained(sharded)(tokens))
+
+
+def test_presets_build_on_meta_without_memory():
+    with torch.device("meta"):
+        model = Transformer(PRESETS["70b"])
+    n = sum(p.numel() for p in model.parameters())
+    assert 70.0e9 < n < 71.0e9
+    with torch.device("meta"):
+        assert 8.0e9 < sum(p.numel() for p in Transformer(PRESETS["8b"]).parameters()) < 8.1e9
+        assert 1.2e9 < sum(p.numel() for p in Transformer(PRESETS["1b"]).parameters()) < 1.3e9   # tied head
+
+
+# ---- bad input: one clear error naming the file and the tensor --------------------------------------------
+
+def test_missing_folder_says_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json in .*nowhere.*Hugging Face model folder"):
+        Transformer.from_pretrained(tmp_path / "nowhere")
+
+
+def test_missing_shard_is_named(tmp_path):
+    path = write_checkpoint(tmp_path / "s", max_shard_bytes=60_000)
+    (path / "model-00002-of-00010.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model-00002-of-00010.safetensors is listed .* but missing"):
+        Transformer.from_pretrained(path)
+
+
+def test_missing_tensor_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+    path = write_checkpoint(tmp_path / "m")
+    state = load_file(path / "model.safetensors")
+    del state["model.layers.1.mlp.up_proj.weight"]
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"missing from the checkpoint: \['model.layers.1.mlp.up_proj.weight'\]"):
+        Transformer.from_pretrained(path)
+
+
+def test_unexpected_tensor_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+    path = write_checkpoint(tmp_path / "u")
+    state = load_file(path / "model.safetensors")
+    state["model.layers.7.self_attn.q_proj.weight"] = torch.zeros(2, 2)
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"model.safetensors: unexpected tensor 'model.layers.7.self_attn.q_proj"):
+        Transformer.from_pretrained(path)
+
+
+def test_shape_mismatch_names_tensor_and_shapes(tmp_path):
+    path = write_checkpoint(tmp_path / "w")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["intermediate_size"] = 128                                       # weights were written with 160
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"model.safetensors: tensor 'model.layers.0.mlp.\w+_proj.weight' has "
+                                         r"shape \(\d+, \d+\), config.json implies"):
+        Transformer.from_pretrained(path)
+
+
+def test_corrupt_shard_says_redownload(tmp_path):
+    path = write_checkpoint(tmp_path / "c")
+    (path / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file.*re-download"):
+        Transformer.from_pretrained(path)
+
+
+def test_unsupported_config_is_refused(tmp_path):
+    path = write_checkpoint(tmp_path / "b")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="unsupported rope_scaling.*llama3"):
+        Transformer.from_pretrained(path)
+
+
+# ---- the Llama 3 dialog format ----------------------------------------------------------------------------
+
+def test_encode_chat_is_metas_format_token_by_token(tiny_checkpoint):
+    tok = Tokenizer.from_pretrained(tiny_checkpoint)
+    BOS, START, END, EOT = 256, 258, 259, 260        # byte tokenizer: special tokens follow the 256 bytes
+    b = lambda s: list(s.encode())                   # byte-level: one token per byte
+    ids = tok.encode_chat([{"role": "user", "content": "  Hi!\n"},
+                           {"role": "assistant", "content": "```python\nprint(1)\n```"},
+                           {"role": "user", "content": "again"}])
+    assert ids == ([BOS]
+                   + [START] + b("user") + [END] + b("\n\n") + b("Hi!") + [EOT]             # content stripped
+                   + [START] + b("assistant") + [END] + b("\n\n") + b("```python\nprint(1)\n```") + [EOT]
+                   + [START] + b("user") + [END] + b("\n\n") + b("again") + [EOT]
+                   + [START] + b("assistant") + [END] + b("\n\n"))                       # generation prompt
+    assert tok.encode_chat([{"role": "user", "content": "x"}], add_generation_prompt=False)[-1] == EOT
+    assert tok.stop_ids == [260, 261, 257]           # <|eot_id|>, <|eom_id|>, <|end_of_text|>
+
+
+def test_special_token_text_in_content_stays_plain_text(tiny_checkpoint):
+    tok = Tokenizer.from_pretrained(tiny_checkpoint)
+    assert tok.encode("<|eot_id|>") == list(b"<|eot_id|>")
+    assert tok.decode(tok.encode("héllo ✓")) == "héllo ✓"
+
+
+def test_saved_model_reloads_to_identical_logits(tmp_path, tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint)
+    model.save_pretrained(tmp_path / "again")
+    tokens = torch.randint(0, 256, (1, 20))
+    with torch.no_grad():
+        assert torch.equal(model(tokens), Transformer.from_pretrained(tmp_path / "again")(tokens))
