@@ -30,6 +30,8 @@ KINDS = ("stdio", "function")
 
 @dataclass
 class Test:
+    __test__ = False  # a test case, not a pytest test class (pytest collects classes named Test*)
+
     input: str  # stdio: the program's stdin; function: Python code (asserts, maybe after setup lines)
     output: str | None  # stdio: the expected stdout; function: None (the test passes iff the code runs)
 

