@@ -1,0 +1,481 @@
+"""execute.py: the sandbox, the verdicts, the comparison rule and the paper's feedback (character for character).
+
+Every adversarial program below is *self-bounded*: it stops by itself within ~20 s and allocates a bounded amount
+of memory, and signals only its own fork server, so it stays harmless even if the sandbox were broken. Each one
+is judged by `judge()`, which asserts the verdict's preconditions hold afterwards: no process left behind by the
+test (descendants of the fork server other than the server itself) and no file outside the sandbox (every path
+the programs try to write is named rlef-escape-*, and the host's rlef-* files are compared before and after).
+"""
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import execute
+from execute import NO_CODE_FEEDBACK, TestResult, extract_code, feedback, outputs_match, python_time_limit
+
+ROOT = Path(execute.__file__).resolve().parent
+TAG = uuid.uuid4().hex[:8]
+HOST_DIRS = [Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"), ROOT, ROOT / "tests", Path.home()]
+SECRET = Path(f"/tmp/rlef-secret-{TAG}")
+FORMAT = ("Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
+          "Use the backticks for your code only.")
+
+
+def descendants(pid: int) -> set[int]:
+    children = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(p))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def host_files() -> set[str]:
+    return {str(p) for d in HOST_DIRS if d.is_dir() for p in d.glob("rlef-*")}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    SECRET.write_text("the private tests")
+    with execute.Sandbox() as sb:
+        sb.server_processes = descendants(sb.proc.pid)   # pid 1 of the namespace (none without namespaces)
+        yield sb
+    SECRET.unlink()
+
+
+def judge(sb, code, stdin="", expected=None, time_limit=2.0, memory_limit=256 << 20) -> TestResult:
+    before = host_files()
+    [result] = sb.run_tests(code, [(stdin, expected)], time_limit, memory_limit)
+    assert descendants(sb.proc.pid) == sb.server_processes, "a process outlived its test"
+    assert host_files() == before, "a file appeared outside the sandbox"
+    return result
+
+
+@dataclass
+class Case:
+    name: str
+    code: str
+    verdict: str
+    stdin: str = ""
+    expected: str | None = None
+    time_limit: float = 2.0
+    memory_limit: int = 256 << 20
+    error: str = ""                  # must appear in result.error
+    max_seconds: float = 5.0         # the whole judge() call, leftovers' killing included
+    namespaced_only: bool = False    # a guarantee that only namespaces give
+    extra: dict = field(default_factory=dict)
+
+
+BUSY_20S = "import time\nt = time.time()\nwhile time.time() - t < 20:\n    pass\n"
+ESCAPES = [f"{d}/rlef-escape-{TAG}" for d in HOST_DIRS]
+
+CASES = [
+    # --- time ---------------------------------------------------------------------------------------------
+    Case("infinite_loop", BUSY_20S, "timeout", time_limit=1.0),
+    Case("sleep", "import time\ntime.sleep(20)\n", "timeout", time_limit=1.0),
+    Case("long_c_level_call", "print(sum(range(3 * 10**9)))\n", "timeout", time_limit=1.0),
+    Case("correct_output_then_hang", "print(42, flush=True)\nimport time\ntime.sleep(20)\n", "timeout",
+         expected="42", time_limit=1.0),
+    Case("ignores_sigterm", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + BUSY_20S,
+         "timeout", time_limit=1.0),
+    Case("non_daemon_thread_keeps_running", "import threading, time\n"
+         "threading.Thread(target=time.sleep, args=(20,)).start()\nprint(42)\n", "timeout", expected="42",
+         time_limit=1.0),
+    Case("stops_itself", "import os, signal\nprint(42, flush=True)\nos.kill(os.getpid(), signal.SIGSTOP)\n",
+         "timeout", expected="42", time_limit=1.0),
+    Case("slow_but_within_the_limit", "import time\ntime.sleep(0.3)\nprint(42)\n", "pass", expected="42"),
+    # --- processes ----------------------------------------------------------------------------------------
+    Case("fork_tree_left_running", "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n"
+         "        time.sleep(20)\n        os._exit(0)\nprint(42)\n", "pass", expected="42"),
+    Case("setsid_double_fork_daemon", "import os, time\nif os.fork() == 0:\n    os.setsid()\n"
+         "    if os.fork() == 0:\n        time.sleep(20)\n"
+         f"        open('/tmp/rlef-escape-{TAG}-daemon', 'w').write('alive')\n    os._exit(0)\nprint(42)\n",
+         "pass", expected="42"),
+    Case("fork_bomb_is_capped", "import os, time\nfor _ in range(300):\n    if os.fork() == 0:\n"
+         "        time.sleep(10)\n        os._exit(0)\n", "runtime_error", error="BlockingIOError"),
+    Case("thread_bomb_is_capped", "import threading, time\nfor _ in range(300):\n"
+         "    threading.Thread(target=time.sleep, args=(10,), daemon=True).start()\n", "runtime_error",
+         error="can't start new thread"),
+    Case("daemon_thread_keeps_running", "import threading, time\n"
+         "threading.Thread(target=time.sleep, args=(20,), daemon=True).start()\nprint(42)\n", "pass", expected="42"),
+    Case("subprocesses_left_running", "import subprocess, sys\n"
+         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(20)'])\n"
+         "subprocess.Popen(['sleep', '20'])\nprint(42)\n", "pass", expected="42"),
+    Case("signals_its_server", "import os, signal\n"   # only its own fork server (checked by its command line)
+         "if b'--serve' in open(f'/proc/{os.getppid()}/cmdline', 'rb').read():\n"
+         "    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP, signal.SIGKILL):\n"
+         "        os.kill(os.getppid(), s)\nprint(42)\n", "pass", expected="42", namespaced_only=True),
+    Case("kills_its_own_process_group", "import os, signal\nos.killpg(0, signal.SIGKILL)\n", "runtime_error",
+         error="Process killed by SIGKILL"),
+    # --- memory -------------------------------------------------------------------------------------------
+    Case("memory_bomb_one_allocation", "x = bytearray(2 * 10**9)\n", "memory_limit"),
+    Case("memory_bomb_big_list", "x = [0] * (2 * 10**8)\n", "memory_limit"),
+    Case("memory_bomb_growing", "a = []\nwhile len(a) < 10**6:\n    a.append(bytearray(1000))\n", "memory_limit"),
+    Case("memory_within_the_limit", "x = bytearray(200 * 10**6)\nprint(len(x))\n", "pass", expected="200000000"),
+    # --- output -------------------------------------------------------------------------------------------
+    Case("huge_output", "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 10**6)\n", "output_limit"),
+    Case("huge_output_error_swallowed", "import sys\ntry:\n    for _ in range(100):\n"
+         "        sys.stdout.write('x' * 10**6)\nexcept OSError:\n    pass\n", "output_limit"),
+    Case("very_long_line", "print('7' * 5 * 10**6)\n", "pass", expected="7" * 5 * 10**6),
+    Case("lots_of_stderr_is_fine", "import sys\nfor _ in range(5):\n    sys.stderr.write('e' * 10**6)\nprint(42)\n",
+         "pass", expected="42"),
+    # --- files --------------------------------------------------------------------------------------------
+    Case("writes_outside_its_directory", "import os\nfor path in %r:\n    try:\n"
+         "        open(path, 'w').write('escaped')\n    except OSError:\n        pass\nprint(42)\n" % ESCAPES,
+         "pass", expected="42"),
+    Case("reads_files_outside_its_directory", "leaked = []\nfor path in %r:\n    try:\n"
+         "        leaked.append(open(path).read()[:10])\n    except OSError:\n        pass\nprint(leaked)\n"
+         % [str(SECRET), execute.__file__, str(ROOT / "data" / "problems.jsonl"), "/etc/passwd",
+            str(Path.home() / ".bashrc")], "pass", expected="[]", namespaced_only=True),
+    Case("sees_only_the_interpreter", "import os\nprint(os.listdir(%r) if os.path.isdir(%r) else [])\n"
+         % (str(ROOT), str(ROOT)), "pass", expected="['.venv']" if sys.prefix == str(ROOT / ".venv") else "[]",
+         namespaced_only=True),
+    Case("writes_inside_its_directory", "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x' * 1000)\n"
+         "os.chmod('a/b', 0)\nos.chmod('a', 0)\nprint(42)\n", "pass", expected="42"),
+    Case("file_size_is_capped", "open('big', 'wb').write(b'x' * (20 << 20))\n", "runtime_error",
+         error="File too large"),
+    # --- environment and network --------------------------------------------------------------------------
+    Case("environment_is_empty", "import os\nprint(len(os.environ))\n", "pass", expected="0"),
+    Case("no_network_even_loopback", "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n"
+         "    s.connect(('127.0.0.1', 22))\n    print('connected')\nexcept OSError:\n    print('blocked')\n",
+         "pass", expected="blocked", namespaced_only=True),
+    # --- stdin --------------------------------------------------------------------------------------------
+    Case("stdin_not_read", "print(42)\n", "pass", stdin="1 " * 10**6, expected="42"),
+    Case("stdin_over_read", "input()\ninput()\n", "runtime_error", stdin="1\n", error="EOFError"),
+    Case("stdin_is_a_file_for_fast_io", "import os\ndata = os.read(0, os.fstat(0).st_size).split()\n"
+         "print(sum(map(int, data)))\n", "pass", stdin="1 2 3\n", expected="6"),
+    # --- exit status --------------------------------------------------------------------------------------
+    Case("nonzero_exit_after_correct_output", "import sys\nprint(42)\nsys.exit(3)\n", "runtime_error",
+         expected="42", error="Process exited with code 3"),
+    Case("crash_after_correct_output", "print(42)\nraise ValueError('late')\n", "runtime_error", expected="42",
+         error="ValueError: late"),
+    Case("os_exit_0_after_flush", "import os\nprint(42, flush=True)\nos._exit(0)\n", "pass", expected="42"),
+    Case("os_exit_0_loses_buffered_output", "import os\nprint(42)\nos._exit(0)\n", "wrong_answer", expected="42"),
+    Case("os_exit_nonzero", "import os\nprint(42, flush=True)\nos._exit(7)\n", "runtime_error", expected="42"),
+    Case("sys_exit_with_message", "import sys\nsys.exit('bye')\n", "runtime_error", error="bye"),
+    Case("exit_builtin_after_output", "print(42)\nexit()\n", "pass", expected="42"),
+    # --- recursion ----------------------------------------------------------------------------------------
+    Case("deep_recursion", "def f(n):\n    return f(n + 1)\nf(0)\n", "runtime_error", error="RecursionError"),
+    Case("c_stack_overflow", "import sys\nsys.setrecursionlimit(10**7)\na = []\nfor _ in range(10**6):\n"
+         "    a = [a]\nprint(len(str(a)))\n", "runtime_error", error="SIGSEGV"),
+    Case("recursion_in_a_big_thread_stack", "import sys, threading\nsys.setrecursionlimit(10**6)\n"
+         "threading.stack_size(2**26)\ndef f(n):\n    return 0 if n == 0 else f(n - 1) + 1\n"
+         "threading.Thread(target=lambda: print(f(10**5))).start()\n", "pass", expected="100000"),
+    # --- syntax -------------------------------------------------------------------------------------------
+    Case("syntax_error", "x = 1\nprint(\n", "syntax_error", error='File "solution.py", line 2'),
+    Case("indentation_error", "if True:\nprint(1)\n", "syntax_error", error="IndentationError"),
+    Case("null_byte", "print(1)\0\n", "syntax_error"),
+    # --- text and comparison ------------------------------------------------------------------------------
+    Case("unicode", "print(input())\n", "pass", stdin="héllo wörld ✓ 你好\n", expected="héllo wörld ✓ 你好"),
+    Case("invalid_utf8_output", "import sys\nsys.stdout.buffer.write(b'\\xff\\n')\n", "wrong_answer", expected="x"),
+    Case("crlf_and_trailing_whitespace", "print('1 2   ')\nprint('3')\nprint()\n", "pass", expected="1 2\r\n3\r\n"),
+    Case("crlf_input", "print(int(input()) * 2)\n", "pass", stdin="21\r\n", expected="42"),
+    Case("missing_line", "print(1)\n", "wrong_answer", expected="1\n2\n"),
+    Case("permuted_tokens", "print(2, 1)\n", "wrong_answer", expected="1 2"),
+    Case("case_insensitive", "print('yes')\n", "pass", expected="YES"),
+    Case("float_tolerance", "print(1 / 3)\n", "pass", expected="0.333333333"),
+    Case("float_off", "print(0.3334)\n", "wrong_answer", expected="0.3333"),
+    Case("big_integers_differ", "print(10**19 + 1)\n", "wrong_answer", expected=str(10**19)),
+    Case("big_integers_equal", "print(2**100)\n", "pass", expected=str(2**100)),
+    Case("integer_is_not_a_float", "print(3.0)\n", "wrong_answer", expected="3"),
+    # --- the program is the test (an appended assert, empty stdin) ------------------------------------------
+    Case("assert_passes", "def f(x):\n    return 2 * x\nassert f(2) == 4\n", "pass"),
+    Case("assert_fails", "def f(x):\n    return 2 * x\nassert f(2) == 5, 'f(2) should be 5'\n", "runtime_error",
+         error="AssertionError: f(2) should be 5"),
+    Case("site_packages_import", "import numpy\nprint(numpy.arange(4).sum())\n", "pass", expected="6",
+         time_limit=10.0, memory_limit=1 << 30),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_adversarial_program(sandbox, case):
+    if case.namespaced_only and not sandbox.namespaced:
+        pytest.skip("needs namespaces: " + sandbox.isolation)
+    start = time.monotonic()
+    r = judge(sandbox, case.code, case.stdin, case.expected, case.time_limit, case.memory_limit)
+    assert r.verdict == case.verdict, r
+    assert case.error in r.error
+    assert "execute.py" not in r.error and "_child" not in r.error     # no harness frames
+    assert time.monotonic() - start < case.max_seconds
+
+
+def test_there_are_at_least_40_adversarial_programs():
+    assert len(CASES) >= 40
+
+
+def test_the_server_survives_its_programs(sandbox):
+    for code in [c.code for c in CASES if c.name in ("signals_its_server", "kills_its_own_process_group")]:
+        judge(sandbox, code)
+    assert judge(sandbox, "print(int(input()) * 2)", "21", "42").verdict == "pass"
+
+
+def test_traceback_reads_solution_py_with_source_lines(sandbox):
+    r = judge(sandbox, "x = 1\nraise ValueError('bad input')\n")
+    assert r.error == ('Traceback (most recent call last):\n  File "solution.py", line 2, in <module>\n'
+                       "    raise ValueError('bad input')\nValueError: bad input")
+
+
+def test_segfault_shows_where(sandbox):
+    r = judge(sandbox, [c for c in CASES if c.name == "c_stack_overflow"][0].code)
+    assert "Fatal Python error: Segmentation fault" in r.error and 'File "solution.py", line 6' in r.error
+
+
+def test_each_test_gets_a_fresh_process_and_directory(sandbox):
+    code = "import os\nprint(os.listdir('.'))\nopen('state', 'w').write('x')\n"
+    results = sandbox.run_tests(code, [("", "['solution.py']")] * 3, 2.0)
+    assert [r.verdict for r in results] == ["pass"] * 3
+
+
+def test_random_is_reseeded_per_test(sandbox):
+    code = "import random\nprint(random.random())\n"
+    outputs = {r.output for r in sandbox.run_tests(code, [("", None)] * 3, 2.0)}
+    assert len(outputs) == 3
+
+
+def test_loopback_listener_gets_no_connection(sandbox):
+    if not sandbox.namespaced:
+        pytest.skip("needs namespaces")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        port = server.getsockname()[1]
+        code = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=2)\n"
+                "    print('connected')\nexcept OSError:\n    print('blocked')\n" % port)
+        assert judge(sandbox, code, "", "blocked").verdict == "pass"
+        with pytest.raises(socket.timeout):
+            server.accept()
+
+
+def test_secrets_in_the_trainers_environment_do_not_reach_programs(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("PYTHONPATH", "/nowhere")
+    with execute.Sandbox() as sb:
+        [r] = sb.run_tests("import os, sys\nprint(dict(os.environ), '/nowhere' in sys.path)", [("", "{} False")])
+    assert r.verdict == "pass", r
+
+
+def test_syntax_error_fails_every_test_without_running(sandbox):
+    results = sandbox.run_tests("print(", [("1", "1"), ("2", "2")])
+    assert [r.verdict for r in results] == ["syntax_error"] * 2
+    assert results[0].error == "  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
+
+
+def test_stop_on_first_failure_omits_the_remaining_tests(sandbox):
+    tests = [("1", "2"), ("2", "5"), ("3", "6")]
+    code = "print(int(input()) * 2)"
+    assert [r.verdict for r in sandbox.run_tests(code, tests)] == ["pass", "wrong_answer", "pass"]
+    assert [r.verdict for r in sandbox.run_tests(code, tests, stop_on_first_failure=True)] == ["pass", "wrong_answer"]
+
+
+def test_result_fields(sandbox):
+    [r] = sandbox.run_tests("print(int(input()) + 1)", [("1\n", "3\n")], time_limit=None, memory_limit=None)
+    assert (r.verdict, r.input, r.expected, r.output, r.error) == ("wrong_answer", "1\n", "3\n", "2\n", "")
+    assert 0 < r.seconds < 1
+
+
+def test_module_level_run_tests():
+    assert [r.verdict for r in execute.run_tests("print(input()[::-1])", [("abc", "cba"), ("ab", "ab")])] == [
+        "pass", "wrong_answer"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The parallel judge
+# ------------------------------------------------------------------------------------------------------------
+
+def test_judge_map_keeps_job_order_and_accepts_tuples_and_dicts():
+    jobs = [(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
+    jobs.append(dict(code="import time\ntime.sleep(5)", tests=[("", None)], time_limit=0.5))
+    with execute.Judge(workers=2) as judge_:
+        results = judge_.map(jobs)
+        assert judge_.submit(jobs[3]).result()[0].verdict == "pass"
+    assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout"]
+
+
+def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
+    with execute.Judge(workers=2) as judge_:
+        for sb in judge_._sandboxes:
+            cmdline = Path(f"/proc/{sb.proc.pid}/cmdline").read_bytes().split(b"\0")
+            assert cmdline[:2] == [sys.executable.encode(), b"-I"] and b"--serve" in cmdline
+
+
+def test_1000_trivial_programs_leave_no_process_and_no_file():
+    before = host_files()
+    jobs = [("print(int(input()) + 1)", [(str(i), str(i + 1))]) for i in range(1000)]
+    with execute.Judge(workers=2) as judge_:
+        servers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid) | {sb.proc.pid}}
+        results = judge_.map(jobs)
+        assert descendants(os.getpid()) >= servers
+        leftovers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid)} - servers
+        assert leftovers == set()
+        tmp = judge_.map([("import os\nprint(len(os.listdir('/tmp')))", [("", "1")])])
+    assert [r[0].verdict for r in results] == ["pass"] * 1000
+    if judge_._sandboxes[0].namespaced:
+        assert tmp[0][0].verdict == "pass", tmp   # the sandbox's /tmp holds only the running test's directory
+    zombies = [p for p in descendants(os.getpid()) if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
+    assert zombies == [] and descendants(os.getpid()) & servers == set()
+    assert host_files() == before
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Output comparison, limits, code extraction
+# ------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expected, output, match", [
+    ("1 2\n3\n", "1 2 3", True),                      # whitespace is only a separator
+    ("1 2", "1 2 3", False),                          # equal token counts
+    ("1\n2\n", "1\n", False),                         # a missing line is not ignored
+    ("1 2", "2 1", False),                            # order matters
+    ("YES", "yes", True),                             # case-insensitive
+    ("0.333333", "0.3333333333", True),               # expected float: |a - b| <= 1e-6 * max(1, |b|)
+    ("0.5", "0.5001", False),
+    ("1000000.0", "1000000.5", True),                 # relative for large values
+    ("1.5", "1.5e0", True),
+    ("2.0", "2", True),                               # expected float, printed as an integer
+    ("2", "2.0", False),                              # integers compare as strings
+    ("10000000000000000000", "10000000000000000001", False),
+    ("1.0", "nan", False), ("inf", "INF", True), ("1.0", "1,0", False), ("1.0", "0x1", False),
+    ("", "\n \n", True),
+])
+def test_outputs_match(expected, output, match):
+    assert outputs_match(expected, output) is match
+
+
+def test_python_time_limit():
+    assert python_time_limit(2.0) == 6.0
+    assert python_time_limit(2.0, factor=5) == 10.0
+    assert python_time_limit(None) == 10.0
+    assert execute.DEFAULT_MEMORY_LIMIT == 1 << 30
+
+
+def test_extract_code():
+    assert extract_code("Here:\n```python\nprint(1)\n```\nand\n```python\nprint(2)\n```\nDone.") == "print(2)\n"
+    assert extract_code("```\nprint(3)\n```") == "print(3)\n"
+    assert extract_code("```python\nprint(1)\n```\nSample output:\n```\n1\n```") == "print(1)\n"
+    assert extract_code("```cpp\nint main(){}\n```") is None
+    assert extract_code("No code here.") is None
+    assert extract_code("```python\nprint(1)") is None            # unterminated (cut at the token limit)
+    assert extract_code("```python\n\n```") is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Feedback, character for character (RLEF.md §1)
+# ------------------------------------------------------------------------------------------------------------
+
+def failing(verdict, **kw):
+    return TestResult(verdict, kw.pop("input", "3\n1 2 3\n"), kw.pop("expected", "6\n"), **kw)
+
+
+def test_feedback_wrong_answer():
+    assert feedback([failing("wrong_answer", output="5\n")]) == (
+        "Your code failed the following tests:\n\n"
+        "- input `3\n1 2 3` failed:\n"
+        "Expected output `6` but got `5`\n\n"
+        "Give it another try.\n" + FORMAT)
+
+
+def test_feedback_runtime_error_shows_the_traceback():
+    tb = 'Traceback (most recent call last):\n  File "solution.py", line 1, in <module>\nZeroDivisionError: division by zero'
+    assert feedback([failing("runtime_error", error=tb)]) == (
+        "Your code failed the following tests:\n\n"
+        "- input `3\n1 2 3` failed:\n" + tb + "\n\n"
+        "Give it another try.\n" + FORMAT)
+
+
+def test_feedback_timeout_memory_output_limit_and_syntax_error():
+    syntax = "  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
+    results = [failing("timeout", input="1"), failing("memory_limit", input="2"), failing("output_limit", input="3"),
+               failing("syntax_error", input="4", error=syntax)]
+    assert feedback(results) == (
+        "Your code failed the following tests:\n\n"
+        "- input `1` failed:\nExecution took too long\n"
+        "- input `2` failed:\nOut of memory\n"
+        "- input `3` failed:\nOutput limit exceeded\n"
+        "- input `4` failed:\n  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n\n"
+        "Give it another try.\n" + FORMAT)
+
+
+def test_feedback_lists_only_failing_tests():
+    results = [failing("pass", input="1"), failing("wrong_answer", input="2", output="7"), failing("pass", input="3")]
+    assert feedback(results) == (
+        "Your code failed the following tests:\n\n"
+        "- input `2` failed:\nExpected output `6` but got `7`\n\n"
+        "Give it another try.\n" + FORMAT)
+    assert feedback([failing("pass")]) == ""
+
+
+def test_feedback_caps_long_fields_at_512_characters():
+    r = failing("wrong_answer", input="1" * 1000, expected="2" * 600, output="3" * 512)
+    cap = lambda c: c * 495 + "... <<truncated>>"
+    assert feedback([r]) == (
+        "Your code failed the following tests:\n\n"
+        f"- input `{cap('1')}` failed:\nExpected output `{cap('2')}` but got `{'3' * 512}`\n\n"
+        "Give it another try.\n" + FORMAT)
+
+
+def test_feedback_keeps_the_first_line_and_the_tail_of_a_long_traceback():
+    lines = ["Traceback (most recent call last):"] + [f'  File "solution.py", line {i}, in f' for i in range(100)]
+    tb = "\n".join(lines + ["RecursionError: maximum recursion depth exceeded"])
+    capped = feedback([failing("runtime_error", error=tb)]).split("failed:\n", 1)[1].split("\n\nGive it", 1)[0]
+    assert len(capped) == 512
+    assert capped.startswith("Traceback (most recent call last):\n... <<truncated>>\n")
+    assert capped.endswith('line 99, in f\nRecursionError: maximum recursion depth exceeded')
+    assert tb.endswith(capped.split("<<truncated>>\n", 1)[1])
+
+
+def test_feedback_drops_failures_past_about_1k_tokens():
+    results = [failing("wrong_answer", input=str(i) * 500, expected="x" * 500, output="y" * 500) for i in range(10)]
+    message = feedback(results)
+    assert message.count("- input `") == 2 and message.endswith("\n\nGive it another try.\n" + FORMAT)
+
+
+def test_no_code_feedback():
+    assert NO_CODE_FEEDBACK == "Could not parse your code.\nGive it another try.\n" + FORMAT
+    assert execute.FORMAT_LINE == FORMAT
+
+
+def test_feedback_end_to_end(sandbox):
+    results = sandbox.run_tests("print(int(input()) + 2)", [("2\n", "4\n"), ("5\n", "10\n")])
+    assert feedback(results) == (
+        "Your code failed the following tests:\n\n"
+        "- input `5` failed:\nExpected output `10` but got `7`\n\n"
+        "Give it another try.\n" + FORMAT)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------------------
+
+def test_cli(tmp_path):
+    (tmp_path / "sol.py").write_text("print(int(input()) * 2)\n")
+    problem = {"public_tests": [{"input": "2\n", "output": "4\n"}, {"input": "3\n", "output": "7\n"}],
+               "private_tests": [{"input": "5\n", "output": "10\n"}], "time_limit": 1.0, "memory_limit": None}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    (tmp_path / "list.json").write_text(json.dumps(problem["public_tests"]))
+    run = lambda p: subprocess.run([sys.executable, str(ROOT / "execute.py"), str(tmp_path / "sol.py"), str(tmp_path / p)],
+                                   capture_output=True, text=True, timeout=60)
+    out = run("p.json")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [l.split(" (")[0] for l in lines[:3]] == ["public test 0: pass", "public test 1: wrong_answer",
+                                                     "private test 0: pass"]
+    assert out.stdout.split("\n\n", 1)[1] == (
+        "Your code failed the following tests:\n\n- input `3` failed:\nExpected output `7` but got `6`\n\n"
+        "Give it another try.\n" + FORMAT + "\n")
+    assert run("list.json").stdout.count("public test") == 2
