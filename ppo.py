@@ -55,8 +55,6 @@ def collate(episodes: list[Episode], pad_id: int = 0) -> dict:
     for b, e in enumerate(episodes):
         L, n = len(e.tokens), len(e.turn_rewards)
         assert len(e.action_mask) == len(e.turn_ids) == len(e.sampler_logprobs) == L and len(e.value_positions) == n
-        # pitfall 1: a token is trained iff it belongs to a turn, and it comes after that turn's value position
-        assert all((m == 1) == (t >= 0) for m, t in zip(e.action_mask, e.turn_ids)), "action_mask/turn_ids disagree"
         out["tokens"][b, :L] = torch.tensor(e.tokens)
         out["action_mask"][b, :L] = torch.tensor(e.action_mask, dtype=torch.bool)
         out["turn_ids"][b, :L] = torch.tensor(e.turn_ids)
@@ -64,6 +62,12 @@ def collate(episodes: list[Episode], pad_id: int = 0) -> dict:
         out["value_positions"][b, :n] = torch.tensor(e.value_positions)
         out["turn_mask"][b, :n] = True
         out["turn_rewards"][b, :n] = torch.tensor(e.turn_rewards)
+    # The layout contract (pitfall 1): a token is trained iff it belongs to a turn, and V(c_t) is read on the
+    # untrained token right before response t's first token.
+    assert torch.equal(out["action_mask"], out["turn_ids"] >= 0), "action_mask and turn_ids disagree"
+    vp, turn = out["value_positions"], torch.arange(N).expand(B, N)
+    assert ((out["turn_ids"].gather(1, vp + 1) == turn) & ~out["action_mask"].gather(1, vp))[out["turn_mask"]].all(), \
+        "value_positions[t] must be the token just before response t"
     return out
 
 
@@ -79,11 +83,9 @@ def sequence_logprobs(policy, tokens: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def turn_mean(x: torch.Tensor, turn_ids: torch.Tensor, n_turns: int) -> torch.Tensor:
     """Mean of per-token x over each turn's action tokens: (B, T) -> (B, N)."""
-    action = turn_ids >= 0
-    idx = turn_ids.clamp(min=0)
-    ones = action.to(x.dtype)
+    action, idx = turn_ids >= 0, turn_ids.clamp(min=0)
     sums = x.new_zeros(x.shape[0], n_turns).scatter_add_(1, idx, torch.where(action, x, torch.zeros_like(x)))
-    counts = x.new_zeros(x.shape[0], n_turns).scatter_add_(1, idx, ones)
+    counts = x.new_zeros(x.shape[0], n_turns).scatter_add_(1, idx, action.to(x.dtype))
     return sums / counts.clamp(min=1)
 
 
@@ -218,7 +220,7 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
     dtype = torch.promote_types(param.dtype, torch.float32)
     old = torch.zeros(tokens.shape, dtype=dtype, device=param.device)  # (B, T)
     ref, values = torch.zeros_like(old), []
-    for idx, L in _micro_batches(torch.arange(len(episodes)), batch["lengths"], micro_batch_size):
+    for idx, L in _micro_batches(torch.arange(len(episodes), device=param.device), batch["lengths"], micro_batch_size):
         old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L])[0].to(dtype)
         ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L])[0].to(dtype)
         v = _values(value_model, tokens[idx, :L], batch["value_positions"][idx], advantage_mode).to(dtype)
@@ -264,6 +266,7 @@ def ppo_update(policy, value_model, policy_opt, value_opt, batch: dict, minibatc
     Each micro-batch's loss is a SUM divided by the count of action tokens (turns, for the turn-level value)
     of the WHOLE mini-batch on ALL ranks, times world_size because DDP/FSDP average gradients over ranks: so
     the gradient is the exact token mean of the mini-batch however it is split (pitfall 3).
+    Every rank must hold the same number of episodes (same number of forward/backward calls for DDP).
     Statistics are token means over this rank's data (policy/value loss: mean over mini-batches).
     """
     world = dist.get_world_size() if _distributed() else 1

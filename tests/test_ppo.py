@@ -86,7 +86,13 @@ def test_collate_right_pads_with_pad_id_and_masks_padding():
 
 def test_collate_rejects_action_token_without_turn():
     bad = Episode([1, 2, 3], [0, 1, 1], [-1, 0, -1], [0], [1.0], [0, 0, 0])
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="disagree"):
+        ppo.collate([bad])
+
+
+def test_collate_rejects_value_position_not_just_before_the_response():
+    bad = Episode([1, 2, 3, 4], [0, 0, 1, 1], [-1, -1, 0, 0], [0], [1.0], [0, 0, 0, 0])  # should be [1]
+    with pytest.raises(AssertionError, match="value_positions"):
         ppo.collate([bad])
 
 
