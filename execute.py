@@ -1,7 +1,4 @@
-"""Run model-written Python safely and fast, judge its output, and write RLEF's execution feedback.
-
-RLEF (Gehring et al., ICML 2025; ../shared/RLEF.md §1) runs the code of every response on the problem's public
-tests and shows the failures to the model. This file is that environment's judge:
+"""Run model-written Python safely and fast, judge its output, and write RLEF's execution feedback (RLEF.md §1).
 
     extract_code(response)               the last ```python block (else the last bare ``` block), or None
     run_tests(code, tests, ...)          one TestResult per (input, expected_output) test
@@ -9,42 +6,39 @@ tests and shows the failures to the model. This file is that environment's judge
     feedback(results), NO_CODE_FEEDBACK  the paper's user messages
     python execute.py SOLUTION.py PROBLEM.json
 
-How a program runs. Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --serve`,
-started with subprocess, so the trainer holding GBs of weights is never forked) that isolates itself once and
-then, per test, forks a child that runs the solution as `solution.py` in a clean `__main__`. Forking an
-interpreter that is already started and isolated is cheaper than starting `python -c` (bench/bench_execute.py).
+Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --serve`, started with subprocess,
+so a trainer holding GBs of weights is never forked) that isolates itself once, then forks one child per test
+that runs the code as `solution.py` in a clean `__main__`. Forking an interpreter that is already started and
+isolated costs less than starting `python -c` (bench/bench_execute.py).
 
-What is isolated (where the kernel allows unprivileged or root namespaces; checked at start-up):
-  - processes: a pid namespace per fork server, whose init is the server. After every test the server kills
-    every other process in it (kill(-1) from a namespace's init), so forks, double forks, setsid daemons and
-    threads never outlive their test; signals cannot reach the server (namespace init) or anything outside.
-  - network: an empty net namespace (a loopback that is down): no connection to anything, even 127.0.0.1.
-  - files: a new root made of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes only,
-    plus /dev/{null,zero,full,random,urandom}, a private /proc and a private, size-capped /tmp (tmpfs) holding
-    the per-test working directory, removed after each test. The repository, the data (private tests!), home
-    directories, /etc and the host's /tmp are not visible. Nothing the program writes reaches the host.
-  - identity: as root the server drops to an unprivileged uid of its own (1<<20 + its pid), so the process limit
-    counts only its tests; otherwise a user namespace maps the caller to root and drops every capability.
-    no_new_privs is set, so setuid binaries gain nothing. The environment is empty (no secrets, no PYTHON*).
+Isolated, where the kernel allows namespaces (checked at start-up):
+  - processes: the server is init of its own pid namespace and kills every other process in it after each test
+    (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test. Signals
+    cannot reach the server (the kernel shields a namespace's init) or anything outside.
+  - network: a new net namespace whose loopback is down: no connection to anything, 127.0.0.1 included.
+  - files: a new root of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes, plus
+    /dev/{null,zero,full,random,urandom}, a private /proc and a private size-capped /tmp (tmpfs) holding the
+    test's working directory; /tmp is emptied after each test. The repository, the data (private tests!),
+    home directories, /etc and the host's /tmp are not visible; nothing written reaches the host.
+  - identity: as root the server becomes an unprivileged uid of its own (1<<20 + its pid); otherwise a user
+    namespace maps the caller to root and every capability is dropped. no_new_privs: setuid binaries gain
+    nothing. The environment is empty (no secrets, no PYTHON* variables).
   - limits, soft = hard: CPU time (ceil(wall limit) + 1 s), address space (the memory limit on top of the
-    interpreter's own mappings), file size (= the 16 MiB output limit: stdout and stderr are files, so the
-    judge never deadlocks on a full pipe), 256 open files, 64 processes+threads, no core dumps. Wall time is
-    enforced by the server.
-What is NOT isolated: the kernel is shared (no seccomp filter: every syscall is available); the interpreter,
-stdlib and site-packages are readable; memory is per process (RLIMIT_AS), not per test (no cgroup), so a test
-may use up to 64 x the memory limit with fork; the CPU is shared (no CPU quota, wall time only); str hashes
-are randomised per fork server, not per test. Without namespaces (e.g. an unprivileged container) the fallback
-is rlimits + a temp dir + a subreaper that kills every descendant; programs then see your files, env-free but
-as your user, and a single warning says so.
+    interpreter's own mappings), file size (16 MiB; stdout and stderr are files, so nothing blocks on a full
+    pipe), 256 open files, 64 processes + threads, no core dumps. The server enforces wall time.
+NOT isolated: the kernel (no seccomp: every syscall is available); the interpreter and site-packages are
+readable; memory is limited per process (no cgroup), so a test that forks may use up to 64 x the limit; CPU
+time is not reserved (other load slows tests down); str hashes are randomised per server, not per test. As
+root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel exempts from the
+process limit. Without namespaces the fallback is rlimits, a temp dir and a subreaper that kills every
+descendant; programs then run as you and can read your files and use the network: one warning says so.
 
 Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
 A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
 separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
-a float literal (has a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches;
-integers are compared as strings, so 10^19 and 10^19+1 differ.
-
-Time limits: CodeContests' limits were set for C++; python_time_limit() multiplies them by
-PYTHON_TIME_FACTOR = 3 (our choice), else the paper's 10 s; memory defaults to the paper's 1 GB.
+a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
+compare as strings, so 10^19 and 10^19+1 differ. Time: a contest's (C++) limit x PYTHON_TIME_FACTOR = 3 (our
+choice), else the paper's 10 s; memory: the problem's limit, else the paper's 1 GB.
 """
 import atexit
 import builtins
@@ -75,7 +69,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 FORMAT_LINE = ("Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
                "Use the backticks for your code only.")
 NO_CODE_FEEDBACK = "Could not parse your code.\nGive it another try.\n" + FORMAT_LINE
-VERDICTS = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error")
 
 DEFAULT_TIME_LIMIT = 10.0          # seconds of wall time per test (the paper's default)
 DEFAULT_MEMORY_LIMIT = 1 << 30     # bytes (the paper's default)
@@ -83,20 +76,19 @@ PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
 OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the program writes)
 MAX_PROCESSES = 64                 # processes + threads of one test
 MAX_OPEN_FILES = 256
-TMPFS_SIZE = "256m"                # the sandbox's /tmp, shared by the tests of one fork server (one at a time)
+TMPFS_SIZE = "64m"                 # the sandbox's /tmp (RAM), emptied after every test
 FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (RLEF.md §1)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 ERROR_KEEP = 64 << 10              # characters of stderr kept in TestResult.error (head and tail)
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
 TMP_PREFIX = "rlef-sandbox-"
+SANDBOX_UID_BASE = 1 << 20         # as root, server k runs its tests as uid SANDBOX_UID_BASE + its pid
 # Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
 PRELOAD = ("array", "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools",
            "math", "operator", "random", "re", "string", "threading", "typing")
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Code extraction, verdicts and output comparison
-# ----------------------------------------------------------------------------------------------------------
+# ---- Code extraction, verdicts and output comparison
 
 _FENCE = re.compile(r"```([\w+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 
@@ -112,7 +104,7 @@ def extract_code(response: str) -> str | None:
 @dataclasses.dataclass
 class TestResult:
     __test__ = False               # not a pytest test class
-    verdict: str                   # one of VERDICTS
+    verdict: str                   # pass wrong_answer runtime_error timeout memory_limit output_limit syntax_error
     input: str
     expected: str | None           # None: the test is the program itself exiting 0 (an appended assert)
     output: str = ""               # stdout, first OUTPUT_KEEP characters
@@ -179,11 +171,11 @@ def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME
     return default if not contest_seconds else contest_seconds * factor
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The paper's feedback message (RLEF.md §1)
-# ----------------------------------------------------------------------------------------------------------
+# ---- The paper's feedback message (RLEF.md §1)
 
 _TRUNCATED = "... <<truncated>>"
+_MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
+             "output_limit": "Output limit exceeded"}   # the last: our choice, in the paper's style
 
 
 def _cap(text: str) -> str:
@@ -210,10 +202,10 @@ def feedback(results: list[TestResult]) -> str:
     for r in results:
         if r.verdict == "pass":
             continue
-        body = {"wrong_answer": lambda: f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`",
-                "timeout": lambda: "Execution took too long",
-                "memory_limit": lambda: "Out of memory",
-                "output_limit": lambda: "Output limit exceeded"}.get(r.verdict, lambda: _cap_traceback(r.error))()
+        if r.verdict == "wrong_answer":
+            body = f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`"
+        else:
+            body = _MESSAGES.get(r.verdict) or _cap_traceback(r.error)   # runtime and syntax errors
         bullet = f"- input `{_cap(r.input)}` failed:\n{body}"
         if bullets and sum(map(len, bullets)) + len(bullet) > MESSAGE_LIMIT:
             break
@@ -223,9 +215,7 @@ def feedback(results: list[TestResult]) -> str:
     return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Harness side: a fork server per Sandbox, a pool of them in Judge
-# ----------------------------------------------------------------------------------------------------------
+# ---- Harness side: a fork server per Sandbox, a pool of them in Judge
 
 _warned = False
 
@@ -238,32 +228,34 @@ def _warn_once(message: str) -> None:
 
 
 class Sandbox:
-    """One fork server: runs one test at a time. Use Judge for parallelism."""
+    """One fork server; runs one test at a time (Judge runs several)."""
 
     def __init__(self, isolate: bool = True):
-        self.isolate, self.proc = isolate, None
+        self.isolate, self.proc, self._tmp = isolate, None, None
         self._start()
 
     def _start(self) -> None:
-        cmd = [sys.executable, "-I", os.path.abspath(__file__), "--serve"] + ([] if self.isolate else ["--plain"])
-        # A fresh interpreter with an empty environment, in its own session (a Ctrl-C to the trainer's process
-        # group does not hit it; it exits when our end of its stdin closes, even if we are killed).
+        # A fresh interpreter, empty environment, own session (a Ctrl-C meant for the trainer does not reach
+        # it); it exits when its stdin closes, so it never outlives us.
+        cmd = [sys.executable, "-I", os.path.abspath(__file__), "--serve"]
+        if not self.isolate:   # test directories go in a host directory of ours, removed even if the server dies
+            self._tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
+            cmd += ["--plain", self._tmp]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={},
                                      close_fds=True, start_new_session=True)
         hello = self._receive(60.0)
         if hello is None or "error" in hello:
             reason = hello["error"] if hello else "the fork server did not start"
-            self._stop()
+            self.close()
             if not self.isolate:
                 raise RuntimeError(f"execute.py: {reason}")
             self.isolate = False
-            _warn_once(f"execute.py: namespace isolation failed ({reason}); "
-                       "running programs WITHOUT isolation (rlimits and a temp dir only)")
+            _warn_once(f"execute.py: namespace isolation failed ({reason})")
             return self._start()
         self.isolation, self.namespaced = hello["isolation"], hello["namespaced"]
         if not self.namespaced:
-            _warn_once(f"execute.py: programs run WITHOUT namespace isolation ({self.isolation}): "
-                       "they can read your files and reach the network; only rlimits and a temp dir apply")
+            _warn_once(f"execute.py: programs run WITHOUT namespace isolation ({self.isolation}): they can "
+                       "read your files and use the network; only rlimits and a temp dir apply")
 
     def _receive(self, timeout: float) -> dict | None:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -277,10 +269,10 @@ class Sandbox:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
             raw = self._receive(time_limit + 60.0)   # the server enforces the limit; this only guards a dead one
-        except (BrokenPipeError, OSError):
+        except OSError:
             raw = None
-        if raw is None:   # the server died (only possible without namespaces): restart it, fail the test
-            self._stop()
+        if raw is None:   # the server died (only possible without namespaces): fail the test, restart it
+            self.close()
             self._start()
             raw = {"exit": None, "signal": int(signal.SIGKILL), "timed_out": False, "stdout": "",
                    "stdout_bytes": 0, "stderr": "The sandbox was killed", "seconds": 0.0}
@@ -289,20 +281,19 @@ class Sandbox:
     def run_tests(self, code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
                   memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
                   stop_on_first_failure: bool = False) -> list[TestResult]:
-        """One TestResult per (input, expected_output) test, in order. With stop_on_first_failure the tests
-        after the first failing one are not run and not returned (the list is shorter)."""
-        time_limit = time_limit or DEFAULT_TIME_LIMIT
-        memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
+        """One TestResult per (input, expected_output) test, in order; None limits mean the defaults. With
+        stop_on_first_failure, the tests after the first failure are neither run nor returned."""
         results = []
         for test_input, expected in tests:
-            results.append(_result(self.run(code, test_input, time_limit, memory_limit), test_input, expected))
+            raw = self.run(code, test_input, time_limit or DEFAULT_TIME_LIMIT, memory_limit or DEFAULT_MEMORY_LIMIT)
+            results.append(_result(raw, test_input, expected))
             if stop_on_first_failure and not results[-1].passed:
                 break
         return results
 
-    def _stop(self) -> None:
+    def close(self) -> None:
         if self.proc is not None:
-            self.proc.stdin.close()   # EOF: the server exits, and with it its pid namespace
+            self.proc.stdin.close()   # EOF: the server exits, and its pid namespace with it
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -310,9 +301,9 @@ class Sandbox:
                 self.proc.wait()
             self.proc.stdout.close()
             self.proc = None
-
-    def close(self) -> None:
-        self._stop()
+        if self._tmp is not None:
+            _remove(self._tmp)
+            self._tmp = None
 
     def __enter__(self):
         return self
@@ -381,9 +372,7 @@ class Judge:
         self.close()
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Server side: isolation (once), then fork a child per test
-# ----------------------------------------------------------------------------------------------------------
+# ---- Server side: isolation (once), then fork a child per test
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
@@ -391,7 +380,6 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 8192, 16384, 1 << 18)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
-SANDBOX_UID_BASE = 1 << 20
 
 
 def _c(name: str, *args) -> None:
@@ -411,16 +399,13 @@ def _prctl(option: int, arg: int) -> None:
 
 def _isolate() -> tuple[bool, str]:
     """Enter new namespaces and a read-only root; return (namespaced, description). Only pid 1 of the new pid
-    namespace returns; the process that created it waits outside and exits with it."""
-    root = os.getuid() == 0
+    namespace returns: the process that created the namespaces waits outside and exits with it."""
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-    try:   # root without CAP_SYS_ADMIN (a container) may still create a user namespace
-        if not root:
-            raise OSError("not root")
-        _c("unshare", flags)
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        _c("unshare", flags)   # root: no user namespace needed, and we can switch to a uid of our own below
         userns = False
-    except OSError:
-        uid, gid = os.getuid(), os.getgid()
+    except OSError:            # not root, or root without CAP_SYS_ADMIN (a container)
         try:
             _c("unshare", flags | CLONE_NEWUSER)
         except OSError as e:
@@ -429,68 +414,59 @@ def _isolate() -> tuple[bool, str]:
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
         userns = True
-    sandbox_uid = SANDBOX_UID_BASE + os.getpid()   # unique among live servers: the pid is
-    pid = os.fork()
-    if pid:
+    sandbox_uid = SANDBOX_UID_BASE + os.getpid()   # unique among live servers, as the pid is
+    if pid := os.fork():
         os.closerange(0, 1 << 16)
         os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # our waiting parent killed -> the whole namespace goes
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
-    binds = sorted(p for p in {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} | prefixes
-                   if os.path.lexists(p))
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # if our waiting parent is killed, the whole namespace goes
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates to the host
+    # The new root is a tmpfs mounted over /tmp. Every source is opened first (a venv may live under /tmp)
+    # and bound through /proc/self/fd, read-only (which takes a second, remounting call).
+    dirs = sorted(p for p in {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", sys.prefix,
+                              sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix} if os.path.lexists(p))
     devices = [d for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom") if os.path.exists(d)]
-    # Open every source before the new root hides /tmp (a venv may live there); bind through /proc/self/fd.
-    sources = {p: os.open(p, os.O_PATH) for p in binds + devices if not os.path.islink(p)}
-    new = "/tmp"
+    sources = {p: os.open(p, os.O_PATH) for p in dirs + devices if not os.path.islink(p)}
+    new, bound = "/tmp", []
     _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
-    bound = []
-    for path in binds + devices:
+    for path in dirs + devices:
         target = new + path
-        if os.path.islink(path):   # merged /usr: /bin -> usr/bin stays a link
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.symlink(os.readlink(path), target)
-            continue
-        if any(path.startswith(b + "/") for b in bound):
-            continue
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        if path in devices:
-            open(target, "w").close()
-        else:
-            os.makedirs(target, exist_ok=True)
-            bound.append(path)
-        _mount(f"/proc/self/fd/{sources[path]}", target, None, MS_BIND)
-        # Read-only needs a second remount; keep noexec where the source has it (a locked flag in a userns).
-        keep = MS_NOEXEC if os.statvfs(target).f_flag & os.ST_NOEXEC else 0
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | keep
-               | (0 if path in devices else MS_NODEV))
+        if os.path.islink(path):   # merged /usr: /bin -> usr/bin stays a link
+            os.symlink(os.readlink(path), target)
+        elif not any(path.startswith(b + "/") for b in bound):
+            if path in devices:
+                open(target, "w").close()
+            else:
+                os.makedirs(target, exist_ok=True)
+                bound.append(path)
+            _mount(f"/proc/self/fd/{sources[path]}", target, None, MS_BIND)
+            keep = MS_NOEXEC if os.statvfs(target).f_flag & os.ST_NOEXEC else 0   # locked in a user namespace
+            _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | keep
+                   | (0 if path in devices else MS_NODEV))
     for fd in sources.values():
         os.close(fd)
-    os.makedirs(new + "/dev", exist_ok=True)
-    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                       ("stderr", "/proc/self/fd/2")):
-        os.symlink(link, f"{new}/dev/{name}")
+    for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
+        os.symlink("/proc/self/fd" + fd, f"{new}/dev/{name}")
     os.makedirs(new + "/proc")
     os.makedirs(new + "/tmp")
     _mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
-    notes = []
+    notes = ""
     try:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError as e:   # e.g. a container that masks parts of /proc: programs just get no /proc
-        notes.append(f"no /proc ({e.strerror})")
+    except OSError as e:   # e.g. a container that masks parts of /proc: programs get no /proc
+        notes = f", no /proc ({e.strerror})"
     os.chdir(new)
     _mount(new, "/", None, MS_MOVE)
     os.chroot(".")
     os.chdir("/")
     _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    if userns:   # uid 0 of our namespace: drop every capability, also from what exec could regain
+    if userns:   # we are uid 0 of our namespace: drop every capability, and what exec could regain
         for cap in range(64):
             try:
                 _prctl(PR_CAPBSET_DROP, cap)
             except OSError:
                 break
-        header = (ctypes.c_uint32 * 2)(0x20080522, 0)   # _LINUX_CAPABILITY_VERSION_3, this process
-        _c("capset", header, (ctypes.c_uint32 * 6)())
+        _c("capset", (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())   # v3 header: none left
         who = "user namespace, no capabilities"
     else:
         os.setgroups([])
@@ -498,8 +474,8 @@ def _isolate() -> tuple[bool, str]:
         os.setuid(sandbox_uid)
         who = f"uid {sandbox_uid}"
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)   # tests cannot ptrace their server
-    return True, ", ".join([f"pid/net/mount/ipc/uts namespaces, read-only root, {who}"] + notes)
+    _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server
+    return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
 
 
 def _kill_descendants(namespaced: bool) -> None:
@@ -523,20 +499,15 @@ def _kill_descendants(namespaced: bool) -> None:
 
 
 def _children() -> list[int]:
-    me = os.getpid()
-    try:
-        with open(f"/proc/{me}/task/{me}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        kids = []
-        for p in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                        kids.append(int(p))
-            except (OSError, IndexError, ValueError):
-                pass
-        return kids
+    kids = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    kids.append(int(p))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
 
 
 def _read(fd: int, limit: int) -> tuple[str, int]:
@@ -551,11 +522,11 @@ def _read(fd: int, limit: int) -> tuple[str, int]:
 def _run_one(compiled, code: str, request: dict, namespaced: bool, base_as: int) -> dict:
     """Fork one child for one test; wait at most the time limit; kill everything; report."""
     workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
-    with open(os.path.join(workdir, "solution.py"), "w") as f:   # tracebacks print their source lines from it
-        f.write(code)
+    with open(os.path.join(workdir, "solution.py"), "w", errors="replace") as f:
+        f.write(code)   # tracebacks print the program's source lines from this file
     stdin, stdout, stderr = (os.memfd_create(name) for name in ("stdin", "stdout", "stderr"))
     with open(stdin, "wb", closefd=False) as f:
-        f.write(request["input"].encode())
+        f.write(request["input"].encode(errors="replace"))
     os.lseek(stdin, 0, os.SEEK_SET)
     time_limit = request["time_limit"]
     cpu_limit = math.ceil(time_limit) + 1
@@ -581,20 +552,24 @@ def _run_one(compiled, code: str, request: dict, namespaced: bool, base_as: int)
     err, _ = _read(stderr, ERROR_KEEP)
     for fd in (stdin, stdout, stderr):
         os.close(fd)
-    shutil.rmtree(workdir, onerror=_force_remove)
+    # Empty the whole sandbox /tmp (a program may litter outside its directory); without namespaces, only ours.
+    for path in [os.path.join("/tmp", p) for p in os.listdir("/tmp")] if namespaced else [workdir]:
+        _remove(path)
     return {"exit": None if killed else os.WEXITSTATUS(status), "signal": None if timed_out else killed,
             "timed_out": timed_out, "stdout": out, "stdout_bytes": out_bytes, "stderr": err, "seconds": seconds}
 
 
-def _force_remove(function, path, exc_info) -> None:
-    """rmtree's error hook: the program may have made a directory unwritable; we own it, so chmod and retry."""
+def _remove(path: str) -> None:
+    """Remove what a test left: it ran as our uid, but may have made its directories unreadable."""
     try:
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
+        if os.path.islink(path) or not os.path.isdir(path):
+            return os.unlink(path)
+        os.chmod(path, 0o700)
+        for top, dirs, _ in os.walk(path):
+            for d in (os.path.join(top, d) for d in dirs):
+                if not os.path.islink(d):
+                    os.chmod(d, 0o700)
+        shutil.rmtree(path, ignore_errors=True)
     except OSError:
         pass
 
@@ -660,8 +635,9 @@ def _exit_status(code) -> int:
     return 1
 
 
-def _serve(isolate: bool) -> None:
-    """The fork server's main loop: one JSON request per line on stdin, one JSON report per line on stdout."""
+def _serve(plain_tmp: str | None) -> None:
+    """The fork server's main loop: one JSON request per line on stdin, one JSON report per line on stdout.
+    plain_tmp: no namespaces; test directories go there."""
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDWR)
@@ -674,13 +650,14 @@ def _serve(isolate: bool) -> None:
     with open("/proc/self/statm") as f:
         base_as = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")   # not charged to the program
     try:
-        namespaced, isolation = _isolate() if isolate else (False, "isolation disabled by the caller")
+        namespaced, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
         replies.write(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
         replies.flush()
         os._exit(1)
     if not namespaced:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        tempfile.tempdir = plain_tmp
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
     replies.write(json.dumps({"namespaced": namespaced, "isolation": isolation}).encode() + b"\n")
     replies.flush()
@@ -701,13 +678,11 @@ def _serve(isolate: bool) -> None:
         replies.flush()
 
 
-# ----------------------------------------------------------------------------------------------------------
-# CLI: python execute.py SOLUTION.py PROBLEM.json
-# ----------------------------------------------------------------------------------------------------------
+# ---- CLI: python execute.py SOLUTION.py PROBLEM.json
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--serve"]:
-        return _serve(isolate="--plain" not in argv)
+        return _serve(plain_tmp=argv[2] if argv[1:2] == ["--plain"] else None)
     if len(argv) != 2:
         sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json")
     with open(argv[0]) as f:

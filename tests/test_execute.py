@@ -47,7 +47,11 @@ def descendants(pid: int) -> set[int]:
 
 
 def host_files() -> set[str]:
-    return {str(p) for d in HOST_DIRS if d.is_dir() for p in d.glob("rlef-*")}
+    """rlef-* paths on the host; a fallback sandbox's own directory counts by its contents (its test dirs)."""
+    found = set()
+    for p in (p for d in HOST_DIRS if d.is_dir() for p in d.glob("rlef-*")):
+        found |= {str(q) for q in p.rglob("*")} if p.name.startswith(execute.TMP_PREFIX) else {str(p)}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +240,12 @@ def test_segfault_shows_where(sandbox):
     assert "Fatal Python error: Segmentation fault" in r.error and 'File "solution.py", line 6' in r.error
 
 
-def test_each_test_gets_a_fresh_process_and_directory(sandbox):
-    code = "import os\nprint(os.listdir('.'))\nopen('state', 'w').write('x')\n"
-    results = sandbox.run_tests(code, [("", "['solution.py']")] * 3, 2.0)
+def test_each_test_gets_a_fresh_directory_and_an_empty_tmp(sandbox):
+    if not sandbox.namespaced:
+        pytest.skip("needs namespaces")
+    code = ("import os\nprint(os.listdir('.'), os.listdir('/tmp') == [os.path.basename(os.getcwd())])\n"
+            f"open('state', 'w').write('x')\nopen('/tmp/rlef-escape-{TAG}-litter', 'w').write('x')\n")
+    results = [judge(sandbox, code, "", "['solution.py'] True") for _ in range(3)]
     assert [r.verdict for r in results] == ["pass"] * 3
 
 
@@ -269,6 +276,27 @@ def test_secrets_in_the_trainers_environment_do_not_reach_programs(monkeypatch):
     with execute.Sandbox() as sb:
         [r] = sb.run_tests("import os, sys\nprint(dict(os.environ), '/nowhere' in sys.path)", [("", "{} False")])
     assert r.verdict == "pass", r
+
+
+def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
+    """The fallback (kernels or containers without namespaces): rlimits, a temp dir and a subreaper."""
+    execute._warned = False
+    with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation") as warned:
+        with execute.Sandbox(isolate=False) as sb, execute.Sandbox(isolate=False):
+            sb.server_processes = set()
+            assert not sb.namespaced
+            for name in ("infinite_loop", "setsid_double_fork_daemon", "fork_tree_left_running",
+                         "memory_bomb_one_allocation", "huge_output", "crash_after_correct_output", "unicode"):
+                case = next(c for c in CASES if c.name == name)
+                assert judge(sb, case.code, case.stdin, case.expected, case.time_limit).verdict == case.verdict
+            # Without a pid namespace a program can kill its server: the test fails, the server restarts.
+            r = judge(sb, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(20)")
+            assert r.verdict == "runtime_error" and "The sandbox was killed" in r.error
+            sb.server_processes = set()
+            assert judge(sb, "print(input())", "ok", "ok").verdict == "pass"
+            tmp = sb._tmp
+    assert len(warned) == 1
+    assert not os.path.exists(tmp)
 
 
 def test_syntax_error_fails_every_test_without_running(sandbox):
