@@ -231,7 +231,7 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-def chunked_logprobs(hidden, weight, targets, chunk_size: int = 1024):
+def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256):
     """log pi(target | prefix) and the entropy of pi at each position, without materialising all logits.
 
     hidden (B, T, dim) are final-norm hidden states, weight (V, dim) the output layer, targets (B, T).
@@ -240,7 +240,8 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 1024):
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
     """
     def one_chunk(h, t):
-        logits = (h @ weight.t()).float()                                     # (B, c, V)
+        logits = h @ weight.t()                                               # (B, c, V)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 (fp64 stays fp64)
         logz = torch.logsumexp(logits, dim=-1)                                # (B, c)
         logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
         entropy = logz - (logits.softmax(-1) * logits).sum(-1)
@@ -285,7 +286,7 @@ class Transformer(nn.Module):
             self._inv_freq = rope_frequencies(self.args).to(device)
         return self._inv_freq
 
-    def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 1024):
+    def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 256):
         """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
         or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) computed chunk by chunk.
         With ``cache``, tokens continue the cached sequence (see ``generate``)."""
@@ -312,7 +313,8 @@ class Transformer(nn.Module):
             cache.length += T
         h = self.norm(x)                                                                  # (B, T, dim)
         if self.value_head:
-            return self.lm_head(h).squeeze(-1).float()                                    # (B, T)
+            values = self.lm_head(h).squeeze(-1)                                          # (B, T)
+            return values.to(torch.promote_types(values.dtype, torch.float32))
         if targets is not None:
             return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size)
         return self.lm_head(h)                                                            # (B, T, V)
@@ -338,7 +340,7 @@ class Transformer(nn.Module):
         ``to_empty``, then filled tensor by tensor while reading each shard lazily, so peak memory stays
         near one copy of the weights. Every key and shape is checked. ``dtype`` defaults to fp32 on CPU and
         bf16 elsewhere. With ``value_head=True`` the vocabulary head is skipped and a random scalar head is
-        created: the critic of RLEF §2.2.
+        created: the critic of RLEF §2.2 (a folder saved from a critic loads its trained head instead).
         """
         from safetensors import safe_open
         path = Path(path)
@@ -362,8 +364,7 @@ class Transformer(nn.Module):
         if args.tie_word_embeddings and not value_head:
             model.lm_head.weight = model.embed_tokens.weight    # to_empty gives the two names separate storage
         expected = model.hf_state_dict()             # name -> tensor sharing storage with the parameter
-        if value_head:
-            expected.pop("lm_head.weight")
+        if value_head:   # random scalar head, unless the folder is a saved critic (lm_head of shape (1, dim))
             nn.init.normal_(model.lm_head.weight, std=1 / math.sqrt(args.dim))
         loaded = set()
         for shard in shards:
@@ -376,8 +377,8 @@ class Transformer(nn.Module):
                 raise ValueError(f"{file}: not a readable safetensors file ({e}); re-download this shard") from e
             with reader:
                 for name in reader.keys():
-                    if value_head and name == "lm_head.weight":
-                        continue
+                    if value_head and name == "lm_head.weight" and reader.get_slice(name).get_shape()[0] != 1:
+                        continue                  # a policy's vocabulary head: the critic keeps its random one
                     if name not in expected:
                         raise ValueError(f"{file}: unexpected tensor {name!r} (not part of a Llama model "
                                          f"with this config.json)")
@@ -388,7 +389,7 @@ class Transformer(nn.Module):
                     with torch.no_grad():
                         expected[name].copy_(tensor)
                     loaded.add(name)
-        missing = sorted(set(expected) - loaded)
+        missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
             raise ValueError(f"{path}: tensors missing from the checkpoint: {missing[:5]}"
                              f"{' ...' if len(missing) > 5 else ''} ({len(missing)} in all)")

@@ -296,8 +296,8 @@ def ppo_update(policy, value_model, policy_opt, value_opt, batch: dict, minibatc
                 (vl * world / n_val).backward()
                 with torch.no_grad():
                     log_ratio = logprobs - tok["old_logprobs"]
-                    sums["policy_loss"] += pl.item() / n_tok
-                    sums["value_loss"] += vl.item() / n_val
+                    sums["policy_loss"] += pl.item() * world / n_tok   # x world: the mean over ranks is the global loss
+                    sums["value_loss"] += vl.item() * world / n_val
                     token_sums["clip_fraction"] += n_clip.item()
                     # k3 estimator of KL(pi_old || pi_theta): unbiased, always >= 0 (Schulman's blog "Approximating KL")
                     token_sums["approx_kl"] += masked_sum(torch.expm1(log_ratio) - log_ratio, mask).item()

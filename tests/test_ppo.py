@@ -101,7 +101,7 @@ def test_sequence_logprobs_score_token_i_at_index_i():
     policy, _, _ = tiny_models()
     tokens = torch.tensor([[3, 9, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]])
     logprobs, entropy = ppo.sequence_logprobs(policy, tokens)
-    full = policy(tokens).float().log_softmax(-1)  # (B, T, V): position j predicts token j+1
+    full = policy(tokens).log_softmax(-1)  # (B, T, V): position j predicts token j+1
     assert logprobs.shape == entropy.shape == tokens.shape
     assert (logprobs[:, 0] == 0).all() and (entropy[:, 0] == 0).all()
     for i in range(1, tokens.shape[1]):
@@ -116,14 +116,14 @@ def test_chunked_logprobs_equal_log_softmax_gather_with_gradients():
     weight = torch.randn(300, 16, dtype=torch.float64, requires_grad=True)
     targets = torch.randint(0, 300, (2, 37))
     lp, ent = model.chunked_logprobs(hidden, weight, targets, chunk_size=8)  # 37 = 4 chunks of 8 + 5
-    full = F.log_softmax((hidden @ weight.T).float(), -1)
+    full = F.log_softmax(hidden @ weight.T, -1)
     torch.testing.assert_close(lp, full.gather(-1, targets[..., None]).squeeze(-1))
     torch.testing.assert_close(ent, -(full.exp() * full).sum(-1))
     g_chunked = torch.autograd.grad((lp * 1.3 + ent * 0.7).sum(), [hidden, weight])
     g_full = torch.autograd.grad((full.gather(-1, targets[..., None]).squeeze(-1) * 1.3
                                   - (full.exp() * full).sum(-1) * 0.7).sum(), [hidden, weight])
-    for a, b in zip(g_chunked, g_full):  # model.py computes logits in fp32 whatever the input dtype
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(g_chunked, g_full):  # fp64 in, fp64 logits: exact up to rounding
+        torch.testing.assert_close(a, b)
 
 
 # ------------------------------------------------------------------------------------------------------
