@@ -13,7 +13,7 @@ from model import PRESETS, ModelArgs, Transformer, byte_tokenizer  # noqa: E402
 # A tiny Llama 3.1-like shape: GQA (4 query heads share 2 K/V heads) and llama3 RoPE scaling whose original
 # context (32) is short enough that tests reach positions past it.
 TINY_ARGS = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=264, hidden_dim=160,
-                      rope_theta=10000.0, max_seq_len=512, tie_word_embeddings=False,
+                      rope_theta=10000.0, max_seq_len=2048, tie_word_embeddings=False,
                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
 

@@ -1,0 +1,809 @@
+"""RLEF: reinforcement learning from execution feedback (Gehring et al., ICML 2025, arXiv 2410.02089).
+
+A code LLM is put in a turn-based environment (§1 of ../shared/RLEF.md): it reads a programming problem,
+answers with code, and, if its code fails the problem's *public* tests, reads the execution feedback and
+tries again, up to three responses. The last response is judged on the *private* tests too, and the
+episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty) trains the model with PPO
+(ppo.py). Only the model's own tokens are trained; what the environment says is context.
+
+This file is the environment, the rollouts, the evaluation and the training loop, top to bottom:
+
+    1. The MDP: prompts, one episode's token bookkeeping, batched rollouts       (paper §2.1, RLEF.md §1)
+    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, RLEF.md §3)
+    3. Training: distributed setup, the PPO loop, atomic checkpoints           (paper §2.2, RLEF.md §2)
+    4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+import execute
+from data import Problem, load_problems
+from model import HF_REPOS, PRESETS, Tokenizer, Transformer, generate
+from ppo import Episode, make_optimizer, ppo_update, prepare_batch
+
+ROOT = Path(__file__).resolve().parent
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 1. The MDP
+# ----------------------------------------------------------------------------------------------------------
+
+def initial_prompt(problem: Problem) -> str:
+    """The first user message, verbatim from the paper (RLEF.md §1); no system prompt."""
+    if problem.kind == "function":
+        return function_prompt(problem)
+    return ("Provide a Python solution for the following competitive programming question: "
+            f"{problem.description}.\n{execute.FORMAT_LINE}")
+
+
+def function_prompt(problem: Problem) -> str:
+    """HumanEval+ / MBPP+ prompts (RLEF appendix C.4/C.5): a function to complete, checked by asserts."""
+    if problem.prompt:   # HumanEval: the signature and docstring; the response is prefilled with them
+        return f"Write a solution to the following problem and make sure that it passes the tests:\n{problem.prompt}"
+    tests = "\n".join(t.input for t in problem.public_tests)
+    return (f"Provide a Python solution for the following problem: {problem.description}\n"
+            f"Your code should pass these tests:\n\n{tests}\n\n{execute.FORMAT_LINE}")
+
+
+def prefill(problem: Problem) -> str:
+    """Text every assistant response starts with, given rather than sampled (so never trained on)."""
+    return f"```python\n{problem.prompt}" if problem.kind == "function" and problem.prompt else ""
+
+
+def judge_jobs(problem: Problem, code: str, tests) -> list[tuple]:
+    """Jobs for execute.Judge that run ``code`` on ``tests``; one result per test comes back, in order.
+    A stdin/stdout program is one job over all tests; a function is run once per assert, so that every
+    failing assert shows its own error (appendix C.4)."""
+    time_limit = execute.python_time_limit(problem.time_limit)
+    memory = problem.memory_limit or execute.DEFAULT_MEMORY_LIMIT
+    if problem.kind == "function":
+        return [(f"{code}\n\n{t.input}\n", [("", None)], time_limit, memory) for t in tests]
+    return [(code, [(t.input, t.output) for t in tests], time_limit, memory)]
+
+
+def describe_failures(problem: Problem, tests, results) -> str:
+    """The feedback message for the public-test results of one response (RLEF.md §1, appendix C.4/C.5)."""
+    if problem.kind == "function":
+        return execute.function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
+    return execute.feedback(results)
+
+
+@dataclass
+class Dialogue:
+    """One episode in progress: the whole conversation as one token sequence, plus what PPO needs."""
+    problem: Problem
+    tokens: list[int]
+    action_mask: list[int]
+    turn_ids: list[int]
+    sampler_logprobs: list[float]
+    value_positions: list[int] = field(default_factory=list)
+    turn_rewards: list[float] = field(default_factory=list)
+    codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
+    verdicts: list[str] = field(default_factory=list)         # first failing public verdict per response
+    feedbacks: list[str] = field(default_factory=list)
+    done: bool = False
+    solved: bool = False                                      # final response passes public + private tests
+
+    def add(self, tokens, mask, turn=-1, logprobs=None):
+        self.tokens += tokens
+        self.action_mask += [mask] * len(tokens)
+        self.turn_ids += [turn] * len(tokens)
+        self.sampler_logprobs += logprobs if logprobs is not None else [0.0] * len(tokens)
+
+    def episode(self) -> Episode:
+        return Episode(self.tokens, self.action_mask, self.turn_ids, self.value_positions, self.turn_rewards,
+                       self.sampler_logprobs)
+
+
+def verdict_of(results) -> str:
+    return next((r.verdict for r in results if r.verdict != "pass"), "pass")
+
+
+def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
+            feedback_mode: str = "real", rng: random.Random | None = None, max_len: int | None = None) -> list[Dialogue]:
+    """Play one episode per problem, all in lockstep: each turn, every active episode is sampled in ONE
+    batched call, ``sample(list_of_token_lists) -> [(new_tokens, logprobs)]``, and all programs are judged
+    in parallel. The episode ends when a response passes the public tests or after ``turns`` responses;
+    then its last response is judged on public + private (+ generated, with ``extra_tests``) tests.
+
+    feedback_mode "random" is the paper's ablation: the feedback shown comes from a different problem.
+    """
+    rng = rng or random.Random(0)
+    dialogues = []
+    for p in problems:
+        d = Dialogue(p, [], [], [], [])
+        d.add(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)), 0)
+        dialogues.append(d)
+    feedback_pool: list[tuple[str, str]] = []                 # (problem name, message) for random feedback
+    for turn in range(turns):
+        active = [d for d in dialogues if not d.done]
+        if not active:
+            break
+        samples = sample([d.tokens for d in active])
+        programs = []
+        for d, (new_tokens, logprobs) in zip(active, samples):
+            d.value_positions.append(len(d.tokens) - 1)        # V(c_t) is read at the last context token
+            d.add(new_tokens, 1, turn, logprobs)
+            if not new_tokens or new_tokens[-1] not in tok.stop_ids:
+                d.add([tok.eot_id], 0)                        # cut at max_new_tokens: close the turn, untrained
+            text = prefill(d.problem) + tok.decode(new_tokens)
+            d.codes.append(execute.extract_code(text))
+            d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)
+            if d.codes[-1] is not None:
+                programs.append(d)
+        results = run_judge(judge, [(d.problem, d.codes[-1], d.problem.public_tests) for d in programs])
+        public = dict(zip(map(id, programs), results))
+        for d in active:
+            res = public.get(id(d))
+            d.verdicts.append("no_code" if res is None else verdict_of(res))
+            if res is not None and d.verdicts[-1] == "pass":
+                d.done = True                                 # early stop: public tests pass (RLEF.md §1)
+            elif turn == turns - 1:
+                d.done = True
+            else:
+                d.feedbacks.append(execute.NO_CODE_FEEDBACK if res is None else
+                                   describe_failures(d.problem, d.problem.public_tests, res))
+        if feedback_mode == "random":
+            swap_feedback([d for d in active if not d.done], feedback_pool, rng)
+        for d in active:
+            if not d.done:
+                follow = (tok.encode_message("user", d.feedbacks[-1]) + tok.encode_header("assistant")
+                          + tok.encode(prefill(d.problem)))
+                if max_len is not None and len(d.tokens) + len(follow) > max_len:
+                    d.done = True                             # no room for another response: judge it as it is
+                else:
+                    d.add(follow, 0)
+    final = [(d.problem, d.codes[-1], all_tests(d.problem, extra_tests)) for d in dialogues if d.codes[-1]]
+    verdicts = dict(zip([id(d) for d in dialogues if d.codes[-1]], run_judge(judge, final)))
+    for d in dialogues:
+        d.solved = id(d) in verdicts and verdict_of(verdicts[id(d)]) == "pass"
+        d.turn_rewards[-1] += 1.0 if d.solved else -1.0        # stacks with -0.2 (our choice, RLEF.md §1)
+    return dialogues
+
+
+def all_tests(problem: Problem, extra_tests: bool = False):
+    return problem.public_tests + problem.private_tests + (problem.generated_tests if extra_tests else [])
+
+
+def run_judge(judge, items) -> list[list]:
+    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
+    jobs, spans = [], []
+    for problem, code, tests in items:
+        new = judge_jobs(problem, code, tests)
+        spans.append((len(jobs), len(new)))
+        jobs += new
+    flat = judge.map(jobs) if jobs else []
+    return [[r for job in flat[s:s + n] for r in job] for s, n in spans]
+
+
+def swap_feedback(needing, pool, rng):
+    """Random-feedback ablation (paper §4.3): give each dialogue a message written for another problem."""
+    own = [(d.problem.name, d.feedbacks[-1]) for d in needing]
+    for d in needing:
+        others = [m for name, m in pool + own if name != d.problem.name]
+        if others:
+            d.feedbacks[-1] = rng.choice(others)
+    pool.extend(own)
+    del pool[:-1000]
+
+
+def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, unshard=None):
+    """The ``sample`` function of ``rollout`` for a Transformer."""
+    def sample(prompts):
+        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, tok.pad_id)
+    return sample
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2. Evaluation
+# ----------------------------------------------------------------------------------------------------------
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def chrf(hyp: str, ref: str, n: int = 6, beta: float = 2.0) -> float:
+    """chrF (Popović, 2015): character n-gram F-score, 0-100; the paper's measure of how much code changed."""
+    precisions, recalls = [], []
+    for k in range(1, n + 1):
+        h = Counter(hyp[i:i + k] for i in range(len(hyp) - k + 1))
+        r = Counter(ref[i:i + k] for i in range(len(ref) - k + 1))
+        if not h or not r:
+            continue
+        match = sum((h & r).values())
+        precisions.append(match / sum(h.values()))
+        recalls.append(match / sum(r.values()))
+    if not precisions:
+        return 100.0 if hyp == ref else 0.0
+    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
+
+
+def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
+             extra_tests: bool = False, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
+             log=print) -> dict:
+    """The paper's measures on ``problems`` (RLEF.md §3), from ``samples`` rollouts per problem:
+
+    - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
+    - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
+      public tests is submitted; and pass@k over all single-turn samples (unbiased estimator);
+    - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
+      (chrF) the code changed from the previous response.
+    """
+    rng = random.Random(seed)
+    multi, single = [], []
+    t0, total = time.time(), len(problems) * samples * (1 + turns)
+    for s in range(samples):
+        for i in range(0, len(problems), batch_size):
+            chunk = problems[i:i + batch_size]
+            multi += rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode, rng, max_len)
+            for _ in range(turns):
+                single += rollout(sample, tok, chunk, judge, 1, extra_tests)
+            done = len(multi) + len(single)
+            log(f"  eval {done}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
+    log(" " * 60, end="\r")
+    # Judge every multi-turn response on all tests, for the solve rate after each turn.
+    every = [(d.problem, c, all_tests(d.problem, extra_tests)) for d in multi for c in d.codes if c]
+    solved_code = {(d.problem.name, c): verdict_of(r) == "pass" for (d, c), r in zip(
+        [(d, c) for d in multi for c in d.codes if c], run_judge(judge, every))}
+    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode}
+    report["multi_turn_1@3"] = sum(d.solved for d in multi) / len(multi)
+    # Single-turn at equal budget: group the single-turn samples of each problem by threes.
+    by_problem = defaultdict(list)
+    for d in single:
+        by_problem[d.problem.name].append(d)
+    wins, n_groups, pass_k = 0, 0, defaultdict(list)
+    for ds in by_problem.values():
+        for g in range(0, len(ds) - turns + 1, turns):
+            group = ds[g:g + turns]
+            submitted = next((d for d in group if d.verdicts[0] == "pass"), None)
+            wins += submitted is not None and submitted.solved
+            n_groups += 1
+        c = sum(d.solved for d in ds)
+        for k in (1, turns, 10):
+            if k <= len(ds):
+                pass_k[k].append(pass_at_k(len(ds), c, k))
+    report["single_turn_1@3"] = wins / max(1, n_groups)
+    report["pass@k"] = {f"pass@{k}": sum(v) / len(v) for k, v in pass_k.items()}
+    per_turn = []
+    for t in range(turns):
+        # An episode that stopped before turn t keeps its last solution.
+        solved = [solved_code.get((d.problem.name, d.codes[min(t, len(d.codes) - 1)]), False) for d in multi]
+        reached = [d for d in multi if len(d.codes) > t]
+        changed = [(d.codes[t - 1] or "", d.codes[t] or "") for d in reached if t > 0]
+        per_turn.append({"turn": t + 1, "solve_rate": sum(solved) / len(multi), "episodes": len(reached),
+                         "verdicts": dict(Counter(d.verdicts[t] for d in reached)),
+                         "code_changed": sum(a != b for a, b in changed) / len(changed) if changed else None,
+                         "chrF_to_previous": sum(chrf(b, a) for a, b in changed) / len(changed) if changed else None})
+    report["per_turn"] = per_turn
+    report["mean_turns"] = sum(len(d.codes) for d in multi) / len(multi)
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {report['feedback']}",
+             f"  multi-turn 1@{report['turns']}:  {100 * report['multi_turn_1@3']:5.1f}%",
+             f"  single-turn 1@{report['turns']}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
+             "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
+             "  turn  solved  episodes  code changed  chrF  verdicts"]
+    for t in report["per_turn"]:
+        changed = "" if t["code_changed"] is None else f"{100 * t['code_changed']:.0f}%"
+        chrf_ = "" if t["chrF_to_previous"] is None else f"{t['chrF_to_previous']:.0f}"
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(t["verdicts"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"  {t['turn']:>4}  {100 * t['solve_rate']:5.1f}%  {t['episodes']:>8}  {changed:>12}  {chrf_:>4}  {mix}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 3. Training
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    model: str = "8b"                 # preset name: picks the default weights folder and the defaults below
+    weights: str | None = None        # HF folder; default checkpoints/<repo name> (tiny: data/tiny/policy)
+    train_data: str | None = None     # JSONL problems; default data/code_contests/train.jsonl
+    valid_data: str | None = None
+    run_dir: str = "runs/rlef"
+    resume: str | None = None
+    steps: int = 12000                # paper: 12k updates for 8B
+    batch_size: int = 1024            # episodes per step, over all ranks (paper: 1024 rollouts)
+    minibatches: int = 4              # paper: 4 updates of 256 sequences per batch
+    micro_batch_size: int = 4         # episodes per forward/backward (gradient accumulation)
+    epochs: int = 1
+    lr: float = 2e-7
+    value_lr: float | None = None     # our choice: same as lr unless given
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    beta: float = 0.05                # KL penalty (RLEF.md §2)
+    clip_eps: float = 0.2
+    value_clip: float = 0.2
+    max_grad_norm: float = 1.0
+    advantage: str = "turn"           # "turn" (paper) or "token" (the paper's ablation)
+    turns: int = 3
+    temperature: float = 1.0          # training samples at temperature 1.0, no top-p (RLEF.md §2)
+    max_new_tokens: int = 1024
+    max_len: int = 8192               # dialogue length past which no further turn is started
+    eval_every: int = 100
+    eval_problems: int | None = None  # evaluate on the first N valid problems (None: all)
+    eval_samples: int = 1
+    eval_before: bool = True          # the "before" column of the final table
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    judge_workers: int = 0            # 0: one per CPU core
+    seed: int = 0
+    activation_checkpointing: bool = True
+    dtype: str = "bfloat16"           # compute dtype on GPU; master weights stay fp32
+    dry_run: bool = False
+
+
+# Preset defaults differ from the paper's where the scale does: the tiny byte-level model learns at a
+# learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Differences from the paper").
+PRESET_DEFAULTS = {
+    "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
+                 valid_data=str(ROOT / "data/tiny/heldout.jsonl"), steps=120, batch_size=64, minibatches=2,
+                 micro_batch_size=32, lr=1e-4, warmup_steps=5, max_new_tokens=96, max_len=2048, eval_every=40,
+                 checkpoint_every=20, activation_checkpointing=False, dtype="float32", run_dir="runs/tiny"),
+}
+
+
+def log0(*args, **kwargs):
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(*args, **kwargs, flush=True)
+
+
+def setup_distributed():
+    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 or device.type == "cuda":
+        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
+        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return rank, world, device
+
+
+def missing_weights_message(cfg: Config, path: Path) -> str:
+    repo = HF_REPOS.get(cfg.model)
+    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first):\n"
+           f"    huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
+           "pass --weights DIR with a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
+    return f"no weights at {path}: {how}"
+
+
+def shard(model: torch.nn.Module, device, cfg: Config):
+    """FSDP2 (``fully_shard``) per transformer block, then the root: each rank keeps 1/world of the fp32
+    master weights, gradients and optimiser state; on GPU blocks compute in bf16 (MixedPrecisionPolicy)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
+        if device.type == "cuda" else MixedPrecisionPolicy()
+    for i, block in enumerate(model.layers):
+        # The last block is not resharded after forward: backward needs it immediately (torchtitan's trick).
+        fully_shard(block, mp_policy=mp, reshard_after_forward=i < len(model.layers) - 1)
+    fully_shard(model, mp_policy=mp)
+    return model
+
+
+class Unsharded:
+    """Gather a sharded policy's weights ONCE for a whole rollout phase (pitfall 9: not once per token)."""
+
+    def __init__(self, model):
+        from torch.distributed.fsdp import FSDPModule
+        self.modules = [m for m in model.modules() if isinstance(m, FSDPModule)]
+
+    def __enter__(self):
+        for m in self.modules:
+            m.set_reshard_after_forward(False)
+            m.unshard()
+
+    def __exit__(self, *exc):
+        for m in self.modules:
+            m.reshard()
+            m.set_reshard_after_forward(True)
+
+
+def load_models(cfg: Config, weights: Path, device, resume_from: Path | None = None):
+    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (§2.2);
+    when resuming, policy and critic come from the checkpoint and rho stays the initial policy."""
+    dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
+    policy = Transformer.from_pretrained(resume_from / "policy" if resume_from else weights, device, dtype)
+    value = Transformer.from_pretrained(resume_from / "value" if resume_from else weights, device, dtype,
+                                        value_head=True)
+    reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
+                                            else dtype).eval().requires_grad_(False)
+    policy.gradient_checkpointing = value.gradient_checkpointing = cfg.activation_checkpointing
+    if dist.is_initialized():
+        policy, value, reference = shard(policy, device, cfg), shard(value, device, cfg), shard(reference, device, cfg)
+    return policy, reference, value
+
+
+def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
+    """This rank's share of step ``step``'s batch. The order is a fixed permutation per epoch, so the data
+    position is a pure function of the step: a resumed run sees exactly the problems it would have seen."""
+    per_rank = cfg.batch_size // world
+    start = step * cfg.batch_size
+    out = []
+    for i in range(start + rank * per_rank, start + (rank + 1) * per_rank):
+        epoch, j = divmod(i, len(problems))
+        order = list(range(len(problems)))
+        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+        out.append(problems[order[j]])
+    return out
+
+
+def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_dir: Path, cfg: Config):
+    """Write checkpoints/step_N atomically: everything goes to a temporary folder, which is renamed into place
+    only when complete, and ``latest`` is replaced atomically after that. A kill at any moment leaves the
+    previous checkpoint intact and ``latest`` pointing at a complete one."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    states = [get_model_state_dict(m, options=full) for m in (policy, value)]          # collective: all ranks
+    opt_states = [get_optimizer_state_dict(m, o, options=full) for m, o in zip((policy, value), opts)]
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return
+    final, tmp = run_dir / "checkpoints" / f"step_{step:06d}", run_dir / "checkpoints" / f".tmp_step_{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, model, state in (("policy", policy, states[0]), ("value", value, states[1])):
+        hf = {k if k.startswith("lm_head") else "model." + k: v for k, v in state.items()
+              if not (k == "lm_head.weight" and model.args.tie_word_embeddings and name == "policy")}
+        from model import save_hf_folder
+        save_hf_folder(hf, model.args, tmp / name)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+        if (tok_dir / f).is_file():
+            shutil.copy(tok_dir / f, tmp / "policy" / f)
+    torch.save({"step": step, "optimizers": opt_states, "schedulers": [s.state_dict() for s in scheds],
+                "config": asdict(cfg)}, tmp / "state.pt")
+    for f in tmp.rglob("*"):                                   # data on disk before the rename makes it visible
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    latest_tmp = run_dir / "checkpoints" / ".latest.tmp"
+    latest_tmp.write_text(final.name)
+    os.replace(latest_tmp, run_dir / "checkpoints" / "latest")
+    for old in sorted((run_dir / "checkpoints").glob("step_*"))[:-cfg.keep_checkpoints]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / "checkpoints" / "latest"
+    if pointer.is_file() and (run_dir / "checkpoints" / pointer.read_text().strip() / "state.pt").is_file():
+        return run_dir / "checkpoints" / pointer.read_text().strip()
+    complete = sorted(p.parent for p in (run_dir / "checkpoints").glob("step_*/state.pt"))
+    return complete[-1] if complete else None
+
+
+def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, float]]:
+    """Per-GPU bytes for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``."""
+    with torch.device("meta"):
+        n = sum(p.numel() for p in Transformer(args).parameters())
+        n_value = sum(p.numel() for p in Transformer(args, value_head=True).parameters())
+    per_rank = max(1, cfg.batch_size // world)
+    kv_per_token = 2 * args.n_layers * args.n_kv_heads * args.head_dim * 2           # K and V, bf16
+    mb_tokens = cfg.micro_batch_size * cfg.max_len
+    return [("policy weights, fp32 master (sharded)", 4 * n / world),
+            ("policy gradients, fp32 (sharded)", 4 * n / world),
+            ("policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
+            ("critic weights + gradients + AdamW (sharded)", 16 * n_value / world),
+            ("reference policy, bf16 (sharded)", 2 * n / world),
+            ("policy unsharded in bf16 for sampling", 2 * n),
+            (f"KV cache: {per_rank} rollouts x {cfg.max_len} tokens, bf16", kv_per_token * per_rank * cfg.max_len),
+            (f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
+             mb_tokens * args.dim * 2 * args.n_layers + mb_tokens * (4 * args.dim + 3 * args.hidden_dim) * 2),
+            ("log-prob chunks: 1024 tokens x vocab, fp32 (x3 for softmax/backward)",
+             3 * 4 * cfg.micro_batch_size * 1024 * args.vocab_size)]
+
+
+def train(cfg: Config):
+    rank, world, device = setup_distributed()
+    weights = Path(cfg.weights)
+    if not (weights / "config.json").is_file():
+        raise SystemExit(missing_weights_message(cfg, weights))
+    for f in (cfg.train_data, cfg.valid_data):
+        if not Path(f).is_file():
+            raise SystemExit(f"no dataset at {f}: convert CodeContests first (see data/README.md):\n"
+                             "    python -m data.code_contests PARQUET_DIR --out data/code_contests")
+    run_dir = Path(cfg.resume or cfg.run_dir)
+    resume_from = latest_checkpoint(run_dir) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise SystemExit(f"--resume {run_dir}: no complete checkpoint under {run_dir}/checkpoints")
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log0("config: " + json.dumps(asdict(cfg)))
+    torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
+    judge = execute.Judge(workers=cfg.judge_workers or os.cpu_count())   # started before the models are loaded
+    tok = Tokenizer.from_pretrained(weights)
+    train_set, valid_set = load_problems(cfg.train_data), load_problems(cfg.valid_data)[:cfg.eval_problems]
+    policy, reference, value = load_models(cfg, weights, device, resume_from)
+    policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
+    value_opt, value_sched = make_optimizer(value, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_steps)
+    start = 0
+    if resume_from:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        state = torch.load(resume_from / "state.pt", weights_only=False)
+        for m, o, s in zip((policy, value), (policy_opt, value_opt), state["optimizers"]):
+            set_optimizer_state_dict(m, o, s, options=StateDictOptions(full_state_dict=True))
+        for sched, s in zip((policy_sched, value_sched), state["schedulers"]):
+            sched.load_state_dict(s)
+        start = state["step"]
+        log0(f"resumed from {resume_from} at step {start}")
+    if rank == 0 and resume_from and (run_dir / "metrics.jsonl").is_file():
+        # Rows logged after the checkpoint we resume from are redone; drop them so every step appears once.
+        rows = [r for r in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(r)["step"] <= start]
+        (run_dir / "metrics.jsonl").write_text("".join(r + "\n" for r in rows))
+    metrics = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None
+
+    max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
+
+    def sampler(temperature, top_p, generator):
+        return policy_sampler(policy, tok, cfg.max_new_tokens, temperature, top_p, generator)
+
+    def run_eval(step, feedback_mode="real"):
+        """Held-out evaluation with the paper's settings (temperature 0.2, top-p 0.95), each rank a share."""
+        gen = torch.Generator(device).manual_seed(cfg.seed + 7919 * rank)
+        with Unsharded(policy), torch.no_grad():
+            report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set[rank::world], judge, cfg.eval_samples,
+                              cfg.turns, feedback_mode, max_len=max_len, log=log0)
+        report = reduce_mean(report, device)
+        log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
+        if rank == 0:
+            (run_dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
+        return report
+
+    before = run_eval(0) if start == 0 and cfg.eval_before else None
+
+    row = {}
+    for step in range(start, cfg.steps):
+        t0 = time.time()
+        problems = step_problems(train_set, cfg, step, rank, world)
+        # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
+        gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
+        sample, sample_s = sampler(cfg.temperature, 1.0, gen), [0.0]
+
+        def timed_sample(prompts):          # rollout time = sampling + judging; this splits the two
+            t = time.time()
+            out = sample(prompts)
+            sample_s[0] += time.time() - t
+            return out
+        with Unsharded(policy), torch.no_grad():
+            dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
+        sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
+        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, cfg.beta, cfg.advantage,
+                              cfg.micro_batch_size)
+        stats = ppo_update(policy, value, policy_opt, value_opt, batch, cfg.minibatches, cfg.micro_batch_size,
+                           cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, (policy_sched, value_sched))
+        t_train = time.time() - t_train
+        n_turns = sum(len(d.codes) for d in dialogues)
+        row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
+               "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
+               "mean_turns": n_turns / len(dialogues),
+               "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
+               **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues)}
+        row = reduce_mean(row, device)
+        row.update(tokens_per_s=row["sampled_tokens"] * world / sample_s, sample_s=sample_s, exec_s=exec_s,
+                   train_s=t_train, step_s=time.time() - t0)
+        log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
+             f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
+             f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s | "
+             f"sample {sample_s:.1f}s exec {exec_s:.1f}s train {t_train:.1f}s")
+        if (step + 1) % cfg.eval_every == 0:
+            row["eval"] = run_eval(step + 1)
+        if metrics:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_checkpoint(run_dir, step + 1, policy, value, (policy_opt, value_opt), (policy_sched, value_sched),
+                            weights, cfg)
+    after = row.get("eval") if start < cfg.steps and "eval" in row else run_eval(cfg.steps)
+    ablation = run_eval(cfg.steps, "random")
+    if rank == 0:
+        plot_curves(run_dir)
+        before = before or _read_json(run_dir / "eval_step0_real.json")
+        log0("\n" + before_after_table(before, after, ablation))
+    judge.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return policy
+
+
+def reduce_mean(row: dict, device) -> dict:
+    """Average scalar statistics over ranks (each rank rolled out its own share of the batch)."""
+    if not dist.is_initialized():
+        return row
+    keys = sorted(k for k, v in row.items() if isinstance(v, (int, float)))
+    t = torch.tensor([float(row[k]) for k in keys], device=device, dtype=torch.float64)
+    dist.all_reduce(t)
+    return {**row, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
+
+
+def plot_curves(run_dir: Path):
+    """learning_curve.png from metrics.jsonl, when matplotlib is installed (optional dependency)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(pip install matplotlib for learning_curve.png)")
+        return
+    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot([r["step"] for r in rows], [100 * r["solve_rate"] for r in rows], label="training solve rate", alpha=0.6)
+    evals = [r for r in rows if "eval" in r]
+    a.plot([r["step"] for r in evals], [100 * r["eval"]["multi_turn_1@3"] for r in evals], "o-", label="held-out 1@3")
+    a.set_xlabel("step"), a.set_ylabel("%"), a.legend()
+    b.plot([r["step"] for r in rows], [r["ref_kl"] for r in rows], label="KL to reference")
+    b.set_xlabel("step"), b.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "learning_curve.png", dpi=100)
+    print(f"learning curve: {run_dir / 'learning_curve.png'}")
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def before_after_table(before, after, ablation) -> str:
+    """The summary the main job ends with, in the paper's terms (held-out problems)."""
+    cols = [("before RL", before), ("after RL", after), ("after, random feedback", ablation)]
+    cols = [(name, r) for name, r in cols if r]
+    rows = [("multi-turn 1@3", lambda r: r["multi_turn_1@3"]), ("single-turn 1@3", lambda r: r["single_turn_1@3"])]
+    rows += [(f"solved after turn {t + 1}", lambda r, t=t: r["per_turn"][t]["solve_rate"])
+             for t in range(len(cols[0][1]["per_turn"]))]
+    out = ["held-out problems".ljust(26) + "".join(name.rjust(24) for name, _ in cols)]
+    for label, get in rows:
+        out.append(label.ljust(26) + "".join(f"{100 * get(r):23.1f}%" for _, r in cols))
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4. Command line
+# ----------------------------------------------------------------------------------------------------------
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train a Llama 3 policy with RLEF (PPO on execution feedback). "
+                    "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
+                    "the paper's setting. Defaults are the paper's (RLEF.md §2) unless the preset overrides them. "
+                    "`python rlef.py eval --help` for evaluation.")
+    p.add_argument("--model", default="8b", choices=sorted(PRESETS), help="preset: default weights folder and defaults")
+    help_ = {"weights": "HF folder of the initial policy (default: checkpoints/<repo>; tiny: data/tiny/policy)",
+             "train_data": "JSONL problems to train on (default: data/code_contests/train.jsonl)",
+             "valid_data": "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)",
+             "run_dir": "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png",
+             "resume": "RUN_DIR to continue from its last complete checkpoint",
+             "steps": "PPO steps (each: rollouts, then an update)", "batch_size": "episodes per step, all ranks",
+             "minibatches": "optimiser steps per batch", "micro_batch_size": "episodes per forward/backward",
+             "epochs": "passes over each batch", "lr": "policy learning rate (AdamW)",
+             "value_lr": "critic learning rate (default: --lr)", "weight_decay": "AdamW weight decay",
+             "warmup_steps": "linear learning-rate warm-up, in optimiser steps", "beta": "KL penalty coefficient",
+             "clip_eps": "PPO ratio clipping", "value_clip": "value clipping around the old value",
+             "max_grad_norm": "gradient clipping", "advantage": "turn (paper) or token (GAE ablation)",
+             "turns": "responses per episode", "temperature": "sampling temperature for training rollouts",
+             "max_new_tokens": "tokens per response", "max_len": "dialogue length past which no new turn starts",
+             "eval_every": "evaluate on the valid set every N steps", "eval_problems": "evaluate on the first N only",
+             "eval_samples": "rollouts per problem in evaluation", "eval_before": "evaluate before training",
+             "checkpoint_every": "save every N steps", "keep_checkpoints": "how many checkpoints to keep",
+             "judge_workers": "parallel test executors (0: one per CPU core)", "seed": "random seed",
+             "activation_checkpointing": "recompute blocks in backward to save memory",
+             "dtype": "GPU compute dtype (fp32 master weights)",
+             "dry_run": "print the per-GPU memory plan for --model and --world-size, allocate nothing"}
+    defaults = Config()
+    for f in Config.__dataclass_fields__.values():
+        if f.name == "model":
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_[f.name])
+        else:
+            kind = {"lr": float, "value_lr": float}.get(f.name, type(default) if default is not None else
+                                                      (int if f.name == "eval_problems" else str))
+            p.add_argument(flag, type=kind, default=None, help=f"{help_[f.name]} (default: {default})")
+    p.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
+    return p
+
+
+def config_from_args(a) -> Config:
+    """Paper defaults, then the preset's, then the flags the user gave."""
+    values = {**asdict(Config()), **PRESET_DEFAULTS.get(a.model, {})}
+    values.update({k: v for k, v in vars(a).items() if v is not None and k in values})
+    cfg = Config(**values)
+    if cfg.weights is None:
+        cfg.weights = str(ROOT / "checkpoints" / HF_REPOS[cfg.model].split("/")[1])
+    cfg.train_data = cfg.train_data or str(ROOT / "data/code_contests/train.jsonl")
+    cfg.valid_data = cfg.valid_data or str(ROOT / "data/code_contests/valid.jsonl")
+    if cfg.advantage not in ("turn", "token"):
+        raise SystemExit(f"--advantage must be 'turn' or 'token', not {cfg.advantage!r}")
+    if cfg.batch_size % cfg.minibatches or cfg.batch_size < cfg.minibatches:
+        raise SystemExit(f"--batch-size {cfg.batch_size} must be a multiple of --minibatches {cfg.minibatches}")
+    return cfg
+
+
+def dry_run(cfg: Config, world: int):
+    plan = memory_plan(PRESETS[cfg.model], world, cfg)
+    print(f"memory plan per GPU: --model {cfg.model}, {world} GPUs, batch {cfg.batch_size}, "
+          f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
+    for name, b in plan:
+        print(f"  {name:<62} {b / 2**30:8.1f} GiB")
+    total = sum(b for _, b in plan)
+    print(f"  {'total':<62} {total / 2**30:8.1f} GiB  ({'fits' if total < 80 * 2**30 else 'does NOT fit'} in 80 GB)")
+    return plan
+
+
+def eval_main(argv):
+    p = argparse.ArgumentParser(description="Evaluate a checkpoint with the paper's measures (RLEF.md §3).")
+    p.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
+    p.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
+    p.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
+    p.add_argument("--samples", type=int, default=1, help="rollouts per problem (paper: 200 for 1@3)")
+    p.add_argument("--turns", type=int, default=3)
+    p.add_argument("--problems", type=int, default=None, help="only the first N problems")
+    p.add_argument("--feedback", choices=["real", "random"], default="real",
+                   help="random: feedback from a different problem (the paper's ablation)")
+    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
+    p.add_argument("--generated-tests", action="store_true", help="also judge on CodeContests' generated tests")
+    p.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    data = Path(a.data) / f"{a.split}.jsonl" if Path(a.data).is_dir() else Path(a.data)
+    if not data.is_file():
+        raise SystemExit(f"no dataset at {data} (see data/README.md for converting CodeContests)")
+    if not (Path(a.weights) / "config.json").is_file():
+        raise SystemExit(f"no model at {a.weights}: expected a Hugging Face folder with config.json")
+    judge = execute.Judge(workers=os.cpu_count())
+    problems = load_problems(data)[:a.problems]
+    model = Transformer.from_pretrained(a.weights, a.device).eval()
+    tok = Tokenizer.from_pretrained(a.weights)
+    gen = torch.Generator(a.device).manual_seed(a.seed)
+    with torch.no_grad():
+        report = evaluate(policy_sampler(model, tok, a.max_new_tokens, a.temperature, a.top_p, gen), tok, problems,
+                          judge, a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
+                          model.args.max_seq_len - a.max_new_tokens)
+    judge.close()
+    print(format_report(report))
+    out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
+    out.write_text(json.dumps(report, indent=2))
+    print(f"report: {out}")
+    return report
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "eval":
+        return eval_main(argv[1:])
+    a = train_parser().parse_args(argv)
+    cfg = config_from_args(a)
+    if cfg.dry_run:
+        return dry_run(cfg, a.world_size)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""rlef.py: the MDP driven by a scripted policy (no model), batched rollouts, evaluation measures."""
+import random
+
+import pytest
+import torch
+
+import execute
+import rlef
+from data import Problem, Test, load_problems
+from model import Tokenizer, Transformer, byte_tokenizer
+
+ROOT = rlef.ROOT
+
+DOUBLE = Problem(name="double", description="Print twice the integer n",
+                 public_tests=[Test("2\n", "4\n"), Test("5\n", "10\n")],
+                 private_tests=[Test("0\n", "0\n"), Test("-3\n", "-6\n")])
+RIGHT = "```python\nprint(2 * int(input()))\n```"
+WRONG = "```python\nprint(int(input()) + 2)\n```"            # passes the public test 2 -> 4 only
+PUBLIC_ONLY = "```python\nn = int(input())\nprint({2: 4, 5: 10}[n])\n```"  # passes public, fails private
+NO_CODE = "I would double it."
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer(byte_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def judge():
+    with execute.Judge(workers=2) as j:
+        yield j
+
+
+class Scripted:
+    """A policy that answers turn t of every episode with script[t]; counts its batched calls."""
+
+    def __init__(self, tok, script):
+        self.tok, self.script, self.calls, self.batch_sizes = tok, script, 0, []
+
+    def __call__(self, prompts):
+        turn = self.calls
+        self.calls += 1
+        self.batch_sizes.append(len(prompts))
+        text = self.script[turn] if isinstance(self.script, list) else self.script
+        return [(self.tok.encode(text) + [self.tok.eot_id], [-0.5] * (len(self.tok.encode(text)) + 1))] * len(prompts)
+
+
+def test_episode_stops_early_when_public_tests_pass(tok, judge):
+    d, = rlef.rollout(Scripted(tok, [RIGHT, WRONG, WRONG]), tok, [DOUBLE], judge)
+    assert d.codes == [execute.extract_code(RIGHT)]
+    assert d.solved and d.turn_rewards == [1.0]
+    assert d.verdicts == ["pass"]
+
+
+def test_turn_limit_and_feedback_from_public_tests_only(tok, judge):
+    d, = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE], judge, turns=3)
+    assert len(d.codes) == 3 and not d.solved
+    assert d.turn_rewards == [0.0, 0.0, -1.0]
+    assert d.verdicts == ["wrong_answer"] * 3
+    expected = execute.feedback(execute.run_tests(execute.extract_code(WRONG), [("2\n", "4\n"), ("5\n", "10\n")],
+                                                  time_limit=5))
+    assert d.feedbacks == [expected, expected]
+    assert "input `5\n` failed" in expected or "input `5` failed" in expected      # the failing public test
+    assert "-3" not in expected                                                     # private tests never shown
+    assert d.feedbacks[0].strip() in tok.decode(d.tokens)
+
+
+def test_final_judgement_includes_private_tests(tok, judge):
+    d, = rlef.rollout(Scripted(tok, PUBLIC_ONLY), tok, [DOUBLE], judge)
+    assert d.verdicts == ["pass"] and len(d.codes) == 1     # public tests pass: the episode stops ...
+    assert not d.solved and d.turn_rewards == [-1.0]        # ... but the private tests fail it
+
+
+def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge):
+    d, = rlef.rollout(Scripted(tok, [NO_CODE, NO_CODE, NO_CODE]), tok, [DOUBLE], judge)
+    assert d.turn_rewards == pytest.approx([-0.2, -0.2, -1.2])     # -0.2 stacks with -1 on the last turn
+    assert d.feedbacks == [execute.NO_CODE_FEEDBACK] * 2
+    assert d.verdicts == ["no_code"] * 3
+    d, = rlef.rollout(Scripted(tok, [NO_CODE, RIGHT]), tok, [DOUBLE], judge)
+    assert d.turn_rewards == pytest.approx([-0.2, 1.0]) and d.solved
+
+
+def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge):
+    script = [NO_CODE, WRONG, RIGHT]
+    d, = rlef.rollout(Scripted(tok, script), tok, [DOUBLE], judge)
+    sampled = [t for t, m in zip(d.tokens, d.action_mask) if m]
+    assert sampled == [t for text in script for t in tok.encode(text) + [tok.eot_id]]
+    for turn, text in enumerate(script):
+        n = len(tok.encode(text)) + 1
+        first = d.turn_ids.index(turn)
+        assert d.turn_ids[first:first + n] == [turn] * n and d.turn_ids.count(turn) == n
+        assert d.value_positions[turn] == first - 1                 # V(c_t): the last context token
+        assert d.tokens[first - 2:first] == tok.encode("\n\n")      # ... right after the assistant header
+    assert all(lp == 0 for lp, m in zip(d.sampler_logprobs, d.action_mask) if not m)
+    episode = d.episode()
+    assert episode.tokens == d.tokens and episode.turn_rewards == [-0.2, 0.0, 1.0]
+
+
+def test_prompt_is_the_papers_verbatim(tok):
+    text = rlef.initial_prompt(DOUBLE)
+    assert text == ("Provide a Python solution for the following competitive programming question: "
+                    "Print twice the integer n.\nYour code should be enclosed in triple backticks like so: "
+                    "```python YOUR CODE HERE ```. Use the backticks for your code only.")
+
+
+def test_one_turn_of_a_batch_is_one_generate_call(tok, judge, tiny_checkpoint, monkeypatch):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    calls = []
+    real_generate = rlef.generate
+    monkeypatch.setattr(rlef, "generate", lambda m, prompts, *a, **k: calls.append(len(prompts)) or
+                        real_generate(m, prompts, *a, **k))
+    problems = [DOUBLE, Problem("other", "A much longer statement " * 5, [Test("1\n", "1\n")], [])]
+    sample = rlef.policy_sampler(model, tok, 8, 1.0, 1.0, torch.Generator().manual_seed(0))
+    dialogues = rlef.rollout(sample, tok, problems, judge, turns=3)
+    assert calls == [2, 2, 2]                           # random model: no code, every episode runs 3 turns
+    assert len({len(d.tokens) for d in dialogues}) == 2
+
+
+def test_batch_with_episodes_ending_at_different_turns(tok, judge):
+    easy = Problem("easy", "print 1", [Test("", "1\n")], [Test("", "1\n")])
+    policy = Scripted(tok, "```python\nprint(1)\n```")
+    dialogues = rlef.rollout(policy, tok, [easy, DOUBLE, DOUBLE], judge)
+    assert policy.batch_sizes == [3, 2, 2]              # the solved episode leaves the batch
+    assert [len(d.codes) for d in dialogues] == [1, 3, 3]
+
+
+def test_random_feedback_comes_from_another_problem(tok, judge):
+    triple = Problem("triple", "Print 3n", [Test("7\n", "21\n")], [])
+    dialogues = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE, triple], judge, turns=2, feedback_mode="random",
+                             rng=random.Random(0))
+    assert "input `7" in dialogues[0].feedbacks[0]       # DOUBLE was shown triple's failing test
+    assert "input `2" in dialogues[1].feedbacks[0] or "input `5" in dialogues[1].feedbacks[0]
+
+
+def test_pass_at_k_known_values():
+    assert rlef.pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert rlef.pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)          # 1 - C(3,2)/C(5,2)
+    assert rlef.pass_at_k(10, 0, 5) == 0.0
+    assert rlef.pass_at_k(4, 3, 2) == 1.0                                # fewer than k wrong samples
+    assert rlef.pass_at_k(200, 10, 100) == pytest.approx(1 - __import__("math").comb(190, 100) /
+                                                          __import__("math").comb(200, 100))
+
+
+def test_chrf_bounds():
+    assert rlef.chrf("print(1)", "print(1)") == pytest.approx(100)
+    assert rlef.chrf("abc", "xyz") == 0
+    assert 0 < rlef.chrf("print(2 * n)", "print(n + 2)") < 100
+
+
+def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    problems = load_problems(ROOT / "data/problems.jsonl")[:4]
+    sample = rlef.policy_sampler(model, tok, 16, 0.2, 0.95, torch.Generator().manual_seed(0))
+    report = rlef.evaluate(sample, tok, problems, judge, samples=1, turns=3, log=lambda *a, **k: None)
+    assert report["multi_turn_1@3"] == 0.0 and report["single_turn_1@3"] == 0.0   # random weights
+    assert [t["turn"] for t in report["per_turn"]] == [1, 2, 3]
+    assert report["per_turn"][0]["verdicts"] == {"no_code": 4}
+    assert "multi-turn 1@3" in rlef.format_report(report)
+
+
+def test_scripted_evaluation_measures(tok, judge):
+    # Turn 1 wrong, turn 2 right: multi-turn solves everything; single-turn samples always answer WRONG.
+    class TwoStep(Scripted):
+        def __call__(self, prompts):
+            out = []
+            for p in prompts:
+                multi_turn_repair = tok.decode(p).count("Give it another try") == 1
+                text = RIGHT if multi_turn_repair else WRONG
+                out.append((tok.encode(text) + [tok.eot_id], [-1.0] * (len(tok.encode(text)) + 1)))
+            return out
+    report = rlef.evaluate(TwoStep(tok, None), tok, [DOUBLE], judge, samples=2, log=lambda *a, **k: None)
+    assert report["multi_turn_1@3"] == 1.0 and report["single_turn_1@3"] == 0.0
+    assert [t["solve_rate"] for t in report["per_turn"]] == [0.0, 1.0, 1.0]
+    assert report["per_turn"][1]["code_changed"] == 1.0 and report["per_turn"][0]["verdicts"] == {"wrong_answer": 2}
+    assert report["pass@k"]["pass@1"] == 0.0
