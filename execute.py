@@ -17,9 +17,10 @@ Isolated, where the kernel allows namespaces (checked at start-up):
     cannot reach the server (the kernel shields a namespace's init) or anything outside.
   - network: a new net namespace whose loopback is down: no connection to anything, 127.0.0.1 included.
   - files: a new root of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes, plus
-    /dev/{null,zero,full,random,urandom}, a private /proc and a private size-capped /tmp (tmpfs) holding the
-    test's working directory; /tmp is emptied after each test. The repository, the data (private tests!),
-    home directories, /etc and the host's /tmp are not visible; nothing written reaches the host.
+    /dev/{null,zero,full,random,urandom}, a private /proc, and private size-capped /tmp and /dev/shm (tmpfs)
+    that are emptied after each test (the test's working directory is in /tmp). The repository, the data
+    (private tests!), home directories, /etc and the host's /tmp are not visible; nothing written reaches the
+    host.
   - identity: as root the server becomes an unprivileged uid of its own (1<<20 + its pid); otherwise a user
     namespace maps the caller to root and every capability is dropped. no_new_privs: setuid binaries gain
     nothing. The environment is empty (no secrets, no PYTHON* variables).
@@ -448,8 +449,9 @@ def _isolate() -> tuple[bool, str]:
     for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
         os.symlink("/proc/self/fd" + fd, f"{new}/dev/{name}")
     os.makedirs(new + "/proc")
-    os.makedirs(new + "/tmp")
-    _mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
+    for scratch in ("/tmp", "/dev/shm"):   # /dev/shm: multiprocessing's semaphores
+        os.makedirs(new + scratch)
+        _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
     notes = ""
     try:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -552,8 +554,9 @@ def _run_one(compiled, code: str, request: dict, namespaced: bool, base_as: int)
     err, _ = _read(stderr, ERROR_KEEP)
     for fd in (stdin, stdout, stderr):
         os.close(fd)
-    # Empty the whole sandbox /tmp (a program may litter outside its directory); without namespaces, only ours.
-    for path in [os.path.join("/tmp", p) for p in os.listdir("/tmp")] if namespaced else [workdir]:
+    # Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory); else just ours.
+    scratch = [os.path.join(d, p) for d in ("/tmp", "/dev/shm") for p in os.listdir(d)] if namespaced else [workdir]
+    for path in scratch:
         _remove(path)
     return {"exit": None if killed else os.WEXITSTATUS(status), "signal": None if timed_out else killed,
             "timed_out": timed_out, "stdout": out, "stdout_bytes": out_bytes, "stderr": err, "seconds": seconds}

@@ -8,7 +8,6 @@ the programs try to write is named rlef-escape-*, and the host's rlef-* files ar
 """
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -125,6 +124,9 @@ CASES = [
          "if b'--serve' in open(f'/proc/{os.getppid()}/cmdline', 'rb').read():\n"
          "    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP, signal.SIGKILL):\n"
          "        os.kill(os.getppid(), s)\nprint(42)\n", "pass", expected="42", namespaced_only=True),
+    Case("multiprocessing_pool", "from multiprocessing import Pool\nif __name__ == '__main__':\n"
+         "    with Pool(2) as pool:\n        print(pool.map(abs, [-1, -2]))\n", "pass", expected="[1, 2]",
+         time_limit=5.0, memory_limit=1 << 30),
     Case("kills_its_own_process_group", "import os, signal\nos.killpg(0, signal.SIGKILL)\n", "runtime_error",
          error="Process killed by SIGKILL"),
     # --- memory -------------------------------------------------------------------------------------------
@@ -186,7 +188,8 @@ CASES = [
     Case("indentation_error", "if True:\nprint(1)\n", "syntax_error", error="IndentationError"),
     Case("null_byte", "print(1)\0\n", "syntax_error"),
     # --- text and comparison ------------------------------------------------------------------------------
-    Case("unicode", "print(input())\n", "pass", stdin="héllo wörld ✓ 你好\n", expected="héllo wörld ✓ 你好"),
+    Case("unicode", "print(input())\n", "pass", stdin="héllo wörld ✓ 你好\n",
+         expected="héllo wörld ✓ 你好"),
     Case("invalid_utf8_output", "import sys\nsys.stdout.buffer.write(b'\\xff\\n')\n", "wrong_answer", expected="x"),
     Case("crlf_and_trailing_whitespace", "print('1 2   ')\nprint('3')\nprint()\n", "pass", expected="1 2\r\n3\r\n"),
     Case("crlf_input", "print(int(input()) * 2)\n", "pass", stdin="21\r\n", expected="42"),
@@ -302,7 +305,8 @@ def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
 def test_syntax_error_fails_every_test_without_running(sandbox):
     results = sandbox.run_tests("print(", [("1", "1"), ("2", "2")])
     assert [r.verdict for r in results] == ["syntax_error"] * 2
-    assert results[0].error == "  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
+    assert results[0].error == ('  File "solution.py", line 1\n    print(\n         ^\n'
+                                "SyntaxError: '(' was never closed\n")
 
 
 def test_stop_on_first_failure_omits_the_remaining_tests(sandbox):
@@ -356,7 +360,8 @@ def test_1000_trivial_programs_leave_no_process_and_no_file():
     assert [r[0].verdict for r in results] == ["pass"] * 1000
     if judge_._sandboxes[0].namespaced:
         assert tmp[0][0].verdict == "pass", tmp   # the sandbox's /tmp holds only the running test's directory
-    zombies = [p for p in descendants(os.getpid()) if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
+    state = lambda p: Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    zombies = [p for p in descendants(os.getpid()) if state(p) == "Z"]
     assert zombies == [] and descendants(os.getpid()) & servers == set()
     assert host_files() == before
 
@@ -419,7 +424,8 @@ def test_feedback_wrong_answer():
 
 
 def test_feedback_runtime_error_shows_the_traceback():
-    tb = 'Traceback (most recent call last):\n  File "solution.py", line 1, in <module>\nZeroDivisionError: division by zero'
+    tb = ('Traceback (most recent call last):\n  File "solution.py", line 1, in <module>\n'
+          "ZeroDivisionError: division by zero")
     assert feedback([failing("runtime_error", error=tb)]) == (
         "Your code failed the following tests:\n\n"
         "- input `3\n1 2 3` failed:\n" + tb + "\n\n"
@@ -435,7 +441,8 @@ def test_feedback_timeout_memory_output_limit_and_syntax_error():
         "- input `1` failed:\nExecution took too long\n"
         "- input `2` failed:\nOut of memory\n"
         "- input `3` failed:\nOutput limit exceeded\n"
-        "- input `4` failed:\n  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n\n"
+        "- input `4` failed:\n  File \"solution.py\", line 1\n    print(\n         ^\n"
+        "SyntaxError: '(' was never closed\n\n"
         "Give it another try.\n" + FORMAT)
 
 
@@ -496,8 +503,8 @@ def test_cli(tmp_path):
                "private_tests": [{"input": "5\n", "output": "10\n"}], "time_limit": 1.0, "memory_limit": None}
     (tmp_path / "p.json").write_text(json.dumps(problem))
     (tmp_path / "list.json").write_text(json.dumps(problem["public_tests"]))
-    run = lambda p: subprocess.run([sys.executable, str(ROOT / "execute.py"), str(tmp_path / "sol.py"), str(tmp_path / p)],
-                                   capture_output=True, text=True, timeout=60)
+    run = lambda p: subprocess.run([sys.executable, str(ROOT / "execute.py"), str(tmp_path / "sol.py"),
+                                    str(tmp_path / p)], capture_output=True, text=True, timeout=60)
     out = run("p.json")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
