@@ -455,6 +455,8 @@ def _isolate() -> tuple[bool, str]:
     notes = ""
     try:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        with open(new + "/proc/sys/kernel/shm_rmid_forced", "w") as f:
+            f.write("1")   # SysV shared memory dies with its processes instead of piling up across tests
     except OSError as e:   # e.g. a container that masks parts of /proc: programs get no /proc
         notes = f", no /proc ({e.strerror})"
     os.chdir(new)
