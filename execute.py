@@ -33,6 +33,7 @@ time is not reserved (other load slows tests down); str hashes are randomised pe
 root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel exempts from the
 process limit. Without namespaces the fallback is rlimits, a temp dir and a subreaper that kills every
 descendant; programs then run as you and can read your files and use the network: one warning says so.
+Needs Linux >= 5.3 (pidfd); the per-sandbox process limit in a user namespace needs >= 5.14.
 
 Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
 A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
@@ -77,13 +78,13 @@ PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
 OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the program writes)
 MAX_PROCESSES = 64                 # processes + threads of one test
 MAX_OPEN_FILES = 256
-TMPFS_SIZE = "64m"                 # the sandbox's /tmp (RAM), emptied after every test
+TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
 FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (RLEF.md §1)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 ERROR_KEEP = 64 << 10              # characters of stderr kept in TestResult.error (head and tail)
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
 TMP_PREFIX = "rlef-sandbox-"
-SANDBOX_UID_BASE = 1 << 20         # as root, server k runs its tests as uid SANDBOX_UID_BASE + its pid
+SANDBOX_UID_BASE = 1 << 20         # as root, a server runs its tests as uid SANDBOX_UID_BASE + its pid
 # Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
 PRELOAD = ("array", "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools",
            "math", "operator", "random", "re", "string", "threading", "typing")
