@@ -217,6 +217,25 @@ def feedback(results: list[TestResult]) -> str:
     return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
 
 
+def function_feedback(tests: list[str], results: list[TestResult], format_line: bool = False) -> str:
+    """The feedback for function-completion problems (RLEF appendix C.4/C.5, HumanEval+ / MBPP+): every
+    assert of the public tests is listed, failures with their assertion error (or traceback, or the time-out
+    message), successes plainly; MBPP+ appends the format line. Each test ran on its own, so each failure
+    shows its own error. Our choices, in the same style: "Out of memory." and "Output limit exceeded."."""
+    bullets = []
+    for test, r in zip(tests, results):
+        if r.verdict == "pass":
+            bullets.append(f"- Success: `{_cap(test)}`")
+            continue
+        last = r.error.rstrip().rsplit("\n", 1)[-1]
+        body = {"timeout": "Execution took too long.", "memory_limit": "Out of memory.",
+                "output_limit": "Output limit exceeded."}.get(r.verdict) or (
+            f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
+        bullets.append(f"- Failure: `{_cap(test)}`:\n{body}")
+    message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
+    return message + ("\n" + FORMAT_LINE if format_line else "")
+
+
 # ---- Harness side: a fork server per Sandbox, a pool of them in Judge
 
 _warned = False

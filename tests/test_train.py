@@ -111,11 +111,11 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
 
 def test_dry_run_arithmetic_matches_the_parameter_count():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
-    plan = dict(rlef.memory_plan(PRESETS["tiny"], 2, cfg))
+    plan = {name: b for _, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
     n = sum(p.numel() for p in Transformer(PRESETS["tiny"]).parameters())
     assert plan["policy weights, fp32 master (sharded)"] == 4 * n / 2
     assert plan["policy AdamW moments, 2 x fp32 (sharded)"] == 8 * n / 2
-    assert plan["policy unsharded in bf16 for sampling"] == 2 * n
+    assert plan["policy unsharded in bf16, once per rollout phase"] == 2 * n
 
 
 def test_dry_run_prints_plans_for_8b_and_70b(capsys):
