@@ -289,7 +289,8 @@ class Transformer(nn.Module):
     def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 256):
         """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
         or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) computed chunk by chunk.
-        With ``cache``, tokens continue the cached sequence (see ``generate``)."""
+        With ``cache``, tokens continue the cached sequence and only the last position's logits (B, 1, V)
+        are returned (see ``generate``)."""
         B, T = tokens.shape
         mask = None
         positions = torch.arange(T, device=tokens.device).expand(B, T)                   # (B, T)
@@ -317,7 +318,9 @@ class Transformer(nn.Module):
             return values.to(torch.promote_types(values.dtype, torch.float32))
         if targets is not None:
             return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size)
-        return self.lm_head(h)                                                            # (B, T, V)
+        if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
+            h = h[:, -1:]
+        return self.lm_head(h)                                                            # (B, T or 1, V)
 
     # ------------------------------------------------------------------------------------------------------
     # 3. Hugging Face weights

@@ -239,3 +239,10 @@ def test_saved_model_reloads_to_identical_logits(tmp_path, tiny_checkpoint):
     tokens = torch.randint(0, 256, (1, 20))
     with torch.no_grad():
         assert torch.equal(model(tokens), Transformer.from_pretrained(tmp_path / "again")(tokens))
+
+
+def test_saved_critic_reloads_its_trained_head(tmp_path, tiny_checkpoint):
+    critic = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
+    critic.save_pretrained(tmp_path / "critic")
+    again = Transformer.from_pretrained(tmp_path / "critic", value_head=True)
+    assert torch.equal(again.lm_head.weight, critic.lm_head.weight)
