@@ -23,6 +23,7 @@ import random
 import shutil
 import sys
 import time
+import typing
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -319,44 +320,51 @@ def format_report(report: dict) -> str:
 # 3. Training
 # ----------------------------------------------------------------------------------------------------------
 
+def option(default, help: str):
+    """A Config field with its --help line: the one place each setting is described."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class Config:
-    model: str = "8b"                 # preset name: picks the default weights folder and the defaults below
-    weights: str | None = None        # HF folder; default checkpoints/<repo name> (tiny: data/tiny/policy)
-    train_data: str | None = None     # JSONL problems; default data/code_contests/train.jsonl
-    valid_data: str | None = None
-    run_dir: str = "runs/rlef"
-    resume: str | None = None
-    steps: int = 12000                # paper: 12k updates for 8B
-    batch_size: int = 1024            # episodes per step, over all ranks (paper: 1024 rollouts)
-    minibatches: int = 4              # paper: 4 updates of 256 sequences per batch
-    micro_batch_size: int = 4         # episodes per forward/backward (gradient accumulation)
-    epochs: int = 1
-    lr: float = 2e-7
-    value_lr: float | None = None     # our choice: same as lr unless given
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    beta: float = 0.05                # KL penalty (RLEF.md §2)
-    clip_eps: float = 0.2
-    value_clip: float = 0.2
-    max_grad_norm: float = 1.0
-    advantage: str = "turn"           # "turn" (paper) or "token" (the paper's ablation)
-    turns: int = 3
-    temperature: float = 1.0          # training samples at temperature 1.0, no top-p (RLEF.md §2)
-    max_new_tokens: int = 1024
-    max_len: int = 8192               # dialogue length past which no further turn is started
-    rollout_batch: int = 16           # episodes per generate call, bounding the KV cache (0: all at once)
-    eval_every: int = 100
-    eval_problems: int | None = None  # evaluate on the first N valid problems (None: all)
-    eval_samples: int = 1
-    eval_before: bool = True          # the "before" column of the final table
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    judge_workers: int = 0            # 0: one per CPU core
-    seed: int = 0
-    activation_checkpointing: bool = True
-    dtype: str = "bfloat16"           # compute dtype on GPU; master weights stay fp32
-    dry_run: bool = False
+    """Every training setting; a flag per field (``--micro-batch-size`` for ``micro_batch_size``).
+    Defaults are the paper's (RLEF.md §2) where it gives one; PRESET_DEFAULTS override them per preset."""
+    model: str = option("8b", "preset: picks the architecture, the default weights folder and defaults")
+    weights: str | None = option(None, "HF folder of the initial policy (default: checkpoints/<repo name>)")
+    train_data: str | None = option(None, "JSONL problems to train on (default: data/code_contests/train.jsonl)")
+    valid_data: str | None = option(None, "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)")
+    run_dir: str = option("runs/rlef", "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png")
+    resume: str | None = option(None, "RUN_DIR to continue from its last complete checkpoint")
+    steps: int = option(12000, "PPO steps, each rollouts then an update (paper: 12k for 8B)")
+    batch_size: int = option(1024, "episodes per step over all ranks (paper: 1024 rollouts)")
+    minibatches: int = option(4, "optimiser steps per batch (paper: 4 updates of 256 sequences)")
+    micro_batch_size: int = option(4, "episodes per forward/backward; gradients accumulate over them")
+    epochs: int = option(1, "passes over each batch")
+    lr: float = option(2e-7, "policy learning rate, AdamW")
+    value_lr: float | None = option(None, "critic learning rate (default: --lr; our choice)")
+    weight_decay: float = option(0.1, "AdamW weight decay")
+    warmup_steps: int = option(50, "linear learning-rate warm-up, in optimiser steps")
+    beta: float = option(0.05, "KL penalty towards the initial policy, per turn")
+    clip_eps: float = option(0.2, "PPO ratio clipping")
+    value_clip: float = option(0.2, "value clipping around the old value")
+    max_grad_norm: float = option(1.0, "gradient-norm clipping (our choice)")
+    advantage: str = option("turn", "turn: the paper's turn-level value; token: the GAE ablation")
+    turns: int = option(3, "responses per episode")
+    temperature: float = option(1.0, "sampling temperature of training rollouts (no top-p)")
+    max_new_tokens: int = option(1024, "tokens per response")
+    max_len: int = option(8192, "dialogue length past which no further turn is started")
+    rollout_batch: int = option(16, "episodes per generate call; bounds the KV cache (0: all at once)")
+    eval_every: int = option(100, "evaluate on the valid set every N steps")
+    eval_problems: int | None = option(None, "evaluate on the first N valid problems only")
+    eval_samples: int = option(1, "rollouts per problem in evaluation")
+    eval_before: bool = option(True, "evaluate before training: the 'before' column of the final table")
+    checkpoint_every: int = option(50, "save a checkpoint every N steps")
+    keep_checkpoints: int = option(2, "how many checkpoints to keep")
+    judge_workers: int = option(0, "parallel test executors (0: one per CPU core)")
+    seed: int = option(0, "random seed (data order, sampling, critic head)")
+    activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
+    dtype: str = option("bfloat16", "GPU compute dtype; master weights stay fp32")
+    dry_run: bool = option(False, "print the per-GPU memory plan for --model and --world-size, allocate nothing")
 
 
 # Preset defaults differ from the paper's where the scale does: the tiny byte-level model learns at a
@@ -696,47 +704,23 @@ def train_parser() -> argparse.ArgumentParser:
                     "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
                     "the paper's setting. Defaults are the paper's (RLEF.md §2) unless the preset overrides them. "
                     "`python rlef.py eval --help` for evaluation.")
-    p.add_argument("--model", default="8b", choices=sorted(PRESETS), help="preset: default weights folder and defaults")
-    help_ = {"weights": "HF folder of the initial policy (default: checkpoints/<repo>; tiny: data/tiny/policy)",
-             "train_data": "JSONL problems to train on (default: data/code_contests/train.jsonl)",
-             "valid_data": "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)",
-             "run_dir": "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png",
-             "resume": "RUN_DIR to continue from its last complete checkpoint",
-             "steps": "PPO steps (each: rollouts, then an update)", "batch_size": "episodes per step, all ranks",
-             "minibatches": "optimiser steps per batch", "micro_batch_size": "episodes per forward/backward",
-             "epochs": "passes over each batch", "lr": "policy learning rate (AdamW)",
-             "value_lr": "critic learning rate (default: --lr)", "weight_decay": "AdamW weight decay",
-             "warmup_steps": "linear learning-rate warm-up, in optimiser steps", "beta": "KL penalty coefficient",
-             "clip_eps": "PPO ratio clipping", "value_clip": "value clipping around the old value",
-             "max_grad_norm": "gradient clipping", "advantage": "turn (paper) or token (GAE ablation)",
-             "turns": "responses per episode", "temperature": "sampling temperature for training rollouts",
-             "max_new_tokens": "tokens per response",
-             "rollout_batch": "episodes sampled per generate call; bounds the KV cache (0: all at once)", "max_len": "dialogue length past which no new turn starts",
-             "eval_every": "evaluate on the valid set every N steps", "eval_problems": "evaluate on the first N only",
-             "eval_samples": "rollouts per problem in evaluation", "eval_before": "evaluate before training",
-             "checkpoint_every": "save every N steps", "keep_checkpoints": "how many checkpoints to keep",
-             "judge_workers": "parallel test executors (0: one per CPU core)", "seed": "random seed",
-             "activation_checkpointing": "recompute blocks in backward to save memory",
-             "dtype": "GPU compute dtype (fp32 master weights)",
-             "dry_run": "print the per-GPU memory plan for --model and --world-size, allocate nothing"}
-    defaults = Config()
+    hints = typing.get_type_hints(Config)
     for f in Config.__dataclass_fields__.values():
+        flag, default, help_ = "--" + f.name.replace("_", "-"), f.default, f.metadata["help"]
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
         if f.name == "model":
-            continue
-        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_[f.name])
+            p.add_argument(flag, default=None, choices=sorted(PRESETS), help=f"{help_} (default: 8b)")
+        elif isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            kind = {"lr": float, "value_lr": float}.get(f.name, type(default) if default is not None else
-                                                      (int if f.name == "eval_problems" else str))
-            p.add_argument(flag, type=kind, default=None, help=f"{help_[f.name]} (default: {default})")
+            p.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
     p.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
     return p
 
 
 def config_from_args(a) -> Config:
     """Paper defaults, then the preset's, then the flags the user gave."""
-    values = {**asdict(Config()), **PRESET_DEFAULTS.get(a.model, {})}
+    values = {**asdict(Config()), **PRESET_DEFAULTS.get(a.model or "8b", {})}
     values.update({k: v for k, v in vars(a).items() if v is not None and k in values})
     cfg = Config(**values)
     if cfg.weights is None:
