@@ -1,6 +1,7 @@
 """model.py: Llama 3 against an independent implementation, KV-cached sampling, loading errors, chat format."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -246,3 +247,12 @@ def test_saved_critic_reloads_its_trained_head(tmp_path, tiny_checkpoint):
     critic.save_pretrained(tmp_path / "critic")
     again = Transformer.from_pretrained(tmp_path / "critic", value_head=True)
     assert torch.equal(again.lm_head.weight, critic.lm_head.weight)
+
+
+def test_model_cli_prints_the_reply_and_speed(tiny_checkpoint):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "model.py", "--weights", str(tiny_checkpoint), "--prompt", "hi",
+                          "--max-new-tokens", "5"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "tokens/s]" in out.stdout

@@ -41,8 +41,24 @@ def run_cli(argv, env_extra=None, prelude="", launcher=(sys.executable,)):
     return subprocess.run([*launcher, str(script), *argv], env=env, capture_output=True, text=True, timeout=600)
 
 
+def children_of(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0").strip()) == pid:
+            out.append(int(status.parent.name))
+    return out
+
+
 def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, tiny_checkpoint):
+    import tempfile
+    temp_before = set(Path(tempfile.gettempdir()).glob("rlef-*"))
     policy = rlef.main(tiny_args(tmp_path, tiny_checkpoint, steps=2))
+    assert children_of(os.getpid()) == []                               # judge servers and tests all gone
+    assert set(Path(tempfile.gettempdir()).glob("rlef-*")) <= temp_before  # no sandbox temp dirs left
     saved = tmp_path / "run" / "checkpoints" / (tmp_path / "run" / "checkpoints" / "latest").read_text()
     assert saved.name == "step_000002"
     tokens = torch.randint(0, 256, (2, 40))
