@@ -192,7 +192,7 @@ def run_judge(judge, items) -> list[list]:
 
 
 def swap_feedback(needing, pool, rng):
-    """Random-feedback ablation (paper §4.3): give each dialogue a message written for another problem."""
+    """The paper's random-feedback ablation: give each dialogue a message written for another problem."""
     own = [(d.problem.name, d.feedbacks[-1]) for d in needing]
     for d in needing:
         others = [m for name, m in pool + own if name != d.problem.name]
