@@ -1,5 +1,7 @@
 """The tiny task family (data/tiny_tasks.py) and the shipped tiny policy (data/tiny/policy/)."""
+import copy
 import json
+import random
 import re
 import subprocess
 import sys
@@ -10,8 +12,9 @@ import torch
 
 from data import load_problems
 from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, problem_kind, secret_words
-from data.train_tiny import FORMAT_LINE, batch_tensors, encode_example, initial_prompt
-from model import Tokenizer, Transformer, byte_tokenizer
+from data.train_tiny import batch, build_tokenizer
+from model import PRESETS, Tokenizer, Transformer, generate
+from rlef import initial_prompt
 
 POLICY = OUT_DIR / "policy"
 
@@ -93,35 +96,52 @@ def test_reference_solutions_pass_through_the_real_judge():
         assert [r.verdict for r in results] == ["pass"] * 5, p.name
 
 
-def test_warm_start_prompt_is_the_papers_initial_message():
-    assert initial_prompt("Print 1") == (
-        "Provide a Python solution for the following competitive programming question: Print 1.\n"
-        "Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
-        "Use the backticks for your code only.")
-    execute = pytest.importorskip("execute")
-    assert FORMAT_LINE == execute.FORMAT_LINE
+def test_tokenizer_is_rebuilt_identically_and_keeps_the_llama3_special_tokens():
+    shipped = Tokenizer.from_pretrained(POLICY)
+    rebuilt = build_tokenizer(PRESETS["tiny"].vocab_size - 6)
+    assert rebuilt.to_str() == shipped.tok.to_str()
+    assert shipped.vocab_size == PRESETS["tiny"].vocab_size
+    assert {shipped.tok.id_to_token(i) for i in shipped.stop_ids} == {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"}
+
+
+def test_bpe_keeps_the_prompt_short():
+    """The point of the learned tokenizer: the paper's verbatim prompt costs ~90 tokens, not ~330 bytes."""
+    tok = Tokenizer.from_pretrained(POLICY)
+    p = build_splits()[1][1]
+    prompt = tok.encode_chat([{"role": "user", "content": initial_prompt(p)}])
+    assert len(prompt) < 120 and len(initial_prompt(p)) > 300
 
 
 def test_warm_start_trains_only_the_assistant_reply_and_its_eot():
-    tok = Tokenizer(byte_tokenizer())
-    p = build_splits()[0][0]
-    ids, start = encode_example(tok, p)
-    tokens, targets = batch_tensors([(ids, start)], tok.pad_id)
+    tok = Tokenizer.from_pretrained(POLICY)
+    p = copy.deepcopy(build_splits()[0][0])
+    tokens, targets = batch(tok, [p], random.Random(0))
     trained = targets[0][targets[0] != -100].tolist()
     assert tok.decode(trained) == f"```python\n{p.solutions[0].strip()}\n```"
     assert trained[-1] == tok.eot_id
-    assert (tokens[0, start:] == torch.tensor(ids[start:-1])).all()
+    first = int((targets[0] != -100).nonzero()[0])
+    assert tokens[0, first + 1:first + 1 + len(trained)].tolist() == trained     # position j predicts j + 1
 
 
-@pytest.mark.skipif(not (POLICY / "config.json").exists(), reason="run `python -m data.train_tiny` first")
-def test_shipped_policy_loads_and_writes_a_code_block():
+def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     model = Transformer.from_pretrained(POLICY).eval()
     tok = Tokenizer.from_pretrained(POLICY)
-    assert tok.vocab_size == model.args.vocab_size == 264
-    assert sum(f.stat().st_size for f in POLICY.iterdir()) < 5e6
-    from model import generate
-    p = build_splits()[1][0]
-    prompt = tok.encode_chat([{"role": "user", "content": initial_prompt(p.description)}])
-    (reply, _), = generate(model, [prompt], 80, temperature=0.0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
-    assert tok.decode(reply).startswith("```python\nprint(")
-    assert reply[-1] == tok.eot_id
+    assert sum(f.stat().st_size for f in POLICY.iterdir()) < 2e6
+    shown = [p for p in build_splits()[1] if problem_kind(p) == "shown"][:16]
+    prompts = [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in shown]
+    replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
+    assert all(tok.decode(r).startswith("```python\nprint(") for r, _ in replies)
+    solved = sum(f"```python\n{p.solutions[0].strip()}\n```" == tok.decode(r) for p, (r, _) in zip(shown, replies))
+    assert solved >= 4                       # copies a word it never saw from the worked example
+
+
+@pytest.mark.slow
+def test_main_command_runs_end_to_end_shortened(tmp_path):
+    """`python rlef.py --model tiny`, shortened to 2 PPO steps and 8 held-out problems."""
+    out = subprocess.run([sys.executable, "rlef.py", "--model", "tiny", "--steps", "2", "--eval-problems", "8",
+                          "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600,
+                         cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "multi-turn 1@3" in out.stdout and "after, random feedback" in out.stdout
+    assert (tmp_path / "run" / "checkpoints" / "step_000002" / "policy" / "model.safetensors").is_file()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
