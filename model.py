@@ -93,10 +93,10 @@ _LLAMA31_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "
 _LLAMA32_ROPE = {**_LLAMA31_ROPE, "factor": 32.0}
 
 # The Instruct models' shapes (their config.json files on the Hugging Face hub). "tiny" is this project's own
-# byte-level model for CPU demos: same architecture, 256 byte tokens + the Llama 3 special tokens.
+# model for CPU demos (data/train_tiny.py): same architecture, a 1,000-token BPE + the Llama 3 special tokens.
 PRESETS = {
-    "tiny": ModelArgs(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, vocab_size=264, hidden_dim=384,
-                      rope_theta=10000.0, max_seq_len=2048, tie_word_embeddings=True),
+    "tiny": ModelArgs(dim=64, n_layers=4, n_heads=4, n_kv_heads=2, vocab_size=1006, hidden_dim=192,
+                      rope_theta=10000.0, max_seq_len=1024, tie_word_embeddings=True),
     "1b": ModelArgs(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, hidden_dim=8192, rope_scaling=_LLAMA32_ROPE,
                     tie_word_embeddings=True),
     "3b": ModelArgs(dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, hidden_dim=8192, rope_scaling=_LLAMA32_ROPE,
