@@ -56,8 +56,9 @@ def children_of(pid: int) -> list[int]:
 def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, tiny_checkpoint):
     import tempfile
     temp_before = set(Path(tempfile.gettempdir()).glob("rlef-*"))
+    children_before = set(children_of(os.getpid()))          # e.g. execute.run_tests' shared sandbox
     policy = rlef.main(tiny_args(tmp_path, tiny_checkpoint, steps=2))
-    assert children_of(os.getpid()) == []                               # judge servers and tests all gone
+    assert set(children_of(os.getpid())) <= children_before             # judge servers and tests all gone
     assert set(Path(tempfile.gettempdir()).glob("rlef-*")) <= temp_before  # no sandbox temp dirs left
     saved = tmp_path / "run" / "checkpoints" / (tmp_path / "run" / "checkpoints" / "latest").read_text()
     assert saved.name == "step_000002"
