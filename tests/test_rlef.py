@@ -260,3 +260,14 @@ def test_every_canonical_humaneval_solution_passes_through_the_environment_and_r
     for p, g, b in zip(problems, good, bad):
         assert rlef.verdict_of(g) == "pass", (p.name, [r.error for r in g if r.verdict != "pass"][:1])
         assert rlef.verdict_of(b) != "pass", p.name
+
+
+def test_function_feedback_for_memory_and_output_limits():
+    tests = ["assert big(1)", "assert loud(1)"]
+    results = [execute.TestResult("memory_limit", "", None, error="MemoryError"),
+               execute.TestResult("output_limit", "", None)]
+    assert execute.function_feedback(tests, results) == (
+        "Your code failed some test cases:\n\n"
+        "- Failure: `assert big(1)`:\nOut of memory.\n"
+        "- Failure: `assert loud(1)`:\nOutput limit exceeded.\n\n"
+        "Give it another try.")
