@@ -372,7 +372,7 @@ class Config:
 PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
                  valid_data=str(ROOT / "data/tiny/heldout.jsonl"), steps=100, batch_size=64, minibatches=2,
-                 micro_batch_size=32, rollout_batch=0, lr=1e-4, warmup_steps=5, max_new_tokens=40, max_len=1024,
+                 micro_batch_size=32, rollout_batch=0, lr=3e-4, warmup_steps=5, max_new_tokens=40, max_len=1024,
                  eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
