@@ -418,6 +418,9 @@ def _prctl(option: int, arg: int) -> None:
     _c("prctl", option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 
+_SCRATCH_KEEP: set[str] = set()   # entries of the sandbox's /tmp that hold read-only binds (a venv under /tmp)
+
+
 def _isolate() -> tuple[bool, str]:
     """Enter new namespaces and a read-only root; return (namespaced, description). Only pid 1 of the new pid
     namespace returns: the process that created the namespaces waits outside and exits with it."""
@@ -449,6 +452,13 @@ def _isolate() -> tuple[bool, str]:
     sources = {p: os.open(p, os.O_PATH) for p in dirs + devices if not os.path.islink(p)}
     new, bound = "/tmp", []
     _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
+    # The scratch dirs come first, so that a venv or repository under /tmp is bound *inside* the sandbox's
+    # /tmp instead of being hidden by it; per-test cleaning leaves the entries that hold those binds alone.
+    for scratch in ("/tmp", "/dev/shm"):   # /dev/shm: multiprocessing's semaphores
+        os.makedirs(new + scratch)
+        _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
+        _SCRATCH_KEEP.update(scratch + "/" + p[len(scratch) + 1:].split("/")[0] for p in dirs
+                             if p.startswith(scratch + "/"))
     for path in dirs + devices:
         target = new + path
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -469,9 +479,6 @@ def _isolate() -> tuple[bool, str]:
     for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
         os.symlink("/proc/self/fd" + fd, f"{new}/dev/{name}")
     os.makedirs(new + "/proc")
-    for scratch in ("/tmp", "/dev/shm"):   # /dev/shm: multiprocessing's semaphores
-        os.makedirs(new + scratch)
-        _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
     notes = ""
     try:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -577,7 +584,8 @@ def _run_one(compiled, code: str, request: dict, namespaced: bool, base_as: int)
     for fd in (stdin, stdout, stderr):
         os.close(fd)
     # Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory); else just ours.
-    scratch = [os.path.join(d, p) for d in ("/tmp", "/dev/shm") for p in os.listdir(d)] if namespaced else [workdir]
+    scratch = [os.path.join(d, p) for d in ("/tmp", "/dev/shm") for p in os.listdir(d)
+               if os.path.join(d, p) not in _SCRATCH_KEEP] if namespaced else [workdir]
     for path in scratch:
         _remove(path)
     return {"exit": None if killed else os.WEXITSTATUS(status), "signal": None if timed_out else killed,

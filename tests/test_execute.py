@@ -21,6 +21,11 @@ import pytest
 import execute
 from execute import NO_CODE_FEEDBACK, TestResult, extract_code, feedback, outputs_match, python_time_limit
 
+# The sandbox's /tmp entries a test left or uses, not counting one that holds the interpreter (a venv under /tmp
+# is bound read-only inside the sandbox's /tmp, and per-test cleaning leaves it alone).
+OWN_TMP_ENTRIES = ("import os, sys\n"
+                   "entries = [p for p in os.listdir('/tmp') if not sys.prefix.startswith('/tmp/' + p + '/')]\n")
+
 ROOT = Path(execute.__file__).resolve().parent
 TAG = uuid.uuid4().hex[:8]
 HOST_DIRS = [Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"), ROOT, ROOT / "tests", Path.home()]
@@ -246,7 +251,7 @@ def test_segfault_shows_where(sandbox):
 def test_each_test_gets_a_fresh_directory_and_an_empty_tmp(sandbox):
     if not sandbox.namespaced:
         pytest.skip("needs namespaces")
-    code = ("import os\nprint(os.listdir('.'), os.listdir('/tmp') == [os.path.basename(os.getcwd())])\n"
+    code = (OWN_TMP_ENTRIES + "print(os.listdir('.'), entries == [os.path.basename(os.getcwd())])\n"
             f"open('state', 'w').write('x')\nopen('/tmp/rlef-escape-{TAG}-litter', 'w').write('x')\n")
     results = [judge(sandbox, code, "", "['solution.py'] True") for _ in range(3)]
     assert [r.verdict for r in results] == ["pass"] * 3
@@ -356,7 +361,7 @@ def test_1000_trivial_programs_leave_no_process_and_no_file():
         assert descendants(os.getpid()) >= servers
         leftovers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid)} - servers
         assert leftovers == set()
-        tmp = judge_.map([("import os\nprint(len(os.listdir('/tmp')))", [("", "1")])])
+        tmp = judge_.map([(OWN_TMP_ENTRIES + "print(len(entries))", [("", "1")])])
     assert [r[0].verdict for r in results] == ["pass"] * 1000
     if judge_._sandboxes[0].namespaced:
         assert tmp[0][0].verdict == "pass", tmp   # the sandbox's /tmp holds only the running test's directory
