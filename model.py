@@ -20,9 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch

@@ -8,7 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: `pytest tests/...`
 
-from model import PRESETS, ModelArgs, Transformer, byte_tokenizer  # noqa: E402
+from model import ModelArgs, Transformer, byte_tokenizer  # noqa: E402
 
 # A tiny Llama 3.1-like shape: GQA (4 query heads share 2 K/V heads) and llama3 RoPE scaling whose original
 # context (32) is short enough that tests reach positions past it.

@@ -1,6 +1,5 @@
 """model.py: Llama 3 against an independent implementation, KV-cached sampling, loading errors, chat format."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from data import load_problems
 from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, problem_kind, secret_words
