@@ -493,8 +493,9 @@ class Tokenizer:
 
 
 def byte_tokenizer():
-    """A byte-level tokenizer (token id = byte value, no merges) with the Llama 3 special tokens at ids 256-261.
-    The tiny preset and the tests use it: the same ``tokenizers`` code path as Llama 3's 128k BPE."""
+    """A byte-level tokenizer (token id = byte value, no merges) with the Llama 3 special tokens at ids 256-261,
+    for test checkpoints: the same ``tokenizers`` code path as Llama 3's 128k BPE, with predictable ids.
+    (The tiny preset's own BPE is trained by data/train_tiny.py.)"""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
     # GPT-2's byte-to-unicode table, which the ByteLevel pre-tokenizer uses: printable bytes stand for
     # themselves, the others for chr(256 + k). Ordering the vocabulary by byte value makes id == byte.
