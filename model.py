@@ -325,14 +325,13 @@ class Transformer(nn.Module):
     # 3. Hugging Face weights
     # ------------------------------------------------------------------------------------------------------
 
-    def hf_state_dict(self) -> dict:
-        """state_dict under HF names ("model.layers.0...", "lm_head.weight"); a tied head is not stored."""
-        out = {}
-        for k, v in self.state_dict().items():
-            if k == "lm_head.weight" and self.args.tie_word_embeddings and not self.value_head:
-                continue
-            out[k if k.startswith("lm_head") else "model." + k] = v
-        return out
+    def hf_state_dict(self, state: dict | None = None) -> dict:
+        """``state`` (default: this model's state_dict, or one gathered from FSDP shards) under HF names
+        ("model.layers.0...", "lm_head.weight"); a tied head is not stored, as in HF checkpoints."""
+        tied = self.args.tie_word_embeddings and not self.value_head
+        return {k if k.startswith("lm_head") else "model." + k: v
+                for k, v in (self.state_dict() if state is None else state).items()
+                if not (k == "lm_head.weight" and tied)}
 
     @classmethod
     def from_pretrained(cls, path, device=None, dtype=None, value_head: bool = False) -> "Transformer":

@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 import execute
 from data import Problem, load_problems
-from model import HF_REPOS, PRESETS, Tokenizer, Transformer, generate
+from model import HF_REPOS, PRESETS, Tokenizer, Transformer, generate, save_hf_folder
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -478,10 +478,7 @@ def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_d
     final, tmp = run_dir / "checkpoints" / f"step_{step:06d}", run_dir / "checkpoints" / f".tmp_step_{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     for name, model, state in (("policy", policy, states[0]), ("value", value, states[1])):
-        hf = {k if k.startswith("lm_head") else "model." + k: v for k, v in state.items()
-              if not (k == "lm_head.weight" and model.args.tie_word_embeddings and name == "policy")}
-        from model import save_hf_folder
-        save_hf_folder(hf, model.args, tmp / name)
+        save_hf_folder(model.hf_state_dict(state), model.args, tmp / name)
     for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
         if (tok_dir / f).is_file():
             shutil.copy(tok_dir / f, tmp / "policy" / f)
