@@ -168,8 +168,12 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
                     d.done = True                             # no room for another response: judge it as it is
                 else:
                     d.add(follow, 0)
-    final = [(d.problem, d.codes[-1], all_tests(d.problem, extra_tests)) for d in dialogues if d.codes[-1]]
-    verdicts = dict(zip([id(d) for d in dialogues if d.codes[-1]], run_judge(judge, final)))
+    # Final judgement on public + private (+ generated) tests. The public results of the last response are
+    # already known, so only responses that passed them run the rest: a failed one is unsolved anyway.
+    passed = [d for d in dialogues if d.verdicts[-1] == "pass"]
+    rest = run_judge(judge, [(d.problem, d.codes[-1], all_tests(d.problem, extra_tests)[len(d.problem.public_tests):])
+                             for d in passed])
+    verdicts = dict(zip(map(id, passed), rest))
     for d in dialogues:
         d.solved = id(d) in verdicts and verdict_of(verdicts[id(d)]) == "pass"
         d.turn_rewards[-1] += 1.0 if d.solved else -1.0        # stacks with -0.2 (our choice, RLEF.md §1)
