@@ -585,7 +585,7 @@ def train(cfg: Config):
         with Unsharded(policy), torch.no_grad():
             report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set[rank::world], judge, cfg.eval_samples,
                               cfg.turns, feedback_mode, max_len=max_len, log=log0)
-        report = reduce_mean(report, device)
+        report = {**reduce_mean(report, device), "problems": len(valid_set)}   # rates average; counts do not
         log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
         if rank == 0:
             (run_dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
