@@ -1,12 +1,13 @@
 """model.py: Llama 3 against an independent implementation, KV-cached sampling, loading errors, chat format."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import TINY_ARGS, write_checkpoint
-from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies
+from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies, sample_next
 
 
 def hf_logits(path, tokens):
@@ -108,6 +109,65 @@ def test_top_p_keeps_only_the_nucleus(tiny_checkpoint):
     # A nucleus smaller than the top token's own mass leaves only that token.
     outs = generate(model, [[9, 10, 11]] * 8, max_new_tokens=1, temperature=1.0, top_p=p_top * 0.9, generator=gen)
     assert all(t == [top] and abs(lp) < 1e-6 for t, lp in ((o[0], o[1][0]) for o in outs))
+
+
+def test_sampling_draws_each_token_with_its_probability():
+    # sample_next draws argmax(p / Exponential(1)) (no host sync); the frequencies must be the softmax's.
+    logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().expand(40000, 4)
+    tokens, logprobs = sample_next(logits, 1.0, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=4) / len(tokens)
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.01)   # 4 sigma ~ 0.01
+    assert torch.allclose(logprobs, logits[0].log_softmax(-1)[tokens])
+
+
+def test_checking_for_stops_every_few_steps_changes_nothing(tiny_checkpoint):
+    # On a GPU, generate asks "has every row stopped?" only every 16 steps; the rows past their stop token
+    # go on decoding for a while, and what they sample then must be dropped.
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    prompts = [[1, 2, 3], [4, 5], [6]]
+    free = generate(model, prompts, max_new_tokens=12, temperature=0)
+    stop = free[0][0][1]
+    each = generate(model, prompts, 12, temperature=0, stop_ids=[stop])
+    every5 = generate(model, prompts, 12, temperature=0, stop_ids=[stop], check_every=5)
+    assert each == every5
+    assert any(len(t) < 12 for t, _ in each)          # some row did stop early
+
+
+def test_cuda_graph_without_a_gpu_is_a_clear_error(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    with pytest.raises(ValueError, match="CUDA device"):
+        generate(model, [[1, 2]], 4, temperature=0, cuda_graph=True)
+
+
+def _heldout_prompts(n):
+    from data import load_problems
+    from rlef import initial_prompt
+    root = Path(__file__).resolve().parents[1] / "data" / "tiny"
+    tok = Tokenizer.from_pretrained(root / "policy")
+    problems = load_problems(root / "heldout.jsonl")[:n]
+    return root / "policy", tok, [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in problems]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="torch.compile on a CPU needs a C compiler")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_decoding_gives_eager_greedy_tokens(dtype):
+    # The trained tiny policy (a random model's near-tied logits would flip on last-bit differences).
+    weights, tok, prompts = _heldout_prompts(12)
+    model = Transformer.from_pretrained(weights, dtype=dtype).eval()
+    eager = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
+    compiled = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id, compile=True)
+    assert [t for t, _ in compiled] == [t for t, _ in eager]
+    assert all(len(t) > 5 for t, _ in eager)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_decoding_gives_eager_tokens_on_a_gpu():
+    weights, tok, prompts = _heldout_prompts(16)
+    model = Transformer.from_pretrained(weights, device="cuda", dtype=torch.bfloat16).eval()
+    runs = [generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id, cuda_graph=g)
+            for g in (False, True)]
+    assert [t for t, _ in runs[0]] == [t for t, _ in runs[1]]
 
 
 def test_chunked_targets_equal_full_log_softmax(tiny_checkpoint):
