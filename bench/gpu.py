@@ -22,7 +22,6 @@ Each section runs on its own: a failure prints its traceback and the others stil
 """
 import argparse
 import json
-import math
 import sys
 import time
 import traceback
@@ -195,7 +194,7 @@ def decode_speed(device, smoke, ceil):
             del cache, decode
     # Random bf16 logits are full of near-ties that rounding differences flip. In fp32 (TF32 off) the same
     # comparison checks that compiled decoding computes what eager decoding computes.
-    del model
+    model = None                                           # free the bf16 weights first
     torch.backends.cuda.matmul.allow_tf32 = False
     model32 = random_model(args, device, torch.float32).eval()
     prompts = torch.randint(0, args.vocab_size, (16, prompt_len), device=device).tolist()
@@ -206,7 +205,7 @@ def decode_speed(device, smoke, ceil):
     fp32_same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
     print(f"decode {name} float32 (generate, 16 x 32 greedy tokens): sequences identical to eager: "
           + ", ".join(f"{m} {n}/16" for m, n in fp32_same.items()), flush=True)
-    del model32
+    model32 = None
     model = random_model(args, device, dtype).eval()
     # Prefill: one forward over batch x prompt with the cache (what generate does first).
     batch = 16
