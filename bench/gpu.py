@@ -220,7 +220,7 @@ def decode_speed(device, smoke, ceil):
     flops = n_tokens * (2 * matmul_params(model) + 2 * args.n_layers * prompt_len * args.dim)
     mfu = 100 * flops / t / ceil["matmul_flops_per_s"]
     print(f"prefill {name} batch {batch} x {prompt_len}: {n_tokens / t:,.0f} tokens/s, {mfu:.1f}% MFU")
-    del model
+    model = None
     return {"decode": rows, "fp32_greedy_same_as_eager": fp32_same, "prefill": {"model": name, "batch": batch, "prompt": prompt_len,
                                         "tokens_per_s": n_tokens / t, "mfu_pct": mfu},
             "weight_bytes": weight_bytes, "kv_bytes_per_position": kv_bytes_per_position}
@@ -251,7 +251,7 @@ def ppo_microbatch(device, smoke, ceil):
         print(f"PPO micro-batch {name} {B}x{T}: {B * T / t:,.0f} tokens/s, {1e3 * t:.0f} ms, {mfu:.1f}% MFU, "
               f"peak {peak:.1f} GiB", flush=True)
         out.append({"model": name, "batch": B, "seq": T, "tokens_per_s": B * T / t, "mfu_pct": mfu, "peak_gib": peak})
-        del model
+        model = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
