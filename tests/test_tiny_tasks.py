@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import execute
 from data import load_problems
 from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, problem_kind, secret_words
-from data.train_tiny import batch, build_tokenizer
+from data.train_tiny import add_decoy, batch, build_tokenizer, retry_contexts
 from model import PRESETS, Tokenizer, Transformer, generate
 from rlef import initial_prompt
 
@@ -122,6 +123,34 @@ def test_warm_start_trains_only_the_assistant_reply_and_its_eot():
     assert tokens[0, first + 1:first + 1 + len(trained)].tolist() == trained     # position j predicts j + 1
 
 
+def test_decoy_example_hides_the_word_and_keeps_the_real_one():
+    p = copy.deepcopy(build_splits()[0][0])
+    word, real = word_of(p), p.description.split("\n")[1]
+    for before in (0.0, 1.0):
+        lines = add_decoy(copy.deepcopy(p), random.Random(0), before).split("\n")
+        decoy = lines[1] if before else lines[2]
+        assert real in lines and f"output `{HIDDEN}" in decoy and word not in decoy
+        assert p.private_tests[0].input.strip() in decoy     # the decoy is a real test of the problem, hidden
+
+
+def test_second_turn_warm_start_shows_a_crash_and_never_an_expected_output():
+    """The warm start teaches the form of a second turn with crashes only: what a wrong answer's feedback
+    reveals ("Expected output `...`") is left for RL to discover."""
+    tok = Tokenizer.from_pretrained(POLICY)
+    problems = [p for p in copy.deepcopy(build_splits()[0]) if problem_kind(p) == "shown"][:6]
+    judge = execute.Judge(workers=1)
+    try:
+        contexts = retry_contexts(tok, problems, random.Random(0), judge)
+    finally:
+        judge.close()
+    for p, ctx in zip(problems, contexts):
+        text = tok.decode(ctx)
+        assert text.count("Your code failed the following tests") == 1 and "Error" in text
+        assert "Expected output" not in text
+        assert ctx[-len(tok.encode_header("assistant")):] == tok.encode_header("assistant")
+        assert p.solutions[0].strip() not in text.split("assistant")[1]        # the first reply was broken
+
+
 def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     model = Transformer.from_pretrained(POLICY).eval()
     tok = Tokenizer.from_pretrained(POLICY)
@@ -131,7 +160,7 @@ def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
     assert all(tok.decode(r).startswith("```python\nprint(") for r, _ in replies)
     solved = sum(f"```python\n{p.solutions[0].strip()}\n```" == tok.decode(r) for p, (r, _) in zip(shown, replies))
-    assert solved >= 4                       # copies a word it never saw from the worked example
+    assert solved >= 14                      # copies a word it never saw from the worked example
 
 
 @pytest.mark.slow
