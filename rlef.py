@@ -670,7 +670,10 @@ def plot_curves(run_dir: Path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     a.plot([r["step"] for r in rows], [100 * r["solve_rate"] for r in rows], label="training solve rate", alpha=0.6)
     evals = [r for r in rows if "eval" in r]
-    a.plot([r["step"] for r in evals], [100 * r["eval"]["multi_turn_1@3"] for r in evals], "o-", label="held-out 1@3")
+    if (run_dir / "eval_step0_real.json").is_file():                     # the "before" point
+        evals.insert(0, {"step": 0, "eval": _read_json(run_dir / "eval_step0_real.json")})
+    for key, label in (("multi_turn_1@3", "held-out multi-turn 1@3"), ("single_turn_1@3", "held-out single-turn 1@3")):
+        a.plot([r["step"] for r in evals], [100 * r["eval"][key] for r in evals], "o-", label=label)
     a.set_xlabel("step"), a.set_ylabel("%"), a.legend()
     b.plot([r["step"] for r in rows], [r["ref_kl"] for r in rows], label="KL to reference")
     b.set_xlabel("step"), b.legend()
