@@ -8,7 +8,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: `pytest tests/...`
 
-from model import ModelArgs, Transformer, byte_tokenizer  # noqa: E402
+from model import SPECIAL_TOKENS, ModelArgs, Transformer  # noqa: E402
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer (token id = byte value, no merges) with the Llama 3 special tokens at ids 256-261,
+    for test checkpoints: the same ``tokenizers`` code path as Llama 3's 128k BPE, with predictable ids.
+    (The tiny preset's own BPE is trained by data/train_tiny.py.)"""
+    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
+    # GPT-2's byte-to-unicode table, which the ByteLevel pre-tokenizer uses: printable bytes stand for
+    # themselves, the others for chr(256 + k). Ordering the vocabulary by byte value makes id == byte.
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in printable]
+    char_of = {b: chr(b) for b in printable} | {b: chr(256 + k) for k, b in enumerate(others)}
+    tok = HFTokenizer(models.BPE(vocab={char_of[b]: b for b in range(256)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIAL_TOKENS)
+    return tok
+
 
 # A tiny Llama 3.1-like shape: GQA (4 query heads share 2 K/V heads) and llama3 RoPE scaling whose original
 # context (32) is short enough that tests reach positions past it.

@@ -7,7 +7,8 @@ import torch
 import execute
 import rlef
 from data import Problem, Test, load_problems
-from model import Tokenizer, Transformer, byte_tokenizer
+from conftest import byte_tokenizer
+from model import Tokenizer, Transformer
 
 ROOT = rlef.ROOT
 
