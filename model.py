@@ -216,7 +216,7 @@ class Attention(nn.Module):
             if T == 1:
                 # Decoding: g query rows per head. The fused attention kernels parallelise over blocks of
                 # query rows and leave most of an H200 idle here; two batched matmuls do not (8B batch-1
-                # decode, compiled: 5.90 -> 5.55 ms per token, measured with bench/gpu.py's setup).
+                # decode, compiled: 5.90 -> 5.55 ms per token in a one-off H200 comparison; README).
                 scores = (q @ k_cache.transpose(-1, -2)).float() * self.head_dim ** -0.5  # (B, n_kv, g, L)
                 y = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v_cache.dtype) @ v_cache
             else:

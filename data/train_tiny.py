@@ -101,13 +101,18 @@ def add_decoy(p, rng: random.Random, before: float) -> str:
 BUGS = [("print(", "prnt("), ("input()", "int(input())"), ('+', '+ +')]
 
 
+def first_turn(tok: Tokenizer, p) -> list[int]:
+    """The dialogue up to the first reply, tokenised exactly as rlef.rollout does."""
+    return tok.encode_chat([{"role": "user", "content": initial_prompt(p)}])
+
+
 def retry_contexts(tok: Tokenizer, problems, rng: random.Random, judge) -> list[list[int]]:
     """Contexts of a second turn: the prompt, a first reply that crashes, and the paper's feedback on it,
     produced by the sandbox exactly as in a rollout (rlef.rollout). The reply to learn after it is the
     problem's solution: the policy learns the dialogue's form, never what an expected output reveals."""
     replies = [p.solutions[0].strip().replace(*rng.choice(BUGS), 1) for p in problems]
     results = run_judge(judge, [(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
-    return [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(f"```python\n{r}\n```")
+    return [first_turn(tok, p) + tok.encode(f"```python\n{r}\n```")
             + [tok.eot_id] + tok.encode_message("user", describe_failures(p, p.public_tests, res))
             + tok.encode_header("assistant") for p, r, res in zip(problems, replies, results)]
 
@@ -123,7 +128,7 @@ def batch(tok: Tokenizer, problems, rng: random.Random, decoy: float = 0.0, deco
     retried = iter(retry_contexts(tok, [p for p, s in zip(problems, second) if s], rng, judge) if any(second) else [])
     rows = []
     for p, s in zip(problems, second):
-        context = next(retried) if s else tok.encode_chat([{"role": "user", "content": initial_prompt(p)}])
+        context = next(retried) if s else first_turn(tok, p)
         rows.append((context + tok.encode(f"```python\n{p.solutions[0].strip()}\n```") + [tok.eot_id], len(context)))
     T = max(len(r) for r, _ in rows)
     tokens, targets = torch.full((len(rows), T), tok.pad_id), torch.full((len(rows), T), -100)
@@ -133,16 +138,17 @@ def batch(tok: Tokenizer, problems, rng: random.Random, decoy: float = 0.0, deco
     return tokens, targets
 
 
-def train(model, tok: Tokenizer, steps: int, lr: float, a, retry: float = 0.0):
-    """One stage of next-token training on fresh problems; the stage's data stream depends only on --seed."""
-    rng = random.Random(a.seed)
+def train(model, tok: Tokenizer, steps: int, lr: float, opts, retry: float = 0.0):
+    """One stage of next-token training on fresh problems (``opts``: the command line's seed, batch size and
+    decoy settings). Each stage re-seeds its data stream, so stage 2 after ``--init`` is stage 2 of a full run."""
+    rng = random.Random(opts.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     heldout_words = {w.lower() for w in secret_words()[1]}         # never trained on, even as "shown"
     judge = execute.Judge(workers=1)
     t0 = time.time()
     for step in range(steps):
-        tokens, targets = batch(tok, warmstart_problems(rng, a.batch_size, heldout_words), rng, a.decoy,
-                                a.decoy_before, retry, judge)
+        tokens, targets = batch(tok, warmstart_problems(rng, opts.batch_size, heldout_words), rng, opts.decoy,
+                                opts.decoy_before, retry, judge)
         step_lr = lr * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = step_lr
