@@ -47,6 +47,7 @@ import builtins
 import ctypes
 import dataclasses
 import faulthandler
+import functools
 import gc
 import io
 import json
@@ -56,7 +57,7 @@ import queue
 import re
 import resource
 import select
-import shutil
+import stat
 import signal
 import subprocess
 import sys
@@ -148,10 +149,8 @@ def _result(raw: dict, test_input: str, expected: str | None) -> TestResult:
     # A segfault's faulthandler dump lists the harness frames below the program's: drop them.
     err = "\n".join(line for line in raw["stderr"].rstrip().split("\n") if _HARNESS_FRAME not in line)
     failed = raw["signal"] is not None or raw["exit"] != 0
-    if raw["timed_out"]:
-        verdict = "timeout"
-    elif raw["stdout_bytes"] >= OUTPUT_LIMIT:
-        verdict = "output_limit"
+    if raw.get("stopped") in ("timeout", "memory_limit", "output_limit"):
+        verdict = raw["stopped"]   # the server stopped it: out of time, of memory (all its processes), of output
     elif failed and err.rsplit("\n", 1)[-1].startswith("MemoryError"):
         verdict = "memory_limit"
     elif failed:
@@ -171,6 +170,175 @@ def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME
                       default: float = DEFAULT_TIME_LIMIT) -> float:
     """A contest's (C++) time limit scaled for Python; the paper's 10 s where the problem has none."""
     return default if not contest_seconds else contest_seconds * factor
+
+
+# ---- Function problems (HumanEval, MBPP): plain data in, plain data out
+#
+# A function problem is judged by code the program cannot influence. The sandboxed child loads the solution and
+# receives the test calls' arguments; it sends back each result as *plain data* (builtins only). The expected
+# values never enter the sandbox, and the comparison happens here, in the judge's process, on values decoded
+# from JSON: an object with its own __eq__ cannot survive the trip, and ending the process early leaves tests
+# without a result (a runtime error), never a pass.
+
+def to_plain(value, _depth: int = 0):
+    """Encode a value made only of builtin data types (exact types, no subclasses) as JSON-able data.
+    JSON objects are tags: {"tuple": [...]}, {"set": [...]}, {"frozenset": [...]}, {"dict": [[k, v], ...]},
+    {"bytes": hex}, {"complex": [re, im]}, {"float": "inf" | "-inf" | "nan"}. TypeError for anything else."""
+    if _depth > 100:
+        raise TypeError("nested more than 100 levels deep")
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if kind is list:
+        return [to_plain(v, _depth + 1) for v in value]
+    if kind in (tuple, set, frozenset):
+        return {kind.__name__: [to_plain(v, _depth + 1) for v in value]}
+    if kind is dict:
+        return {"dict": [[to_plain(k, _depth + 1), to_plain(v, _depth + 1)] for k, v in value.items()]}
+    if kind is bytes:
+        return {"bytes": value.hex()}
+    if kind is complex:
+        return {"complex": [to_plain(value.real), to_plain(value.imag)]}
+    raise TypeError(f"a {kind.__name__} is not plain data")
+
+
+_FROM_TAG = {"tuple": tuple, "set": set, "frozenset": frozenset}
+
+
+def from_plain(data):
+    """The inverse of to_plain; ValueError for anything to_plain cannot have written."""
+    if data is None or type(data) in (bool, int, float, str):
+        return data
+    if type(data) is list:
+        return [from_plain(v) for v in data]
+    if type(data) is not dict or len(data) != 1:
+        raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
+    (tag, body), = data.items()
+    if tag in _FROM_TAG and type(body) is list:
+        return _FROM_TAG[tag](from_plain(v) for v in body)
+    if tag == "dict" and type(body) is list and all(type(kv) is list and len(kv) == 2 for kv in body):
+        return {from_plain(k): from_plain(v) for k, v in body}
+    if tag == "bytes" and type(body) is str:
+        return bytes.fromhex(body)
+    if tag == "complex" and type(body) is list and len(body) == 2:
+        return complex(from_plain(body[0]), from_plain(body[1]))
+    if tag == "float" and body in ("inf", "-inf", "nan"):
+        return float(body)
+    raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
+
+
+# Builtins a test may apply to the result before comparing (`assert sorted(f(x)) == ...`, `round(f(x), 2)`).
+WRAPPERS = {f.__name__: f for f in (abs, bool, dict, float, frozenset, int, len, list, max, min, round, set, sorted,
+                                    str, sum, tuple)}
+# Float tolerance for "==" where floats are involved (as EvalPlus: relative 1e-7, absolute 1e-6).
+FLOAT_REL_TOL, FLOAT_ABS_TOL = 1e-7, 1e-6
+COMPARES = ("==", "!=", "is", "truthy", "falsy", "close", "isclose", "predicate")
+
+
+@dataclasses.dataclass
+class FunctionTest:
+    """One call of the function under test and how its result is checked, all decided by the dataset:
+
+        assert f(1, 2) == 3                          args [1, 2], expected 3, compare "=="
+        assert sorted(f(x)) == [1, 2]                wrap [["sorted"]]
+        assert abs(f(x) - 0.5) < 1e-6                compare "close", abs_tol 1e-6 (strict)
+        assert math.isclose(f(x), 2.0, rel_tol=1e-3) compare "isclose"
+        assert f(x) / assert not f(x)                compare "truthy" / "falsy"
+        assert abs(poly(xs, f(xs))) < 1e-4           compare "predicate": a lambda over the result, with setup
+    """
+    __test__ = False
+    args: list = dataclasses.field(default_factory=list)      # positional arguments (decoded plain data)
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    expected: object = None
+    compare: str = "=="
+    wrap: list = dataclasses.field(default_factory=list)      # [[name, *extra literal args]], applied in order
+    abs_tol: float = FLOAT_ABS_TOL
+    rel_tol: float = FLOAT_REL_TOL
+    strict: bool = True                                       # "close": < (True) or <= (False)
+    message: str | None = None                                # the assert's message, shown as AssertionError: ...
+    predicate: str | None = None                              # "lambda result: ..." (dataset code, trusted)
+    setup: str = ""                                           # definitions the predicate uses (dataset code)
+
+    def __post_init__(self):
+        if self.compare not in COMPARES:
+            raise ValueError(f"compare must be one of {COMPARES}, got {self.compare!r}")
+        if any(not w or w[0] not in WRAPPERS for w in self.wrap):
+            raise ValueError(f"wrap may only use {sorted(WRAPPERS)}, got {self.wrap!r}")
+        if (self.compare == "predicate") != (self.predicate is not None):
+            raise ValueError('a predicate belongs to compare "predicate", and it needs one')
+
+    def to_dict(self) -> dict:
+        """The JSON form (data/README.md): arguments and expected value in to_plain's encoding."""
+        d = {"args": to_plain(list(self.args)), "expected": to_plain(self.expected)}
+        defaults = FunctionTest()
+        for name in ("kwargs", "compare", "wrap", "abs_tol", "rel_tol", "strict", "message", "predicate", "setup"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                d[name] = {k: to_plain(v) for k, v in value.items()} if name == "kwargs" else value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FunctionTest":
+        if not isinstance(d, dict) or "args" not in d:
+            raise ValueError('a function test\'s "check" must be an object with at least "args" and "expected"')
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown key(s) {sorted(unknown)} in a function test's check")
+        args = from_plain(d["args"])
+        if type(args) is not list:
+            raise ValueError('"args" must be a list')
+        kwargs = d.get("kwargs", {})
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise ValueError('"kwargs" must map argument names to values')
+        return cls(**{**d, "args": args, "expected": from_plain(d.get("expected")),
+                      "kwargs": {k: from_plain(v) for k, v in kwargs.items()}})
+
+    def passes(self, result) -> bool:
+        """Whether ``result`` (decoded plain data, never the program's own object) satisfies this test."""
+        try:
+            for name, *extra in self.wrap:
+                result = WRAPPERS[name](result, *extra)
+            if self.compare == "predicate":
+                return bool(_predicate(self.setup, self.predicate)(result))
+            return bool(_COMPARE[self.compare](self, result))
+        except Exception:   # e.g. sorted() of mixed types, abs() of a string: not the expected value
+            return False
+
+
+def values_equal(got, want, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL) -> bool:
+    """Python's == on plain data, except that where a float is involved numbers match within the tolerance."""
+    if got == want:
+        return True
+    numbers = (int, float)
+    if type(got) in numbers and type(want) in numbers and float in (type(got), type(want)):
+        return math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
+    if type(got) is type(want) and type(got) in (list, tuple) and len(got) == len(want):
+        return all(values_equal(g, w, rel_tol, abs_tol) for g, w in zip(got, want))
+    if type(got) is type(want) is dict and got.keys() == want.keys():
+        return all(values_equal(got[k], want[k], rel_tol, abs_tol) for k in got)
+    return False
+
+
+_COMPARE = {
+    "==": lambda t, r: values_equal(r, t.expected, t.rel_tol, t.abs_tol),
+    "!=": lambda t, r: r != t.expected,
+    "is": lambda t, r: r is t.expected,                        # True, False, None: singletons survive decoding
+    "truthy": lambda t, r: bool(r),
+    "falsy": lambda t, r: not r,
+    "close": lambda t, r: abs(r - t.expected) < t.abs_tol if t.strict else abs(r - t.expected) <= t.abs_tol,
+    "isclose": lambda t, r: math.isclose(r, t.expected, rel_tol=t.rel_tol, abs_tol=t.abs_tol),
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _predicate(setup: str, predicate: str):
+    """Compile a dataset's predicate once. It is the dataset's own code (trusted like its expected values) and
+    runs here, on decoded plain data; nothing the program wrote is executed."""
+    namespace: dict = {}
+    exec(compile(setup, "<test setup>", "exec"), namespace)
+    return eval(compile(predicate, "<test>", "eval"), namespace)
 
 
 # ---- The paper's feedback message (RLEF.md §1)
@@ -248,11 +416,28 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+def _check_limits(time_limit, memory_limit) -> tuple[float, int]:
+    """The limits as the server takes them; None means the default. Refused here, before anything is sent."""
+    time_limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    memory_limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
+            math.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0:
+        raise ValueError(f"memory_limit must be an int number of bytes > 0 (or None), got {memory_limit!r}")
+    return float(time_limit), memory_limit
+
+
+def _check_str(name: str, value) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
+
 class Sandbox:
-    """One fork server; runs one test at a time (Judge runs several)."""
+    """One fork server; runs one job at a time (Judge runs several)."""
 
     def __init__(self, isolate: bool = True):
-        self.isolate, self.proc, self._tmp = isolate, None, None
+        self.isolate, self.proc, self._tmp, self._next_id = isolate, None, None, 0
         self._start()
 
     def _start(self) -> None:
@@ -283,38 +468,89 @@ class Sandbox:
         line = self.proc.stdout.readline() if ready else b""
         return json.loads(line) if line else None
 
-    def run(self, code: str, stdin: str, time_limit: float, memory_limit: int) -> dict:
-        """Run code once on stdin; the server's raw report (see _run_one)."""
-        request = {"code": code, "input": stdin, "time_limit": time_limit, "memory_limit": memory_limit}
+    def _call(self, request: dict, timeout: float) -> dict | None:
+        """Send one request and return the server's reply to *it*, or None if the server died. Every request
+        carries an id that its reply echoes; if anything goes wrong between writing a request and reading its
+        reply (a dead server, a wrong id, an exception, Ctrl-C), the server is replaced, so that a late reply can
+        never be taken for the answer to a later request."""
+        self._next_id += 1
+        request = {**request, "id": self._next_id}
+        ok = False
         try:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
-            raw = self._receive(time_limit + 60.0)   # the server enforces the limit; this only guards a dead one
-        except OSError:
-            raw = None
-        if raw is None:   # the server died (only possible without namespaces): fail the test, restart it
-            self.close()
-            self._start()
-            raw = {"exit": None, "signal": int(signal.SIGKILL), "timed_out": False, "stdout": "",
-                   "stdout_bytes": 0, "stderr": "The sandbox was killed", "seconds": 0.0}
-        return raw
+            reply = self._receive(timeout)
+            ok = reply is not None and reply.get("id") == request["id"]
+        except (OSError, ValueError):
+            reply = None
+        finally:
+            if not ok:
+                self.close()
+                self._start()
+        if reply is not None and "server_error" in reply:
+            raise RuntimeError(f"execute.py: the fork server failed on a request:\n{reply['server_error']}")
+        return reply if ok else None
+
+    def run(self, code: str, stdin: str, time_limit: float, memory_limit: int) -> dict:
+        """Run code once on stdin; the server's raw report (see _run_program)."""
+        time_limit, memory_limit = _check_limits(time_limit, memory_limit)
+        request = {"kind": "program", "code": code, "input": stdin, "time_limit": time_limit,
+                   "memory_limit": memory_limit}
+        # The server enforces the time limit; this timeout only guards against a server that died.
+        return self._call(request, time_limit + 60.0) or _SERVER_DIED
 
     def run_tests(self, code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
                   memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
                   stop_on_first_failure: bool = False) -> list[TestResult]:
-        """One TestResult per (input, expected_output) test, in order; None limits mean the defaults. With
-        stop_on_first_failure, the tests after the first failure are neither run nor returned."""
+        """One TestResult per (input, expected_output) test, in order; None limits mean the defaults;
+        expected_output None: the test passes iff the program exits 0. With stop_on_first_failure, the tests
+        after the first failure are neither run nor returned."""
+        _check_str("code", code)
+        tests = list(tests)
+        for test_input, expected in tests:
+            _check_str("stdin (a test's input)", test_input)
+            if expected is not None:
+                _check_str("expected (a test's output)", expected)
+        time_limit, memory_limit = _check_limits(time_limit, memory_limit)
         results = []
         for test_input, expected in tests:
-            raw = self.run(code, test_input, time_limit or DEFAULT_TIME_LIMIT, memory_limit or DEFAULT_MEMORY_LIMIT)
-            results.append(_result(raw, test_input, expected))
+            results.append(_result(self.run(code, test_input, time_limit, memory_limit), test_input, expected))
             if stop_on_first_failure and not results[-1].passed:
                 break
         return results
 
+    def run_function_tests(self, code: str, entry_point: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
+                           memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
+        """One TestResult per (shown_assert, FunctionTest): the program is loaded once, ``entry_point`` is
+        called with each test's arguments, and each result is checked here (see FunctionTest.passes). Each
+        call has the time limit; a call that times out or ends the process is charged alone, and the next
+        call runs in a fresh process."""
+        _check_str("code", code)
+        _check_str("entry_point", entry_point)
+        tests = list(tests)
+        for shown, test in tests:
+            _check_str("a function test's shown text", shown)
+            if not isinstance(test, FunctionTest):
+                raise TypeError(f"function tests must be FunctionTest objects, got {type(test).__name__}")
+        time_limit, memory_limit = _check_limits(time_limit, memory_limit)
+        if not tests:
+            return []
+        request = {"kind": "calls", "code": code, "entry_point": entry_point, "time_limit": time_limit,
+                   "memory_limit": memory_limit,
+                   "calls": [[to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}] for _, t in tests]}
+        reply = self._call(request, (time_limit + 5.0) * (len(tests) + 1) + 60.0)
+        if reply is None:
+            return [_result(_SERVER_DIED, shown, None) for shown, _ in tests]
+        if "syntax_error" in reply:
+            return [TestResult("syntax_error", shown, None, error=reply["syntax_error"]) for shown, _ in tests]
+        return [_call_result(raw, shown, test) for raw, (shown, test) in zip(reply["calls"], tests)]
+
     def close(self) -> None:
         if self.proc is not None:
-            self.proc.stdin.close()   # EOF: the server exits, and its pid namespace with it
+            try:
+                self.proc.stdin.close()   # EOF: the server exits, and its pid namespace with it
+            except OSError:
+                pass
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -333,13 +569,33 @@ class Sandbox:
         self.close()
 
 
+_SERVER_DIED = {"exit": None, "signal": int(signal.SIGKILL), "timed_out": False, "stdout": "", "stdout_bytes": 0,
+                "stderr": "The sandbox was killed", "seconds": 0.0}
+
+
+def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
+    """Turn the server's report of one function call into a verdict, comparing the result here."""
+    seconds = raw.get("seconds", 0.0)
+    if "value" in raw:
+        try:
+            passed = test.passes(from_plain(raw["value"]))
+        except (ValueError, TypeError, RecursionError):   # the program wrote something that is not plain data
+            passed = False
+        error = "" if passed else "AssertionError" + (f": {test.message}" if test.message else "")
+        return TestResult("pass" if passed else "wrong_answer", shown, None, error=error, seconds=seconds)
+    if "not_plain" in raw:   # e.g. an object with its own __eq__: only the values themselves are compared
+        return TestResult("wrong_answer", shown, None, seconds=seconds,
+                          error=f"AssertionError: the function returned {raw['not_plain']}")
+    verdict = raw["verdict"]
+    return TestResult(verdict, shown, None, error=raw.get("error", ""), seconds=seconds)
+
+
 _default_sandbox, _default_lock = None, threading.Lock()
 
 
 def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
               memory_limit: int | None = DEFAULT_MEMORY_LIMIT, stop_on_first_failure: bool = False) -> list[TestResult]:
-    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests).
-    expected_output None: the test passes iff the program exits 0 within the limits."""
+    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests)."""
     global _default_sandbox
     with _default_lock:
         if _default_sandbox is None:
@@ -354,7 +610,8 @@ class Judge:
         with Judge(workers=8) as judge:
             results = judge.map([(code, tests), (code2, tests2, time_limit, memory_limit), ...])
 
-    A job is a tuple of run_tests' arguments or a dict of them; map returns one result list per job, in order.
+    A job is a tuple of run_tests' arguments or a dict of them; a dict with "entry_point" is a function job
+    (Sandbox.run_function_tests). map returns one result list per job, in order.
     """
 
     def __init__(self, workers: int | None = None, isolate: bool = True):
@@ -368,7 +625,10 @@ class Judge:
     def _run(self, job) -> list[TestResult]:
         sandbox = self._idle.get()
         try:
-            return sandbox.run_tests(**job) if isinstance(job, dict) else sandbox.run_tests(*job)
+            if isinstance(job, dict):
+                run = sandbox.run_function_tests if "entry_point" in job else sandbox.run_tests
+                return run(**job)
+            return sandbox.run_tests(*job)
         finally:
             self._idle.put(sandbox)
 
@@ -378,8 +638,6 @@ class Judge:
 
     def map(self, jobs) -> list[list[TestResult]]:
         return list(self._pool.map(self._run, jobs))
-
-    run_many = map
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -486,6 +744,11 @@ def _isolate() -> tuple[bool, str]:
             f.write("1")   # SysV shared memory dies with its processes instead of piling up across tests
     except OSError as e:   # e.g. a container that masks parts of /proc: programs get no /proc
         notes = f", no /proc ({e.strerror})"
+    try:   # POSIX message queues of our IPC namespace, visible so that they can be removed after each test
+        os.makedirs(new + "/dev/mqueue")
+        _mount("mqueue", new + "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as e:
+        notes += f", no /dev/mqueue ({e.strerror})"
     os.chdir(new)
     _mount(new, "/", None, MS_MOVE)
     os.chroot(".")
@@ -500,10 +763,13 @@ def _isolate() -> tuple[bool, str]:
         _c("capset", (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())   # v3 header: none left
         who = "user namespace, no capabilities"
     else:
+        global _OWN_UID
         os.setgroups([])
         os.setgid(sandbox_uid)
         os.setuid(sandbox_uid)
+        _OWN_UID = True
         who = f"uid {sandbox_uid}"
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # again: changing uid cleared it
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server
     return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
@@ -518,7 +784,7 @@ def _kill_descendants(namespaced: bool) -> None:
             except ProcessLookupError:
                 pass
         else:            # we are a subreaper: orphans of killed processes become our children, next round
-            for pid in _children():
+            for pid in _descendants():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -529,93 +795,309 @@ def _kill_descendants(namespaced: bool) -> None:
             return
 
 
-def _children() -> list[int]:
-    kids = []
+def _descendants() -> list[int]:
+    """Every process below the server (without namespaces, found through /proc's parent links)."""
+    parents = {}
     for p in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{p}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                    kids.append(int(p))
+                parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             pass
-    return kids
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        kids = [pid for pid, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
 
 
-def _read(fd: int, limit: int) -> tuple[str, int]:
-    size = os.fstat(fd).st_size
-    if size <= limit:
-        return os.pread(fd, size, 0).decode("utf-8", "replace"), size
-    head = os.pread(fd, limit // 16, 0).decode("utf-8", "replace")
-    tail = os.pread(fd, limit, size - limit).decode("utf-8", "replace")
-    return f"{head}\n{_TRUNCATED}\n{tail}", size
+def _test_memory(namespaced: bool) -> int:
+    """Bytes of memory the test's processes hold together: the sum of their proportional set sizes (PSS), so a
+    page shared by several processes counts once. RLIMIT_AS bounds each process; this bounds them all."""
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()] if namespaced \
+        else _descendants()
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration, ValueError):
+            pass   # exited meanwhile
+    return total
 
 
-def _run_one(compiled, code: str, request: dict, namespaced: bool, base_as: int) -> dict:
-    """Fork one child for one test; wait at most the time limit; kill everything; report."""
+class _Capture:
+    """A pipe the server drains while the test runs (a program never blocks on a full pipe), keeping the first
+    ``head`` bytes and the last ``tail`` bytes of what was written, and counting all of it."""
+
+    def __init__(self, head: int, tail: int = 0):
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.head, self.tail, self._head, self._tail = head, tail, bytearray(), bytearray()
+        self.size = self.lines = 0
+
+    def drain(self) -> bool:
+        """Read what is there; False at end of file."""
+        while True:
+            try:
+                chunk = os.read(self.read_fd, 1 << 16)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            self.size += len(chunk)
+            self.lines += chunk.count(b"\n")
+            room = self.head - len(self._head)
+            self._head += chunk[:room]
+            if self.tail and len(chunk) > room:
+                self._tail += chunk[room:]
+                del self._tail[:-self.tail]
+
+    def text(self) -> str:
+        if self.size <= self.head:
+            return self._head.decode("utf-8", "replace")
+        return f"{self._head.decode('utf-8', 'replace')}\n{_TRUNCATED}\n{self._tail.decode('utf-8', 'replace')}"
+
+
+def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
+    """Wait for the test's process while draining its pipes. Returns why it was stopped ("timeout",
+    "memory_limit", "output_limit") or None if it ended by itself. The deadline is limits["time"] seconds after
+    the start and, for function jobs, after every line the "results" pipe delivers (each call has the limit)."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    by_fd = {c.read_fd: name for name, c in captures.items()}
+    for fd in [pidfd, *by_fd]:
+        poller.register(fd, select.POLLIN)
+    poller.register(_REQUESTS_FD, 0)             # POLLHUP is always reported: the harness went away, so do we
+    deadline = time.monotonic() + limits["time"]
+    next_memory_check, stopped, lines_seen = time.monotonic() + 0.05, None, 0
+    while stopped is None:
+        timeout = max(0.0, min(deadline, next_memory_check) - time.monotonic())
+        events = dict(poller.poll(timeout * 1000))
+        if events.get(_REQUESTS_FD, 0) & (select.POLLHUP | select.POLLERR):
+            _kill_descendants(_NAMESPACED)
+            os._exit(0)
+        for fd, name in by_fd.items():
+            if fd in events and not captures[name].drain():
+                poller.unregister(fd)
+        if any(c.size > OUTPUT_LIMIT for name, c in captures.items() if name != "stderr"):
+            stopped = "output_limit"
+        if "results" in captures and captures["results"].lines > lines_seen:
+            lines_seen = captures["results"].lines
+            deadline = time.monotonic() + limits["time"]
+        if pidfd in events:
+            break
+        now = time.monotonic()
+        if stopped is None and now >= deadline:
+            stopped = "timeout"
+        elif stopped is None and now >= next_memory_check:
+            next_memory_check = now + 0.05
+            if _test_memory(_NAMESPACED) > limits["memory"] + limits["base_rss"]:
+                stopped = "memory_limit"
+    os.close(pidfd)
+    return stopped
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name)
+    with open(fd, "wb", closefd=False) as f:
+        f.write(data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int) -> dict:
+    """Fork one test process that runs ``child_main()`` with ``inputs`` ({child fd: our fd}) and the captures'
+    pipes as stdout, stderr (and fd 3: results); supervise it; kill everything it left; clean up; report."""
     workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
     with open(os.path.join(workdir, "solution.py"), "w", errors="replace") as f:
-        f.write(code)   # tracebacks print the program's source lines from this file
-    stdin, stdout, stderr = (os.memfd_create(name) for name in ("stdin", "stdout", "stderr"))
-    with open(stdin, "wb", closefd=False) as f:
-        f.write(request["input"].encode(errors="replace"))
-    os.lseek(stdin, 0, os.SEEK_SET)
-    time_limit = request["time_limit"]
-    cpu_limit = math.ceil(time_limit) + 1
+        f.write(request["code"])   # tracebacks print the program's source lines from this file
+    with open("/proc/self/statm") as f:   # what we map now is the program's starting point, not its usage
+        vm_pages, rss_pages = map(int, f.read().split()[:2])
+    page = os.sysconf("SC_PAGE_SIZE")
+    limits = {"time": request["time_limit"], "memory": request["memory_limit"], "base_rss": rss_pages * page}
+    fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd}
+    if "results" in captures:
+        fds[3] = captures["results"].write_fd
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        _child(compiled, workdir, (stdin, stdout, stderr), cpu_limit, request["memory_limit"] + base_as)
-    pidfd = os.pidfd_open(pid)
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    timed_out = not poller.poll(time_limit * 1000)
-    if timed_out:
+        _child(child_main, workdir, fds, cpu_limit, request["memory_limit"] + vm_pages * page)
+    for capture in captures.values():
+        os.close(capture.write_fd)
+    stopped = _supervise(pid, captures, limits)
+    if stopped:
         os.kill(pid, signal.SIGKILL)
     _, status, usage = os.wait4(pid, 0)
     seconds = time.monotonic() - start
-    _kill_descendants(namespaced)
-    os.close(pidfd)
+    _kill_descendants(_NAMESPACED)
+    for capture in captures.values():   # every writer is gone: read to the end, then close
+        os.set_blocking(capture.read_fd, True)
+        while capture.drain():
+            pass
+        os.close(capture.read_fd)
+    for fd in inputs.values():
+        os.close(fd)
+    _clean_up(workdir)
     killed = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     # RLIMIT_CPU with soft = hard sends SIGKILL: that too is a timeout.
-    timed_out = timed_out or (killed in (signal.SIGKILL, signal.SIGXCPU)
-                              and usage.ru_utime + usage.ru_stime >= cpu_limit - 0.1)
-    out, out_bytes = _read(stdout, OUTPUT_LIMIT)
-    err, _ = _read(stderr, ERROR_KEEP)
-    for fd in (stdin, stdout, stderr):
-        os.close(fd)
-    # Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory); else just ours.
-    scratch = [os.path.join(d, p) for d in ("/tmp", "/dev/shm") for p in os.listdir(d)
-               if os.path.join(d, p) not in _SCRATCH_KEEP] if namespaced else [workdir]
-    for path in scratch:
-        _remove(path)
-    return {"exit": None if killed else os.WEXITSTATUS(status), "signal": None if timed_out else killed,
-            "timed_out": timed_out, "stdout": out, "stdout_bytes": out_bytes, "stderr": err, "seconds": seconds}
+    if stopped is None and killed in (signal.SIGKILL, signal.SIGXCPU) and \
+            usage.ru_utime + usage.ru_stime >= cpu_limit - 0.1:
+        stopped = "timeout"
+    return {"exit": None if killed else os.WEXITSTATUS(status), "signal": None if stopped else killed,
+            "stopped": stopped, "seconds": seconds}
+
+
+def _run_program(compiled, request: dict) -> dict:
+    """A stdin/stdout program, once on one input: the raw report _result turns into a verdict."""
+    captures = {"stdout": _Capture(OUTPUT_LIMIT), "stderr": _Capture(ERROR_KEEP // 16, ERROR_KEEP)}
+    stdin = _memfd("stdin", request["input"].encode(errors="replace"))
+    run = _fork_test(lambda: _program_child(compiled), request, captures, {0: stdin},
+                     math.ceil(request["time_limit"]) + 1)
+    return {**run, "timed_out": run["stopped"] == "timeout", "stdout": captures["stdout"].text(),
+            "stdout_bytes": captures["stdout"].size, "stderr": captures["stderr"].text()}
+
+
+def _run_calls(compiled, request: dict) -> dict:
+    """A function job: load the program, call the function once per test, one report per call. A call that
+    times out, runs out of memory or ends the process is charged alone; the next call gets a fresh process."""
+    calls, reports, first = request["calls"], [], 0
+    while first < len(calls):
+        captures = {"stdout": _Capture(OUTPUT_LIMIT), "stderr": _Capture(ERROR_KEEP // 16, ERROR_KEEP),
+                    "results": _Capture(OUTPUT_LIMIT)}
+        inputs = {0: _memfd("stdin", b""), 4: _memfd("calls", json.dumps(calls[first:]).encode())}
+        cpu_limit = math.ceil(request["time_limit"]) * (len(calls) - first + 1) + 1
+        run = _fork_test(lambda: _calls_child(compiled, request["entry_point"]), request, captures, inputs, cpu_limit)
+        lines = [_parse_line(line) for line in captures["results"].text().split("\n")[:-1]]
+        if not lines or lines[0] != {"loaded": True}:   # the program did not load: every call fails alike
+            failure = _load_failure(lines[0] if lines else None, run, captures["stderr"].text())
+            return {"calls": reports + [failure] * (len(calls) - first)}
+        reports += [_call_report(line) for line in lines[1:1 + len(calls) - first]]
+        if len(reports) < len(calls):   # the call in progress was stopped, or the process ended during it
+            reports.append(_stopped_report(run, captures["stderr"].text(), "before this test finished"))
+        first = len(reports)
+    return {"calls": reports}
+
+
+def _parse_line(line: str):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _call_report(line) -> dict:
+    """Check the shape of one line the test process wrote (it is the program's process: trust nothing)."""
+    if isinstance(line, dict) and isinstance(line.get("seconds", 0.0), (int, float)):
+        seconds = float(line.get("seconds", 0.0))
+        if set(line) <= {"value", "seconds"} and "value" in line:
+            return {"value": line["value"], "seconds": seconds}
+        if set(line) <= {"not_plain", "seconds"} and isinstance(line.get("not_plain"), str):
+            return {"not_plain": line["not_plain"][:200], "seconds": seconds}
+        if set(line) <= {"error", "exception", "seconds"} and isinstance(line.get("error"), str):
+            verdict = "memory_limit" if line.get("exception") == "MemoryError" else "runtime_error"
+            return {"verdict": verdict, "error": line["error"][-ERROR_KEEP:], "seconds": seconds}
+    return {"verdict": "runtime_error", "error": "The test's report was overwritten by the program"}
+
+
+def _stopped_report(run: dict, stderr: str, when: str) -> dict:
+    if run["stopped"]:
+        return {"verdict": run["stopped"], "seconds": run["seconds"]}
+    how = f"exit code {run['exit']}" if run["signal"] is None else f"killed by {signal.Signals(run['signal']).name}"
+    tail = "\n".join(line for line in stderr.rstrip().split("\n") if _HARNESS_FRAME not in line)
+    message = f"The program ended the process ({how}) {when}"
+    return {"verdict": "runtime_error", "error": f"{tail}\n{message}" if tail else message, "seconds": run["seconds"]}
+
+
+def _load_failure(line, run: dict, stderr: str) -> dict:
+    if isinstance(line, dict) and set(line) == {"load_error", "exception"} and isinstance(line["load_error"], str):
+        verdict = "memory_limit" if line["exception"] == "MemoryError" else "runtime_error"
+        return {"verdict": verdict, "error": line["load_error"][-ERROR_KEEP:]}
+    return _stopped_report(run, stderr, "before the tests ran")
+
+
+def _clean_up(workdir: str) -> None:
+    """Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory; else just ours) and,
+    in our own IPC namespace, remove SysV IPC objects and POSIX message queues, so nothing reaches the next test."""
+    if not _NAMESPACED:
+        return _remove(workdir)
+    for scratch in ("/tmp", "/dev/shm", "/dev/mqueue"):
+        if os.path.isdir(scratch):
+            for name in os.listdir(scratch):
+                if os.path.join(scratch, name) not in _SCRATCH_KEEP:
+                    _remove(os.path.join(scratch, name))
+    for kind, remove in (("msg", lambda i: _libc.msgctl(i, 0, None)), ("sem", lambda i: _libc.semctl(i, 0, 0)),
+                         ("shm", lambda i: _libc.shmctl(i, 0, None))):   # 0: IPC_RMID
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                ids = [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
+        except OSError:
+            continue
+        for ipc_id in ids:
+            remove(ipc_id)
+    if _OWN_UID:   # the user keyring belongs to our own uid (never clear the caller's: user-namespace mode)
+        _libc.syscall(_SYS_KEYCTL, 7, -4)   # KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING
 
 
 def _remove(path: str) -> None:
-    """Remove what a test left: it ran as our uid, but may have made its directories unreadable."""
+    """Remove what a test left, whatever it is: deep trees (no recursion: every directory is moved up to the
+    top before it is emptied, so depth costs neither stack nor path length), unreadable modes, fifos, sockets."""
+    parent, name = os.path.split(path.rstrip("/"))
     try:
-        if os.path.islink(path) or not os.path.isdir(path):
-            return os.unlink(path)
-        os.chmod(path, 0o700)
-        for top, dirs, _ in os.walk(path):
-            for d in (os.path.join(top, d) for d in dirs):
-                if not os.path.islink(d):
-                    os.chmod(d, 0o700)
-        shutil.rmtree(path, ignore_errors=True)
+        top = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        pass
+        return
+    todo, serial = [name], 0
+    try:
+        while todo:
+            name = todo.pop()
+            try:
+                if not stat_is_dir(name, top):
+                    os.unlink(name, dir_fd=top)
+                    continue
+                os.chmod(name, 0o700, dir_fd=top)
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+            except OSError:
+                continue
+            with os.scandir(fd) as entries:
+                children = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+            for child, is_dir in children:
+                try:
+                    if is_dir:   # flatten: move it next to the top, then it is one more item of the list
+                        serial += 1
+                        moved = f".rlef-rm-{os.getpid()}-{serial}"
+                        os.chmod(child, 0o700, dir_fd=fd)
+                        os.rename(child, moved, src_dir_fd=fd, dst_dir_fd=top)
+                        todo.append(moved)
+                    else:
+                        os.unlink(child, dir_fd=fd)
+                except OSError:
+                    pass
+            os.close(fd)
+            try:
+                os.rmdir(name, dir_fd=top)
+            except OSError:
+                pass
+    finally:
+        os.close(top)
 
 
-def _child(compiled, workdir: str, fds: tuple[int, int, int], cpu_limit: int, as_limit: int):
-    """The forked test process: limits, fresh stdio and __main__, run, exit. Never returns to the server."""
+def stat_is_dir(name: str, dir_fd: int) -> bool:
+    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+
+
+def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
+    """The forked test process: its descriptors, limits, fresh stdio; then child_main(). Never returns."""
     status = 1
     try:
         os.setsid()
         os.chdir(workdir)
-        for fd, target in zip(fds, (0, 1, 2)):
-            os.dup2(fd, target)
-        os.closerange(3, 1 << 16)   # the server's control pipes, memfds, pidfds
+        for target, fd in sorted(fds.items()):
+            os.dup2(fd, target + 64)   # two steps, so that no target overwrites a source still to be copied
+        for target in fds:
+            os.dup2(target + 64, target)
+        os.closerange(max(fds) + 1, 1 << 16)   # the server's control pipes, other pipes, pidfds
         for res, value in ((resource.RLIMIT_CPU, cpu_limit), (resource.RLIMIT_AS, as_limit),
                            (resource.RLIMIT_FSIZE, OUTPUT_LIMIT), (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
                            (resource.RLIMIT_NPROC, MAX_PROCESSES), (resource.RLIMIT_CORE, 0)):
@@ -630,33 +1112,101 @@ def _child(compiled, workdir: str, fds: tuple[int, int, int], cpu_limit: int, as
         faulthandler.enable()   # a segfault (deep recursion) prints where it happened
         if "random" in sys.modules:
             sys.modules["random"].seed()   # not the server's state: a fresh interpreter seeds from urandom
-        main = types.ModuleType("__main__")
-        main.__file__, main.__builtins__ = "solution.py", builtins
-        sys.modules["__main__"], sys.argv = main, ["solution.py"]
-        try:
-            exec(compiled, main.__dict__)
-            status = 0
-        except SystemExit as e:
-            status = _exit_status(e.code)
-        except BaseException as e:
-            e.__traceback__ = e.__traceback__.tb_next   # drop this frame: the harness is not the program's
-            sys.excepthook(type(e), e, e.__traceback__)
-        try:
-            if "threading" in sys.modules:
-                sys.modules["threading"]._shutdown()   # wait for non-daemon threads, as interpreter exit does
-            atexit._run_exitfuncs()
-        except SystemExit as e:
-            status = _exit_status(e.code)
-        except BaseException as e:
-            sys.excepthook(type(e), e, e.__traceback__)
-            status = status or 1
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                status = status or 120   # what Python exits with when the final flush fails
+        _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
+        _prctl(PR_SET_DUMPABLE, 1)   # the server (not dumpable itself) may read this test's memory use in /proc
+        status = child_main()
     finally:
         os._exit(status)
+
+
+def _new_main(name: str) -> types.ModuleType:
+    main = types.ModuleType(name)
+    main.__file__, main.__builtins__ = "solution.py", builtins
+    sys.modules[name], sys.argv = main, ["solution.py"]
+    return main
+
+
+def _program_child(compiled) -> int:
+    """Run a stdin/stdout program as a fresh interpreter would run solution.py; return its exit status."""
+    main, status = _new_main("__main__"), 1
+    try:
+        exec(compiled, main.__dict__)
+        status = 0
+    except SystemExit as e:
+        status = _exit_status(e.code)
+    except BaseException as e:
+        e.__traceback__ = e.__traceback__.tb_next   # drop this frame: the harness is not the program's
+        sys.excepthook(type(e), e, e.__traceback__)
+    try:
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()   # wait for non-daemon threads, as interpreter exit does
+        atexit._run_exitfuncs()
+    except SystemExit as e:
+        status = _exit_status(e.code)
+    except BaseException as e:
+        sys.excepthook(type(e), e, e.__traceback__)
+        status = status or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            status = status or 120   # what Python exits with when the final flush fails
+    return status
+
+
+def _calls_child(compiled, entry_point: str) -> int:
+    """Load a function problem's solution (as module `solution`: its `if __name__ == "__main__"` part does not
+    run), then call the function once per test and write one line per call to fd 3: the result as plain data,
+    or the exception. The expected values are not here: the server only ever sent the arguments."""
+    with open(4, "rb") as f:
+        calls = json.loads(f.read())
+    results = open(3, "wb", buffering=0)
+
+    def send(report: dict) -> None:
+        results.write(json.dumps(report).encode() + b"\n")
+
+    main = _new_main("solution")
+    try:
+        exec(compiled, main.__dict__)
+        function = main.__dict__[entry_point] if entry_point in main.__dict__ else _missing(entry_point)
+        if not callable(function):
+            raise TypeError(f"{entry_point} is a {type(function).__name__}, not a function")
+    except BaseException as e:
+        send({"load_error": _describe(e, "while it was loaded, before the tests ran"),
+              "exception": type(e).__name__})
+        return 0
+    send({"loaded": True})
+    for args, kwargs in calls:
+        start = time.perf_counter()
+        try:
+            value = function(*from_plain(args), **{k: from_plain(v) for k, v in kwargs.items()})
+        except BaseException as e:
+            send({"error": _describe(e, "during the test"), "exception": type(e).__name__,
+                  "seconds": time.perf_counter() - start})
+            continue
+        seconds = time.perf_counter() - start
+        try:
+            send({"value": to_plain(value), "seconds": seconds})
+        except (TypeError, ValueError, RecursionError):
+            send({"not_plain": f"an object of type {type(value).__name__}, not plain data", "seconds": seconds})
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    return 0
+
+
+def _missing(name: str):
+    raise NameError(f"name '{name}' is not defined: the program must define the function {name}")
+
+
+def _describe(e: BaseException, when: str) -> str:
+    """The exception as Python would print it, without the harness's frames (paths read solution.py)."""
+    if isinstance(e, SystemExit):
+        return f"SystemExit: the program exited (code {e.code!r}) {when}"
+    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None   # drop the harness frame
+    return "".join(traceback.format_exception(type(e), e, tb)).rstrip()
 
 
 def _exit_status(code) -> int:
@@ -668,47 +1218,56 @@ def _exit_status(code) -> int:
     return 1
 
 
+_REQUESTS_FD, _NAMESPACED, _OWN_UID = 0, False, False
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
+
+
 def _serve(plain_tmp: str | None) -> None:
-    """The fork server's main loop: one JSON request per line on stdin, one JSON report per line on stdout.
-    plain_tmp: no namespaces; test directories go there."""
+    """The fork server's main loop: one JSON request per line on stdin, one JSON reply per line on stdout, each
+    reply carrying its request's id. plain_tmp: no namespaces; test directories go there."""
+    global _REQUESTS_FD, _NAMESPACED
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)   # a stray print in the server must never corrupt the protocol
+    _REQUESTS_FD = requests.fileno()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.dont_write_bytecode = True
     for name in PRELOAD:
         __import__(name)
-    with open("/proc/self/statm") as f:
-        base_as = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")   # not charged to the program
     try:
-        namespaced, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
+        _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
         replies.write(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
         replies.flush()
         os._exit(1)
-    if not namespaced:
+    if not _NAMESPACED:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         tempfile.tempdir = plain_tmp
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
-    replies.write(json.dumps({"namespaced": namespaced, "isolation": isolation}).encode() + b"\n")
+    replies.write(json.dumps({"namespaced": _NAMESPACED, "isolation": isolation}).encode() + b"\n")
     replies.flush()
     cached_code, compiled = None, None
     for line in requests:
         request = json.loads(line)
-        if request["code"] != cached_code:
-            cached_code = request["code"]
-            try:
-                compiled = compile(cached_code, "solution.py", "exec", dont_inherit=True)
-            except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
-                compiled = "".join(traceback.format_exception_only(type(e), e))
-        if isinstance(compiled, str):
-            reply = {"syntax_error": compiled}
-        else:
-            reply = _run_one(compiled, cached_code, request, namespaced, base_as)
+        try:
+            if request["code"] != cached_code:
+                cached_code = request["code"]
+                try:
+                    compiled = compile(cached_code, "solution.py", "exec", dont_inherit=True)
+                except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
+                    compiled = "".join(traceback.format_exception_only(type(e), e))
+            if isinstance(compiled, str):
+                reply = {"syntax_error": compiled}
+            else:
+                reply = (_run_calls if request["kind"] == "calls" else _run_program)(compiled, request)
+        except Exception:
+            reply = {"server_error": traceback.format_exc()}
+        reply["id"] = request.get("id")
         replies.write(json.dumps(reply).encode() + b"\n")
         replies.flush()
+        del request, line   # nothing of this request stays mapped into the next test's process
 
 
 # ---- CLI: python execute.py SOLUTION.py PROBLEM.json

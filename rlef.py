@@ -67,12 +67,14 @@ def prefill(problem: Problem) -> str:
 
 def judge_jobs(problem: Problem, code: str, tests) -> list[tuple]:
     """Jobs for execute.Judge that run ``code`` on ``tests``; one result per test comes back, in order.
-    A stdin/stdout program is one job over all tests; a function is run once per assert, so that every
-    failing assert shows its own error (appendix C.4)."""
+    A function problem's asserts are never run beside the program (it could end the process first, or return
+    an object equal to anything): the judge calls the function and checks each result itself, so that every
+    failing assert still shows its own error (appendix C.4)."""
     time_limit = execute.python_time_limit(problem.time_limit)
     memory = problem.memory_limit or execute.DEFAULT_MEMORY_LIMIT
     if problem.kind == "function":
-        return [(f"{code}\n\n{t.input}\n", [("", None)], time_limit, memory) for t in tests]
+        return [{"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
+                 "time_limit": time_limit, "memory_limit": memory}]
     return [(code, [(t.input, t.output) for t in tests], time_limit, memory)]
 
 

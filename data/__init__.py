@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from execute import FunctionTest
+
 KINDS = ("stdio", "function")
 
 
@@ -32,8 +34,10 @@ KINDS = ("stdio", "function")
 class Test:
     __test__ = False  # a test case, not a pytest test class (pytest collects classes named Test*)
 
-    input: str  # stdio: the program's stdin; function: Python code (asserts, maybe after setup lines)
-    output: str | None  # stdio: the expected stdout; function: None (the test passes iff the code runs)
+    input: str  # stdio: the program's stdin; function: the assert as the model sees it (prompt, feedback)
+    output: str | None  # stdio: the expected stdout; function: None
+    # function: the call the judge makes and how it checks the result, outside the program's reach
+    check: FunctionTest | None = None
 
 
 @dataclass
@@ -76,7 +80,10 @@ class Problem:
 
 
 def _test_dict(t: Test) -> dict:
-    return {"input": t.input, "output": t.output}
+    d = {"input": t.input, "output": t.output}
+    if t.check is not None:
+        d["check"] = t.check.to_dict()
+    return d
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -155,16 +162,23 @@ def _tests(value: object, key: str, kind: str) -> list[Test]:
     out = []
     for i, t in enumerate(value):
         where = f'"{key}"[{i}]'
-        if not isinstance(t, dict) or set(t) != {"input", "output"}:
-            raise _Bad(f'{where} must be an object with exactly the keys "input" and "output"')
+        keys = {"input", "output", "check"} if kind == "function" else {"input", "output"}
+        if not isinstance(t, dict) or set(t) != keys:
+            raise _Bad(f'{where} must be an object with exactly the keys {", ".join(sorted(keys))}'
+                       + (" (function tests from before the judge's check field: convert the dataset again)"
+                          if kind == "function" and isinstance(t, dict) and "check" not in t else ""))
         if not isinstance(t["input"], str):
             raise _Bad(f'{where}["input"] must be a string')
-        # A stdio test without an expected output cannot be judged; a function test is judged by its asserts.
+        # A stdio test without an expected output cannot be judged; a function test is judged by its check.
         if kind == "stdio" and not isinstance(t["output"], str):
             raise _Bad(f'{where}["output"] must be a string (the expected stdout) in a "stdio" problem')
         if kind == "function" and t["output"] is not None:
-            raise _Bad(f'{where}["output"] must be null in a "function" problem (its input is an assert)')
-        out.append(Test(t["input"], t["output"]))
+            raise _Bad(f'{where}["output"] must be null in a "function" problem (its check says what is expected)')
+        try:
+            check = FunctionTest.from_dict(t["check"]) if kind == "function" else None
+        except (TypeError, ValueError) as e:
+            raise _Bad(f'{where}["check"]: {e}') from None
+        out.append(Test(t["input"], t["output"], check))
     return out
 
 

@@ -7,11 +7,11 @@ Each HumanEval task becomes:
   description, prompt   the task's prompt (signature + docstring); the assistant response is prefilled with it
   entry_point           the function under test
   solutions             [prompt + canonical_solution]
-  tests                 one test per top-level statement of `check(candidate)` that contains an assert, with
-                        `candidate` renamed to the entry point, e.g. "assert add(2, 3) == 5". Where check() has
-                        setup statements (imports, variables, a `for` loop around an assert: 7 of the 164 tasks),
-                        every setup statement before a test is repeated at the start of that test's input, so each
-                        test is a self-contained snippet that ends with its assert(s) and can run on its own.
+  tests                 one test per assert that `check(candidate)` executes (data/asserts.py): the call, its
+                        arguments and the expected value, checked by the judge outside the program; shown as the
+                        assert with `candidate` renamed, e.g. "assert add(2, 3) == 5" (asserts in a loop are
+                        written out with each run's values). Of HumanEval's asserts, 48 are `assert True` (they
+                        test nothing) and 3 (HumanEval/33) compare the function with itself: both are left out.
   public_tests          the first `--public` tests (default 1): the feedback the model sees during an episode
   private_tests         the remaining tests. Public and private are disjoint, as in CodeContests, so the MDP's
                         final judgement on public + private runs every assert of check() exactly once.
@@ -20,12 +20,13 @@ Each HumanEval task becomes:
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 from data import Problem, Test, save_problems
+from data.asserts import convert_asserts
 
 
 def bundled_path() -> Path:
@@ -43,42 +44,16 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-class _Rename(ast.NodeTransformer):
-    def __init__(self, old: str, new: str):
-        self.old, self.new = old, new
-
-    def visit_Name(self, node: ast.Name) -> ast.Name:
-        if node.id == self.old:
-            node.id = self.new
-        return node
-
-
-def split_check(test_code: str, entry_point: str) -> list[str]:
-    """Split a HumanEval `check(candidate)` into self-contained test snippets, one per assert-bearing statement."""
-    module = ast.parse(test_code)
-    check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
-    if check is None:
-        raise ValueError("the test code has no `def check(candidate)`")
-    param = check.args.args[0].arg if check.args.args else "candidate"
-    # Module-level code besides check() (other than the METADATA dict, which only describes the task) is setup too.
-    setup = [ast.unparse(n) for n in module.body
-             if n is not check and not (isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "METADATA")]
-    tests = []
-    for stmt in check.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Constant, ast.Name)):
-            continue  # a docstring or a bare name (HumanEval/129 has a stray `print`): does nothing
-        code = ast.unparse(_Rename(param, entry_point).visit(stmt))
-        if any(isinstance(n, ast.Assert) for n in ast.walk(stmt)):
-            tests.append("\n".join(setup + [code]))
-        else:
-            setup.append(code)
-    if not tests:
-        raise ValueError("check() contains no assert")
-    return tests
-
-
-def to_problem(task: dict, n_public: int = 1) -> Problem:
-    tests = [Test(t, None) for t in split_check(task["test"], task["entry_point"])]
+def to_problem(task: dict, n_public: int = 1, counts: Counter | None = None) -> Problem:
+    """One HumanEval task as a function problem; ``counts`` collects what the assert conversion left out."""
+    script = f"{task['test']}\ncheck({task['entry_point']})\n"
+    converted = convert_asserts(script, task["entry_point"], task["prompt"] + task["canonical_solution"])
+    if not converted.tests:
+        raise ValueError(f"{task['task_id']}: no assert of check() could be turned into a test")
+    if counts is not None:
+        counts.update(tests=len(converted.tests), outside=len(converted.outside), no_call=len(converted.no_call),
+                      reference_failures=converted.reference_failures)
+    tests = [Test(shown, None, check) for shown, check in converted.tests]
     return Problem(
         name=task["task_id"],
         description=task["prompt"],
@@ -100,10 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     path = args.path or bundled_path()
-    problems = [to_problem(task, args.public) for task in read_jsonl(path)]
+    counts = Counter()
+    problems = [to_problem(task, args.public, counts) for task in read_jsonl(path)]
     save_problems(problems, args.out)
-    n_tests = sum(len(p.public_tests) + len(p.private_tests) for p in problems)
-    print(f"wrote {len(problems)} problems ({n_tests} tests) from {path} to {args.out}")
+    print(f"wrote {len(problems)} problems ({counts['tests']} tests) from {path} to {args.out}; asserts left out: "
+          f"{counts['outside']} of another shape, {counts['no_call']} that call nothing (assert True); "
+          f"the reference fails {counts['reference_failures']}")
 
 
 if __name__ == "__main__":

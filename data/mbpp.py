@@ -14,11 +14,12 @@ Each task becomes:
   description     the task text; there is no prefill (prompt = ""), as in the paper's MBPP+ template, which shows
                   the public tests so that the model learns the function's name and signature
   entry_point     the function the first assert calls (among those the reference solution defines)
-  public_tests    test_list, the three asserts every MBPP task ships with, in order
-  private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: one test, the `test` script.
-                  Public and private are disjoint: the final judgement runs public + private.
+  public_tests    test_list, the three asserts every MBPP task ships with, in order, each shown as written
+  private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: every assert (or EvalPlus
+                  `assertion(...)` call) the `test` script executes. Public and private are disjoint.
   solutions       [code]
-Setup code (test_setup_code, test_imports) is put at the start of every test's input.
+Every assert becomes a call and an expected value that the judge checks outside the program (data/asserts.py);
+setup code (test_setup_code, test_imports) runs when the values are computed, here, with the reference solution.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import ast
 import builtins
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 from data import Problem, Test, save_problems
+from data.asserts import convert_asserts
 
 # The task_id ranges of Austin et al. (2021), mbpp/README.md.
 SPLITS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
@@ -67,20 +70,20 @@ def entry_point(first_assert: str, code: str) -> str:
     raise ValueError(f"cannot tell which function {first_assert!r} tests")
 
 
-def to_problem(row: dict) -> Problem:
+def to_problem(row: dict, counts: Counter | None = None) -> Problem:
+    """One MBPP(+) row as a function problem; ``counts`` collects what the assert conversion left out."""
     if "test_list" not in row and "base_input" in row:
         raise ValueError("this is EvalPlus's own MbppPlus.jsonl, which has test inputs but no expected outputs; "
                          "convert the Hugging Face copy (evalplus/mbppplus), whose `test` field is complete")
     code = row["code"].replace("\r\n", "\n")  # the original mbpp.jsonl has Windows line endings
     setup = "\n".join(s for s in [row.get("test_setup_code", "")] + list(row.get("test_imports") or []) if s)
-
-    def test(snippet: str) -> Test:
-        snippet = snippet.replace("\r\n", "\n").strip()
-        return Test(setup + "\n" + snippet if setup else snippet, None)
-
-    asserts = list(row["test_list"])
+    asserts = [t.replace("\r\n", "\n").strip() for t in row["test_list"]]
     fn = entry_point(asserts[0], code)
-    private = [test(t) for t in row.get("challenge_test_list") or []]
+    reference = code + ("\n" + setup if setup else "")
+    # Each shown assert on its own, so that it keeps its own text (the prompt lists them, appendix C.5).
+    public = [convert_asserts(a, fn, reference, shown=[a]) for a in asserts]
+    challenge = [t.replace("\r\n", "\n").strip() for t in row.get("challenge_test_list") or []]
+    private = [convert_asserts(t, fn, reference, shown=[t]) for t in challenge]
     plus = "test" in row and isinstance(row["test"], str)  # MBPP+ (Hugging Face)
     if plus:
         script = row["test"]
@@ -91,13 +94,17 @@ def to_problem(row: dict) -> Problem:
                           and getattr(n.value.func, "id", None) == "check" for n in tree.body)
         if defines_check and not calls_check:
             script += f"\n\ncheck({fn})\n"
-        private.append(test(script))
+        private.append(convert_asserts(script, fn, reference))
+    if counts is not None:
+        for c in public + private:
+            counts.update(tests=len(c.tests), outside=len(c.outside), no_call=len(c.no_call),
+                          reference_failures=c.reference_failures)
     task_id = str(row["task_id"]).split("/")[-1]  # 11 or "Mbpp/11"
     return Problem(
         name=f"MBPP/{task_id}",
         description=(row.get("text") or row.get("prompt") or "").strip(),
-        public_tests=[test(t) for t in asserts],
-        private_tests=private,
+        public_tests=[Test(shown, None, check) for c in public for shown, check in c.tests],
+        private_tests=[Test(shown, None, check) for c in private for shown, check in c.tests],
         solutions=[code],
         kind="function",
         prompt="",
@@ -117,9 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = read_rows(args.path)
     if args.split != "all":
         rows = [r for r in rows if int(str(r["task_id"]).split("/")[-1]) in SPLITS[args.split]]
-    problems = [to_problem(r) for r in rows]
+    counts = Counter()
+    problems = [to_problem(r, counts) for r in rows]
     save_problems(problems, args.out)
-    print(f"wrote {len(problems)} problems from {args.path} to {args.out}")
+    print(f"wrote {len(problems)} problems ({counts['tests']} tests) from {args.path} to {args.out}; asserts left "
+          f"out: {counts['outside']} of another shape, {counts['no_call']} that call nothing; the reference "
+          f"solutions fail {counts['reference_failures']} asserts")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,16 @@ def make_checkpoint(tmp_path):
     def make(name="ckpt", seed=0, max_shard_bytes=1 << 40, **overrides):
         return write_checkpoint(tmp_path / name, replace(TINY_ARGS, **overrides), seed, max_shard_bytes)
     return make
+
+
+def function_tests(reference: str, entry_point: str, *asserts: str):
+    """Function-problem tests (data.Test with the judge's check) made from assert statements, as the HumanEval
+    and MBPP converters make them: their values are computed by running ``reference``."""
+    from data import Test
+    from data.asserts import convert_asserts
+    tests = []
+    for text in asserts:
+        converted = convert_asserts(text, entry_point, reference, shown=[text])
+        assert converted.tests, f"not convertible: {text}"
+        tests += [Test(shown, None, check) for shown, check in converted.tests]
+    return tests

@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import execute  # noqa: E402
+from conftest import function_tests  # noqa: E402
 from data import Problem, Test, load_problems, save_problems  # noqa: E402
 
 PROBLEMS = ROOT / "data" / "problems.jsonl"
@@ -28,9 +30,11 @@ def stdio_problem(**overrides) -> Problem:
 
 
 def function_problem(**overrides) -> Problem:
-    fields = dict(name="HumanEval/x", description="def add(a, b):\n", public_tests=[Test("assert add(1, 2) == 3", None)],
-                  private_tests=[Test("assert add(0, 0) == 0", None)], kind="function", prompt="def add(a, b):\n",
-                  entry_point="add", solutions=["def add(a, b):\n    return a + b\n"])
+    add = "def add(a, b):\n    return a + b\n"
+    fields = dict(name="HumanEval/x", description="def add(a, b):\n", kind="function", prompt="def add(a, b):\n",
+                  public_tests=function_tests(add, "add", "assert add(1, 2) == 3"), entry_point="add",
+                  private_tests=function_tests(add, "add", "assert add(0.5, 0) == 0.5", "assert sorted(add([2], [1])) == [1, 2]"),
+                  solutions=[add])
     return Problem(**{**fields, **overrides})
 
 
@@ -83,7 +87,7 @@ MALFORMED = {
     "misspelt field": (json.dumps({**GOOD, "privte_tests": []}), "unknown field(s) 'privte_tests'"),
     "tests not a list": (json.dumps({**GOOD, "public_tests": "1 2"}), '"public_tests" must be a list'),
     "test without output": (json.dumps({**GOOD, "public_tests": [{"input": "1"}]}),
-                            '"public_tests"[0] must be an object with exactly the keys "input" and "output"'),
+                            '"public_tests"[0] must be an object with exactly the keys input, output'),
     "test input not a string": (json.dumps({**GOOD, "private_tests": [{"input": 1, "output": "1"}]}),
                                 '"private_tests"[0]["input"] must be a string'),
     "stdio test with null output": (json.dumps({**GOOD, "generated_tests": [{"input": "1", "output": None}]}),
@@ -95,8 +99,14 @@ MALFORMED = {
     "solutions not strings": (json.dumps({**GOOD, "solutions": [1]}), '"solutions" must be a list of strings'),
     "function without entry point": (json.dumps({k: v for k, v in FUNC.items() if k != "entry_point"}),
                                      'a "function" problem needs "entry_point"'),
-    "function test with an output": (json.dumps({**FUNC, "public_tests": [{"input": "assert f()", "output": "1"}]}),
+    "function test with an output": (json.dumps({**FUNC, "public_tests": [{**FUNC["public_tests"][0], "output": "1"}]}),
                                      '"public_tests"[0]["output"] must be null in a "function" problem'),
+    "function test without a check": (json.dumps({**FUNC, "public_tests": [{"input": "assert f()", "output": None}]}),
+                                      "exactly the keys check, input, output (function tests from before"),
+    "function check with an unknown comparison": (
+        json.dumps({**FUNC, "public_tests": [{"input": "assert f()", "output": None,
+                                              "check": {"args": [], "expected": 1, "compare": "~"}}]}),
+        '"public_tests"[0]["check"]: compare must be one of'),
     "stdio problem with an entry point": (json.dumps({**GOOD, "entry_point": "f"}),
                                           '"prompt" and "entry_point" belong to "function" problems'),
 }
@@ -278,28 +288,33 @@ def write_humaneval(tmp_path) -> Path:
     return path
 
 
-def test_humaneval_splits_check_into_one_assert_per_test_with_the_entry_point_named(tmp_path):
+def test_humaneval_turns_each_assert_into_a_call_and_an_expected_value(tmp_path):
     from data import humaneval
     humaneval.main(["--path", str(write_humaneval(tmp_path)), "--out", str(tmp_path / "he.jsonl")])
     add, double, decode = load_problems(tmp_path / "he.jsonl")
     assert (add.kind, add.entry_point, add.source) == ("function", "add", "humaneval")
     assert add.prompt == add.description == HUMANEVAL[0]["prompt"]
     assert add.solutions == [HUMANEVAL[0]["prompt"] + "    return a + b\n"]
-    assert add.public_tests == [Test("assert add(2, 3) == 5", None)]
-    assert add.private_tests == [Test("assert add(-1, 1) == 0", None), Test("assert add(0, 0) == 0", None)]
-    assert decode.public_tests == [Test("assert decode(encode('abc')) == 'abc'", None)] and decode.private_tests == []
+    assert [(t.input, t.check.args, t.check.expected) for t in add.public_tests + add.private_tests] == [
+        ("assert add(2, 3) == 5", [2, 3], 5), ("assert add(-1, 1) == 0", [-1, 1], 0), ("assert add(0, 0) == 0", [0, 0], 0)]
+    assert len(add.public_tests) == 1
+    # The expected value is computed with the prompt's helper: the judge never runs encode() beside the program.
+    assert [(t.input, t.check.args, t.check.expected) for t in decode.public_tests] == [
+        ("assert decode(encode('abc')) == 'abc'", ["cba"], "abc")]
 
 
-def test_humaneval_setup_statements_are_repeated_before_each_later_test(tmp_path):
+def test_humaneval_asserts_in_a_loop_become_one_test_per_run_written_out(tmp_path):
     from data import humaneval
     humaneval.main(["--path", str(write_humaneval(tmp_path)), "--out", str(tmp_path / "he.jsonl")])
     double = load_problems(tmp_path / "he.jsonl")[1]
-    assert [t.input for t in double.public_tests + double.private_tests] == [
-        "import random\nassert double([]) == []",
-        "import random\nrng = random.Random(0)\nfor _ in range(5):\n    xs = [rng.randint(0, 9) for _ in range(3)]\n"
-        "    assert double(xs) == [x + x for x in xs]",
-        "import random\nrng = random.Random(0)\nassert double([1]) == [2], 'one element'",
-    ]
+    tests = double.public_tests + double.private_tests
+    assert len(tests) == 7 and tests[0].input == "assert double([]) == []"
+    rng = __import__("random").Random(0)
+    for t in tests[1:6]:
+        xs = [rng.randint(0, 9) for _ in range(3)]
+        assert (t.input, t.check.args, t.check.expected) == (f"assert double({xs}) == {[2 * x for x in xs]}", [xs],
+                                                              [2 * x for x in xs])
+    assert tests[6].input == "assert double([1]) == [2], 'one element'" and tests[6].check.message == "one element"
 
 
 def test_humaneval_public_count_is_configurable(tmp_path):
@@ -309,15 +324,17 @@ def test_humaneval_public_count_is_configurable(tmp_path):
     assert len(add.public_tests) == 2 and len(add.private_tests) == 1
 
 
-def test_humaneval_tests_run_on_their_own_after_the_solution(tmp_path):
-    """Each test snippet is self-contained: solution + snippet passes; a stub returning None fails each one."""
+def judge_function(p: Problem, code: str) -> list[str]:
+    with execute.Sandbox() as sb:
+        tests = [(t.input, t.check) for t in p.public_tests + p.private_tests]
+        return [r.verdict for r in sb.run_function_tests(code, p.entry_point, tests)]
+
+
+def test_humaneval_reference_passes_every_test_and_a_stub_returning_none_fails_each(tmp_path):
     from data import humaneval
-    problems = [humaneval.to_problem(task) for task in HUMANEVAL]
-    for p in problems:
-        stub = p.prompt + "    return None\n"
-        for t in p.public_tests + p.private_tests:
-            assert run_python(p.solutions[0] + "\n" + t.input).returncode == 0, (p.name, t.input)
-            assert run_python(stub + "\n" + t.input).returncode != 0, (p.name, t.input)
+    for p in [humaneval.to_problem(task) for task in HUMANEVAL]:
+        assert set(judge_function(p, p.solutions[0])) == {"pass"}, p.name
+        assert "pass" not in judge_function(p, p.prompt + "    return None\n"), p.name
 
 
 def test_humaneval_without_the_package_says_how_to_get_it(monkeypatch):
@@ -361,11 +378,11 @@ def test_mbpp_public_tests_are_the_shown_asserts_and_private_the_challenge_tests
     assert [t.input for t in shared.public_tests] == MBPP[0]["test_list"] and shared.private_tests == []
     assert shared.solutions == ["def similar_elements(a, b):\n  return tuple(set(a) & set(b)) "]  # no \r
     assert remove.entry_point == "remove_Occ"  # not `helper`, which the solution also defines
-    assert remove.public_tests[0] == Test('import math\nassert remove_Occ("hello","l") == "heo"', None)
-    assert [t.input for t in remove.private_tests] == ["import math\n" + t for t in MBPP[1]["challenge_test_list"]]
-    for p in (shared, remove):  # the reference solution passes everything, each test on its own
-        for t in p.public_tests + p.private_tests:
-            assert run_python(p.solutions[0] + "\n" + t.input).returncode == 0, t.input
+    assert remove.public_tests[0].input == 'assert remove_Occ("hello","l") == "heo"'
+    assert (remove.public_tests[0].check.args, remove.public_tests[0].check.expected) == (["hello", "l"], "heo")
+    assert [t.input for t in remove.private_tests] == MBPP[1]["challenge_test_list"]
+    for p in (shared, remove):  # the reference solution passes everything
+        assert set(judge_function(p, p.solutions[0])) == {"pass"}
 
 
 def test_mbpp_split_keeps_the_usual_task_id_range(tmp_path):
@@ -385,23 +402,32 @@ def test_sanitized_mbpp_json_array_with_prompt_and_test_imports(tmp_path):
     src.write_text(json.dumps([row]))
     [p] = [mbpp.to_problem(r) for r in mbpp.read_rows(src)]
     assert p.description == row["prompt"] and p.entry_point == "is_not_prime"
-    assert p.public_tests[1] == Test("import math\nassert is_not_prime(10) == True", None)
+    assert p.public_tests[1].input == "assert is_not_prime(10) == True"
+    assert (p.public_tests[1].check.args, p.public_tests[1].check.expected) == ([10], True)
 
 
-def test_mbpp_plus_keeps_the_base_asserts_public_and_the_plus_script_private(tmp_path):
+def test_mbpp_plus_keeps_the_base_asserts_public_and_every_run_of_the_plus_script_private(tmp_path):
     from data import mbpp
-    script = ("inputs = [[(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (3,)]]\nresults = [(4, 5), ()]\n"
-              "for inp, exp in zip(inputs, results):\n    assert set(similar_elements(*inp)) == set(exp)\n")
+    script = ("inputs = [[(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (3,)], [(1.5,), (1.5000001,)]]\n"
+              "results = [(4, 5), (), ()]\n"
+              "for inp, exp in zip(inputs, results):\n    assert set(similar_elements(*inp)) == set(exp)\n"
+              "for inp, exp in zip(inputs, results):\n    assertion(similar_elements(*inp), exp, 0)\n")
     row = {"task_id": 2, "prompt": MBPP[0]["text"], "code": MBPP[0]["code"], "source_file": "x",
-           "test_imports": [], "test_list": MBPP[0]["test_list"], "test": script}
+           "test_imports": [], "test_list": MBPP[0]["test_list"], "test": "def assertion(out, exp, atol):\n"
+           "    assert out == exp\n" + script}
     p = mbpp.to_problem(row)
     assert p.source == "mbpp+" and [t.input for t in p.public_tests] == MBPP[0]["test_list"]
-    assert p.private_tests == [Test(script.strip(), None)]
-    assert run_python(p.solutions[0] + "\n" + p.private_tests[0].input).returncode == 0
-    assert run_python("def similar_elements(a, b):\n    return (4, 5)\n" + p.private_tests[0].input).returncode != 0
+    assert [t.input for t in p.private_tests[:2]] == [
+        "assert set(similar_elements((3, 4, 5, 6), (5, 7, 4, 10))) == {4, 5}",
+        "assert set(similar_elements((1, 2), (3,))) == set()"]
+    assert [(t.check.compare, t.check.expected) for t in p.private_tests[3:5]] == [("==", (4, 5)), ("==", ())]
+    assert set(judge_function(p, p.solutions[0])) == {"pass"}
+    verdicts = judge_function(p, "def similar_elements(a, b):\n    return (4, 5)\n")
+    assert verdicts == ["pass", "wrong_answer", "wrong_answer"] + ["pass", "wrong_answer", "wrong_answer"] * 2
     # A plus script that only defines check(candidate) is called on the entry point, so it checks something.
     p = mbpp.to_problem({**row, "test": "def check(candidate):\n    assert candidate((1,), (2,)) == ()\n"})
-    assert p.private_tests[0].input.endswith("check(similar_elements)")
+    assert [(t.input, t.check.args) for t in p.private_tests] == [("assert similar_elements((1,), (2,)) == ()",
+                                                                    [(1,), (2,)])]
 
 
 def test_evalplus_release_without_expected_outputs_is_refused_with_a_pointer(tmp_path):

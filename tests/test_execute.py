@@ -519,3 +519,229 @@ def test_cli(tmp_path):
         "Your code failed the following tests:\n\n- input `3` failed:\nExpected output `7` but got `6`\n\n"
         "Give it another try.\n" + FORMAT + "\n")
     assert run("list.json").stdout.count("public test") == 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Round 2: attacks on the judge itself (rewards must not be hackable)
+# ------------------------------------------------------------------------------------------------------------
+
+F = execute.FunctionTest
+# A function problem whose second test no function can pass *honestly*: double(3) is never 7. The program
+# does not know that expected value (it is never sent to the sandbox), so no trick may pass it.
+DOUBLE_TESTS = [("assert double(2) == 4", F([2], expected=4)), ("assert double(3) == 7", F([3], expected=7))]
+DOUBLE = "def double(n):\n    return 2 * n\n"
+
+FUNCTION_ATTACKS = {
+    # name: (program, verdicts of the two tests, text in the first error)
+    "exit_at_load": ("exit()\n" + DOUBLE, ["runtime_error"] * 2, "before the tests ran"),
+    "quit_at_load": ("quit()\n" + DOUBLE, ["runtime_error"] * 2, "before the tests ran"),
+    "sys_exit_0_at_load": ("import sys\nsys.exit(0)\n" + DOUBLE, ["runtime_error"] * 2, "before the tests ran"),
+    "raise_system_exit": ("raise SystemExit\n" + DOUBLE, ["runtime_error"] * 2, "before the tests ran"),
+    "os_exit_at_load": ("import os\nos._exit(0)\n" + DOUBLE, ["runtime_error"] * 2, "before the tests ran"),
+    "os_exit_in_the_function": ("import os\ndef double(n):\n    os._exit(0)\n", ["runtime_error"] * 2,
+                                "ended the process (exit code 0) before this test finished"),
+    "sys_exit_in_the_function": ("import sys\ndef double(n):\n    sys.exit(0)\n", ["runtime_error"] * 2,
+                                 "exited (code 0) during the test"),
+    "atexit_hook_exits_0": ("import atexit, os\natexit.register(lambda: os._exit(0))\n"
+                            "def double(n):\n    raise ValueError\n", ["runtime_error"] * 2, "ValueError"),
+    "excepthook_exits_0": ("import sys, os\nsys.excepthook = lambda *a: os._exit(0)\n"
+                           "def double(n):\n    raise ValueError\n", ["runtime_error"] * 2, "ValueError"),
+    "eq_always_true": ("class Any:\n    def __eq__(self, other):\n        return True\n"
+                       "def double(n):\n    return Any()\n", ["wrong_answer"] * 2, "not plain data"),
+    "int_subclass_with_eq": ("class I(int):\n    def __eq__(self, other):\n        return True\n"
+                             "    __hash__ = int.__hash__\ndef double(n):\n    return I(2 * n)\n",
+                             ["wrong_answer"] * 2, "not plain data"),
+    "list_of_eq_objects": ("class Any:\n    __eq__ = lambda s, o: True\ndef double(n):\n    return [Any()]\n",
+                           ["wrong_answer"] * 2, "not plain data"),
+    "reads_its_own_source": ("import re\nsrc = open(__file__).read()\nfound = re.findall(r'== (\\d+)', src)\n"
+                             "def double(n):\n    return int(found[-1]) if found else 2 * n\n",
+                             ["pass", "wrong_answer"], ""),
+    "forges_result_lines": ("import os\nos.write(3, b'{\"loaded\": true}\\n' + b'{\"value\": 4}\\n' * 4)\n"
+                            "def double(n):\n    return -1\n", ["pass", "wrong_answer"], ""),
+    "writes_garbage_to_the_results_pipe": ("import os\nos.write(3, b'\\x00garbage\\n' * 3)\n" + DOUBLE,
+                                           ["runtime_error"] * 2, ""),
+    "closes_the_results_pipe": ("import os\nos.close(3)\n" + DOUBLE, ["runtime_error"] * 2, ""),
+    "patches_json_dumps": ("import json\njson.dumps = lambda *a, **k: '{\"value\": 7}'\n" + DOUBLE,
+                           ["runtime_error", "runtime_error"], ""),
+    "returns_a_generator": ("def double(n):\n    yield 2 * n\n", ["wrong_answer"] * 2, "not plain data"),
+    "infinite_loop_in_one_call": ("def double(n):\n    while n == 2:\n        pass\n    return 2 * n\n",
+                                  ["timeout", "wrong_answer"], ""),
+    "missing_function": ("def triple(n):\n    return 3 * n\n", ["runtime_error"] * 2, "must define the function double"),
+}
+
+
+@pytest.mark.parametrize("name", FUNCTION_ATTACKS)
+def test_function_attack(sandbox, name):
+    code, verdicts, error = FUNCTION_ATTACKS[name]
+    results = sandbox.run_function_tests(code, "double", DOUBLE_TESTS, time_limit=1.0)
+    assert [r.verdict for r in results] == verdicts, results
+    assert error in results[0].error, results[0].error
+    assert descendants(sandbox.proc.pid) == sandbox.server_processes, "a process outlived its test"
+
+
+def test_function_results_are_compared_as_plain_data(sandbox):
+    tests = [("t1", F([1.0], expected=0.1 + 0.2)), ("t2", F(["a"], expected=("a",), compare="==")),
+             ("t3", F([[3, 1, 2]], expected=[1, 2, 3], wrap=[["sorted"]])), ("t4", F([2], compare="truthy")),
+             ("t5", F([0.5], expected=0.25, compare="close", abs_tol=1e-3)), ("t6", F([None], expected=None, compare="is")),
+             ("t7", F([2], expected=10 ** 19 + 1)), ("t8", F([[1, 2]], expected={1, 2}, wrap=[["set"]]))]
+    code = ("def f(x):\n    if x == 1.0:\n        return 0.30000000000000004\n    if x == 'a':\n        return ('a',)\n"
+            "    if x == [3, 1, 2]:\n        return [3, 2, 1]\n    if x == 0.5:\n        return None\n"
+            "    if x is None:\n        return None\n    if x == [1, 2]:\n        return [2, 1, 2]\n    return 10 ** 19\n")
+    verdicts = [r.verdict for r in sandbox.run_function_tests(code, "f", tests)]
+    # t1: floats within 1e-7; t3: sorted([3, 2, 1]) == [1, 2, 3]; t4: 10**19 is truthy; t5: None - 0.25 raises;
+    # t7: 10**19 is not 10**19 + 1 (integers compare exactly); t8: set([2, 1, 2]) == {1, 2}
+    assert verdicts == ["pass", "pass", "pass", "pass", "wrong_answer", "pass", "wrong_answer", "pass"]
+
+
+def test_plain_data_round_trip_and_refusals():
+    value = [1, -2.5, float("inf"), "s", b"\x00", (1, (2,)), {3}, frozenset({4}), {"k": [None, True]}, 1 + 2j, 10 ** 30]
+    assert execute.from_plain(json.loads(json.dumps(execute.to_plain(value)))) == value
+    for bad in (object(), type("S", (str,), {})("x"), [lambda: 0], range(3)):
+        with pytest.raises(TypeError):
+            execute.to_plain(bad)
+    for bad in ({"tuple": [1], "x": 1}, {"eval": "1"}, {"float": "1e999"}):
+        with pytest.raises(ValueError):
+            execute.from_plain(bad)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(code=None), TypeError, "code must be a str"),
+    (dict(tests=[(None, "1")]), TypeError, "stdin"),
+    (dict(tests=[("1", 5)]), TypeError, "expected"),
+    (dict(time_limit=0), ValueError, "time_limit"),
+    (dict(time_limit=-1.0), ValueError, "time_limit"),
+    (dict(time_limit=float("nan")), ValueError, "time_limit"),
+    (dict(time_limit=float("inf")), ValueError, "time_limit"),
+    (dict(time_limit="2"), ValueError, "time_limit"),
+    (dict(memory_limit=-1), ValueError, "memory_limit"),
+    (dict(memory_limit=0), ValueError, "memory_limit"),
+    (dict(memory_limit=1.5e9), ValueError, "memory_limit"),
+])
+def test_bad_arguments_are_refused_before_anything_runs_and_nothing_desyncs(sandbox, kwargs, error, match):
+    call = {"code": "print(input())", "tests": [("1", "1")], **kwargs}
+    with pytest.raises(error, match=match):
+        sandbox.run_tests(**call)
+    results = [sandbox.run_tests(f"print({i} * int(input()))", [("2", str(2 * i))])[0] for i in range(8)]
+    assert [r.verdict for r in results] == ["pass"] * 8
+
+
+def test_an_exception_between_request_and_reply_replaces_the_server(sandbox, monkeypatch):
+    """Ctrl-C while a test runs: its late reply must never be read as the answer to the next request."""
+    with execute.Sandbox() as sb:
+        real, calls = sb._receive, []
+        def interrupted_once(timeout):
+            calls.append(timeout)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return real(timeout)
+        monkeypatch.setattr(sb, "_receive", interrupted_once)
+        old_server = sb.proc.pid
+        with pytest.raises(KeyboardInterrupt):
+            sb.run_tests("import time\ntime.sleep(0.5)\nprint(1)", [("", "1")])
+        assert sb.proc.pid != old_server
+        results = [sb.run_tests(f"print({i})", [("", str(i))])[0].verdict for i in range(8)]
+        assert results == ["pass"] * 8
+
+
+def test_processes_of_one_test_together_cannot_exceed_its_memory_limit(sandbox):
+    code = ("import os, time\nfor _ in range(6):\n    if os.fork() == 0:\n        b = b'x' * (60 << 20)\n"
+            "        time.sleep(5)\n        os._exit(0)\ntime.sleep(5)\nprint(42)\n")
+    r = judge(sandbox, code, expected="42", memory_limit=128 << 20, time_limit=8.0)
+    assert r.verdict == "memory_limit", r
+
+
+def test_a_large_stdin_is_not_charged_to_the_program(sandbox):
+    code = "b = b'x' * (40 << 20)\nprint(len(b))\n"   # 40 MiB of its own, under 64 MiB; it never reads its input
+    r = judge(sandbox, code, stdin="y" * (48 << 20), expected=str(40 << 20), memory_limit=64 << 20)
+    assert r.verdict == "pass", r
+
+
+def test_stderr_beyond_its_cap_is_truncated_not_fatal(sandbox):
+    r = judge(sandbox, "import sys\nsys.stderr.write('e' * (50 << 20))\nprint(42)\n", expected="42")
+    assert r.verdict == "pass" and len(r.error) <= execute.ERROR_KEEP * 2, (r.verdict, len(r.error))
+
+
+def test_stdout_beyond_the_cap_is_output_limit(sandbox):
+    r = judge(sandbox, "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", expected="42", time_limit=5.0)
+    assert r.verdict == "output_limit", r
+
+
+def test_cleanup_survives_what_a_program_leaves_in_tmp(sandbox):
+    litter = ("import os, socket\nos.chdir('/tmp')\nfor i in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+              "os.chdir('/tmp')\nos.mkfifo('/tmp/fifo')\nsocket.socket(socket.AF_UNIX).bind('/tmp/sock')\n"
+              "os.makedirs('/tmp/locked/inner')\nopen('/tmp/locked/inner/f', 'w').close()\n"
+              "os.chmod('/tmp/locked/inner', 0)\nos.chmod('/tmp/locked', 0)\nprint(42)\n")
+    assert judge(sandbox, litter, expected="42", time_limit=10.0).verdict == "pass"
+    listing = OWN_TMP_ENTRIES + "print(sorted(entries)[:3], len(entries))\n"
+    assert judge(sandbox, listing).output.split()[-1] == "1"   # the listing test's own directory
+
+
+IPC_LEFT = {
+    "sysv_message_queue": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                           "q = libc.msgget(4242, 0o1666)\nprint('created' if q >= 0 else 'denied')\n",
+                           "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                           "print('present' if libc.msgget(4242, 0) >= 0 else 'absent')\n"),
+    "sysv_semaphore": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                       "print('created' if libc.semget(4243, 1, 0o1666) >= 0 else 'denied')\n",
+                       "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                       "print('present' if libc.semget(4243, 1, 0) >= 0 else 'absent')\n"),
+    "posix_message_queue": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                            "print('created' if libc.mq_open(b'/rlefq', 0o100 | 2, 0o666, None) >= 0 else 'denied')\n",
+                            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                            "print('present' if libc.mq_open(b'/rlefq', 2) >= 0 else 'absent')\n"),
+    "user_keyring": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                     "k = libc.syscall(248, b'user', b'rlef-secret', b'stdin of test 1', 15, -4)\n"
+                     "print('created' if k >= 0 else 'denied')\n",
+                     "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                     "k = libc.syscall(249, b'user', b'rlef-secret', None, 0)\nprint('present' if k >= 0 else 'absent')\n"),
+}
+
+
+@pytest.mark.parametrize("name", IPC_LEFT)
+def test_no_ipc_object_survives_into_the_next_test(sandbox, name):
+    if not sandbox.namespaced or os.uname().machine != "x86_64":
+        pytest.skip("needs namespaces (own IPC namespace) and x86_64 syscall numbers")
+    create, probe = IPC_LEFT[name]
+    first = judge(sandbox, create)
+    assert first.output.strip() in ("created", "denied"), first
+    assert judge(sandbox, probe).output.strip() == "absent"
+
+
+def test_the_server_exits_when_the_judges_process_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(f"import sys, threading\nsys.path.insert(0, {str(ROOT)!r})\nimport execute\n"
+                      "sb = execute.Sandbox()\nprint(sb.proc.pid, flush=True)\n"
+                      "sb.run_tests('import time\\ntime.sleep(30)', [('', None)], time_limit=30)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    server = int(parent.stdout.readline())
+    time.sleep(1.0)                                  # the test is running now
+    family = descendants(server) | {server}
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and "Z" not in
+                                               Path(f"/proc/{p}/stat").read_text().split(")")[1][:3] for p in family):
+        time.sleep(0.1)
+    alive = [p for p in family if Path(f"/proc/{p}").exists() and " Z " not in Path(f"/proc/{p}/stat").read_text()]
+    assert not alive, f"still running after the judge's process died: {alive}"
+
+
+def test_500_mixed_runs_leave_the_server_as_they_found_it(sandbox):
+    if not sandbox.namespaced:
+        pytest.skip("needs namespaces")
+    [server] = [p for p in sandbox.server_processes if Path(f"/proc/{p}/status").exists()][:1] or [None]
+    def fds():
+        return len(os.listdir(f"/proc/{server}/fd")) if server and os.access(f"/proc/{server}/fd", os.R_OK) else 0
+    probe = ("import os\nn = sum(len(open(f'/proc/sysvipc/{k}').readlines()) - 1 for k in ('msg', 'sem', 'shm'))\n"
+             "print(n, len(os.listdir('/dev/mqueue')) if os.path.isdir('/dev/mqueue') else 0)\n")
+    before = (fds(), judge(sandbox, probe).output)
+    programs = [("print(input())", "x", "x"), ("import os\nif os.fork() == 0:\n    import time; time.sleep(9)\n", "", None),
+                ("raise ValueError", "", None), ("open('/tmp/f', 'w').write('x')", "", None),
+                ("import sys\nsys.stderr.write('e' * 100000)", "", None), ("print(1/0)", "", None)]
+    for i in range(480):
+        code, stdin, expected = programs[i % len(programs)]
+        sandbox.run_tests(code, [(stdin, expected)])
+    for i in range(20):
+        sandbox.run_function_tests(FUNCTION_ATTACKS[list(FUNCTION_ATTACKS)[i % 8]][0], "double", DOUBLE_TESTS)
+    assert descendants(sandbox.proc.pid) == sandbox.server_processes
+    assert (fds(), judge(sandbox, probe).output) == before

@@ -7,7 +7,7 @@ import torch
 import execute
 import rlef
 from data import Problem, Test, load_problems
-from conftest import byte_tokenizer
+from conftest import byte_tokenizer, function_tests
 from model import Tokenizer, Transformer
 
 ROOT = rlef.ROOT
@@ -21,8 +21,9 @@ STDIO = (Problem(name="double", description="Print twice the integer n",
          "```python\nprint(2 * int(input()))\n```",
          "```python\nprint(int(input()) + 2)\n```",                        # passes the public test 2 -> 4 only
          "```python\nn = int(input())\nprint({2: 4, 5: 10}[n])\n```")
-_ASSERTS = dict(public_tests=[Test("assert double(2) == 4", None), Test("assert double(5) == 10", None)],
-                private_tests=[Test("assert double(0) == 0", None), Test("assert double(-3) == -6", None)])
+_DOUBLE = "def double(n):\n    return 2 * n\n"
+_ASSERTS = dict(public_tests=function_tests(_DOUBLE, "double", "assert double(2) == 4", "assert double(5) == 10"),
+                private_tests=function_tests(_DOUBLE, "double", "assert double(0) == 0", "assert double(-3) == -6"))
 MBPP = (Problem(name="double", description="Write a function double(n) returning twice n.", kind="function",
                 entry_point="double", **_ASSERTS),
         "```python\ndef double(n):\n    return 2 * n\n```",
@@ -219,24 +220,23 @@ def test_function_prompts_are_the_papers_templates():
 
 
 def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, judge):
-    problem = MBPP[0]
-    code = "def double(n):\n    if n == 5:\n        while True: pass\n    return n + 2"
-    tests = [Test("assert double(2) == 4", None), Test("assert double(3) == 6, 'three'", None),
-             Test("assert double(4) == 1 / 0", None), Test("assert double(5) == 10", None)]
+    code = "def double(n):\n    if n == 5:\n        while True: pass\n    return n + 2 if n != 4 else n // 0"
+    tests = function_tests(_DOUBLE, "double", "assert double(2) == 4", "assert double(3) == 6, 'three'",
+                           "assert double(4) == 8", "assert double(5) == 10")
     problem = Problem("d", "d", tests, [], kind="function", entry_point="double", time_limit=0.5)
     results, = rlef.run_judge(judge, [(problem, code, tests)])
-    assert [r.verdict for r in results] == ["pass", "runtime_error", "runtime_error", "timeout"]
+    assert [r.verdict for r in results] == ["pass", "wrong_answer", "runtime_error", "timeout"]
     message = rlef.describe_failures(problem, tests, results)
     assert message == (
         "Your code failed some test cases:\n\n"
         "- Success: `assert double(2) == 4`\n"
         "- Failure: `assert double(3) == 6, 'three'`:\n`AssertionError: three`\n"
-        "- Failure: `assert double(4) == 1 / 0`:\n"
+        "- Failure: `assert double(4) == 8`:\n"
         "Traceback (most recent call last):\n"
-        '  File "solution.py", line 6, in <module>\n'
-        "    assert double(4) == 1 / 0\n"
-        "                        ~~^~~\n"
-        "ZeroDivisionError: division by zero\n"
+        '  File "solution.py", line 4, in double\n'
+        "    return n + 2 if n != 4 else n // 0\n"
+        "                                ~~^^~~\n"
+        "ZeroDivisionError: integer division or modulo by zero\n"
         "- Failure: `assert double(5) == 10`:\nExecution took too long.\n\n"
         "Give it another try.\n" + execute.FORMAT_LINE)                   # MBPP+ ends with the format line
     prefilled = Problem("d", "d", tests, [], kind="function", entry_point="double", prompt="def double(n):\n")
