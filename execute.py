@@ -1,15 +1,24 @@
-"""Run model-written Python safely and fast, judge its output, and write RLEF's execution feedback (RLEF.md §1).
+"""Run model-written Python safely and fast, judge it, and write RLEF's execution feedback (paper §2.1, App. C).
 
     extract_code(response)               the last ```python block (else the last bare ``` block), or None
-    run_tests(code, tests, ...)          one TestResult per (input, expected_output) test
+    run_tests(code, tests, ...)          one TestResult per (input, expected_output) test of a stdin/stdout program
+    Sandbox().run_function_tests(...)    one TestResult per call of a function (HumanEval, MBPP): FunctionTest
     Judge(workers=N).map(jobs)           many programs in parallel
     feedback(results), NO_CODE_FEEDBACK  the paper's user messages
     python execute.py SOLUTION.py PROBLEM.json
 
+The reward is the judge's verdict, and PPO optimises exactly that number: any way for a program to pass without
+solving the problem is a reward hack the policy will find. So the judge decides from outside the program:
+stdout is compared here; a function's results come back as plain data and are compared here (the expected
+values never enter the sandbox); a program that exits early, crashes after its answer, or leaves processes
+behind gains nothing.
+
 Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --serve`, started with subprocess,
 so a trainer holding GBs of weights is never forked) that isolates itself once, then forks one child per test
-that runs the code as `solution.py` in a clean `__main__`. Forking an interpreter that is already started and
-isolated costs less than starting `python -c` (bench/bench_execute.py).
+that runs the code as `solution.py` (a stdin/stdout program as `__main__`; a function problem's code as module
+`solution`, then each call). Forking an interpreter that is already started and isolated costs less than
+starting `python -c` (bench/bench_execute.py). Requests and replies are JSON lines carrying an id; if anything
+goes wrong between a request and its reply, the server is replaced, so a reply is never taken for another's.
 
 Isolated, where the kernel allows namespaces (checked at start-up):
   - processes: the server is init of its own pid namespace and kills every other process in it after each test
@@ -24,11 +33,15 @@ Isolated, where the kernel allows namespaces (checked at start-up):
   - identity: as root the server becomes an unprivileged uid of its own (1<<20 + its pid); otherwise a user
     namespace maps the caller to root and every capability is dropped. no_new_privs: setuid binaries gain
     nothing. The environment is empty (no secrets, no PYTHON* variables).
-  - limits, soft = hard: CPU time (ceil(wall limit) + 1 s), address space (the memory limit on top of the
-    interpreter's own mappings), file size (16 MiB; stdout and stderr are files, so nothing blocks on a full
-    pipe), 256 open files, 64 processes + threads, no core dumps. The server enforces wall time.
+  - limits, soft = hard: CPU time (ceil(wall limit) + 1 s), address space (the memory limit on top of what the
+    server maps when it forks, so neither the interpreter nor a large stdin is charged), file size (16 MiB),
+    256 open files, 64 processes + threads, no core dumps. The server enforces wall time, drains stdout and
+    stderr while the test runs (stdout past 16 MiB is output_limit; stderr keeps its head and tail), and
+    every 50 ms sums the proportional set size of all the test's processes: past the limit, memory_limit.
+  - state: after each test /tmp, /dev/shm, SysV IPC objects and POSIX message queues are emptied (the server
+    has its own IPC namespace) and, as its own uid, the user keyring; each test has a fresh session keyring.
 NOT isolated: the kernel (no seccomp: every syscall is available); the interpreter and site-packages are
-readable; memory is limited per process (no cgroup), so a test that forks may use up to 64 x the limit; CPU
+readable; memory between two 50 ms checks and in the kernel (no cgroup); CPU
 time is not reserved (other load slows tests down); str hashes are randomised per server, not per test. As
 root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel exempts from the
 process limit. Without namespaces the fallback is rlimits, a temp dir and a subreaper that kills every
@@ -80,7 +93,7 @@ OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the progra
 MAX_PROCESSES = 64                 # processes + threads of one test
 MAX_OPEN_FILES = 256
 TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
-FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (RLEF.md §1)
+FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (our choice)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 ERROR_KEEP = 64 << 10              # characters of stderr kept in TestResult.error (head and tail)
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
@@ -207,19 +220,21 @@ def to_plain(value, _depth: int = 0):
 _FROM_TAG = {"tuple": tuple, "set": set, "frozenset": frozenset}
 
 
-def from_plain(data):
+def from_plain(data, _depth: int = 0):
     """The inverse of to_plain; ValueError for anything to_plain cannot have written."""
+    if _depth > 101:
+        raise ValueError("nested more than 100 levels deep")
     if data is None or type(data) in (bool, int, float, str):
         return data
     if type(data) is list:
-        return [from_plain(v) for v in data]
+        return [from_plain(v, _depth + 1) for v in data]
     if type(data) is not dict or len(data) != 1:
         raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
     (tag, body), = data.items()
     if tag in _FROM_TAG and type(body) is list:
-        return _FROM_TAG[tag](from_plain(v) for v in body)
+        return _FROM_TAG[tag](from_plain(v, _depth + 1) for v in body)
     if tag == "dict" and type(body) is list and all(type(kv) is list and len(kv) == 2 for kv in body):
-        return {from_plain(k): from_plain(v) for k, v in body}
+        return {from_plain(k, _depth + 1): from_plain(v, _depth + 1) for k, v in body}
     if tag == "bytes" and type(body) is str:
         return bytes.fromhex(body)
     if tag == "complex" and type(body) is list and len(body) == 2:
@@ -341,7 +356,7 @@ def _predicate(setup: str, predicate: str):
     return eval(compile(predicate, "<test>", "eval"), namespace)
 
 
-# ---- The paper's feedback message (RLEF.md §1)
+# ---- The paper's feedback messages (paper §2.1, App. C)
 
 _TRUNCATED = "... <<truncated>>"
 _MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
@@ -969,7 +984,8 @@ def _run_calls(compiled, request: dict) -> dict:
         inputs = {0: _memfd("stdin", b""), 4: _memfd("calls", json.dumps(calls[first:]).encode())}
         cpu_limit = math.ceil(request["time_limit"]) * (len(calls) - first + 1) + 1
         run = _fork_test(lambda: _calls_child(compiled, request["entry_point"]), request, captures, inputs, cpu_limit)
-        lines = [_parse_line(line) for line in captures["results"].text().split("\n")[:-1]]
+        # Complete lines only: a report cut at the output limit is no report (that call gets the limit).
+        lines = [_parse_line(line) for line in captures["results"]._head.decode("utf-8", "replace").split("\n")[:-1]]
         if not lines or lines[0] != {"loaded": True}:   # the program did not load: every call fails alike
             failure = _load_failure(lines[0] if lines else None, run, captures["stderr"].text())
             return {"calls": reports + [failure] * (len(calls) - first)}
@@ -983,7 +999,7 @@ def _run_calls(compiled, request: dict) -> dict:
 def _parse_line(line: str):
     try:
         return json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):   # not JSON, a 5,000-digit integer, nesting deeper than the stack
         return None
 
 
@@ -992,6 +1008,10 @@ def _call_report(line) -> dict:
     if isinstance(line, dict) and isinstance(line.get("seconds", 0.0), (int, float)):
         seconds = float(line.get("seconds", 0.0))
         if set(line) <= {"value", "seconds"} and "value" in line:
+            try:
+                from_plain(line["value"])
+            except (ValueError, TypeError, RecursionError):
+                return {"not_plain": "something that is not plain data", "seconds": seconds}
             return {"value": line["value"], "seconds": seconds}
         if set(line) <= {"not_plain", "seconds"} and isinstance(line.get("not_plain"), str):
             return {"not_plain": line["not_plain"][:200], "seconds": seconds}

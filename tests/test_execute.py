@@ -563,6 +563,13 @@ FUNCTION_ATTACKS = {
     "closes_the_results_pipe": ("import os\nos.close(3)\n" + DOUBLE, ["runtime_error"] * 2, ""),
     "patches_json_dumps": ("import json\njson.dumps = lambda *a, **k: '{\"value\": 7}'\n" + DOUBLE,
                            ["runtime_error", "runtime_error"], ""),
+    "forges_a_deeply_nested_result": ("import os\nos.write(3, b'{\"loaded\": true}\\n{\"value\": ' + b'[' * 50000 + "
+                                      "b']' * 50000 + b'}\\n' * 2)\n" + DOUBLE, ["runtime_error"] * 2, "overwritten"),
+    "forges_a_huge_integer": ("import os\nos.write(3, b'{\"loaded\": true}\\n{\"value\": ' + b'7' * 6000 + b'}\\n')\n"
+                              + DOUBLE, ["runtime_error"] * 2, "overwritten"),
+    "returns_a_deeply_nested_list": ("def double(n):\n    x = []\n    for _ in range(5000):\n        x = [x]\n"
+                                     "    return x\n", ["wrong_answer"] * 2, "not plain data"),
+    "returns_a_huge_string": ("def double(n):\n    return 'x' * (17 << 20)\n", ["output_limit"] * 2, ""),
     "returns_a_generator": ("def double(n):\n    yield 2 * n\n", ["wrong_answer"] * 2, "not plain data"),
     "infinite_loop_in_one_call": ("def double(n):\n    while n == 2:\n        pass\n    return 2 * n\n",
                                   ["timeout", "wrong_answer"], ""),
@@ -573,7 +580,7 @@ FUNCTION_ATTACKS = {
 @pytest.mark.parametrize("name", FUNCTION_ATTACKS)
 def test_function_attack(sandbox, name):
     code, verdicts, error = FUNCTION_ATTACKS[name]
-    results = sandbox.run_function_tests(code, "double", DOUBLE_TESTS, time_limit=1.0)
+    results = sandbox.run_function_tests(code, "double", DOUBLE_TESTS, time_limit=2.0)
     assert [r.verdict for r in results] == verdicts, results
     assert error in results[0].error, results[0].error
     assert descendants(sandbox.proc.pid) == sandbox.server_processes, "a process outlived its test"
