@@ -65,6 +65,7 @@ import gc
 import io
 import json
 import math
+import mmap
 import os
 import queue
 import re
@@ -72,6 +73,7 @@ import resource
 import select
 import stat
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -90,6 +92,7 @@ DEFAULT_TIME_LIMIT = 10.0          # seconds of wall time per test (the paper's 
 DEFAULT_MEMORY_LIMIT = 1 << 30     # bytes (the paper's default)
 PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
 OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the program writes)
+RESULT_LIMIT = 4 << 20             # bytes of a function job's results (JSON lines), per process
 MAX_PROCESSES = 64                 # processes + threads of one test
 MAX_OPEN_FILES = 256
 TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
@@ -169,7 +172,7 @@ def _result(raw: dict, test_input: str, expected: str | None) -> TestResult:
     elif failed:
         verdict = "runtime_error"
         if raw["signal"] is not None:
-            err += ("\n" if err else "") + f"Process killed by {signal.Signals(raw['signal']).name}"
+            err += ("\n" if err else "") + f"Process killed by {_signal_name(raw['signal'])}"
         elif not err:
             err = f"Process exited with code {raw['exit']}"
     elif expected is None or outputs_match(expected, out):
@@ -232,9 +235,10 @@ def from_plain(data, _depth: int = 0):
         raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
     (tag, body), = data.items()
     if tag in _FROM_TAG and type(body) is list:
-        return _FROM_TAG[tag](from_plain(v, _depth + 1) for v in body)
+        return _FROM_TAG[tag](_hashable(from_plain(v, _depth + 1) for v in body))
     if tag == "dict" and type(body) is list and all(type(kv) is list and len(kv) == 2 for kv in body):
-        return {from_plain(k, _depth + 1): from_plain(v, _depth + 1) for k, v in body}
+        keys = _hashable(from_plain(k, _depth + 1) for k, _ in body)
+        return dict(zip(keys, (from_plain(v, _depth + 1) for _, v in body)))
     if tag == "bytes" and type(body) is str:
         return bytes.fromhex(body)
     if tag == "complex" and type(body) is list and len(body) == 2:
@@ -242,6 +246,15 @@ def from_plain(data, _depth: int = 0):
     if tag == "float" and body in ("inf", "-inf", "nan"):
         return float(body)
     raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
+
+
+def _hashable(items) -> list:
+    """Elements for a set or dict keys, refused when many share a hash: 20,000 integers k * (2**61 - 1) would
+    make building the set quadratic (seconds to minutes of the judge's time for a program that ran in none)."""
+    items = list(items)
+    if len(items) > 64 and len({hash(x) for x in items}) < len(items) // 2:
+        raise ValueError("too many equal hashes")
+    return items
 
 
 # Builtins a test may apply to the result before comparing (`assert sorted(f(x)) == ...`, `round(f(x), 2)`).
@@ -323,11 +336,11 @@ class FunctionTest:
 
 
 def values_equal(got, want, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL) -> bool:
-    """Python's == on plain data, except that where a float is involved numbers match within the tolerance."""
+    """Python's == on plain data, except that where a float is expected numbers match within the tolerance
+    (an expected int is matched exactly, as by EvalPlus: 10**8 + 7.0 is not 10**8)."""
     if got == want:
         return True
-    numbers = (int, float)
-    if type(got) in numbers and type(want) in numbers and float in (type(got), type(want)):
+    if type(want) is float and type(got) in (int, float):
         return math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
     if type(got) is type(want) and type(got) in (list, tuple) and len(got) == len(want):
         return all(values_equal(g, w, rel_tol, abs_tol) for g, w in zip(got, want))
@@ -435,11 +448,11 @@ def _check_limits(time_limit, memory_limit) -> tuple[float, int]:
     """The limits as the server takes them; None means the default. Refused here, before anything is sent."""
     time_limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
     memory_limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
-            math.isfinite(time_limit) and time_limit > 0):
-        raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None), got {time_limit!r}")
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0:
-        raise ValueError(f"memory_limit must be an int number of bytes > 0 (or None), got {memory_limit!r}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not 0 < time_limit <= 86400:
+        raise ValueError(f"time_limit must be a number of seconds > 0 and <= 86400 (or None), got {time_limit!r}")
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or not 0 < memory_limit <= 1 << 48:
+        raise ValueError(f"memory_limit must be an int number of bytes > 0 and <= 2**48 (or None), "
+                         f"got {memory_limit!r}")
     return float(time_limit), memory_limit
 
 
@@ -453,6 +466,7 @@ class Sandbox:
 
     def __init__(self, isolate: bool = True):
         self.isolate, self.proc, self._tmp, self._next_id = isolate, None, None, 0
+        self.namespaced, self._lock = False, threading.RLock()
         self._start()
 
     def _start(self) -> None:
@@ -468,7 +482,7 @@ class Sandbox:
         if hello is None or "error" in hello:
             reason = hello["error"] if hello else "the fork server did not start"
             self.close()
-            if not self.isolate:
+            if not self.isolate or self.namespaced:   # never fall back silently once isolation worked
                 raise RuntimeError(f"execute.py: {reason}")
             self.isolate = False
             _warn_once(f"execute.py: namespace isolation failed ({reason})")
@@ -479,40 +493,66 @@ class Sandbox:
                        "read your files and use the network; only rlimits and a temp dir apply")
 
     def _receive(self, timeout: float) -> dict | None:
+        """The hello line after start-up."""
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else b""
         return json.loads(line) if line else None
 
-    def _call(self, request: dict, timeout: float) -> dict | None:
-        """Send one request and return the server's reply to *it*, or None if the server died. Every request
-        carries an id that its reply echoes; if anything goes wrong between writing a request and reading its
-        reply (a dead server, a wrong id, an exception, Ctrl-C), the server is replaced, so that a late reply can
-        never be taken for the answer to a later request."""
-        self._next_id += 1
-        request = {**request, "id": self._next_id}
-        ok = False
-        try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            self.proc.stdin.flush()
-            reply = self._receive(timeout)
-            ok = reply is not None and reply.get("id") == request["id"]
-        except (OSError, ValueError):
-            reply = None
-        finally:
-            if not ok:
-                self.close()
-                self._start()
-        if reply is not None and "server_error" in reply:
-            raise RuntimeError(f"execute.py: the fork server failed on a request:\n{reply['server_error']}")
-        return reply if ok else None
+    def _frame(self, timeout: float) -> tuple[dict, list[bytes]] | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        size = self.proc.stdout.read(8)
+        if len(size) < 8:
+            return None
+        header = json.loads(self.proc.stdout.read(int.from_bytes(size, "little")))
+        return header, [self.proc.stdout.read(n) for n in header.get("blobs", [])]
+
+    def _call(self, header: dict, payload: list[bytes], timeout: float) -> list[tuple[dict, list[bytes]]] | None:
+        """Send one request (a JSON header, then the payload bytes) and return the frames of the reply to *it*,
+        or None if the server died. Every reply frame echoes the request's id; if anything goes wrong between
+        writing a request and reading its last frame (a dead server, a wrong id, an exception, Ctrl-C), the
+        server is replaced, so that a late reply can never be taken for the answer to a later request. One
+        request at a time: concurrent callers wait for the lock."""
+        with self._lock:
+            self._next_id += 1
+            header = {**header, "id": self._next_id, "sizes": [len(p) for p in payload]}
+            data = json.dumps(header).encode()
+            frames, ok = [], False
+            try:
+                self.proc.stdin.write(len(data).to_bytes(8, "little") + data + b"".join(payload))
+                self.proc.stdin.flush()
+                while True:
+                    frame = self._frame(timeout)
+                    if frame is None or frame[0].get("id") != header["id"]:
+                        break
+                    frames.append(frame)
+                    if frame[0].get("last"):
+                        ok = True
+                        break
+            except (OSError, ValueError, EOFError):
+                pass
+            finally:
+                if not ok:
+                    self.close()
+                    self._start()
+            if ok and "server_error" in frames[-1][0]:
+                raise RuntimeError(f"execute.py: the fork server failed on a request:\n{frames[-1][0]['server_error']}")
+            return frames if ok else None
 
     def run(self, code: str, stdin: str, time_limit: float, memory_limit: int) -> dict:
-        """Run code once on stdin; the server's raw report (see _run_program)."""
+        """Run code once on stdin; the raw report _result turns into a verdict."""
         time_limit, memory_limit = _check_limits(time_limit, memory_limit)
-        request = {"kind": "program", "code": code, "input": stdin, "time_limit": time_limit,
-                   "memory_limit": memory_limit}
+        request = {"kind": "program", "time_limit": time_limit, "memory_limit": memory_limit}
         # The server enforces the time limit; this timeout only guards against a server that died.
-        return self._call(request, time_limit + 60.0) or _SERVER_DIED
+        frames = self._call(request, [code.encode(errors="replace"), stdin.encode(errors="replace")], time_limit + 60)
+        if frames is None:
+            return _SERVER_DIED
+        (run, (stdout, stderr, results)), = frames
+        raw = {**run, "stdout": stdout.decode("utf-8", "replace"), "stderr": _stderr_text(run, stderr)}
+        if results.startswith(b'{"syntax_error"'):
+            raw["syntax_error"] = json.loads(results)["syntax_error"]
+        return raw
 
     def run_tests(self, code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
                   memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
@@ -550,15 +590,15 @@ class Sandbox:
         time_limit, memory_limit = _check_limits(time_limit, memory_limit)
         if not tests:
             return []
-        request = {"kind": "calls", "code": code, "entry_point": entry_point, "time_limit": time_limit,
-                   "memory_limit": memory_limit,
-                   "calls": [[to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}] for _, t in tests]}
-        reply = self._call(request, (time_limit + 5.0) * (len(tests) + 1) + 60.0)
-        if reply is None:
+        request = {"kind": "calls", "entry_point": entry_point, "time_limit": time_limit,
+                   "memory_limit": memory_limit, "calls": len(tests)}
+        calls = [[to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}] for _, t in tests]
+        frames = self._call(request, [code.encode(errors="replace"), json.dumps(calls).encode()],
+                            (time_limit + 5.0) * (len(tests) + 1) + 60.0)
+        if frames is None:
             return [_result(_SERVER_DIED, shown, None) for shown, _ in tests]
-        if "syntax_error" in reply:
-            return [TestResult("syntax_error", shown, None, error=reply["syntax_error"]) for shown, _ in tests]
-        return [_call_result(raw, shown, test) for raw, (shown, test) in zip(reply["calls"], tests)]
+        reports = _call_reports(frames, len(tests))
+        return [_call_result(raw, shown, test) for raw, (shown, test) in zip(reports, tests)]
 
     def close(self) -> None:
         if self.proc is not None:
@@ -588,13 +628,91 @@ _SERVER_DIED = {"exit": None, "signal": int(signal.SIGKILL), "timed_out": False,
                 "stderr": "The sandbox was killed", "seconds": 0.0}
 
 
+def _stderr_text(run: dict, stderr: bytes) -> str:
+    """The kept stderr (head, then tail), with a marker where the middle was dropped."""
+    text = stderr.decode("utf-8", "replace")
+    if run["stderr_bytes"] > len(stderr):
+        head = _Arena.STDERR_HEAD
+        text = f"{stderr[:head].decode('utf-8', 'replace')}\n{_TRUNCATED}\n{stderr[head:].decode('utf-8', 'replace')}"
+    return text
+
+
+def _call_reports(frames, n: int) -> list[dict]:
+    """One report per call from the server's frames (one frame per test process). The result lines were
+    written by the program's own process, so each is checked as untrusted input here."""
+    reports: list[dict] = [{"verdict": "runtime_error", "error": "The test did not run"}] * n
+    for run, (stderr, results) in frames:
+        stderr_text = "\n".join(line for line in stderr.decode("utf-8", "replace").rstrip().split("\n")
+                                if _HARNESS_FRAME not in line)
+        lines = [_parse_line(line) for line in results.split(b"\n")[:-1]]
+        first = run["first"]
+        if not run["loaded"]:   # the program did not load: every call from here fails alike
+            failure = _load_failure(lines[0] if lines else None, run, stderr_text)
+            reports[first:] = [failure] * (n - first)
+            break
+        done = [_call_report(line) for line in lines[1:n - first + 1]]
+        reports[first:first + len(done)] = done
+        if first + len(done) < n:   # the call in progress was stopped, or the process ended during it
+            reports[first + len(done)] = _stopped_report(run, stderr_text, "before this test finished")
+    return reports
+
+
+def _parse_line(line: bytes):
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):   # not JSON, a 5,000-digit integer, nesting deeper than the stack
+        return None
+
+
+def _seconds(value) -> float:
+    return float(value) if type(value) is float and 0.0 <= value < 1e6 else 0.0
+
+
+def _call_report(line) -> dict:
+    """Check the shape of one line the test process wrote (it is the program's process: trust nothing)."""
+    if isinstance(line, dict):
+        seconds = _seconds(line.get("seconds"))
+        if set(line) <= {"value", "seconds"} and "value" in line:
+            return {"value": line["value"], "seconds": seconds}
+        if set(line) <= {"not_plain", "seconds"} and isinstance(line.get("not_plain"), str):
+            return {"not_plain": line["not_plain"][:200], "seconds": seconds}
+        if set(line) <= {"error", "exception", "seconds"} and isinstance(line.get("error"), str):
+            verdict = "memory_limit" if line.get("exception") == "MemoryError" else "runtime_error"
+            return {"verdict": verdict, "error": line["error"][-ERROR_KEEP:], "seconds": seconds}
+    return {"verdict": "runtime_error", "error": "The test's report was overwritten by the program"}
+
+
+def _stopped_report(run: dict, stderr: str, when: str) -> dict:
+    if run["stopped"]:
+        return {"verdict": run["stopped"], "seconds": run["seconds"]}
+    how = f"exit code {run['exit']}" if run["signal"] is None else f"killed by {_signal_name(run['signal'])}"
+    message = f"The program ended the process ({how}) {when}"
+    return {"verdict": "runtime_error", "error": f"{stderr}\n{message}" if stderr else message, "seconds": run["seconds"]}
+
+
+def _load_failure(line, run: dict, stderr: str) -> dict:
+    if isinstance(line, dict) and set(line) == {"syntax_error"} and isinstance(line["syntax_error"], str):
+        return {"verdict": "syntax_error", "error": line["syntax_error"]}
+    if isinstance(line, dict) and set(line) == {"load_error", "exception"} and isinstance(line["load_error"], str):
+        verdict = "memory_limit" if line["exception"] == "MemoryError" else "runtime_error"
+        return {"verdict": verdict, "error": line["load_error"][-ERROR_KEEP:]}
+    return _stopped_report(run, stderr, "before the tests ran")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:   # real-time signals have no name
+        return f"signal {number}"
+
+
 def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
     """Turn the server's report of one function call into a verdict, comparing the result here."""
     seconds = raw.get("seconds", 0.0)
     if "value" in raw:
         try:
             passed = test.passes(from_plain(raw["value"]))
-        except (ValueError, TypeError, RecursionError):   # the program wrote something that is not plain data
+        except Exception:   # the program wrote something that is not plain data (or absurd: OverflowError)
             passed = False
         error = "" if passed else "AssertionError" + (f": {test.message}" if test.message else "")
         return TestResult("pass" if passed else "wrong_answer", shown, None, error=error, seconds=seconds)
@@ -832,53 +950,103 @@ def _test_memory(namespaced: bool) -> int:
     page shared by several processes counts once. RLIMIT_AS bounds each process; this bounds them all."""
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()] if namespaced \
         else _descendants()
-    total = 0
+    total, page = 0, os.sysconf("SC_PAGE_SIZE")
     for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except PermissionError:   # it made itself not dumpable: count its whole resident size instead
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * page
+            except (OSError, ValueError):
+                pass
         except (OSError, StopIteration, ValueError):
             pass   # exited meanwhile
     return total
 
 
-class _Capture:
-    """A pipe the server drains while the test runs (a program never blocks on a full pipe), keeping the first
-    ``head`` bytes and the last ``tail`` bytes of what was written, and counting all of it."""
+class _Arena:
+    """Where the server keeps a test's output while it runs: one anonymous mapping, never Python objects.
+    Every test process is forked from this server, so anything the server ever held in its heap (a sibling
+    sample's output, its code) would be readable by the next program through /proc/self/mem or a frame's
+    locals. The arena is wiped in the children (MADV_WIPEONFORK) and dropped after every job; the programs'
+    code and stdin travel from the harness to the test process by splice() into a memfd, never through here."""
+    STDOUT, STDERR_HEAD, STDERR_TAIL, SINK = OUTPUT_LIMIT, 4 << 10, 60 << 10, 64 << 10
 
-    def __init__(self, head: int, tail: int = 0):
+    def __init__(self):
+        self.size = self.STDOUT + self.STDERR_HEAD + self.STDERR_TAIL + RESULT_LIMIT + self.SINK
+        self.map = mmap.mmap(-1, self.size)
+        try:
+            self.map.madvise(18)                    # MADV_WIPEONFORK (Linux >= 4.14): zeros in every child
+        except OSError:
+            self.map.madvise(mmap.MADV_DONTFORK)    # older kernels: not mapped in children at all
+        offsets = [self.STDOUT, self.STDERR_HEAD + self.STDERR_TAIL, RESULT_LIMIT, self.SINK]
+        starts = [sum(offsets[:i]) for i in range(4)]
+        self.stdout, self.stderr, self.results, self.sink = (
+            (start, size) for start, size in zip(starts, offsets))
+
+    def wipe(self) -> None:
+        self.map.madvise(mmap.MADV_DONTNEED)        # the pages are gone; they read as zeros next time
+
+
+class _Capture:
+    """A pipe the server drains while the test runs (a program never blocks on a full pipe) into its region of
+    the arena: the first ``head`` bytes and, with ``tail``, the last ``tail`` bytes (a ring); the rest is
+    counted and dropped. ``lines`` counts newlines in the head, up to ``max_lines``."""
+
+    def __init__(self, arena: _Arena, region: tuple[int, int], head: int, tail: int = 0, max_lines: int = 0):
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
-        self.head, self.tail, self._head, self._tail = head, tail, bytearray(), bytearray()
-        self.size = self.lines = 0
+        self.arena, self.start, self.head, self.tail, self.max_lines = arena, region[0], head, tail, max_lines
+        self.size = self.lines = self._scanned = 0
 
     def drain(self) -> bool:
         """Read what is there; False at end of file."""
+        view = memoryview(self.arena.map)
         while True:
+            if self.size < self.head:
+                target = view[self.start + self.size:self.start + self.head]
+            elif self.tail:
+                at = self.start + self.head + (self.size - self.head) % self.tail
+                target = view[at:self.start + self.head + self.tail]
+            else:
+                target = view[self.arena.sink[0]:self.arena.sink[0] + self.arena.sink[1]]
             try:
-                chunk = os.read(self.read_fd, 1 << 16)
+                n = os.readv(self.read_fd, [target])
             except BlockingIOError:
                 return True
-            if not chunk:
+            finally:
+                target.release()
+            if n == 0:
                 return False
-            self.size += len(chunk)
-            self.lines += chunk.count(b"\n")
-            room = self.head - len(self._head)
-            self._head += chunk[:room]
-            if self.tail and len(chunk) > room:
-                self._tail += chunk[room:]
-                del self._tail[:-self.tail]
+            self.size += n
+            while self.lines < self.max_lines:   # count complete lines without copying them out
+                end = min(self.size, self.head)
+                found = self.arena.map.find(b"\n", self.start + self._scanned, self.start + end)
+                if found < 0:
+                    self._scanned = end
+                    break
+                self._scanned, self.lines = found - self.start + 1, self.lines + 1
 
-    def text(self) -> str:
-        if self.size <= self.head:
-            return self._head.decode("utf-8", "replace")
-        return f"{self._head.decode('utf-8', 'replace')}\n{_TRUNCATED}\n{self._tail.decode('utf-8', 'replace')}"
+    def parts(self, complete_lines: bool = False) -> list[tuple[int, int]]:
+        """(offset, length) in the arena of what is kept, in order: the head, then the ring's tail."""
+        if complete_lines:
+            return [(self.start, self._scanned)]
+        if self.size <= self.head or not self.tail:
+            return [(self.start, min(self.size, self.head))]
+        kept = min(self.size - self.head, self.tail)
+        ring_end = (self.size - self.head) % self.tail
+        ring = self.start + self.head
+        if kept < self.tail:
+            return [(self.start, self.head), (ring, kept)]
+        return [(self.start, self.head), (ring + ring_end, self.tail - ring_end), (ring, ring_end)]
 
 
 def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
     """Wait for the test's process while draining its pipes. Returns why it was stopped ("timeout",
     "memory_limit", "output_limit") or None if it ended by itself. The deadline is limits["time"] seconds after
-    the start and, for function jobs, after every line the "results" pipe delivers (each call has the limit)."""
+    the start and, for function jobs, after each of the lines the results pipe may deliver (one per call)."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     by_fd = {c.read_fd: name for name, c in captures.items()}
@@ -896,9 +1064,9 @@ def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
         for fd, name in by_fd.items():
             if fd in events and not captures[name].drain():
                 poller.unregister(fd)
-        if any(c.size > OUTPUT_LIMIT for name, c in captures.items() if name != "stderr"):
+        if captures["stdout"].size > OUTPUT_LIMIT or captures["results"].size > RESULT_LIMIT:
             stopped = "output_limit"
-        if "results" in captures and captures["results"].lines > lines_seen:
+        if captures["results"].lines > lines_seen:   # at most one per call (max_lines): no heartbeats
             lines_seen = captures["results"].lines
             deadline = time.monotonic() + limits["time"]
         if pidfd in events:
@@ -914,27 +1082,15 @@ def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
     return stopped
 
 
-def _memfd(name: str, data: bytes) -> int:
-    fd = os.memfd_create(name)
-    with open(fd, "wb", closefd=False) as f:
-        f.write(data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
 def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int) -> dict:
     """Fork one test process that runs ``child_main()`` with ``inputs`` ({child fd: our fd}) and the captures'
-    pipes as stdout, stderr (and fd 3: results); supervise it; kill everything it left; clean up; report."""
+    pipes as stdout, stderr and fd 3 (results); supervise it; kill everything it left; clean up; report."""
     workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
-    with open(os.path.join(workdir, "solution.py"), "w", errors="replace") as f:
-        f.write(request["code"])   # tracebacks print the program's source lines from this file
     with open("/proc/self/statm") as f:   # what we map now is the program's starting point, not its usage
         vm_pages, rss_pages = map(int, f.read().split()[:2])
     page = os.sysconf("SC_PAGE_SIZE")
     limits = {"time": request["time_limit"], "memory": request["memory_limit"], "base_rss": rss_pages * page}
-    fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd}
-    if "results" in captures:
-        fds[3] = captures["results"].write_fd
+    fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd, 3: captures["results"].write_fd}
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -964,84 +1120,106 @@ def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int]
             "stopped": stopped, "seconds": seconds}
 
 
-def _run_program(compiled, request: dict) -> dict:
-    """A stdin/stdout program, once on one input: the raw report _result turns into a verdict."""
-    captures = {"stdout": _Capture(OUTPUT_LIMIT), "stderr": _Capture(ERROR_KEEP // 16, ERROR_KEEP)}
-    stdin = _memfd("stdin", request["input"].encode(errors="replace"))
-    run = _fork_test(lambda: _program_child(compiled), request, captures, {0: stdin},
-                     math.ceil(request["time_limit"]) + 1)
-    return {**run, "timed_out": run["stopped"] == "timeout", "stdout": captures["stdout"].text(),
-            "stdout_bytes": captures["stdout"].size, "stderr": captures["stderr"].text()}
+def _captures(arena: _Arena, max_lines: int = 0) -> dict:
+    return {"stdout": _Capture(arena, arena.stdout, arena.STDOUT),
+            "stderr": _Capture(arena, arena.stderr, arena.STDERR_HEAD, arena.STDERR_TAIL),
+            "results": _Capture(arena, arena.results, RESULT_LIMIT, max_lines=max_lines)}
 
 
-def _run_calls(compiled, request: dict) -> dict:
-    """A function job: load the program, call the function once per test, one report per call. A call that
-    times out, runs out of memory or ends the process is charged alone; the next call gets a fresh process."""
-    calls, reports, first = request["calls"], [], 0
-    while first < len(calls):
-        captures = {"stdout": _Capture(OUTPUT_LIMIT), "stderr": _Capture(ERROR_KEEP // 16, ERROR_KEEP),
-                    "results": _Capture(OUTPUT_LIMIT)}
-        inputs = {0: _memfd("stdin", b""), 4: _memfd("calls", json.dumps(calls[first:]).encode())}
-        cpu_limit = math.ceil(request["time_limit"]) * (len(calls) - first + 1) + 1
-        run = _fork_test(lambda: _calls_child(compiled, request["entry_point"]), request, captures, inputs, cpu_limit)
-        # Complete lines only: a report cut at the output limit is no report (that call gets the limit).
-        lines = [_parse_line(line) for line in captures["results"]._head.decode("utf-8", "replace").split("\n")[:-1]]
-        if not lines or lines[0] != {"loaded": True}:   # the program did not load: every call fails alike
-            failure = _load_failure(lines[0] if lines else None, run, captures["stderr"].text())
-            return {"calls": reports + [failure] * (len(calls) - first)}
-        reports += [_call_report(line) for line in lines[1:1 + len(calls) - first]]
-        if len(reports) < len(calls):   # the call in progress was stopped, or the process ended during it
-            reports.append(_stopped_report(run, captures["stderr"].text(), "before this test finished"))
-        first = len(reports)
-    return {"calls": reports}
+def _run_program(arena: _Arena, request: dict, code: int, stdin: int, reply) -> None:
+    """A stdin/stdout program, once on one input: one frame (run, stdout, stderr, results: a syntax error)."""
+    captures = _captures(arena)
+    run = _fork_test(_program_child, request, captures, {0: stdin, 5: code}, math.ceil(request["time_limit"]) + 1)
+    reply({**run, "stdout_bytes": captures["stdout"].size, "stderr_bytes": captures["stderr"].size, "last": True},
+          [captures["stdout"].parts(), captures["stderr"].parts(), captures["results"].parts()])
 
 
-def _parse_line(line: str):
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):   # not JSON, a 5,000-digit integer, nesting deeper than the stack
-        return None
+_LOADED = b'{"loaded": true}\n'
 
 
-def _call_report(line) -> dict:
-    """Check the shape of one line the test process wrote (it is the program's process: trust nothing)."""
-    if isinstance(line, dict) and isinstance(line.get("seconds", 0.0), (int, float)):
-        seconds = float(line.get("seconds", 0.0))
-        if set(line) <= {"value", "seconds"} and "value" in line:
-            try:
-                from_plain(line["value"])
-            except (ValueError, TypeError, RecursionError):
-                return {"not_plain": "something that is not plain data", "seconds": seconds}
-            return {"value": line["value"], "seconds": seconds}
-        if set(line) <= {"not_plain", "seconds"} and isinstance(line.get("not_plain"), str):
-            return {"not_plain": line["not_plain"][:200], "seconds": seconds}
-        if set(line) <= {"error", "exception", "seconds"} and isinstance(line.get("error"), str):
-            verdict = "memory_limit" if line.get("exception") == "MemoryError" else "runtime_error"
-            return {"verdict": verdict, "error": line["error"][-ERROR_KEEP:], "seconds": seconds}
-    return {"verdict": "runtime_error", "error": "The test's report was overwritten by the program"}
+def _run_calls(arena: _Arena, request: dict, code: int, calls: int, reply) -> None:
+    """A function job: load the program, call the function once per test, one line per call. A call that times
+    out, runs out of memory or ends the process is charged alone, and the next calls get a fresh process: one
+    frame per process (the run, its stderr, its complete result lines). The lines are checked by the harness."""
+    n, first = request["calls"], 0
+    while first < n:
+        captures = _captures(arena, max_lines=n - first + 1)
+        for fd in (code, calls):   # the previous process read them to the end (the offset is shared)
+            os.lseek(fd, 0, os.SEEK_SET)
+        inputs = {0: _memfd("stdin", b""), 4: os.dup(calls), 5: os.dup(code)}
+        cpu_limit = math.ceil(request["time_limit"]) * (n - first + 1) + 1
+        run = _fork_test(lambda: _calls_child(request["entry_point"], first), request, captures, inputs, cpu_limit)
+        results = captures["results"]
+        loaded = results.lines >= 1 and arena.map.find(_LOADED, results.start, results.start + len(_LOADED)) == results.start
+        reported = results.lines - 1 if loaded else 0
+        following = n if not loaded or first + reported >= n else first + reported + 1
+        reply({**run, "first": first, "loaded": loaded, "last": following >= n},
+              [captures["stderr"].parts(), results.parts(complete_lines=True)])
+        first = following
+    os.close(code)
+    os.close(calls)
 
 
-def _stopped_report(run: dict, stderr: str, when: str) -> dict:
-    if run["stopped"]:
-        return {"verdict": run["stopped"], "seconds": run["seconds"]}
-    how = f"exit code {run['exit']}" if run["signal"] is None else f"killed by {signal.Signals(run['signal']).name}"
-    tail = "\n".join(line for line in stderr.rstrip().split("\n") if _HARNESS_FRAME not in line)
-    message = f"The program ended the process ({how}) {when}"
-    return {"verdict": "runtime_error", "error": f"{tail}\n{message}" if tail else message, "seconds": run["seconds"]}
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
-def _load_failure(line, run: dict, stderr: str) -> dict:
-    if isinstance(line, dict) and set(line) == {"load_error", "exception"} and isinstance(line["load_error"], str):
-        verdict = "memory_limit" if line["exception"] == "MemoryError" else "runtime_error"
-        return {"verdict": verdict, "error": line["load_error"][-ERROR_KEEP:]}
-    return _stopped_report(run, stderr, "before the tests ran")
+def _read_exactly(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _splice_into_memfd(source: int, name: str, size: int) -> int:
+    """Move ``size`` bytes of the request pipe into a new memfd inside the kernel (splice), so that a program's
+    code or stdin never becomes a Python object in this server (see _Arena)."""
+    fd = os.memfd_create(name)
+    while size:
+        moved = os.splice(source, fd, size)
+        if not moved:
+            raise EOFError
+        size -= moved
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _write_frame(out: int, header: dict, blobs: list[list[tuple[int, int]]], arena: _Arena) -> None:
+    """One reply frame: 8 bytes of header length, the JSON header, then each blob (its arena parts in order)."""
+    header = {**header, "blobs": [sum(length for _, length in parts) for parts in blobs]}
+    data = json.dumps(header).encode()
+    os.write(out, len(data).to_bytes(8, "little") + data)
+    view = memoryview(arena.map)
+    for start, length in (part for parts in blobs for part in parts):
+        while length:
+            written = os.write(out, view[start:start + length])
+            start, length = start + written, length - written
+    view.release()
+    arena.wipe()
 
 
 def _clean_up(workdir: str) -> None:
     """Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory; else just ours) and,
     in our own IPC namespace, remove SysV IPC objects and POSIX message queues, so nothing reaches the next test."""
+    # Sockets sent over a unix socket to themselves (SCM_RIGHTS) stay "in flight" after every process died,
+    # holding what they carry (an abstract name, a file lock) until the kernel's unix garbage collector runs;
+    # releasing a unix socket schedules it. Every process of the test is dead, so any unix socket left in our
+    # network namespace is such a leftover: wait (up to a second) until the collector has taken them.
     if not _NAMESPACED:
         return _remove(workdir)
+    for _ in range(200):
+        for s in socket.socketpair():
+            s.close()
+        with open("/proc/net/unix") as f:
+            if len(f.readlines()) <= 1:
+                break
+        time.sleep(0.005)
     for scratch in ("/tmp", "/dev/shm", "/dev/mqueue"):
         if os.path.isdir(scratch):
             for name in os.listdir(scratch):
@@ -1146,8 +1324,27 @@ def _new_main(name: str) -> types.ModuleType:
     return main
 
 
-def _program_child(compiled) -> int:
+def _compile_solution() -> object:
+    """Read the program from fd 5 and compile it as solution.py; on a syntax error, report it on fd 3 and
+    return None. Compiling here, in the test process, keeps the code out of the server (see _Arena)."""
+    with open(5, "rb") as f:
+        source = f.read()
+    with open("solution.py", "wb") as f:
+        f.write(source)   # tracebacks print the program's source lines from this file
+    try:
+        return compile(source, "solution.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
+        error = "".join(traceback.format_exception_only(type(e), e))
+        os.write(3, json.dumps({"syntax_error": error}).encode() + b"\n")
+        return None
+
+
+def _program_child() -> int:
     """Run a stdin/stdout program as a fresh interpreter would run solution.py; return its exit status."""
+    compiled = _compile_solution()
+    if compiled is None:
+        return 0
+    os.close(3)   # the results pipe is for function jobs; a program has only stdout to answer with
     main, status = _new_main("__main__"), 1
     try:
         exec(compiled, main.__dict__)
@@ -1174,12 +1371,15 @@ def _program_child(compiled) -> int:
     return status
 
 
-def _calls_child(compiled, entry_point: str) -> int:
+def _calls_child(entry_point: str, first: int) -> int:
     """Load a function problem's solution (as module `solution`: its `if __name__ == "__main__"` part does not
-    run), then call the function once per test and write one line per call to fd 3: the result as plain data,
-    or the exception. The expected values are not here: the server only ever sent the arguments."""
+    run), then call the function once per test from the ``first``-th on and write one line per call to fd 3:
+    the result as plain data, or the exception. The expected values are not here: only arguments ever were."""
+    compiled = _compile_solution()
+    if compiled is None:
+        return 0
     with open(4, "rb") as f:
-        calls = json.loads(f.read())
+        calls = json.loads(f.read())[first:]
     results = open(3, "wb", buffering=0)
 
     def send(report: dict) -> None:
@@ -1192,10 +1392,9 @@ def _calls_child(compiled, entry_point: str) -> int:
         if not callable(function):
             raise TypeError(f"{entry_point} is a {type(function).__name__}, not a function")
     except BaseException as e:
-        send({"load_error": _describe(e, "while it was loaded, before the tests ran"),
-              "exception": type(e).__name__})
+        send({"load_error": _describe(e, "while it was loaded, before the tests ran"), "exception": type(e).__name__})
         return 0
-    send({"loaded": True})
+    results.write(_LOADED)
     for args, kwargs in calls:
         start = time.perf_counter()
         try:
@@ -1243,15 +1442,15 @@ _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
 
 
 def _serve(plain_tmp: str | None) -> None:
-    """The fork server's main loop: one JSON request per line on stdin, one JSON reply per line on stdout, each
-    reply carrying its request's id. plain_tmp: no namespaces; test directories go there."""
+    """The fork server's main loop. A request is 8 bytes of header length, a JSON header (id, kind, limits,
+    payload sizes) and the payload (the program, then its stdin or its calls), which is spliced into memfds
+    unread. A reply is one or more frames (_write_frame), each header carrying the request's id.
+    plain_tmp: no namespaces; test directories go there."""
     global _REQUESTS_FD, _NAMESPACED
-    requests = os.fdopen(os.dup(0), "rb")
-    replies = os.fdopen(os.dup(1), "wb")
+    _REQUESTS_FD, replies = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)   # a stray print in the server must never corrupt the protocol
-    _REQUESTS_FD = requests.fileno()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.dont_write_bytecode = True
     for name in PRELOAD:
@@ -1259,35 +1458,30 @@ def _serve(plain_tmp: str | None) -> None:
     try:
         _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
-        replies.write(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
-        replies.flush()
+        os.write(replies, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
         os._exit(1)
     if not _NAMESPACED:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         tempfile.tempdir = plain_tmp
+    arena = _Arena()
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
-    replies.write(json.dumps({"namespaced": _NAMESPACED, "isolation": isolation}).encode() + b"\n")
-    replies.flush()
-    cached_code, compiled = None, None
-    for line in requests:
-        request = json.loads(line)
+    os.write(replies, json.dumps({"namespaced": _NAMESPACED, "isolation": isolation}).encode() + b"\n")
+    while True:
         try:
-            if request["code"] != cached_code:
-                cached_code = request["code"]
-                try:
-                    compiled = compile(cached_code, "solution.py", "exec", dont_inherit=True)
-                except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
-                    compiled = "".join(traceback.format_exception_only(type(e), e))
-            if isinstance(compiled, str):
-                reply = {"syntax_error": compiled}
+            request = json.loads(_read_exactly(_REQUESTS_FD, int.from_bytes(_read_exactly(_REQUESTS_FD, 8), "little")))
+            code = _splice_into_memfd(_REQUESTS_FD, "code", request["sizes"][0])
+            data = _splice_into_memfd(_REQUESTS_FD, "data", request["sizes"][1])
+        except EOFError:
+            return   # the harness closed the pipe: we are done
+        def reply(header, blobs):
+            _write_frame(replies, {**header, "id": request["id"]}, blobs, arena)
+        try:
+            if request["kind"] == "calls":
+                _run_calls(arena, request, code, data, reply)
             else:
-                reply = (_run_calls if request["kind"] == "calls" else _run_program)(compiled, request)
+                _run_program(arena, request, code, data, reply)
         except Exception:
-            reply = {"server_error": traceback.format_exc()}
-        reply["id"] = request.get("id")
-        replies.write(json.dumps(reply).encode() + b"\n")
-        replies.flush()
-        del request, line   # nothing of this request stays mapped into the next test's process
+            reply({"server_error": traceback.format_exc(), "last": True}, [])
 
 
 # ---- CLI: python execute.py SOLUTION.py PROBLEM.json

@@ -561,8 +561,8 @@ FUNCTION_ATTACKS = {
     "writes_garbage_to_the_results_pipe": ("import os\nos.write(3, b'\\x00garbage\\n' * 3)\n" + DOUBLE,
                                            ["runtime_error"] * 2, ""),
     "closes_the_results_pipe": ("import os\nos.close(3)\n" + DOUBLE, ["runtime_error"] * 2, ""),
-    "patches_json_dumps": ("import json\njson.dumps = lambda *a, **k: '{\"value\": 7}'\n" + DOUBLE,
-                           ["runtime_error", "runtime_error"], ""),
+    "patches_json_dumps": ("import json\njson.dumps = lambda *a, **k: '{\"value\": 5}'\n" + DOUBLE,
+                           ["wrong_answer", "wrong_answer"], ""),
     "forges_a_deeply_nested_result": ("import os\nos.write(3, b'{\"loaded\": true}\\n{\"value\": ' + b'[' * 50000 + "
                                       "b']' * 50000 + b'}\\n' * 2)\n" + DOUBLE, ["runtime_error"] * 2, "overwritten"),
     "forges_a_huge_integer": ("import os\nos.write(3, b'{\"loaded\": true}\\n{\"value\": ' + b'7' * 6000 + b'}\\n')\n"
@@ -635,13 +635,13 @@ def test_bad_arguments_are_refused_before_anything_runs_and_nothing_desyncs(sand
 def test_an_exception_between_request_and_reply_replaces_the_server(sandbox, monkeypatch):
     """Ctrl-C while a test runs: its late reply must never be read as the answer to the next request."""
     with execute.Sandbox() as sb:
-        real, calls = sb._receive, []
+        real, calls = sb._frame, []
         def interrupted_once(timeout):
             calls.append(timeout)
             if len(calls) == 1:
                 raise KeyboardInterrupt
             return real(timeout)
-        monkeypatch.setattr(sb, "_receive", interrupted_once)
+        monkeypatch.setattr(sb, "_frame", interrupted_once)
         old_server = sb.proc.pid
         with pytest.raises(KeyboardInterrupt):
             sb.run_tests("import time\ntime.sleep(0.5)\nprint(1)", [("", "1")])
@@ -752,3 +752,98 @@ def test_500_mixed_runs_leave_the_server_as_they_found_it(sandbox):
         sandbox.run_function_tests(FUNCTION_ATTACKS[list(FUNCTION_ATTACKS)[i % 8]][0], "double", DOUBLE_TESTS)
     assert descendants(sandbox.proc.pid) == sandbox.server_processes
     assert (fds(), judge(sandbox, probe).output) == before
+
+
+# Found by a second, independent adversarial corpus (each failed before the fix it names).
+
+def test_a_real_time_signal_is_a_runtime_error_not_a_crash_of_the_caller(sandbox):
+    [r] = sandbox.run_tests("import os\nos.kill(os.getpid(), 40)\n", [("", None)])
+    assert r.verdict == "runtime_error" and "signal 40" in r.error
+    code = "import os\ndef double(n):\n    os.kill(os.getpid(), 45)\n"
+    assert [r.verdict for r in sandbox.run_function_tests(code, "double", DOUBLE_TESTS)] == ["runtime_error"] * 2
+
+
+@pytest.mark.parametrize("line", [b'{"value": 4, "seconds": 1' + b'0' * 400 + b'}',
+                                  b'{"value": {"complex": [1' + b'0' * 400 + b', 0]}}',
+                                  b'{"value": {"set": [' + b", ".join(str(k * (2 ** 61 - 1)).encode()
+                                                                      for k in range(1, 3000)) + b']}}'])
+def test_absurd_forged_results_are_wrong_answers_not_crashes_or_hangs(sandbox, line):
+    code = f"import os\nos.write(3, b'{{\"loaded\": true}}\\n' + {line!r} + b'\\n')\ndef double(n):\n    return -1\n"
+    start = time.monotonic()
+    results = sandbox.run_function_tests(code, "double", DOUBLE_TESTS, time_limit=1.0)
+    assert "pass" not in [r.verdict for r in results[1:]] and time.monotonic() - start < 10
+
+
+COPIER = ("import sys\nf, found = sys._getframe(), None\nwhile f:\n"
+          "    found = f.f_locals.get('reply', found) if isinstance(f.f_locals.get('reply'), dict) else found\n"
+          "    f = f.f_back\n")
+
+
+def test_a_program_finds_nothing_of_the_previous_program_in_its_process(sandbox):
+    """Every test process is forked from the same server: a sibling sample's output or code left in the
+    server's memory would let a program copy a correct answer it never computed."""
+    honest = "print('ANSWER-' + input())\nSECRET_CODE = 'CODE-1234'\n"
+    assert judge(sandbox, honest, "7", "ANSWER-7").verdict == "pass"
+    scan = ("import re\nfound = set()\nfor line in open('/proc/self/maps'):\n"
+            "    lo, hi = (int(x, 16) for x in line.split()[0].split('-'))\n"
+            "    if 'r' not in line.split()[1] or hi - lo > 1 << 28:\n        continue\n"
+            "    try:\n        with open('/proc/self/mem', 'rb') as m:\n            m.seek(lo)\n"
+            "            data = m.read(hi - lo)\n    except OSError:\n        continue\n"
+            "    found.update(re.findall(rb'(?:ANSWER|CODE)-[0-9]+', data))\n"
+            "print(sorted(found))\n")
+    own = "mine = 'ANSWER-' + str(90 + 9)\n"   # the scan does see the program's own memory
+    r = judge(sandbox, COPIER + "print(found is not None)\n" + own + scan, time_limit=10.0)
+    assert r.output.split("\n")[0] == "False" and "ANSWER-99" in r.output, r.output
+    assert "ANSWER-7" not in r.output and "CODE-1234" not in r.output, r.output
+
+
+def test_a_float_is_not_accepted_for_an_expected_int(sandbox):
+    tests = [("assert f(10**8) == 10**8", F([10 ** 8], expected=10 ** 8)), ("big", F([1], expected=[10 ** 9]))]
+    code = "def f(n):\n    return float(n + 7) if n > 1 else [float(10**9 + 50)]\n"
+    assert [r.verdict for r in sandbox.run_function_tests(code, "f", tests)] == ["wrong_answer"] * 2
+    assert execute.values_equal(0.30000000000000004, 0.3) and execute.values_equal(2, 2.0)
+
+
+def test_processes_that_hide_from_proc_are_still_counted(sandbox):
+    code = ("import os, time, ctypes\nfor _ in range(6):\n    if os.fork() == 0:\n"
+            "        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n        b = b'x' * (60 << 20)\n"
+            "        time.sleep(5)\n        os._exit(0)\ntime.sleep(5)\nprint(42)\n")
+    assert judge(sandbox, code, expected="42", memory_limit=128 << 20, time_limit=8.0).verdict == "memory_limit"
+
+
+def test_heartbeat_lines_do_not_extend_a_calls_time(sandbox):
+    code = ("import os, threading, time\ndef beat():\n    for _ in range(40):\n        os.write(3, b'\\n')\n"
+            "        time.sleep(0.2)\nthreading.Thread(target=beat, daemon=True).start()\n"
+            "def double(n):\n    time.sleep(8)\n")
+    start = time.monotonic()
+    results = sandbox.run_function_tests(code, "double", DOUBLE_TESTS, time_limit=1.0)
+    assert "pass" not in [r.verdict for r in results] and time.monotonic() - start < 5.0
+
+
+def test_sockets_kept_in_flight_do_not_reach_the_next_test(sandbox):
+    if not sandbox.namespaced:
+        pytest.skip("needs namespaces")
+    plant = ("import socket, array\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(b'\\0rlef-carry')\n"
+             "a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+             "a.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [a.fileno(), s.fileno()]))])\n"
+             "b.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [b.fileno()]))])\n")
+    probe = "print([l.split()[-1] for l in open('/proc/net/unix') if 'rlef-carry' in l])\n"
+    for _ in range(3):
+        judge(sandbox, plant)
+        assert judge(sandbox, probe).output.strip() == "[]"
+
+
+def test_two_threads_sharing_one_sandbox_get_their_own_verdicts(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+    def job(k):
+        return sandbox.run_tests(f"print({k})", [("", str(k))])[0].verdict
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(job, range(30))) == ["pass"] * 30
+    assert sandbox.namespaced == ("namespaces" in sandbox.isolation)
+
+
+@pytest.mark.parametrize("limits", [dict(memory_limit=2 ** 64), dict(time_limit=1e19), dict(time_limit=1e300)])
+def test_absurd_limits_are_refused_before_anything_is_sent(sandbox, limits):
+    with pytest.raises(ValueError):
+        sandbox.run_tests("print(1)", [("", "1")], **limits)
+    assert sandbox.run_tests("print(1)", [("", "1")])[0].verdict == "pass"
