@@ -196,23 +196,33 @@ def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME
 # from JSON: an object with its own __eq__ cannot survive the trip, and ending the process early leaves tests
 # without a result (a runtime error), never a pass.
 
-def to_plain(value, _depth: int = 0):
-    """Encode a value made only of builtin data types (exact types, no subclasses) as JSON-able data.
-    JSON objects are tags: {"tuple": [...]}, {"set": [...]}, {"frozenset": [...]}, {"dict": [[k, v], ...]},
-    {"bytes": hex}, {"complex": [re, im]}, {"float": "inf" | "-inf" | "nan"}. TypeError for anything else."""
+_BASES = (int, float, str, list, tuple, dict, set, frozenset, bytes, complex)
+
+
+def to_plain(value, _depth: int = 0, copy_subclasses: bool = False):
+    """Encode a value made only of builtin data types (exact types) as JSON-able data. JSON objects are tags:
+    {"tuple": [...]}, {"set": [...]}, {"frozenset": [...]}, {"dict": [[k, v], ...]}, {"bytes": hex},
+    {"complex": [re, im]}, {"float": "inf" | "-inf" | "nan"}. TypeError for anything else. With
+    copy_subclasses (a function's result), an instance of a subclass (Counter, defaultdict, a namedtuple, an
+    IntEnum, ...) is first copied into its builtin base: only its values travel, never its own __eq__."""
     if _depth > 100:
         raise TypeError("nested more than 100 levels deep")
     kind = type(value)
+    if copy_subclasses and kind not in _BASES and value is not None and kind is not bool:
+        base = next((b for b in _BASES if isinstance(value, b)), None)
+        if base is not None:
+            value, kind = base(value), base
     if value is None or kind in (bool, int, str):
         return value
     if kind is float:
         return value if math.isfinite(value) else {"float": repr(value)}
     if kind is list:
-        return [to_plain(v, _depth + 1) for v in value]
+        return [to_plain(v, _depth + 1, copy_subclasses) for v in value]
     if kind in (tuple, set, frozenset):
-        return {kind.__name__: [to_plain(v, _depth + 1) for v in value]}
+        return {kind.__name__: [to_plain(v, _depth + 1, copy_subclasses) for v in value]}
     if kind is dict:
-        return {"dict": [[to_plain(k, _depth + 1), to_plain(v, _depth + 1)] for k, v in value.items()]}
+        return {"dict": [[to_plain(k, _depth + 1, copy_subclasses), to_plain(v, _depth + 1, copy_subclasses)]
+                         for k, v in value.items()]}
     if kind is bytes:
         return {"bytes": value.hex()}
     if kind is complex:
@@ -674,8 +684,8 @@ def _call_report(line) -> dict:
         seconds = _seconds(line.get("seconds"))
         if set(line) <= {"value", "seconds"} and "value" in line:
             return {"value": line["value"], "seconds": seconds}
-        if set(line) <= {"not_plain", "seconds"} and isinstance(line.get("not_plain"), str):
-            return {"not_plain": line["not_plain"][:200], "seconds": seconds}
+        if set(line) <= {"not_plain", "truth", "seconds"} and isinstance(line.get("not_plain"), str):
+            return {"not_plain": line["not_plain"][:200], "truth": line.get("truth") is True, "seconds": seconds}
         if set(line) <= {"error", "exception", "seconds"} and isinstance(line.get("error"), str):
             verdict = "memory_limit" if line.get("exception") == "MemoryError" else "runtime_error"
             return {"verdict": verdict, "error": line["error"][-ERROR_KEEP:], "seconds": seconds}
@@ -716,6 +726,10 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
             passed = False
         error = "" if passed else "AssertionError" + (f": {test.message}" if test.message else "")
         return TestResult("pass" if passed else "wrong_answer", shown, None, error=error, seconds=seconds)
+    if "not_plain" in raw and test.compare in ("truthy", "falsy") and not test.wrap:
+        passed = raw["truth"] == (test.compare == "truthy")
+        return TestResult("pass" if passed else "wrong_answer", shown, None, seconds=seconds,
+                          error="" if passed else "AssertionError" + (f": {test.message}" if test.message else ""))
     if "not_plain" in raw:   # e.g. an object with its own __eq__: only the values themselves are compared
         return TestResult("wrong_answer", shown, None, seconds=seconds,
                           error=f"AssertionError: the function returned {raw['not_plain']}")
@@ -1235,7 +1249,8 @@ def _clean_up(workdir: str) -> None:
         for ipc_id in ids:
             remove(ipc_id)
     if _OWN_UID:   # the user keyring belongs to our own uid (never clear the caller's: user-namespace mode)
-        _libc.syscall(_SYS_KEYCTL, 7, -4)   # KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING
+        for keyring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+            _libc.syscall(_SYS_KEYCTL, 7, keyring)   # KEYCTL_CLEAR
 
 
 def _remove(path: str) -> None:
@@ -1405,9 +1420,14 @@ def _calls_child(entry_point: str, first: int) -> int:
             continue
         seconds = time.perf_counter() - start
         try:
-            send({"value": to_plain(value), "seconds": seconds})
-        except (TypeError, ValueError, RecursionError):
-            send({"not_plain": f"an object of type {type(value).__name__}, not plain data", "seconds": seconds})
+            send({"value": to_plain(value, copy_subclasses=True), "seconds": seconds})
+        except BaseException:
+            try:   # `assert f(x)` asks only for truth, as Python's own assert would (a re.Match, say)
+                truth = bool(value)
+            except BaseException:
+                truth = None
+            send({"not_plain": f"an object of type {type(value).__name__}, not plain data", "truth": truth,
+                  "seconds": seconds})
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -18,7 +18,8 @@ Each task becomes:
   private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: every assert (or EvalPlus
                   `assertion(...)` call) the `test` script executes. Public and private are disjoint.
   solutions       [code]
-Every assert becomes a call and an expected value that the judge checks outside the program (data/asserts.py);
+Every assert becomes a call and an expected value that the judge checks outside the program (data/asserts.py); a
+task none of whose public asserts can be converted (its arguments are objects, e.g. a tree) is left out and named;
 setup code (test_setup_code, test_imports) runs when the values are computed, here, with the reference solution.
 """
 
@@ -95,6 +96,9 @@ def to_problem(row: dict, counts: Counter | None = None) -> Problem:
         if defines_check and not calls_check:
             script += f"\n\ncheck({fn})\n"
         private.append(convert_asserts(script, fn, reference))
+    if not any(c.tests for c in public):
+        raise ValueError(f"MBPP/{row['task_id']}: none of its asserts could be turned into a test (their "
+                         "arguments are not plain data)")
     if counts is not None:
         for c in public + private:
             counts.update(tests=len(c.tests), outside=len(c.outside), no_call=len(c.no_call),
@@ -124,9 +128,17 @@ def main(argv: list[str] | None = None) -> None:
     rows = read_rows(args.path)
     if args.split != "all":
         rows = [r for r in rows if int(str(r["task_id"]).split("/")[-1]) in SPLITS[args.split]]
-    counts = Counter()
-    problems = [to_problem(r, counts) for r in rows]
+    counts, problems, dropped = Counter(), [], []
+    for r in rows:
+        try:
+            problems.append(to_problem(r, counts))
+        except ValueError as e:
+            if "could be turned into a test" not in str(e):
+                raise
+            dropped.append(str(r["task_id"]))
     save_problems(problems, args.out)
+    if dropped:
+        print(f"left out {len(dropped)} tasks whose asserts pass objects rather than data: {', '.join(dropped)}")
     print(f"wrote {len(problems)} problems ({counts['tests']} tests) from {args.path} to {args.out}; asserts left "
           f"out: {counts['outside']} of another shape, {counts['no_call']} that call nothing; the reference "
           f"solutions fail {counts['reference_failures']} asserts")

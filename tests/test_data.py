@@ -495,3 +495,15 @@ def test_every_problems_tests_reject_its_plausible_wrong_solution(bundled):
     wrong = {s.name: s.wrong for s in SPECS}
     passed = [p.name for p in bundled if set(judge(wrong[p.name], p, stop_on_first_failure=True)) == {"pass"}]
     assert passed == []
+
+
+def test_mbpp_task_whose_asserts_pass_objects_is_left_out_and_named(tmp_path, capsys):
+    from data import mbpp
+    row = {"task_id": 601, "text": "Longest chain of pairs.", "code": "class Pair:\n    def __init__(s, a, b):\n"
+           "        s.a, s.b = a, b\ndef chain(ps):\n    return len(ps)\n", "test_setup_code": "",
+           "test_list": ["assert chain([Pair(1, 2)]) == 1"], "challenge_test_list": []}
+    src = tmp_path / "mbpp.jsonl"
+    src.write_text(json.dumps(row) + "\n" + json.dumps(MBPP[0]) + "\n")
+    mbpp.main([str(src), "--out", str(tmp_path / "out.jsonl")])
+    assert [p.name for p in load_problems(tmp_path / "out.jsonl")] == ["MBPP/2"]
+    assert "left out 1 tasks whose asserts pass objects rather than data: 601" in capsys.readouterr().out

@@ -550,7 +550,11 @@ FUNCTION_ATTACKS = {
                        "def double(n):\n    return Any()\n", ["wrong_answer"] * 2, "not plain data"),
     "int_subclass_with_eq": ("class I(int):\n    def __eq__(self, other):\n        return True\n"
                              "    __hash__ = int.__hash__\ndef double(n):\n    return I(2 * n)\n",
-                             ["wrong_answer"] * 2, "not plain data"),
+                             ["pass", "wrong_answer"], ""),   # copied into a plain int: its value counts
+    "dict_subclass_lies_about_items": ("class D(dict):\n    def __eq__(self, o):\n        return True\n"
+                                       "def double(n):\n    return D(a=1)\n", ["wrong_answer"] * 2, "AssertionError"),
+    "truthy_object_for_a_value_test": ("class T:\n    def __bool__(self):\n        return True\n"
+                                       "def double(n):\n    return T()\n", ["wrong_answer"] * 2, "not plain data"),
     "list_of_eq_objects": ("class Any:\n    __eq__ = lambda s, o: True\ndef double(n):\n    return [Any()]\n",
                            ["wrong_answer"] * 2, "not plain data"),
     "reads_its_own_source": ("import re\nsrc = open(__file__).read()\nfound = re.findall(r'== (\\d+)', src)\n"
@@ -598,6 +602,15 @@ def test_function_results_are_compared_as_plain_data(sandbox):
     # t1: floats within 1e-7; t3: sorted([3, 2, 1]) == [1, 2, 3]; t4: 10**19 is truthy; t5: None - 0.25 raises;
     # t7: 10**19 is not 10**19 + 1 (integers compare exactly); t8: set([2, 1, 2]) == {1, 2}
     assert verdicts == ["pass", "pass", "pass", "pass", "wrong_answer", "pass", "wrong_answer", "pass"]
+
+
+def test_library_containers_are_compared_by_their_values_and_truth_tests_by_truth(sandbox):
+    tests = [("counter", F(["aab"], expected={"a": 2, "b": 1})), ("match", F(["x"], compare="truthy")),
+             ("no match", F(["y"], compare="falsy")), ("pair", F([1], expected=(1, 2)))]
+    code = ("import collections, re\nPair = collections.namedtuple('Pair', 'a b')\ndef f(x):\n"
+            "    if x == 'aab':\n        return collections.Counter(x)\n    if x == 1:\n        return Pair(1, 2)\n"
+            "    return re.match('x', x)\n")
+    assert [r.verdict for r in sandbox.run_function_tests(code, "f", tests)] == ["pass"] * 4
 
 
 def test_plain_data_round_trip_and_refusals():
