@@ -17,8 +17,10 @@ Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --se
 so a trainer holding GBs of weights is never forked) that isolates itself once, then forks one child per test
 that runs the code as `solution.py` (a stdin/stdout program as `__main__`; a function problem's code as module
 `solution`, then each call). Forking an interpreter that is already started and isolated costs less than
-starting `python -c` (bench/bench_execute.py). Requests and replies are JSON lines carrying an id; if anything
-goes wrong between a request and its reply, the server is replaced, so a reply is never taken for another's.
+starting `python -c` (bench/bench_execute.py). Requests and replies carry an id; if anything goes wrong between
+a request and its reply, the server is replaced, so a reply is never taken for another's. Since every test
+process is a fork of the server, the server never holds a program's code, input or output in its own memory
+(they pass through memfds and a wiped-on-fork arena, see _Arena): a program cannot copy a sibling's answer.
 
 Isolated, where the kernel allows namespaces (checked at start-up):
   - processes: the server is init of its own pid namespace and kills every other process in it after each test
@@ -39,7 +41,8 @@ Isolated, where the kernel allows namespaces (checked at start-up):
     stderr while the test runs (stdout past 16 MiB is output_limit; stderr keeps its head and tail), and
     every 50 ms sums the proportional set size of all the test's processes: past the limit, memory_limit.
   - state: after each test /tmp, /dev/shm, SysV IPC objects and POSIX message queues are emptied (the server
-    has its own IPC namespace) and, as its own uid, the user keyring; each test has a fresh session keyring.
+    has its own IPC namespace) and, as its own uid, the user keyrings; each test has a fresh session keyring;
+    unix sockets kept alive "in flight" (SCM_RIGHTS to themselves) are collected before the next test.
 NOT isolated: the kernel (no seccomp: every syscall is available); the interpreter and site-packages are
 readable; memory between two 50 ms checks and in the kernel (no cgroup); CPU
 time is not reserved (other load slows tests down); str hashes are randomised per server, not per test. As
