@@ -62,6 +62,7 @@ import atexit
 import builtins
 import ctypes
 import dataclasses
+import errno
 import faulthandler
 import functools
 import gc
@@ -77,6 +78,7 @@ import select
 import stat
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -500,10 +502,13 @@ class Sandbox:
             self.isolate = False
             _warn_once(f"execute.py: namespace isolation failed ({reason})")
             return self._start()
-        self.isolation, self.namespaced = hello["isolation"], hello["namespaced"]
+        self.isolation, self.namespaced, self.seccomp = hello["isolation"], hello["namespaced"], hello["seccomp"]
         if not self.namespaced:
             _warn_once(f"execute.py: programs run WITHOUT namespace isolation ({self.isolation}): they can "
                        "read your files and use the network; only rlimits and a temp dir apply")
+        if not self.seccomp:   # (one warning in all: after the one above, this says nothing)
+            _warn_once(f"execute.py: programs run WITHOUT a seccomp filter ({self.isolation}): every system "
+                       "call is open to them (user namespaces, io_uring, memory outside the limit in memfds)")
 
     def _receive(self, timeout: float) -> dict | None:
         """The hello line after start-up."""
@@ -925,6 +930,141 @@ def _isolate() -> tuple[bool, str]:
     return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
 
 
+# ---- Seccomp: the system calls no test may make (a filter installed in each test child, before the program)
+
+# Denied calls fail with EPERM (clone3: ENOSYS), so Python raises a plain OSError. The reason for each group is
+# above it. Nothing here is used by ordinary programs: threads, fork and exec, pipes, files, Unix/TCP/UDP
+# sockets and multiprocessing (its locks are POSIX semaphores, i.e. files in /dev/shm) all stay available.
+_SECCOMP_DENIED = {   # name: (x86_64 number, aarch64 number), None where the architecture has no such call
+    # Namespaces: a new user namespace hands its creator every capability inside it, and with them kernel code
+    # written for root (mounts, netfilter, raw and netlink sockets in a nested network namespace). clone with a
+    # CLONE_NEW* flag is denied below; clone3 keeps its flags in memory, which a filter cannot read, so it
+    # answers ENOSYS and the C library falls back to clone (as under Docker's default profile).
+    "unshare": (272, 97), "setns": (308, 268), "clone3": (435, 435),
+    # Memory that RLIMIT_AS does not count: a memfd's pages belong to a file, not to an address space.
+    "memfd_create": (319, 279), "memfd_secret": (447, 447),
+    # Large kernel interfaces with a long record of privilege escalations that no Python program needs:
+    # io_uring, eBPF, perf events, userfaultfd (it stalls the kernel mid-copy: how exploits win races), x86's LDT.
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+    "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282), "modify_ldt": (154, None),
+    # State that outlives a test: keyrings belong to the uid; SysV IPC objects and POSIX message queues to the
+    # server's IPC namespace, not to one test. (The multiplexed `ipc` call exists on neither architecture.)
+    "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
+    "msgget": (68, 186), "msgsnd": (69, 189), "msgrcv": (70, 188), "msgctl": (71, 187),
+    "semget": (64, 190), "semop": (65, 193), "semtimedop": (220, 192), "semctl": (66, 191),
+    "shmget": (29, 194), "shmat": (30, 196), "shmdt": (67, 197), "shmctl": (31, 195),
+    "mq_open": (240, 180), "mq_unlink": (241, 181), "mq_timedsend": (242, 182), "mq_timedreceive": (243, 183),
+    "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
+    # The file tree: mounts (old and new API), a new root, and file handles, which open a file by number, past
+    # the directories that hide it (the "shocker" container escape).
+    "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51),
+    "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
+    "move_mount": (429, 429), "open_tree": (428, 428), "mount_setattr": (442, 442),
+    "open_by_handle_at": (304, 265), "name_to_handle_at": (303, 264),
+    # Other processes' memory and files (even the test's own: nothing needs it).
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "process_madvise": (440, 440), "pidfd_getfd": (438, 438),
+    # The machine: modules, kexec, reboot, swap, process accounting, the clock, x86 port I/O. Each needs a
+    # capability the sandbox's uid lacks, but in the fallback without namespaces a root caller's programs hold them.
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "reboot": (169, 142),
+    "swapon": (167, 224), "swapoff": (168, 225), "acct": (163, 89), "settimeofday": (164, 170),
+    "clock_settime": (227, 112), "clock_adjtime": (305, 266), "adjtimex": (159, 171),
+    "iopl": (172, None), "ioperm": (173, None),
+    # The kernel log: kernel addresses help an exploit, and anyone may read it where dmesg_restrict is 0.
+    "syslog": (103, 116),
+}
+_SECCOMP_ERRNO = {"clone3": errno.ENOSYS}   # the rest: EPERM
+AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 10, 1, 2, 6, 17
+_SOCKET_RULE = [(0, 0xFFFFFFFF, (AF_UNIX, AF_INET, AF_INET6)), (1, 0xF, (SOCK_STREAM, SOCK_DGRAM)),
+                (2, 0xFFFFFFFF, (0, IPPROTO_TCP, IPPROTO_UDP))]   # type & 0xF: without SOCK_NONBLOCK/CLOEXEC
+_SECCOMP_CONDITIONAL = {   # name: (numbers, conditions (argument, mask, allowed values of argument & mask), all must hold)
+    # fork, threads and subprocess are clone without CLONE_NEW* flags; with one, it is unshare (above).
+    "clone": ((56, 220), [(0, CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
+                           | CLONE_NEWPID | CLONE_NEWNET, (0,))]),
+    # Unix, TCP and UDP sockets only (in the sandbox TCP and UDP reach nothing but the program itself). Netlink
+    # configures the kernel, raw and packet sockets forge any packet, and the rarer families and protocols
+    # (AF_ALG, AF_VSOCK, SCTP, DCCP, ...) are where socket exploits are found; asking for one loads its module.
+    "socket": ((41, 198), _SOCKET_RULE), "socketpair": ((53, 199), _SOCKET_RULE),
+    # Personas other than plain Linux change how the kernel treats the process: READ_IMPLIES_EXEC makes memory
+    # executable, ADDR_NO_RANDOMIZE turns off address randomisation, MMAP_PAGE_ZERO maps page 0 (how NULL-pointer
+    # bugs in the kernel used to be exploited). 0xFFFFFFFF only asks which persona is in force.
+    "personality": ((135, 92), [(0, 0xFFFFFFFF, (0, 0xFFFFFFFF))]),
+}
+# machine: (column of the numbers above, AUDIT_ARCH_* of its native calls, the number of seccomp itself)
+_SECCOMP_ARCH = {"x86_64": (0, 0xC000003E, 317), "aarch64": (1, 0xC00000B7, 277)}
+X32_SYSCALL_BIT = 0x40000000
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 0x7FFF0000, 0x50000, 1, 4
+BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x35, 0x06   # classic BPF opcodes
+_seccomp_program: bytes | None = None   # set by the server once the kernel has taken the filter (_seccomp_start)
+
+
+def _seccomp_filter(machine: str) -> bytes:
+    """The classic BPF program the kernel runs on each system call, as struct sock_filter[] (u16 code, u8 jt,
+    u8 jf, u32 k). It reads struct seccomp_data: nr at offset 0, arch at 4, argument i at 16 + 8i (its low 32
+    bits first on these little-endian machines; the arguments checked are 32-bit ints and flags)."""
+    column, audit_arch, _ = _SECCOMP_ARCH[machine]
+    deny, allow = SECCOMP_RET_ERRNO | errno.EPERM, SECCOMP_RET_ALLOW
+    # Calls of another ABI (i386 through int 0x80) have other numbers: deny them all. Then load nr.
+    code = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, audit_arch), (BPF_RET_K, 0, 0, deny), (BPF_LD_W_ABS, 0, 0, 0)]
+    if machine == "x86_64":   # the x32 ABI: the x86_64 kernel's calls again, numbered from bit 30
+        code += [(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT), (BPF_RET_K, 0, 0, deny)]
+    for name, numbers in _SECCOMP_DENIED.items():
+        if numbers[column] is not None:
+            code += [(BPF_JEQ_K, 0, 1, numbers[column]),
+                     (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _SECCOMP_ERRNO.get(name, errno.EPERM))]
+    for numbers, conditions in _SECCOMP_CONDITIONAL.values():
+        body = []
+        for arg, mask, allowed in conditions:   # load the argument; a match jumps past the remaining ones and deny
+            body += [(BPF_LD_W_ABS, 0, 0, 16 + 8 * arg), (BPF_AND_K, 0, 0, mask)]
+            body += [(BPF_JEQ_K, len(allowed) - i, 0, value) for i, value in enumerate(allowed)]
+            body += [(BPF_RET_K, 0, 0, deny)]
+        code += [(BPF_JEQ_K, 0, len(body) + 1, numbers[column])] + body + [(BPF_RET_K, 0, 0, allow)]
+    code += [(BPF_RET_K, 0, 0, allow)]
+    return b"".join(struct.pack("=HBBI", *insn) for insn in code)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def _install_seccomp(program: bytes) -> None:
+    """Filter this process's system calls, and those of everything it starts, for good."""
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)   # the kernel's condition for an unprivileged filter (set already if namespaced)
+    prog = _SockFprog(len(program) // 8, program)
+    # SPEC_ALLOW: no speculative-store-bypass mitigation forced on the program (kernels before 5.16 force it
+    # on filtered processes); it would only guard the program against itself, and costs it speed.
+    if _libc.syscall(ctypes.c_long(_SECCOMP_ARCH[os.uname().machine][2]), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                     ctypes.c_long(SECCOMP_FILTER_FLAG_SPEC_ALLOW), ctypes.byref(prog)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: {os.strerror(err)}")
+
+
+def _seccomp_start() -> str:
+    """Build the filter and try it in a throwaway child; from now on each test child installs it; describe."""
+    global _seccomp_program
+    machine = os.uname().machine
+    if machine not in _SECCOMP_ARCH:
+        return f"no seccomp (no system call table for {machine})"
+    program = _seccomp_filter(machine)
+    if (pid := os.fork()) == 0:
+        status = 1
+        try:
+            _install_seccomp(program)
+            status = 0
+        except OSError as e:
+            status = e.errno
+        finally:
+            os._exit(status)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status != 0:
+        return f"no seccomp ({os.strerror(status) if status > 0 else 'the probe crashed'})"
+    _seccomp_program = program
+    column = _SECCOMP_ARCH[machine][0]
+    denied = sum(numbers[column] is not None for numbers in _SECCOMP_DENIED.values())
+    return f"seccomp: {denied} system calls denied, {len(_SECCOMP_CONDITIONAL)} restricted"
+
+
 def _kill_descendants(namespaced: bool) -> None:
     """Kill and reap everything a test left behind (daemons, double forks, stopped processes)."""
     while True:
@@ -1330,6 +1470,8 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
             sys.modules["random"].seed()   # not the server's state: a fresh interpreter seeds from urandom
         _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
         _prctl(PR_SET_DUMPABLE, 1)   # the server (not dumpable itself) may read this test's memory use in /proc
+        if _seccomp_program is not None:
+            _install_seccomp(_seccomp_program)   # last: what follows is the program (and the calls of its function)
         status = child_main()
     finally:
         os._exit(status)
@@ -1486,9 +1628,11 @@ def _serve(plain_tmp: str | None) -> None:
     if not _NAMESPACED:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         tempfile.tempdir = plain_tmp
+    isolation += ", " + _seccomp_start()
     arena = _Arena()
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
-    os.write(replies, json.dumps({"namespaced": _NAMESPACED, "isolation": isolation}).encode() + b"\n")
+    hello = {"namespaced": _NAMESPACED, "seccomp": _seccomp_program is not None, "isolation": isolation}
+    os.write(replies, json.dumps(hello).encode() + b"\n")
     while True:
         try:
             request = json.loads(_read_exactly(_REQUESTS_FD, int.from_bytes(_read_exactly(_REQUESTS_FD, 8), "little")))
