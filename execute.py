@@ -43,12 +43,20 @@ Isolated, where the kernel allows namespaces (checked at start-up):
   - state: after each test /tmp, /dev/shm, SysV IPC objects and POSIX message queues are emptied (the server
     has its own IPC namespace) and, as its own uid, the user keyrings; each test has a fresh session keyring;
     unix sockets kept alive "in flight" (SCM_RIGHTS to themselves) are collected before the next test.
-NOT isolated: the kernel (no seccomp: every syscall is available); the interpreter and site-packages are
-readable; memory between two 50 ms checks and in the kernel (no cgroup); CPU
-time is not reserved (other load slows tests down); str hashes are randomised per server, not per test. As
-root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel exempts from the
-process limit. Without namespaces the fallback is rlimits, a temp dir and a subreaper that kills every
-descendant; programs then run as you and can read your files and use the network: one warning says so.
+  - system calls, by a seccomp filter installed in each test child just before the program (also without
+    namespaces): new namespaces (unshare, setns, clone with CLONE_NEW*; clone3 answers ENOSYS, so the C library
+    uses clone), memfd_create (memory outside RLIMIT_AS), io_uring, bpf, perf_event_open, userfaultfd, keyrings,
+    SysV IPC and POSIX message queues (state that would outlive the test), mounts and chroot, ptrace and
+    process_vm_*, modules, kexec, reboot, swap and the clock fail with EPERM, and so do sockets other than Unix,
+    TCP and UDP (netlink, raw, packet, ...). The list and the reason for each entry: _SECCOMP_*. Where the
+    kernel refuses the filter, or on machines other than x86_64 and aarch64, one warning says so.
+NOT isolated: the rest of the kernel (the filter is a deny list: the system calls ordinary programs make, and
+any kernel bug behind them, stay reachable); the interpreter and site-packages are readable; memory between two
+50 ms checks and in the kernel (no cgroup); CPU time is not reserved (other load slows tests down); str hashes
+are randomised per server, not per test. As root without CAP_SYS_ADMIN (a container), the user namespace keeps
+uid 0, which the kernel exempts from the process limit. Without namespaces the fallback is rlimits, the seccomp
+filter, a temp dir and a subreaper that kills every descendant; programs then run as you and can read your
+files and use the network: one warning says so.
 Needs Linux >= 5.3 (pidfd); the per-sandbox process limit in a user namespace needs >= 5.14.
 
 Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
@@ -965,7 +973,7 @@ _SECCOMP_DENIED = {   # name: (x86_64 number, aarch64 number), None where the ar
     "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
     "process_madvise": (440, 440), "pidfd_getfd": (438, 438),
     # The machine: modules, kexec, reboot, swap, process accounting, the clock, x86 port I/O. Each needs a
-    # capability the sandbox's uid lacks, but in the fallback without namespaces a root caller's programs hold them.
+    # capability the sandbox's uid lacks, but in the fallback without namespaces a root caller's programs have it.
     "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
     "kexec_load": (246, 104), "kexec_file_load": (320, 294), "reboot": (169, 142),
     "swapon": (167, 224), "swapoff": (168, 225), "acct": (163, 89), "settimeofday": (164, 170),
@@ -978,11 +986,13 @@ _SECCOMP_ERRNO = {"clone3": errno.ENOSYS}   # the rest: EPERM
 AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 10, 1, 2, 6, 17
 _SOCKET_RULE = [(0, 0xFFFFFFFF, (AF_UNIX, AF_INET, AF_INET6)), (1, 0xF, (SOCK_STREAM, SOCK_DGRAM)),
                 (2, 0xFFFFFFFF, (0, IPPROTO_TCP, IPPROTO_UDP))]   # type & 0xF: without SOCK_NONBLOCK/CLOEXEC
-_SECCOMP_CONDITIONAL = {   # name: (numbers, conditions (argument, mask, allowed values of argument & mask), all must hold)
+# Calls allowed with some arguments only. name: (numbers, conditions that must all hold), a condition being
+# (argument index, mask, the allowed values of argument & mask).
+_SECCOMP_CONDITIONAL = {
     # fork, threads and subprocess are clone without CLONE_NEW* flags; with one, it is unshare (above).
     "clone": ((56, 220), [(0, CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
                            | CLONE_NEWPID | CLONE_NEWNET, (0,))]),
-    # Unix, TCP and UDP sockets only (in the sandbox TCP and UDP reach nothing but the program itself). Netlink
+    # Unix, TCP and UDP sockets only (inside the sandbox's network namespace TCP and UDP reach nothing). Netlink
     # configures the kernel, raw and packet sockets forge any packet, and the rarer families and protocols
     # (AF_ALG, AF_VSOCK, SCTP, DCCP, ...) are where socket exploits are found; asking for one loads its module.
     "socket": ((41, 198), _SOCKET_RULE), "socketpair": ((53, 199), _SOCKET_RULE),
@@ -994,9 +1004,10 @@ _SECCOMP_CONDITIONAL = {   # name: (numbers, conditions (argument, mask, allowed
 # machine: (column of the numbers above, AUDIT_ARCH_* of its native calls, the number of seccomp itself)
 _SECCOMP_ARCH = {"x86_64": (0, 0xC000003E, 317), "aarch64": (1, 0xC00000B7, 277)}
 X32_SYSCALL_BIT = 0x40000000
-SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 0x7FFF0000, 0x50000, 1, 4
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x50000   # RET_ERRNO | errno: the call fails with errno
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1, 4
 BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x35, 0x06   # classic BPF opcodes
-_seccomp_program: bytes | None = None   # set by the server once the kernel has taken the filter (_seccomp_start)
+_seccomp_call: tuple | None = None   # seccomp()'s ctypes arguments, once the kernel has taken the filter
 
 
 def _seccomp_filter(machine: str) -> bytes:
@@ -1004,53 +1015,66 @@ def _seccomp_filter(machine: str) -> bytes:
     u8 jf, u32 k). It reads struct seccomp_data: nr at offset 0, arch at 4, argument i at 16 + 8i (its low 32
     bits first on these little-endian machines; the arguments checked are 32-bit ints and flags)."""
     column, audit_arch, _ = _SECCOMP_ARCH[machine]
-    deny, allow = SECCOMP_RET_ERRNO | errno.EPERM, SECCOMP_RET_ALLOW
-    # Calls of another ABI (i386 through int 0x80) have other numbers: deny them all. Then load nr.
-    code = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, audit_arch), (BPF_RET_K, 0, 0, deny), (BPF_LD_W_ABS, 0, 0, 0)]
-    if machine == "x86_64":   # the x32 ABI: the x86_64 kernel's calls again, numbered from bit 30
-        code += [(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT), (BPF_RET_K, 0, 0, deny)]
-    for name, numbers in _SECCOMP_DENIED.items():
-        if numbers[column] is not None:
-            code += [(BPF_JEQ_K, 0, 1, numbers[column]),
-                     (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _SECCOMP_ERRNO.get(name, errno.EPERM))]
+    deny = SECCOMP_RET_ERRNO | errno.EPERM
+    rules = {numbers[column]: [(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _SECCOMP_ERRNO.get(name, errno.EPERM))]
+             for name, numbers in _SECCOMP_DENIED.items() if numbers[column] is not None}
     for numbers, conditions in _SECCOMP_CONDITIONAL.values():
         body = []
         for arg, mask, allowed in conditions:   # load the argument; a match jumps past the remaining ones and deny
             body += [(BPF_LD_W_ABS, 0, 0, 16 + 8 * arg), (BPF_AND_K, 0, 0, mask)]
             body += [(BPF_JEQ_K, len(allowed) - i, 0, value) for i, value in enumerate(allowed)]
             body += [(BPF_RET_K, 0, 0, deny)]
-        code += [(BPF_JEQ_K, 0, len(body) + 1, numbers[column])] + body + [(BPF_RET_K, 0, 0, allow)]
-    code += [(BPF_RET_K, 0, 0, allow)]
+        rules[numbers[column]] = body + [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+    # Calls of another ABI (i386 through int 0x80) have other numbers: deny them all. Then load nr.
+    code = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, audit_arch), (BPF_RET_K, 0, 0, deny), (BPF_LD_W_ABS, 0, 0, 0)]
+    if machine == "x86_64":   # the x32 ABI: the x86_64 kernel's calls again, numbered from bit 30
+        code += [(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT), (BPF_RET_K, 0, 0, deny)]
+    code += _bpf_search(sorted(rules.items()))
     return b"".join(struct.pack("=HBBI", *insn) for insn in code)
+
+
+def _bpf_search(rules: list[tuple[int, list]]) -> list[tuple]:
+    """Code that runs the rule for the call number in A (its body ends in a return), or allows the call. A
+    binary search, not a list: installing a filter, the kernel runs it for every call number (to find the calls
+    it may allow without running it again), so a short path makes each test's installation cheap."""
+    if len(rules) <= 2:
+        code = []
+        for nr, body in rules:
+            code += [(BPF_JEQ_K, 0, len(body), nr)] + body
+        return code + [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+    middle = len(rules) // 2
+    below = _bpf_search(rules[:middle])
+    return [(BPF_JGE_K, len(below), 0, rules[middle][0])] + below + _bpf_search(rules[middle:])
 
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
-def _install_seccomp(program: bytes) -> None:
+def _install_seccomp(call: tuple) -> None:
     """Filter this process's system calls, and those of everything it starts, for good."""
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)   # the kernel's condition for an unprivileged filter (set already if namespaced)
-    prog = _SockFprog(len(program) // 8, program)
-    # SPEC_ALLOW: no speculative-store-bypass mitigation forced on the program (kernels before 5.16 force it
-    # on filtered processes); it would only guard the program against itself, and costs it speed.
-    if _libc.syscall(ctypes.c_long(_SECCOMP_ARCH[os.uname().machine][2]), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
-                     ctypes.c_long(SECCOMP_FILTER_FLAG_SPEC_ALLOW), ctypes.byref(prog)) != 0:
+    if call[0](*call[1:]) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: {os.strerror(err)}")
 
 
 def _seccomp_start() -> str:
     """Build the filter and try it in a throwaway child; from now on each test child installs it; describe."""
-    global _seccomp_program
+    global _seccomp_call
     machine = os.uname().machine
     if machine not in _SECCOMP_ARCH:
         return f"no seccomp (no system call table for {machine})"
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)   # the kernel's condition for an unprivileged filter; children inherit it
     program = _seccomp_filter(machine)
+    # The call's arguments are made here, once: each object a test child made would cost it copy-on-write faults.
+    # SPEC_ALLOW: no speculative-store-bypass mitigation forced on the program (kernels before 5.16 force it
+    # on filtered processes); it would only guard the program against itself, and costs it speed.
+    call = (_libc.syscall, ctypes.c_long(_SECCOMP_ARCH[machine][2]), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_long(SECCOMP_FILTER_FLAG_SPEC_ALLOW), ctypes.byref(_SockFprog(len(program) // 8, program)))
     if (pid := os.fork()) == 0:
         status = 1
         try:
-            _install_seccomp(program)
+            _install_seccomp(call)
             status = 0
         except OSError as e:
             status = e.errno
@@ -1059,7 +1083,7 @@ def _seccomp_start() -> str:
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
         return f"no seccomp ({os.strerror(status) if status > 0 else 'the probe crashed'})"
-    _seccomp_program = program
+    _seccomp_call = call
     column = _SECCOMP_ARCH[machine][0]
     denied = sum(numbers[column] is not None for numbers in _SECCOMP_DENIED.values())
     return f"seccomp: {denied} system calls denied, {len(_SECCOMP_CONDITIONAL)} restricted"
@@ -1470,8 +1494,8 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
             sys.modules["random"].seed()   # not the server's state: a fresh interpreter seeds from urandom
         _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
         _prctl(PR_SET_DUMPABLE, 1)   # the server (not dumpable itself) may read this test's memory use in /proc
-        if _seccomp_program is not None:
-            _install_seccomp(_seccomp_program)   # last: what follows is the program (and the calls of its function)
+        if _seccomp_call is not None:
+            _install_seccomp(_seccomp_call)   # last: what follows is the program (and the calls of its function)
         status = child_main()
     finally:
         os._exit(status)
@@ -1631,7 +1655,7 @@ def _serve(plain_tmp: str | None) -> None:
     isolation += ", " + _seccomp_start()
     arena = _Arena()
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
-    hello = {"namespaced": _NAMESPACED, "seccomp": _seccomp_program is not None, "isolation": isolation}
+    hello = {"namespaced": _NAMESPACED, "seccomp": _seccomp_call is not None, "isolation": isolation}
     os.write(replies, json.dumps(hello).encode() + b"\n")
     while True:
         try:
