@@ -8,7 +8,9 @@ the programs try to write is named rlef-escape-*, and the host's rlef-* files ar
 """
 import json
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -87,8 +89,18 @@ class Case:
     error: str = ""                  # must appear in result.error
     max_seconds: float = 5.0         # the whole judge() call, leftovers' killing included
     namespaced_only: bool = False    # a guarantee that only namespaces give
+    seccomp_only: bool = False       # a guarantee that only the seccomp filter gives
     extra: dict = field(default_factory=dict)
 
+
+# System call numbers (x86_64, aarch64) of calls without a C library wrapper, from the kernel's tables.
+NR = {name: numbers[os.uname().machine == "aarch64"] for name, numbers in {
+    "clone": (56, 220), "clone3": (435, 435), "io_uring_setup": (425, 425), "add_key": (248, 217),
+    "keyctl": (250, 219)}.items()}
+# A program's view of a C call: "ok", or the name of the errno it failed with.
+LIBC = ("import ctypes, errno, os\nlibc = ctypes.CDLL(None, use_errno=True)\nL = ctypes.c_long\n"
+        "def call(result):\n    return 'ok' if result >= 0 else errno.errorcode[ctypes.get_errno()]\n")
+CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, SIGCHLD = 0x10000000, 0x20000, 0x40000000, 17
 
 BUSY_20S = "import time\nt = time.time()\nwhile time.time() - t < 20:\n    pass\n"
 ESCAPES = [f"{d}/rlef-escape-{TAG}" for d in HOST_DIRS]
@@ -212,6 +224,80 @@ CASES = [
          error="AssertionError: f(2) should be 5"),
     Case("site_packages_import", "import numpy\nprint(numpy.arange(4).sum())\n", "pass", expected="6",
          time_limit=10.0, memory_limit=1 << 30),
+    # --- the kernel surface (the seccomp filter): each attack prints what the kernel answered -------------------
+    Case("seccomp_filter_is_installed", "print([l.split()[1] for l in open('/proc/self/status')\n"
+         "       if l.startswith('Seccomp:')])\n", "pass", expected="['2']", seccomp_only=True),
+    Case("user_namespace", LIBC + f"print(call(libc.unshare({CLONE_NEWUSER})))\n", "pass", expected="EPERM",
+         seccomp_only=True),
+    Case("user_namespace_then_mount", LIBC + f"print(call(libc.unshare({CLONE_NEWUSER | CLONE_NEWNS})),\n"
+         "      call(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)))\n", "pass", expected="EPERM EPERM",
+         seccomp_only=True),
+    Case("setns", LIBC + "fd = os.open('/proc/self/ns/user', os.O_RDONLY)\n"   # the kernel: EINVAL (own namespace)
+         "print(call(libc.setns(fd, 0)))\n", "pass", expected="EPERM", seccomp_only=True),
+    Case("clone_into_new_user_and_network_namespaces", LIBC +   # a child that exits at once, where clone works
+         f"pid = libc.syscall({NR['clone']}, L({CLONE_NEWUSER | CLONE_NEWNET | SIGCHLD}), L(0), L(0), L(0), L(0))\n"
+         "if pid == 0:\n    os._exit(0)\nif pid > 0:\n    os.waitpid(pid, 0)\nprint(call(pid))\n", "pass",
+         expected="EPERM", seccomp_only=True),
+    Case("clone3_is_enosys", LIBC + f"args = (ctypes.c_uint64 * 8)({CLONE_NEWUSER}, 0, 0, 0, {SIGCHLD})\n"
+         f"pid = libc.syscall({NR['clone3']}, args, L(ctypes.sizeof(args)))\n"
+         "if pid == 0:\n    os._exit(0)\nif pid > 0:\n    os.waitpid(pid, 0)\nprint(call(pid))\n", "pass",
+         expected="ENOSYS", seccomp_only=True),
+    Case("memfds_hold_360_mib_under_a_64_mib_limit", "import os\nchunk = b'x' * (1 << 20)\n"   # 15 MiB each:
+         "fds = [os.memfd_create('hoard') for _ in range(24)]\nfor fd in fds:\n"    # under the file-size limit
+         "    for _ in range(15):\n        os.write(fd, chunk)\n"
+         "print('held', sum(os.fstat(fd).st_size for fd in fds) >> 20, 'MiB')\n", "runtime_error",
+         expected="held 360 MiB", memory_limit=64 << 20, error="PermissionError", seccomp_only=True),
+    Case("io_uring", LIBC + "params = ctypes.create_string_buffer(120)\n"
+         f"print(call(libc.syscall({NR['io_uring_setup']}, L(8), params)))\n", "pass", expected="EPERM",
+         seccomp_only=True),
+    Case("netlink_packet_raw_and_alg_sockets", "import errno, socket\ndef attempt(*args):\n    try:\n"
+         "        socket.socket(*args).close()\n        return 'ok'\n    except OSError as e:\n"
+         "        return errno.errorcode[e.errno]\n"
+         "print(attempt(socket.AF_NETLINK, socket.SOCK_RAW, 0), attempt(socket.AF_PACKET, socket.SOCK_RAW, 0),\n"
+         "      attempt(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),\n"
+         "      attempt(socket.AF_ALG, socket.SOCK_SEQPACKET, 0))\n", "pass", expected="EPERM EPERM EPERM EPERM",
+         seccomp_only=True),
+    Case("sysv_ipc_and_posix_message_queues", LIBC + "print(call(libc.msgget(0, 0o600)), "
+         "call(libc.semget(0, 1, 0o600)), call(libc.shmget(0, 4096, 0o600)),\n"
+         "      call(libc.mq_open(b'/rlef-test', os.O_CREAT | os.O_RDWR, 0o600, None)))\n", "pass",
+         expected="EPERM EPERM EPERM EPERM", seccomp_only=True),
+    Case("keyrings", LIBC +   # keys in the process keyring (-2), which dies with the process where this works
+         f"print(call(libc.syscall({NR['add_key']}, b'user', b'rlef-test', b'secret', L(6), L(-2))),\n"
+         f"      call(libc.syscall({NR['keyctl']}, L(0), L(-2), L(1))))\n", "pass", expected="EPERM EPERM",
+         seccomp_only=True),
+    Case("mount_chroot_ptrace", LIBC +   # the kernel: EFAULT, ENOENT, ok; the filter answers before it looks
+         "pid = os.fork()\nif pid == 0:\n    traced = libc.ptrace(0, 0, None, None)   # PTRACE_TRACEME\n"
+         "    os._exit(0 if traced == 0 else ctypes.get_errno())\n"
+         "traceme = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+         "print(call(libc.mount(None, None, None, 0, None)), call(libc.chroot(b'/nonexistent')),\n"
+         "      errno.errorcode.get(traceme, 'ok'))\n", "pass", expected="EPERM EPERM EPERM", seccomp_only=True),
+    # --- ... and what ordinary programs need still works under it ----------------------------------------------
+    Case("threads_and_a_lock", "import threading\ntotal, lock = [], threading.Lock()\ndef work(i):\n"
+         "    with lock:\n        total.append(i * i)\n"
+         "threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]\n"
+         "for t in threads:\n    t.start()\nfor t in threads:\n    t.join()\nprint(sum(total))\n", "pass",
+         expected="140"),
+    Case("fork_and_wait", "import os\npid = os.fork()\nif pid == 0:\n    os._exit(7)\n"
+         "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n", "pass", expected="7"),
+    Case("multiprocessing_fork_pool_queue_and_shared_memory", "import multiprocessing as mp\n"
+         "from multiprocessing import shared_memory\ndef square(x):\n    return x * x\n"
+         "if __name__ == '__main__':\n    ctx = mp.get_context('fork')\n    with ctx.Pool(2) as pool:\n"
+         "        squares = pool.map(square, range(5))\n    q = ctx.Queue()\n"
+         "    p = ctx.Process(target=q.put, args=(sum(squares),))\n    p.start()\n    total = q.get(timeout=5)\n"
+         "    p.join()\n    shm = shared_memory.SharedMemory(create=True, size=16)\n    shm.buf[0] = 7\n"
+         "    print(squares, total, shm.buf[0])\n    shm.close()\n    shm.unlink()\n", "pass",
+         expected="[0, 1, 4, 9, 16] 30 7", time_limit=10.0, memory_limit=1 << 30, max_seconds=12.0),
+    Case("pipes_and_a_python_subprocess", "import os, subprocess, sys\nr, w = os.pipe()\nos.write(w, b'21')\n"
+         "os.close(w)\nprogram = 'print(2 * int(input()))'\n"
+         "out = subprocess.run([sys.executable, '-c', program], input=os.read(r, 9).decode(),\n"
+         "                     capture_output=True, text=True).stdout\nprint(out)\n", "pass", expected="42",
+         time_limit=10.0, max_seconds=12.0),
+    Case("files_sockets_and_asyncio", "import asyncio, socket, tempfile\nopen('data.txt', 'w').write('hello')\n"
+         "with tempfile.TemporaryFile() as f:\n    f.write(b' world')\n    f.seek(0)\n    tail = f.read().decode()\n"
+         "a, b = socket.socketpair()\na.sendall(b'!')\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM).close()\n"
+         "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()\nasync def answer():\n    return 42\n"
+         "print(open('data.txt').read() + tail + b.recv(1).decode(), asyncio.run(answer()))\n", "pass",
+         expected="hello world! 42"),
 ]
 
 
@@ -219,6 +305,8 @@ CASES = [
 def test_adversarial_program(sandbox, case):
     if case.namespaced_only and not sandbox.namespaced:
         pytest.skip("needs namespaces: " + sandbox.isolation)
+    if case.seccomp_only and not sandbox.seccomp:
+        pytest.skip("needs seccomp: " + sandbox.isolation)
     start = time.monotonic()
     r = judge(sandbox, case.code, case.stdin, case.expected, case.time_limit, case.memory_limit)
     assert r.verdict == case.verdict, r
@@ -307,6 +395,56 @@ def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
     assert not os.path.exists(tmp)
 
 
+def test_the_fallback_without_namespaces_is_filtered_too():
+    """Without namespaces the filter is what stands between a program and the kernel (for a root caller's
+    programs: with every capability), so the fallback installs it too."""
+    execute._warned = False
+    with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation"):
+        sb = execute.Sandbox(isolate=False)
+    with sb:
+        sb.server_processes = set()
+        if not sb.seccomp:
+            pytest.skip("needs seccomp: " + sb.isolation)
+        for name in ("user_namespace", "clone_into_new_user_and_network_namespaces", "io_uring",
+                     "memfds_hold_360_mib_under_a_64_mib_limit", "sysv_ipc_and_posix_message_queues", "keyrings",
+                     "mount_chroot_ptrace", "multiprocessing_fork_pool_queue_and_shared_memory"):
+            case = next(c for c in CASES if c.name == name)
+            r = judge(sb, case.code, case.stdin, case.expected, case.time_limit, case.memory_limit)
+            assert r.verdict == case.verdict and case.error in r.error, (name, r)
+
+
+def test_without_seccomp_one_warning_and_programs_still_run():
+    """Where the kernel refuses the filter (here an outer filter of ours makes seccomp() fail, as a container
+    runtime may): one warning, the isolation string says so, and programs run as before, unfiltered."""
+    if os.uname().machine not in execute._SECCOMP_ARCH:
+        pytest.skip("no seccomp table for " + os.uname().machine)
+    seccomp_nr = execute._SECCOMP_ARCH[os.uname().machine][2]
+    outer = [(0x20, 0, 0, 0), (0x15, 0, 1, seccomp_nr), (0x06, 0, 0, 0x50000 | 22), (0x06, 0, 0, 0x7FFF0000)]
+    script = f"""if True:
+        import ctypes, json, struct, sys, warnings
+        sys.path.insert(0, {str(ROOT)!r})
+        import execute
+        class Fprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+        program = b"".join(struct.pack("=HBBI", *insn) for insn in {outer!r})   # seccomp(): EINVAL, else allow
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.prctl(38, 1, 0, 0, 0) == 0                                   # PR_SET_NO_NEW_PRIVS
+        assert libc.prctl(22, 2, ctypes.byref(Fprog(4, program)), 0, 0) == 0    # PR_SET_SECCOMP, MODE_FILTER
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            with execute.Sandbox() as sb, execute.Sandbox():
+                [r] = sb.run_tests("import os\\nos.memfd_create('x')\\nprint(42)", [("", "42")])
+        print(json.dumps(dict(seccomp=sb.seccomp, isolation=sb.isolation, verdict=r.verdict,
+                              warnings=[str(w.message) for w in warned])))
+    """
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["seccomp"] is False and "no seccomp (Invalid argument)" in report["isolation"], report
+    assert report["verdict"] == "pass"
+    assert len(report["warnings"]) == 1 and "WITHOUT a seccomp filter" in report["warnings"][0], report
+
+
 def test_syntax_error_fails_every_test_without_running(sandbox):
     results = sandbox.run_tests("print(", [("1", "1"), ("2", "2")])
     assert [r.verdict for r in results] == ["syntax_error"] * 2
@@ -369,6 +507,108 @@ def test_1000_trivial_programs_leave_no_process_and_no_file():
     zombies = [p for p in descendants(os.getpid()) if state(p) == "Z"]
     assert zombies == [] and descendants(os.getpid()) & servers == set()
     assert host_files() == before
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The seccomp filter, read as the kernel reads it
+# ------------------------------------------------------------------------------------------------------------
+
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "i386": 0x40000003, "arm": 0x40000028}
+ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x50000 | 1, 0x50000 | 38
+ORDINARY = {"read": (0, 63), "write": (1, 64), "openat": (257, 56), "mmap": (9, 222), "futex": (202, 98),
+            "execve": (59, 221), "wait4": (61, 260), "pipe2": (293, 59), "rt_sigaction": (13, 134),
+            "getrandom": (318, 278), "exit_group": (231, 94)}
+CLONE_FLAGS = {"fork": 0x01200000 | SIGCHLD, "thread": 0x3D0F00, "vfork": 0x4100 | SIGCHLD}   # glibc's
+CLONE_NEW = {"ns": 0x20000, "cgroup": 0x2000000, "uts": 0x4000000, "ipc": 0x8000000, "user": CLONE_NEWUSER,
+             "pid": 0x20000000, "net": CLONE_NEWNET}
+SOCKETS_ALLOWED = [(1, 0x80001, 0), (2, 2, 17), (10, 0x801, 6), (2, 1, 0), (10, 2, 0)]   # |SOCK_CLOEXEC/NONBLOCK
+SOCKETS_DENIED = {"netlink": (16, 3, 0), "packet": (17, 3, 0x300), "raw": (2, 3, 1), "sctp": (2, 5, 132),
+                  "sctp_stream": (2, 1, 132), "dccp": (2, 6, 33), "alg": (38, 5, 0), "vsock": (40, 1, 0),
+                  "netlink_high_bits": ((1 << 32) | 16, 3, 0)}
+# What the issue asks the filter to deny (the table may deny more).
+REQUIRED_DENIED = {"unshare", "setns", "clone3", "memfd_create", "io_uring_setup", "io_uring_enter",
+                   "io_uring_register", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+                   "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl", "shmget",
+                   "shmat", "shmdt", "shmctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+                   "mq_notify", "mq_getsetattr", "mount", "umount2", "pivot_root", "chroot", "ptrace",
+                   "process_vm_readv", "process_vm_writev", "init_module", "finit_module", "delete_module",
+                   "kexec_load", "kexec_file_load", "reboot"}
+UAPI_HEADERS = {"x86_64": ["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"],
+                "aarch64": ["/usr/include/asm-generic/unistd.h"]}   # arm64 uses the generic table
+
+
+def run_filter(program: bytes, arch: int, nr: int, *args: int) -> int:
+    """The action a seccomp filter returns for one call: an interpreter of the classic BPF it may use here."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])   # struct seccomp_data
+    code = [struct.unpack_from("=HBBI", program, i) for i in range(0, len(program), 8)]
+    assert 0 < len(code) <= 4096 and len(program) % 8 == 0
+    pc = a = 0
+    while True:
+        op, jt, jf, k = code[pc]
+        pc += 1
+        if op == 0x20:                      # BPF_LD | BPF_W | BPF_ABS
+            assert k % 4 == 0 and k < len(data)
+            a = struct.unpack_from("=I", data, k)[0]
+        elif op == 0x54:                    # BPF_ALU | BPF_AND | BPF_K
+            a &= k
+        elif op in (0x15, 0x35):            # BPF_JMP | BPF_JEQ or BPF_JGE | BPF_K
+            pc += jt if (a == k if op == 0x15 else a >= k) else jf
+        elif op == 0x06:                    # BPF_RET | BPF_K
+            return k
+        else:
+            raise AssertionError(f"unexpected opcode {op:#x}")
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_filter_denies_the_attack_surface_and_allows_ordinary_calls(machine):
+    program, column = execute._seccomp_filter(machine), int(machine == "aarch64")
+    action = lambda numbers, *args: run_filter(program, AUDIT_ARCH[machine], numbers[column], *args)
+    assert REQUIRED_DENIED <= set(execute._SECCOMP_DENIED)
+    for name, numbers in execute._SECCOMP_DENIED.items():
+        if numbers[column] is not None:
+            assert action(numbers) == (ENOSYS if name == "clone3" else EPERM), name
+    for name, numbers in ORDINARY.items():
+        assert action(numbers) == ALLOW, name
+    ruled = {numbers[column] for numbers in execute._SECCOMP_DENIED.values()} | {
+        rule[0][column] for rule in execute._SECCOMP_CONDITIONAL.values()}
+    for nr in set(range(1024)) - ruled:   # every other call, whatever its number
+        assert run_filter(program, AUDIT_ARCH[machine], nr) == ALLOW, nr
+    clone, socket_, socketpair, personality = (execute._SECCOMP_CONDITIONAL[name][0] for name in
+                                               ("clone", "socket", "socketpair", "personality"))
+    for kind, flags in CLONE_FLAGS.items():
+        assert action(clone, flags) == ALLOW, kind
+        for ns, new in CLONE_NEW.items():
+            assert action(clone, flags | new) == EPERM, (kind, ns)
+    assert action(clone, (1 << 32) | SIGCHLD) == ALLOW   # the kernel reads the low 32 bits of clone's flags
+    for args in SOCKETS_ALLOWED:
+        assert action(socket_, *args) == ALLOW, args
+    assert action(socketpair, 1, 1, 0) == ALLOW
+    for kind, args in SOCKETS_DENIED.items():
+        assert action(socket_, *args) == EPERM == action(socketpair, *args), kind
+    assert action(personality, 0xFFFFFFFF) == ALLOW == action(personality, 0)   # ask; plain Linux
+    for persona in (0x400000, 0x40000, 0x100000):   # READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO
+        assert action(personality, persona) == EPERM
+    for other in set(AUDIT_ARCH) - {machine}:   # another ABI's numbering (i386 through int 0x80, arm32 compat)
+        assert run_filter(program, AUDIT_ARCH[other], 0) == EPERM, other
+    if machine == "x86_64":   # x32: bit 30 set
+        assert run_filter(program, AUDIT_ARCH[machine], 0x40000000 | 0) == EPERM
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_numbers_are_the_kernels(machine):
+    """Every number in the filter's tables is the kernel's for its name (from the Linux UAPI headers, if any)."""
+    path = next((p for p in UAPI_HEADERS[machine] if os.path.exists(p)), None)
+    if path is None:
+        pytest.skip(f"no kernel headers for {machine} (Debian: linux-libc-dev)")
+    defines = re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)", Path(path).read_text())
+    kernel = {name: int(nr) for name, nr in defines}
+    column = int(machine == "aarch64")
+    tables = {**execute._SECCOMP_DENIED, **{name: rule[0] for name, rule in execute._SECCOMP_CONDITIONAL.items()},
+              "seccomp": tuple(execute._SECCOMP_ARCH[m][2] for m in ("x86_64", "aarch64")), **ORDINARY}
+    for name, numbers in tables.items():
+        assert kernel.get(name) == numbers[column], name   # None: the architecture has no such call
+    for name, nr in NR.items():
+        assert os.uname().machine != machine or kernel[name] == nr, name
 
 
 # ------------------------------------------------------------------------------------------------------------
