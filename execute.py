@@ -984,7 +984,7 @@ _SECCOMP_DENIED = {   # name: (x86_64 number, aarch64 number), None where the ar
 }
 _SECCOMP_ERRNO = {"clone3": errno.ENOSYS}   # the rest: EPERM
 AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 10, 1, 2, 6, 17
-_SOCKET_RULE = [(0, 0xFFFFFFFF, (AF_UNIX, AF_INET, AF_INET6)), (1, 0xF, (SOCK_STREAM, SOCK_DGRAM)),
+_SOCKET_CONDITIONS = [(0, 0xFFFFFFFF, (AF_UNIX, AF_INET, AF_INET6)), (1, 0xF, (SOCK_STREAM, SOCK_DGRAM)),
                 (2, 0xFFFFFFFF, (0, IPPROTO_TCP, IPPROTO_UDP))]   # type & 0xF: without SOCK_NONBLOCK/CLOEXEC
 # Calls allowed with some arguments only. name: (numbers, conditions that must all hold), a condition being
 # (argument index, mask, the allowed values of argument & mask).
@@ -995,7 +995,7 @@ _SECCOMP_CONDITIONAL = {
     # Unix, TCP and UDP sockets only (inside the sandbox's network namespace TCP and UDP reach nothing). Netlink
     # configures the kernel, raw and packet sockets forge any packet, and the rarer families and protocols
     # (AF_ALG, AF_VSOCK, SCTP, DCCP, ...) are where socket exploits are found; asking for one loads its module.
-    "socket": ((41, 198), _SOCKET_RULE), "socketpair": ((53, 199), _SOCKET_RULE),
+    "socket": ((41, 198), _SOCKET_CONDITIONS), "socketpair": ((53, 199), _SOCKET_CONDITIONS),
     # Personas other than plain Linux change how the kernel treats the process: READ_IMPLIES_EXEC makes memory
     # executable, ADDR_NO_RANDOMIZE turns off address randomisation, MMAP_PAGE_ZERO maps page 0 (how NULL-pointer
     # bugs in the kernel used to be exploited). 0xFFFFFFFF only asks which persona is in force.
@@ -1052,8 +1052,10 @@ class _SockFprog(ctypes.Structure):
 
 
 def _install_seccomp(call: tuple) -> None:
-    """Filter this process's system calls, and those of everything it starts, for good."""
-    if call[0](*call[1:]) != 0:
+    """Filter this process's system calls, and those of everything it starts, for good. call: the C library's
+    syscall() and seccomp()'s arguments, made by _seccomp_start."""
+    syscall, *arguments = call
+    if syscall(*arguments) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: {os.strerror(err)}")
 
