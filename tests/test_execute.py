@@ -653,7 +653,7 @@ def test_extract_code():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Feedback, character for character (RLEF.md §1)
+# Feedback, character for character (paper App. C: the prompts and feedback templates)
 # ------------------------------------------------------------------------------------------------------------
 
 def failing(verdict, **kw):
