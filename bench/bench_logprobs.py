@@ -1,4 +1,6 @@
-"""Peak memory of log-probs over a 128k vocabulary: model.chunked_logprobs vs full logits: fp32 logits of a (T, 128k) sequence cost ~2 GB per 4k tokens.
+"""Peak memory of log-probs over a 128k vocabulary: model.chunked_logprobs vs full logits.
+
+Full fp32 logits of a (T, 128k) sequence cost ~2 GB per 4k tokens, before autograd keeps them for backward.
 
 Forward + backward of sum(log pi(target)) for one sequence, from final hidden states (1, T, dim) and the
 output layer (V, dim). The baseline is the plain `log_softmax(hidden @ W.T).gather(...)`, measured in the same
