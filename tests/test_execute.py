@@ -196,7 +196,7 @@ CASES = [
     # --- recursion ----------------------------------------------------------------------------------------
     Case("deep_recursion", "def f(n):\n    return f(n + 1)\nf(0)\n", "runtime_error", error="RecursionError"),
     Case("c_stack_overflow", "import sys\nsys.setrecursionlimit(10**7)\na = []\nfor _ in range(10**6):\n"
-         "    a = [a]\nprint(len(str(a)))\n", "runtime_error", error="SIGSEGV"),
+         "    a = [a]\nprint(len(str(a)))\n", "runtime_error", error="SIGSEGV", time_limit=10.0, max_seconds=15.0),
     Case("recursion_in_a_big_thread_stack", "import sys, threading\nsys.setrecursionlimit(10**6)\n"
          "threading.stack_size(2**26)\ndef f(n):\n    return 0 if n == 0 else f(n - 1) + 1\n"
          "threading.Thread(target=lambda: print(f(10**5))).start()\n", "pass", expected="100000"),
@@ -332,7 +332,7 @@ def test_traceback_reads_solution_py_with_source_lines(sandbox):
 
 
 def test_segfault_shows_where(sandbox):
-    r = judge(sandbox, [c for c in CASES if c.name == "c_stack_overflow"][0].code)
+    r = judge(sandbox, [c for c in CASES if c.name == "c_stack_overflow"][0].code, time_limit=10.0)
     assert "Fatal Python error: Segmentation fault" in r.error and 'File "solution.py", line 6' in r.error
 
 
