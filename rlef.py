@@ -230,19 +230,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def chrf(hyp: str, ref: str, n: int = 6, beta: float = 2.0) -> float:
-    """chrF (Popović, 2015): character n-gram F-score, 0-100; the paper's measure of how much code changed."""
+def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
+    """Sentence-level chrF (Popović, 2015), 0-100: the paper's measure of how much code changed between turns.
+
+    Written to equal sacrebleu's ``CHRF().sentence_score(hyp, [ref]).score``, the implementation papers report
+    (tests/test_rlef.py compares the two): whitespace is removed before counting character n-grams of orders
+    1-6, precision and recall are averaged over the orders that occur in both strings (sacrebleu's "effective
+    order"; an order with no match counts as 0), and combined as F_beta with beta = 2 (recall weighs 4x).
+    """
+    hyp, ref = "".join(hyp.split()), "".join(ref.split())
     precisions, recalls = [], []
-    for k in range(1, n + 1):
-        h = Counter(hyp[i:i + k] for i in range(len(hyp) - k + 1))
-        r = Counter(ref[i:i + k] for i in range(len(ref) - k + 1))
+    for n in range(1, char_order + 1):
+        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
+        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
         if not h or not r:
-            continue
+            continue                                   # the string is shorter than n: this order is left out
         match = sum((h & r).values())
         precisions.append(match / sum(h.values()))
         recalls.append(match / sum(r.values()))
     if not precisions:
-        return 100.0 if hyp == ref else 0.0
+        return 0.0                                     # sacrebleu's value, even for two empty strings
     p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
     return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
 
@@ -299,10 +306,11 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
         solved = [solved_code.get((d.problem.name, d.codes[min(t, len(d.codes) - 1)]), False) for d in multi]
         reached = [d for d in multi if len(d.codes) > t]
         changed = [(d.codes[t - 1] or "", d.codes[t] or "") for d in reached if t > 0]
+        edited = [(a, b) for a, b in changed if a and b]     # chrF compares code with code, not with nothing
         per_turn.append({"turn": t + 1, "solve_rate": sum(solved) / len(multi), "episodes": len(reached),
                          "verdicts": dict(Counter(d.verdicts[t] for d in reached)),
                          "code_changed": sum(a != b for a, b in changed) / len(changed) if changed else None,
-                         "chrF_to_previous": sum(chrf(b, a) for a, b in changed) / len(changed) if changed else None})
+                         "chrF_to_previous": sum(chrf(b, a) for a, b in edited) / len(edited) if edited else None})
     report["per_turn"] = per_turn
     report["mean_turns"] = sum(len(d.codes) for d in multi) / len(multi)
     return report

@@ -178,6 +178,36 @@ def test_chrf_bounds():
     assert 0 < rlef.chrf("print(2 * n)", "print(n + 2)") < 100
 
 
+# Pairs (code of turn t, code of turn t-1) as the per-turn analysis compares them: whitespace-only edits, small
+# fixes, rewrites, strings shorter than the n-gram order, and nothing in common.
+CHRF_PAIRS = [
+    ("n = int(input())\nprint(n * 2)\n", "n=int(input())\nprint(n*2)"),
+    ("a b c", "abc"),
+    ("print(2 * int(input()))", "print(int(input()) + 2)"),
+    ("n = int(input())\nprint({2: 4, 5: 10}[n])\n", "print(2 * int(input()))"),
+    ("for i in range(n):\n    s += a[i]\nprint(s)", "s = sum(a)\nprint(s)"),
+    ("import sys\ndata = sys.stdin.read().split()\nprint(len(data))",
+     "import sys\ndata = sys.stdin.read().split()\nprint(len(set(data)))"),
+    ("def f(x):\n    return x + 1\n", "def f(x):\n\treturn x+1"),
+    ("ab", "abc"), ("x", "x"), ("x", "y"), ("print(1)", ""), ("", ""),
+    ("while True:\n    pass", "print('hello, world')"),
+]
+
+
+@pytest.mark.parametrize("hyp, ref", CHRF_PAIRS)
+def test_chrf_is_sacrebleus_sentence_chrf(hyp, ref):
+    # sacrebleu's chrF (character orders 1-6, no word n-grams, beta 2, whitespace removed) is what papers
+    # report; a whitespace-only edit is no change (100), where counting whitespace gave 83.
+    sacrebleu = pytest.importorskip("sacrebleu")
+    expected = sacrebleu.metrics.CHRF().sentence_score(hyp, [ref]).score
+    assert rlef.chrf(hyp, ref) == pytest.approx(expected, abs=0.01)
+
+
+def test_chrf_ignores_whitespace():
+    assert rlef.chrf("n = int(input())\nprint(n * 2)\n", "n=int(input())\nprint(n*2)") == pytest.approx(100)
+    assert rlef.chrf("a b c", "abc") == pytest.approx(100)
+
+
 def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     problems = load_problems(ROOT / "data/problems.jsonl")[:4]
