@@ -141,8 +141,10 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
         for d, (new_tokens, logprobs) in zip(active, samples):
             d.value_positions.append(len(d.tokens) - 1)        # V(c_t) is read at the last context token
             d.add(new_tokens, 1, turn, logprobs)
-            if not new_tokens or new_tokens[-1] not in tok.stop_ids:
-                d.add([tok.eot_id], 0)                        # cut at max_new_tokens: close the turn, untrained
+            if not new_tokens or new_tokens[-1] != tok.eot_id:
+                # Cut at max_new_tokens, or stopped by <|eom_id|> / <|end_of_text|>: the Llama 3 format closes
+                # every message with <|eot_id|> before the next header, so add one (given, not trained).
+                d.add([tok.eot_id], 0)
             text = prefill(d.problem) + tok.decode(new_tokens)
             d.codes.append(execute.extract_code(text))
             d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)

@@ -124,6 +124,25 @@ def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
     assert episode.tokens == d.tokens and episode.turn_rewards == [0.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize("stop", ["<|eom_id|>", "<|end_of_text|>"])
+def test_a_response_ending_in_another_stop_token_is_closed_with_eot_before_the_feedback(tok, judge, stop):
+    problem, _, wrong, _ = STDIO
+    stop_id = tok.tok.token_to_id(stop)
+
+    class EndsWith(Scripted):
+        def __call__(self, prompts):
+            return [(self.tok.encode(wrong) + [stop_id], [-0.5] * (len(self.tok.encode(wrong)) + 1))] * len(prompts)
+    d, = rlef.rollout(EndsWith(tok, None), tok, [problem], judge, turns=2)
+    response = tok.encode(wrong) + [stop_id]
+    first = d.turn_ids.index(0)
+    after = d.tokens[first + len(response):]
+    span = slice(first, first + len(response))
+    assert d.tokens[span] == response and d.action_mask[span] == [1] * len(response)
+    assert after[:1 + len(tok.encode_header("user"))] == [tok.eot_id] + tok.encode_header("user")
+    assert d.action_mask[first + len(response)] == 0                 # the added <|eot_id|> is context, not trained
+    assert d.tokens[-1] == tok.eot_id and d.tokens[-2] == stop_id    # the last response is closed too
+
+
 def test_prompt_is_the_papers_verbatim(tok):
     text = rlef.initial_prompt(STDIO[0])
     assert text == ("Provide a Python solution for the following competitive programming question: "
