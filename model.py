@@ -60,18 +60,15 @@ class ModelArgs:
                 raise ValueError(f"config.json sets {flag}=true; Llama 3 has no biases and this model does not support them")
         if cfg.get("hidden_act", "silu") != "silu":
             raise ValueError(f"config.json has hidden_act={cfg['hidden_act']!r}; Llama uses 'silu'")
-        scaling = cfg.get("rope_scaling")
-        if scaling is not None and scaling.get("rope_type", scaling.get("type")) not in ("llama3", "default"):
-            raise ValueError(f"unsupported rope_scaling {scaling}; only rope_type 'llama3' (Llama 3.1/3.2) is implemented")
-        if scaling is not None and scaling.get("rope_type", scaling.get("type")) == "default":
-            scaling = None
+        rope_theta, scaling = read_rope(cfg)
         n_heads = cfg["num_attention_heads"]
-        if cfg.get("head_dim", cfg["hidden_size"] // n_heads) != cfg["hidden_size"] // n_heads:
-            raise ValueError("config.json sets head_dim != hidden_size / num_attention_heads, which Llama 3 never does")
+        if cfg.get("head_dim") not in (None, cfg["hidden_size"] // n_heads):
+            raise ValueError(f"config.json sets head_dim={cfg['head_dim']}, not hidden_size / num_attention_heads = "
+                             f"{cfg['hidden_size'] // n_heads} as in every Llama 3; this model does not support that")
         return cls(dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=n_heads,
                    n_kv_heads=cfg.get("num_key_value_heads", n_heads), vocab_size=cfg["vocab_size"],
                    hidden_dim=cfg["intermediate_size"], norm_eps=cfg.get("rms_norm_eps", 1e-5),
-                   rope_theta=cfg.get("rope_theta", 10000.0), rope_scaling=scaling,
+                   rope_theta=rope_theta, rope_scaling=scaling,
                    max_seq_len=cfg.get("max_position_embeddings", 8192),
                    tie_word_embeddings=cfg.get("tie_word_embeddings", False))
 
@@ -83,8 +80,41 @@ class ModelArgs:
                 "intermediate_size": self.hidden_dim, "rms_norm_eps": self.norm_eps, "rope_theta": self.rope_theta,
                 "rope_scaling": self.rope_scaling, "max_position_embeddings": self.max_seq_len,
                 "tie_word_embeddings": self.tie_word_embeddings, "hidden_act": "silu", "attention_bias": False,
-                "mlp_bias": False, "head_dim": self.head_dim, "torch_dtype": str(dtype).removeprefix("torch."),
-                **token_ids}
+                "mlp_bias": False, "head_dim": self.head_dim, **token_ids,
+                # the weights' dtype, under the name transformers 4.x reads and the one 5.x reads
+                "torch_dtype": str(dtype).removeprefix("torch."), "dtype": str(dtype).removeprefix("torch.")}
+
+
+LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def read_rope(cfg: dict) -> tuple[float, dict | None]:
+    """(rope_theta, Llama 3.1 scaling or None) from either layout of config.json.
+
+    transformers < 5 writes ``"rope_theta": ..., "rope_scaling": {"rope_type": "llama3", ...}`` (older
+    versions spell it ``"type"``); transformers 5 writes one ``"rope_parameters": {"rope_theta": ...,
+    "rope_type": "llama3", ...}``. Reading only the first layout would load a model saved by today's
+    transformers with rope_theta 10,000 and no scaling, silently: wrong logits everywhere, and worse
+    ones past the original context. Any rope type other than plain RoPE and Llama 3's is refused.
+    """
+    if "rope_parameters" in cfg:
+        params = cfg["rope_parameters"] or {}
+        if any(isinstance(v, dict) for v in params.values()):     # one set per attention type (Gemma-like)
+            raise ValueError(f"config.json: rope_parameters {params} are per attention type; Llama 3 has one RoPE")
+        theta = params.get("rope_theta", cfg.get("rope_theta", 10000.0))
+    else:
+        params = cfg.get("rope_scaling") or {}
+        theta = cfg.get("rope_theta", 10000.0)
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type == "default":
+        return float(theta), None
+    if rope_type != "llama3":
+        raise ValueError(f"config.json: rope type {rope_type!r} is not supported; this model implements plain RoPE "
+                         "('default') and Llama 3.1/3.2's 'llama3' scaling only")
+    missing = [k for k in LLAMA3_SCALING_KEYS if k not in params]
+    if missing:
+        raise ValueError(f"config.json: llama3 rope scaling lacks {', '.join(missing)}")
+    return float(theta), {"rope_type": "llama3", **{k: params[k] for k in LLAMA3_SCALING_KEYS}}
 
 
 _LLAMA31_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,

@@ -32,6 +32,59 @@ def test_logits_match_transformers_llama(make_checkpoint, overrides):
     assert diff <= 1e-4, diff
 
 
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_max_position_embeddings": 32}
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("scaling", [LLAMA3_SCALING, None], ids=["llama3-rope", "plain-rope"])
+def test_checkpoint_saved_by_transformers_loads_with_its_rope_settings(tmp_path, scaling, tied):
+    # transformers 5 writes "rope_parameters": {"rope_theta", "rope_type", ...} and "dtype" where 4.x wrote
+    # "rope_theta", "rope_scaling" and "torch_dtype": the checkpoint is written by transformers itself here,
+    # not by this project's to_hf_config, so whatever layout the installed version uses is what is read.
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=264, max_position_embeddings=2048, rope_theta=500000.0, rope_scaling=scaling and dict(scaling),
+        tie_word_embeddings=tied, initializer_range=0.1)
+    torch.manual_seed(0)
+    reference = transformers.LlamaForCausalLM(config).eval()
+    reference.save_pretrained(tmp_path / "hf")
+    model = Transformer.from_pretrained(tmp_path / "hf").eval()
+    tokens = torch.randint(0, 264, (2, 120))              # past the original context of 32
+    with torch.no_grad():
+        diff = (model(tokens) - reference(tokens).logits).abs().max().item()
+    assert diff <= 1e-4, diff
+    assert model.args.rope_theta == 500000.0 and model.args.rope_scaling == scaling
+    assert model.args.tie_word_embeddings == tied
+
+
+@pytest.mark.parametrize("layout", [
+    {"rope_parameters": {"rope_theta": 10000.0, "rope_type": "yarn", "factor": 4.0}},       # transformers 5
+    {"rope_theta": 10000.0, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}},        # transformers 4
+    {"rope_theta": 10000.0, "rope_scaling": {"type": "linear", "factor": 2.0}},              # older 4.x spelling
+], ids=["rope_parameters", "rope_scaling", "rope_scaling-type"])
+def test_unknown_rope_types_are_refused_in_either_layout(tmp_path, layout):
+    path = write_checkpoint(tmp_path / "r")
+    cfg = {k: v for k, v in json.loads((path / "config.json").read_text()).items()
+           if k not in ("rope_theta", "rope_scaling")}
+    (path / "config.json").write_text(json.dumps({**cfg, **layout}))
+    with pytest.raises(ValueError, match=r"rope type '(yarn|dynamic|linear)' is not supported.*'llama3'"):
+        Transformer.from_pretrained(path)
+
+
+def test_both_config_layouts_give_the_same_model_args():
+    old = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "vocab_size": 264, "intermediate_size": 160, "rope_theta": 500000.0, "rope_scaling": LLAMA3_SCALING,
+           "torch_dtype": "bfloat16"}
+    new = {**{k: v for k, v in old.items() if k not in ("rope_theta", "rope_scaling", "torch_dtype")},
+           "rope_parameters": {"rope_theta": 500000.0, **LLAMA3_SCALING}, "dtype": "bfloat16", "head_dim": 16}
+    assert ModelArgs.from_hf_config(old) == ModelArgs.from_hf_config(new)
+    assert ModelArgs.from_hf_config(new).rope_theta == 500000.0
+    with pytest.raises(ValueError, match="head_dim=32, not hidden_size / num_attention_heads = 16"):
+        ModelArgs.from_hf_config({**new, "head_dim": 32})
+
+
 def test_llama31_rope_scaling_changes_only_low_frequencies():
     args = PRESETS["8b"]
     plain = rope_frequencies(ModelArgs(**{**args.__dict__, "rope_scaling": None}))
@@ -263,9 +316,9 @@ def test_corrupt_shard_says_redownload(tmp_path):
 def test_unsupported_config_is_refused(tmp_path):
     path = write_checkpoint(tmp_path / "b")
     cfg = json.loads((path / "config.json").read_text())
-    cfg["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+    cfg["mlp_bias"] = True
     (path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="unsupported rope_scaling.*llama3"):
+    with pytest.raises(ValueError, match="mlp_bias=true; Llama 3 has no biases"):
         Transformer.from_pretrained(path)
 
 
