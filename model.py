@@ -281,17 +281,18 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256):
+def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature: float = 1.0):
     """log pi(target | prefix) and the entropy of pi at each position, without materialising all logits.
 
     hidden (B, T, dim) are final-norm hidden states, weight (V, dim) the output layer, targets (B, T).
+    pi is softmax(logits / temperature): the distribution ``generate`` samples from at that temperature.
     Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens (pitfall 8), and autograd would keep
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
     """
     def one_chunk(h, t):
         logits = h @ weight.t()                                               # (B, c, V)
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 (fp64 stays fp64)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # fp32 (fp64 stays)
         logz = torch.logsumexp(logits, dim=-1)                                # (B, c)
         logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
         entropy = logz - (logits.softmax(-1) * logits).sum(-1)
@@ -336,9 +337,11 @@ class Transformer(nn.Module):
             self._inv_freq = rope_frequencies(self.args).to(device)
         return self._inv_freq
 
-    def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 256, blocks=None):
+    def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 256, blocks=None,
+                temperature: float = 1.0):
         """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
-        or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) computed chunk by chunk.
+        or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) of softmax(logits / temperature),
+        computed chunk by chunk.
         With ``cache``, tokens continue the cached sequence and only the last position's logits (B, 1, V)
         are returned (see ``generate``). ``blocks`` replaces ``self.layers`` (compiled copies, ``generate``)."""
         B, T = tokens.shape
@@ -367,7 +370,7 @@ class Transformer(nn.Module):
             values = self.lm_head(h).squeeze(-1)                                          # (B, T)
             return values.to(torch.promote_types(values.dtype, torch.float32))
         if targets is not None:
-            return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size)
+            return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size, temperature)
         if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
             h = h[:, -1:]
         return self.lm_head(h)                                                            # (B, T or 1, V)

@@ -71,13 +71,14 @@ def collate(episodes: list[Episode], pad_id: int = 0) -> dict:
     return out
 
 
-def sequence_logprobs(policy, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logprobs(policy, tokens: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(tokens[:, i] | tokens[:, :i]) and the entropy of that distribution, at index i (column 0 = 0).
 
     Token i is predicted at position i-1, so the model sees tokens[:, :-1] with targets tokens[:, 1:]; the model
-    computes both chunk by chunk over T (pitfall 8: no full fp32 (T, 128k) logits).
+    computes both chunk by chunk over T (pitfall 8: no full fp32 (T, 128k) logits). pi is the policy at
+    ``temperature``, softmax(logits / temperature): the distribution the rollouts were sampled from.
     """
-    logprobs, entropy = policy(tokens[:, :-1], targets=tokens[:, 1:])  # (B, T-1) each
+    logprobs, entropy = policy(tokens[:, :-1], targets=tokens[:, 1:], temperature=temperature)  # (B, T-1) each
     return F.pad(logprobs, (1, 0)), F.pad(entropy, (1, 0))              # (B, T), aligned with tokens
 
 
@@ -205,12 +206,23 @@ def _micro_batches(rows: torch.Tensor, lengths: torch.Tensor, micro_batch_size: 
 
 @torch.no_grad()
 def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05, advantage_mode: str = "turn",
-                  micro_batch_size: int = 8, gamma: float = 1.0, lam: float = 1.0) -> dict:
-    """Score a batch: old/reference log-probs, old values, rewards, returns and advantages (RLEF.md §2).
+                  micro_batch_size: int = 8, gamma: float = 1.0, lam: float = 1.0, temperature: float = 1.0) -> dict:
+    """Score a batch: old/reference log-probs, old values, rewards, returns and advantages (paper §2.2).
 
     Old log-probs are recomputed by the trainer's policy, not taken from the sampler (pitfall 10); the gap
     mean |old - sampler| over action tokens is returned as batch['stats']['logprob_gap']. The KL penalty of
     the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
+
+    ``temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
+    is taken at it, so that pi_theta, pi_old and the sampler's pi_b are one distribution, softmax(logits / T),
+    and the importance weight min(pi_theta / pi_b, 1) measures only how stale the sampler's weights were.
+    Why the trainer takes the sampler's temperature rather than the sampler recording untempered log-probs:
+    the tokens ARE drawn from the tempered policy, and a policy gradient E_a[A grad log pi(a)] is unbiased
+    only for the distribution that drew a; PPO's ratio and clipping also bound the change of that
+    distribution. Untempered pi_b would keep the ratio at 1 but train softmax(logits) on samples of another
+    distribution with no correction at all. At the paper's training temperature, 1.0 with no top-p, the
+    two readings coincide. The reference rho is scored at the same temperature, so that the KL penalty
+    compares the two policies as they are sampled.
     """
     assert advantage_mode in ("turn", "token")
     param = next(policy.parameters())
@@ -221,8 +233,9 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
     old = torch.zeros(tokens.shape, dtype=dtype, device=param.device)  # (B, T)
     ref, values = torch.zeros_like(old), []
     for idx, L in _micro_batches(torch.arange(len(episodes), device=param.device), batch["lengths"], micro_batch_size):
-        old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L])[0].to(dtype)
-        ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L])[0].to(dtype)
+        old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L], temperature)[0].to(dtype)
+        ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L],
+                                         temperature)[0].to(dtype)
         v = _values(value_model, tokens[idx, :L], batch["value_positions"][idx], advantage_mode).to(dtype)
         values.append(v if advantage_mode == "turn" else F.pad(v, (0, tokens.shape[1] - L)))
     values = torch.cat(values)  # (B, N) or (B, T)
@@ -238,7 +251,7 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
                  kl_penalty=(masked_sum(old - ref, mask) / n).item(),
                  episode_return=(masked_sum(rewards, batch["turn_mask"]) / len(episodes)).item())
     batch.update(old_logprobs=old, ref_logprobs=ref, old_values=values, returns=returns, rewards=rewards,
-                 advantages=advantages, advantage_mode=advantage_mode, stats=stats)
+                 advantages=advantages, advantage_mode=advantage_mode, temperature=temperature, stats=stats)
     return batch
 
 
@@ -285,7 +298,7 @@ def ppo_update(policy, value_model, policy_opt, value_opt, batch: dict, minibatc
                 tok = {k: batch[k][idx, :L] for k in ("tokens", "action_mask", "old_logprobs", "ref_logprobs",
                                                       "sampler_logprobs", "advantages")}  # (B_mb, L) each
                 mask = tok["action_mask"]
-                logprobs, entropy = sequence_logprobs(policy, tok["tokens"])  # (B_mb, L)
+                logprobs, entropy = sequence_logprobs(policy, tok["tokens"], batch.get("temperature", 1.0))  # (B_mb, L)
                 pl, n_clip = policy_loss_sum(logprobs, tok["old_logprobs"], tok["sampler_logprobs"],
                                              tok["advantages"], mask, clip_eps, importance_correction)
                 (pl * world / n_tok).backward()

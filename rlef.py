@@ -366,7 +366,8 @@ class Config:
     max_grad_norm: float = option(1.0, "gradient-norm clipping (our choice)")
     advantage: str = option("turn", "turn: the paper's turn-level value; token: the GAE ablation")
     turns: int = option(3, "responses per episode")
-    temperature: float = option(1.0, "sampling temperature of training rollouts (no top-p)")
+    temperature: float = option(1.0, "sampling temperature of training rollouts (paper: 1.0, no top-p); "
+                                     "PPO scores the tokens at the same temperature")
     max_new_tokens: int = option(1024, "tokens per response")
     max_len: int = option(8192, "dialogue length past which no further turn is started")
     rollout_batch: int = option(16, "episodes per generate call; bounds the KV cache (0: all at once)")
@@ -621,8 +622,10 @@ def train(cfg: Config):
         with Unsharded(policy), torch.no_grad():
             dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
         sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
+        # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
+        # sampling (temperature 0, for tests) records the untempered model's log-probs.
         batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, cfg.beta, cfg.advantage,
-                              cfg.micro_batch_size)
+                              cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
         stats = ppo_update(policy, value, policy_opt, value_opt, batch, cfg.minibatches, cfg.micro_batch_size,
                            cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, (policy_sched, value_sched))
         t_train = time.time() - t_train

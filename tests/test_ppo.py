@@ -204,6 +204,31 @@ def test_prepare_batch_recomputes_old_logprobs_and_reports_sampler_gap():
     assert torch.equal(again["advantages"], batch["advantages"])
 
 
+@needs_model
+@pytest.mark.parametrize("temperature", [0.7, 0.2])
+def test_trainer_scores_tokens_under_the_distribution_the_sampler_drew_them_from(temperature):
+    # The sampler records log q(a), q = softmax(logits / T); old log-probs, the update's log-probs and hence
+    # the importance weight min(pi / pi_b, 1) must refer to that same q, or the weight measures the
+    # temperature instead of the sampler's staleness (which is zero here: same weights).
+    policy, ref, critic = tiny_models(dtype=torch.float32)
+    prompts = [[1, 2, 3, 4, 5], [6, 7, 8]]
+    outs = model.generate(policy, prompts, 12, temperature, 1.0, generator=torch.Generator().manual_seed(0))
+    episodes = [Episode(p + new, [0] * len(p) + [1] * len(new), [-1] * len(p) + [0] * len(new), [len(p) - 1], [1.0],
+                        [0.0] * len(p) + lps) for p, (new, lps) in zip(prompts, outs)]
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=2, temperature=temperature)
+    m = batch["action_mask"]
+    assert batch["stats"]["logprob_gap"] < 1e-5
+    weight = torch.exp(batch["old_logprobs"] - batch["sampler_logprobs"]).clamp(max=1.0)[m]
+    torch.testing.assert_close(weight, torch.ones_like(weight), atol=1e-5, rtol=0)
+    # Scored at temperature 1 (as before), the same fresh samples looked stale by whole fractions of a nat.
+    assert ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=2)["stats"]["logprob_gap"] > 0.1
+    # The update scores at the batch's temperature too: before its first step pi_theta = pi_old, nothing clips.
+    p_opt, _ = ppo.make_optimizer(policy)
+    v_opt, _ = ppo.make_optimizer(critic)
+    stats = ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=2)
+    assert stats["approx_kl"] < 1e-10 and stats["clip_fraction"] == 0.0
+
+
 def test_token_rewards_spread_turn_kl_and_put_r_on_the_turn_last_token():
     turn_ids = torch.tensor([[-1, 0, 0, -1, 1, 1]])
     log_ratio = torch.tensor([[7.0, 0.2, 0.4, 7.0, 0.1, 0.3]])
