@@ -7,9 +7,12 @@ The fields are documented in data/README.md; in short:
     name, description                       the statement the model sees (raw, unformatted)
     public_tests, private_tests             [{"input": str, "output": str | null}]; feedback comes from the
                                             public tests only, the final judgement uses public + private
-    generated_tests                         extra tests (CodeContests), added at evaluation only
+    generated_tests                         extra tests (CodeContests): evaluation judges the final response
+                                            on them too (paper, appendix B.3); training rewards never do
     time_limit (s), memory_limit (bytes)    the problem's own limits or null (execute.py picks defaults)
     solutions                               reference Python 3 solutions
+    incorrect_solutions                     Python 3 solutions known to be wrong (CodeContests): the source
+                                            of the random-feedback ablation (appendix C.2)
     kind                                    "stdio" (a program: stdin -> stdout) or "function" (a function
                                             checked by assert statements; then "prompt" and "entry_point")
 
@@ -50,6 +53,7 @@ class Problem:
     time_limit: float | None = None  # seconds, as set by the contest (for C++); execute.py scales it
     memory_limit: int | None = None  # bytes
     solutions: list[str] = field(default_factory=list)
+    incorrect_solutions: list[str] = field(default_factory=list)  # Python 3 programs that fail some test
     kind: str = "stdio"
     prompt: str = ""  # function problems: the code every assistant response is prefilled with
     entry_point: str | None = None  # function problems: the name of the function under test
@@ -72,6 +76,8 @@ class Problem:
         if self.kind == "function":
             d["prompt"] = self.prompt
             d["entry_point"] = self.entry_point
+        if self.incorrect_solutions:
+            d["incorrect_solutions"] = list(self.incorrect_solutions)
         if self.source is not None:
             d["source"] = self.source
         if self.difficulty is not None:
@@ -89,8 +95,8 @@ def _test_dict(t: Test) -> dict:
 # --- reading -------------------------------------------------------------------------------------------------
 
 REQUIRED = ("name", "description", "public_tests", "private_tests")
-OPTIONAL = ("generated_tests", "time_limit", "memory_limit", "solutions", "kind", "prompt", "entry_point",
-            "source", "difficulty")
+OPTIONAL = ("generated_tests", "time_limit", "memory_limit", "solutions", "incorrect_solutions", "kind", "prompt",
+            "entry_point", "source", "difficulty")
 
 
 class _Bad(Exception):
@@ -130,9 +136,10 @@ def problem_from_dict(d: object) -> Problem:
                                      or memory_limit <= 0):
         raise _Bad(f'"memory_limit" must be a positive integer number of bytes or null, got {memory_limit!r}')
 
-    solutions = d.get("solutions", [])
-    if not isinstance(solutions, list) or not all(isinstance(s, str) for s in solutions):
-        raise _Bad('"solutions" must be a list of strings')
+    solutions, incorrect = d.get("solutions", []), d.get("incorrect_solutions", [])
+    for key, value in (("solutions", solutions), ("incorrect_solutions", incorrect)):
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise _Bad(f'"{key}" must be a list of strings')
 
     prompt, entry_point = d.get("prompt", ""), d.get("entry_point")
     if not isinstance(prompt, str):
@@ -152,7 +159,8 @@ def problem_from_dict(d: object) -> Problem:
     return Problem(name=name, description=description, public_tests=tests["public_tests"],
                    private_tests=tests["private_tests"], generated_tests=tests["generated_tests"],
                    time_limit=None if time_limit is None else float(time_limit), memory_limit=memory_limit,
-                   solutions=list(solutions), kind=kind, prompt=prompt, entry_point=entry_point,
+                   solutions=list(solutions), incorrect_solutions=list(incorrect), kind=kind, prompt=prompt,
+                   entry_point=entry_point,
                    source=source, difficulty=difficulty)
 
 

@@ -8,7 +8,8 @@ What is kept, following the paper (RLEF §4 and appendix):
   - problems with at least one public and at least one private test (train 13,328 -> 12,659 in the paper);
   - of the rest, problems that read and write files (non-empty `input_file`/`output_file`) are dropped too,
     because the judge only feeds stdin and reads stdout; both counts are printed;
-  - only Python 3 solutions (language 3); Python 2 and other languages are left out.
+  - only Python 3 solutions (language 3), correct and incorrect; Python 2 and other languages are left out.
+    The incorrect ones are what the random-feedback ablation runs (appendix C.2).
 Time limits are the contest's own (set for C++, null where the dataset has none); execute.py scales them.
 
 Shards are read a few rows at a time, so the 3 GB train split never sits in memory, and each split is written
@@ -28,8 +29,9 @@ from data import Problem, Test, save_problems
 
 PYTHON3 = 3  # CodeContests' Language enum: 0 unknown, 1 Python 2, 2 C++, 3 Python 3, 4 Java
 SOURCES = {0: "unknown", 1: "codechef", 2: "codeforces", 3: "hackerearth", 4: "codejam", 5: "atcoder", 6: "aizu"}
-COLUMNS = ["name", "description", "public_tests", "private_tests", "generated_tests", "solutions", "time_limit",
-           "memory_limit_bytes", "difficulty", "source", "input_file", "output_file"]
+COLUMNS = ["name", "description", "public_tests", "private_tests", "generated_tests", "solutions",
+           "incorrect_solutions", "time_limit", "memory_limit_bytes", "difficulty", "source", "input_file",
+           "output_file"]
 BATCH_ROWS = 16  # rows with many generated tests can be several MB each
 
 
@@ -48,6 +50,7 @@ class Counts:
     file_based: int = 0
     kept: int = 0
     with_python3_solution: int = 0
+    with_python3_incorrect_solution: int = 0
 
 
 def tests(struct: dict | None) -> list[Test]:
@@ -56,11 +59,17 @@ def tests(struct: dict | None) -> list[Test]:
     return [Test(i, o) for i, o in zip(struct["input"] or [], struct["output"] or [])]
 
 
+def python3(struct: dict | None) -> list[str]:
+    """The Python 3 programs of a {"language": [...], "solution": [...]} column."""
+    if not struct:
+        return []
+    return [s for lang, s in zip(struct["language"] or [], struct["solution"] or []) if lang == PYTHON3]
+
+
 def to_problem(row: dict, keep_generated: bool = True) -> Problem:
     """One CodeContests row (as a Python dict) -> Problem. Filtering is done by the caller."""
     limit = row.get("time_limit")
     seconds = limit["seconds"] + limit["nanos"] / 1e9 if limit else 0.0
-    solutions = row.get("solutions") or {"language": [], "solution": []}
     source = row.get("source")
     return Problem(
         name=row["name"],
@@ -70,7 +79,8 @@ def to_problem(row: dict, keep_generated: bool = True) -> Problem:
         generated_tests=tests(row.get("generated_tests")) if keep_generated else [],
         time_limit=seconds or None,  # 0 means "not given" in the dataset
         memory_limit=row.get("memory_limit_bytes") or None,
-        solutions=[s for lang, s in zip(solutions["language"], solutions["solution"]) if lang == PYTHON3],
+        solutions=python3(row.get("solutions")),
+        incorrect_solutions=python3(row.get("incorrect_solutions")),
         source=SOURCES.get(source, str(source)) if source is not None else None,
         difficulty=row.get("difficulty"),
     )
@@ -102,6 +112,7 @@ def convert(shards: list[Path], counts: Counts, keep_generated: bool = True) -> 
             problem = to_problem(row, keep_generated)
             counts.kept += 1
             counts.with_python3_solution += bool(problem.solutions)
+            counts.with_python3_incorrect_solution += bool(problem.incorrect_solutions)
             yield problem
         print(f"  {path.name}: kept {counts.kept - kept_before} problems ({time.time() - start:.1f} s; "
               f"{counts.kept} kept of {counts.read} read so far)", file=sys.stderr, flush=True)
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{split}: read {counts.read}; dropped {counts.no_public_or_private} without public or private "
               f"tests (the paper's filter) and {counts.file_based} that read/write files instead of "
               f"stdin/stdout; wrote {counts.kept} to {out} ({counts.with_python3_solution} with a Python 3 "
-              f"solution)", flush=True)
+              f"solution, {counts.with_python3_incorrect_solution} with a Python 3 incorrect solution)", flush=True)
 
 
 if __name__ == "__main__":

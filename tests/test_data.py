@@ -49,7 +49,8 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_save_then_load_gives_back_the_same_problems(tmp_path):
     problems = [
         stdio_problem(generated_tests=[Test("5 5\n", "10\n")], time_limit=2.5, memory_limit=256 << 20,
-                      solutions=["print(sum(map(int, input().split())))\n"], source="codeforces", difficulty=7),
+                      solutions=["print(sum(map(int, input().split())))\n"], source="codeforces", difficulty=7,
+                      incorrect_solutions=["print(0)\n", "a, b = input().split()\nprint(a + b)\n"]),
         function_problem(),
         stdio_problem(name="ünïcode ✓", description="Ввод и вывод\n", private_tests=[]),
     ]
@@ -65,6 +66,7 @@ def test_optional_fields_take_their_defaults_and_blank_lines_are_skipped(tmp_pat
     path.write_text("\n" + json.dumps(line) + "\n\n")
     [p] = load_problems(path)
     assert (p.generated_tests, p.time_limit, p.memory_limit, p.solutions, p.kind) == ([], None, None, [], "stdio")
+    assert p.incorrect_solutions == [] and "incorrect_solutions" not in p.to_dict()   # written only when there are some
     assert (p.prompt, p.entry_point, p.source, p.difficulty) == ("", None, None, None)
 
 
@@ -97,6 +99,8 @@ MALFORMED = {
     "time limit as text": (json.dumps({**GOOD, "time_limit": "2s"}), '"time_limit" must be a positive number'),
     "fractional memory limit": (json.dumps({**GOOD, "memory_limit": 1.5}), '"memory_limit" must be a positive integer'),
     "solutions not strings": (json.dumps({**GOOD, "solutions": [1]}), '"solutions" must be a list of strings'),
+    "incorrect solutions not a list": (json.dumps({**GOOD, "incorrect_solutions": "print(0)"}),
+                                       '"incorrect_solutions" must be a list of strings'),
     "function without entry point": (json.dumps({k: v for k, v in FUNC.items() if k != "entry_point"}),
                                      'a "function" problem needs "entry_point"'),
     "function test with an output": (json.dumps({**FUNC, "public_tests": [{**FUNC["public_tests"][0], "output": "1"}]}),
@@ -155,14 +159,14 @@ def cc_tests(pairs):
 
 
 def cc_row(name, public=(("1\n", "1\n"),), private=(("2\n", "2\n"),), generated=(("3\n", "3\n"),),
-           solutions=((3, "print(input())\n"),), time_limit={"seconds": 2, "nanos": 500_000_000},
-           input_file="", output_file=""):
+           solutions=((3, "print(input())\n"),), incorrect=((3, "print(0)\n"),),
+           time_limit={"seconds": 2, "nanos": 500_000_000}, input_file="", output_file=""):
     return {
         "name": name, "description": f"The statement of {name}.",
         "public_tests": cc_tests(public), "private_tests": cc_tests(private), "generated_tests": cc_tests(generated),
         "source": 2, "difficulty": 7,
         "solutions": {"language": [lang for lang, _ in solutions], "solution": [s for _, s in solutions]},
-        "incorrect_solutions": {"language": [3], "solution": ["print(0)\n"]},
+        "incorrect_solutions": {"language": [lang for lang, _ in incorrect], "solution": [s for _, s in incorrect]},
         "cf_contest_id": 1548, "cf_index": "A", "cf_points": 500.0, "cf_rating": 1200, "cf_tags": ["math"],
         "is_description_translated": False, "untranslated_description": "",
         "time_limit": time_limit, "memory_limit_bytes": 256 * 1024 * 1024,
@@ -197,8 +201,9 @@ def code_contests_dir(tmp_path):
     src = tmp_path / "code_contests" / "data"
     write_shard(src / "train-00000-of-00002.parquet", [
         cc_row("1_A. Kept", solutions=((3, "print(input())\n"), (2, "int main(){}"), (1, "print raw_input()"),
-                                       (3, "import sys\nprint(sys.stdin.read().strip())\n"))),
-        cc_row("2_B. No time limit", time_limit=None, solutions=()),
+                                       (3, "import sys\nprint(sys.stdin.read().strip())\n")),
+               incorrect=((3, "print(0)\n"), (2, "int main(){return 1;}"), (1, "print 0"), (3, "print(-1)\n"))),
+        cc_row("2_B. No time limit", time_limit=None, solutions=(), incorrect=()),
         cc_row("3_C. Reads a file", input_file="input.txt", output_file="output.txt"),
     ])
     write_shard(src / "train-00001-of-00002.parquet", [
@@ -219,7 +224,7 @@ def test_code_contests_applies_the_papers_filter_and_drops_file_based_problems(c
     summary = capsys.readouterr().out
     assert ("train: read 6; dropped 2 without public or private tests (the paper's filter) and 1 that read/write "
             "files instead of stdin/stdout; wrote 3") in summary
-    assert "(2 with a Python 3 solution)" in summary
+    assert "(2 with a Python 3 solution, 2 with a Python 3 incorrect solution)" in summary
 
 
 def test_code_contests_fields_are_converted(code_contests_dir, tmp_path):
@@ -232,8 +237,9 @@ def test_code_contests_fields_are_converted(code_contests_dir, tmp_path):
     assert kept.generated_tests == [Test("3\n", "3\n")]
     assert kept.time_limit == 2.5 and kept.memory_limit == 256 * 1024 * 1024
     assert kept.solutions == ["print(input())\n", "import sys\nprint(sys.stdin.read().strip())\n"]  # Python 3 only
+    assert kept.incorrect_solutions == ["print(0)\n", "print(-1)\n"]  # Python 3 only: the random-feedback source
     assert (kept.kind, kept.source, kept.difficulty) == ("stdio", "codeforces", 7)
-    assert no_limit.time_limit is None and no_limit.solutions == []
+    assert no_limit.time_limit is None and no_limit.solutions == [] and no_limit.incorrect_solutions == []
 
 
 def test_code_contests_can_leave_out_generated_tests(code_contests_dir, tmp_path):
