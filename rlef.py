@@ -117,21 +117,23 @@ def verdict_of(results) -> str:
 
 
 def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
-            feedback_mode: str = "real", rng: random.Random | None = None, max_len: int | None = None) -> list[Dialogue]:
+            feedback_mode: str = "real", rng: random.Random | None = None, max_len: int | None = None,
+            random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
     """Play one episode per problem, all in lockstep: each turn, every active episode is sampled in ONE
     batched call, ``sample(list_of_token_lists) -> [(new_tokens, logprobs)]``, and all programs are judged
     in parallel. The episode ends when a response passes the public tests or after ``turns`` responses;
     then its last response is judged on public + private (+ generated, with ``extra_tests``) tests.
 
-    feedback_mode "random" is the paper's ablation: the feedback shown comes from a different problem.
+    feedback_mode "random" is the paper's ablation: the feedback shown comes from a different problem
+    (``RandomFeedback``; pass one to share its state over the rollouts of a whole evaluation).
     """
-    rng = rng or random.Random(0)
+    if feedback_mode == "random" and random_feedback is None:
+        random_feedback = RandomFeedback(problems, judge, rng or random.Random(0))
     dialogues = []
     for p in problems:
         d = Dialogue(p, [], [], [], [])
         d.add(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)), 0)
         dialogues.append(d)
-    feedback_pool: list[tuple[str, str]] = []                 # (problem name, message) for random feedback
     for turn in range(turns):
         active = [d for d in dialogues if not d.done]
         if not active:
@@ -162,8 +164,8 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
             else:
                 d.feedbacks.append(execute.NO_CODE_FEEDBACK if res is None else
                                    describe_failures(d.problem, d.problem.public_tests, res))
-        if feedback_mode == "random":
-            swap_feedback([d for d in active if not d.done], feedback_pool, rng)
+        if random_feedback is not None:
+            random_feedback.replace([d for d in active if not d.done])
         for d in active:
             if not d.done:
                 follow = (tok.encode_message("user", d.feedbacks[-1]) + tok.encode_header("assistant")
@@ -199,15 +201,74 @@ def run_judge(judge, items) -> list[list]:
     return [[r for job in flat[s:s + n] for r in job] for s, n in spans]
 
 
-def swap_feedback(needing, pool, rng):
-    """The paper's random-feedback ablation: give each dialogue a message written for another problem."""
-    own = [(d.problem.name, d.feedbacks[-1]) for d in needing]
-    for d in needing:
-        others = [m for name, m in pool + own if name != d.problem.name]
-        if others:
-            d.feedbacks[-1] = rng.choice(others)
-    pool.extend(own)
-    del pool[:-1000]
+class RandomFeedback:
+    """The paper's random-feedback ablation (§3.3): after a failed response the policy is shown feedback that
+    was written for a different problem, so that 1@3 measures how much the policy relies on what it is told.
+    One construction serves a whole evaluation, and the report names it:
+
+    - "incorrect solutions" (appendix C.2), wherever at least two problems carry ``incorrect_solutions``
+      (CodeContests): a random incorrect solution of a random other problem is run on THAT problem's public
+      tests, and its feedback is shown; if it passes them all, ``raise NotImplementedError()`` is run
+      instead, as in the paper. A message is drawn anew for every feedback turn (our choice) and each
+      (problem, solution) is run once.
+    - "message swap" (our choice where the data have no incorrect solutions: the tiny tasks, HumanEval,
+      MBPP): the message is one the policy itself received for another problem, drawn uniformly from all
+      messages of the evaluation so far (a reservoir sample) and of the current turn. Only when no other
+      problem's message exists yet does an episode keep its own; such episodes are counted (``kept_real``).
+    """
+
+    def __init__(self, problems: list[Problem], judge, rng: random.Random, pool_size: int = 4096):
+        self.judge, self.rng, self.pool_size = judge, rng, pool_size
+        self.donors = [p for p in problems if p.incorrect_solutions and p.public_tests]
+        paper = len({p.name for p in self.donors}) >= 2
+        self.construction = "incorrect solutions" if paper else "message swap"
+        self.messages: dict[tuple[str, int], str] = {}        # (donor name, solution index) -> its feedback
+        self.pool: list[tuple[str, str]] = []                 # message swap: (problem name, message) reservoir
+        self.seen = self.shown = self.kept_real = 0
+
+    def replace(self, dialogues: list[Dialogue]):
+        """Replace the last feedback message of each dialogue with a random one from another problem."""
+        self.shown += len(dialogues)
+        if self.construction == "incorrect solutions":
+            self._from_incorrect_solutions(dialogues)
+        else:
+            self._swap(dialogues)
+
+    def _from_incorrect_solutions(self, dialogues):
+        picks = []                                            # per dialogue: (donor problem, solution index)
+        for d in dialogues:
+            donor = self.rng.choice([p for p in self.donors if p.name != d.problem.name])
+            picks.append((donor, self.rng.randrange(len(donor.incorrect_solutions))))
+        new = list({(p.name, i): (p, i) for p, i in picks if (p.name, i) not in self.messages}.values())
+        results = run_judge(self.judge, [(p, p.incorrect_solutions[i], p.public_tests) for p, i in new])
+        passing = [k for k, res in enumerate(results) if verdict_of(res) == "pass"]
+        crashes = run_judge(self.judge, [(new[k][0], "raise NotImplementedError()", new[k][0].public_tests)
+                                         for k in passing])
+        for k, res in zip(passing, crashes):
+            results[k] = res
+        for (p, i), res in zip(new, results):
+            self.messages[(p.name, i)] = describe_failures(p, p.public_tests, res)
+        for d, (p, i) in zip(dialogues, picks):
+            d.feedbacks[-1] = self.messages[(p.name, i)]
+
+    def _swap(self, dialogues):
+        own = [(d.problem.name, d.feedbacks[-1]) for d in dialogues]
+        for d in dialogues:
+            others = [m for name, m in self.pool + own if name != d.problem.name]
+            if others:
+                d.feedbacks[-1] = self.rng.choice(others)
+            else:
+                self.kept_real += 1
+        for item in own:                                      # reservoir sampling: uniform over all messages
+            self.seen += 1
+            if len(self.pool) < self.pool_size:
+                self.pool.append(item)
+            elif (j := self.rng.randrange(self.seen)) < self.pool_size:
+                self.pool[j] = item
+
+    def describe(self) -> dict:
+        return {"construction": self.construction, "messages": self.shown,
+                **({"kept_real": self.kept_real} if self.construction == "message swap" else {})}
 
 
 def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rollout_batch: int = 0):
@@ -257,23 +318,31 @@ def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
 
 
 def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
-             extra_tests: bool = False, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
-             log=print) -> dict:
-    """The paper's measures on ``problems`` (RLEF.md §3), from ``samples`` rollouts per problem:
+             extra_tests: bool = True, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
+             log=print, feedback_donors: list[Problem] | None = None) -> dict:
+    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem:
 
     - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
     - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
       public tests is submitted; and pass@k over all single-turn samples (unbiased estimator);
     - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
       (chrF) the code changed from the previous response.
+
+    Final responses are judged on public + private tests, and also on the dataset's generated tests with
+    ``extra_tests`` (the paper's evaluation, appendix B.3); ``report["tests"]`` says which. With
+    ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``), drawn from
+    ``feedback_donors`` (default: ``problems``; under torchrun, the whole evaluation set rather than this
+    rank's share); ``report["random_feedback"]`` says how it was built.
     """
     rng = random.Random(seed)
+    random_feedback = RandomFeedback(feedback_donors or problems, judge, rng) if feedback_mode == "random" else None
     multi, single = [], []
     t0, total = time.time(), len(problems) * samples * (1 + turns)
     for s in range(samples):
         for i in range(0, len(problems), batch_size):
             chunk = problems[i:i + batch_size]
-            multi += rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode, rng, max_len)
+            multi += rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode, rng, max_len,
+                             random_feedback)
             for _ in range(turns):
                 single += rollout(sample, tok, chunk, judge, 1, extra_tests)
             done = len(multi) + len(single)
@@ -283,7 +352,10 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     every = [(d.problem, c, all_tests(d.problem, extra_tests)) for d in multi for c in d.codes if c]
     solved_code = {(d.problem.name, c): verdict_of(r) == "pass" for (d, c), r in zip(
         [(d, c) for d in multi for c in d.codes if c], run_judge(judge, every))}
-    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode}
+    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode,
+              "tests": tests_used(problems, extra_tests)}
+    if random_feedback is not None:
+        report["random_feedback"] = random_feedback.describe()
     report["multi_turn_1@3"] = sum(d.solved for d in multi) / len(multi)
     # Single-turn at equal budget: group the single-turn samples of each problem by threes.
     by_problem = defaultdict(list)
@@ -318,10 +390,30 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     return report
 
 
+def tests_used(problems: list[Problem], extra_tests: bool) -> str:
+    """Which tests judged the final responses, in words, for the report."""
+    with_generated = sum(bool(p.generated_tests) for p in problems)
+    if not extra_tests:
+        return "public + private (generated tests left out)"
+    if with_generated == 0:
+        return "public + private (the data have no generated tests)"
+    if with_generated < len(problems):
+        return f"public + private + generated ({with_generated} of {len(problems)} problems have generated tests)"
+    return "public + private + generated"
+
+
 def format_report(report: dict) -> str:
-    lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {report['feedback']}",
-             f"  multi-turn 1@{report['turns']}:  {100 * report['multi_turn_1@3']:5.1f}%",
-             f"  single-turn 1@{report['turns']}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
+    feedback = report["feedback"]
+    if "random_feedback" in report:
+        r = report["random_feedback"]
+        feedback += (" (incorrect solutions of other problems, appendix C.2)" if r["construction"] ==
+                     "incorrect solutions" else f" (messages swapped between problems; {r['kept_real']:.0f} of "
+                     f"{r['messages']:.0f} kept their own: no other problem's message yet)")
+    turns = int(report["turns"])
+    lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {feedback}",
+             f"  tests: {report['tests']}",
+             f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",
+             f"  single-turn 1@{turns}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
              "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
              "  turn  solved  episodes  code changed  chrF  verdicts"]
     for t in report["per_turn"]:

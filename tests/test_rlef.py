@@ -182,6 +182,59 @@ def test_random_feedback_comes_from_another_problem(tok, judge):
     assert "input `2" in dialogues[1].feedbacks[0] or "input `5" in dialogues[1].feedbacks[0]
 
 
+# Problems with incorrect solutions (as CodeContests has): the paper's construction applies (appendix C.2).
+TRIPLE = Problem("triple", "Print 3n", [Test("7\n", "21\n")], [Test("1\n", "3\n")],
+                 incorrect_solutions=["print(0)"])
+PLUS_14 = Problem("plus 14", "Print 3n (sic)", [Test("7\n", "21\n")], [Test("1\n", "3\n")],
+                  incorrect_solutions=["print(int(input()) + 14)"])        # passes the public test, fails private
+DOUBLE_WITH_INCORRECT = Problem("double", STDIO[0].description, STDIO[0].public_tests, STDIO[0].private_tests,
+                                incorrect_solutions=["print(1)"])
+
+
+def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_public_tests(tok, judge):
+    wrong = STDIO[2]
+    d, t = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, TRIPLE], judge, turns=2,
+                        feedback_mode="random", rng=random.Random(0))
+    triples_feedback = rlef.describe_failures(TRIPLE, TRIPLE.public_tests, rlef.run_judge(
+        judge, [(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
+    assert d.feedbacks == [triples_feedback]             # triple's own incorrect solution on triple's own test
+    assert "Expected output `21` but got `0`" in triples_feedback
+    assert t.feedbacks == [rlef.describe_failures(DOUBLE_WITH_INCORRECT, DOUBLE_WITH_INCORRECT.public_tests,
+                                                  rlef.run_judge(judge, [(DOUBLE_WITH_INCORRECT, "print(1)",
+                                                                          DOUBLE_WITH_INCORRECT.public_tests)])[0])]
+
+
+def test_random_feedback_from_an_incorrect_solution_that_passes_public_tests_is_a_not_implemented_error(tok, judge):
+    wrong = STDIO[2]
+    d, _ = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, PLUS_14], judge, turns=2,
+                        feedback_mode="random", rng=random.Random(0))
+    assert "input `7` failed" in d.feedbacks[0] and "NotImplementedError" in d.feedbacks[0]
+
+
+def test_message_swap_draws_from_the_whole_evaluation_not_one_batch(tok, judge):
+    # Without incorrect solutions, messages are swapped: a batch holding a single problem is shown a message
+    # from an earlier batch of the same evaluation (it used to keep its own feedback, silently).
+    DOUBLE, _, WRONG, _ = STDIO
+    triple = Problem("triple", "Print 3n", [Test("7\n", "21\n")], [])
+    shared = rlef.RandomFeedback([DOUBLE, triple], judge, random.Random(0))
+    first, = rlef.rollout(Scripted(tok, WRONG), tok, [triple], judge, turns=2, random_feedback=shared)
+    second, = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE], judge, turns=2, random_feedback=shared)
+    assert "input `7" in second.feedbacks[0]              # triple's message, from the earlier batch
+    assert shared.describe() == {"construction": "message swap", "messages": 2, "kept_real": 1}   # the very first
+
+
+@pytest.mark.parametrize("problems, construction, shown", [
+    ([DOUBLE_WITH_INCORRECT, TRIPLE], "incorrect solutions", "incorrect solutions of other problems, appendix C.2"),
+    ([STDIO[0], Problem("triple", "Print 3n", [Test("7\n", "21\n")], [])], "message swap",
+     "messages swapped between problems; 1 of 2 kept their own"),
+])
+def test_the_report_says_how_random_feedback_was_built(tok, judge, problems, construction, shown):
+    report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, turns=2, feedback_mode="random",
+                           batch_size=1, log=lambda *a, **k: None)
+    assert report["random_feedback"]["construction"] == construction
+    assert shown in rlef.format_report(report)
+
+
 def test_pass_at_k_known_values():
     assert rlef.pass_at_k(5, 2, 1) == pytest.approx(0.4)
     assert rlef.pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)          # 1 - C(3,2)/C(5,2)
