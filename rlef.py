@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 import execute
 from data import Problem, load_problems
-from model import HF_REPOS, PRESETS, Tokenizer, Transformer, generate, save_hf_folder
+from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer, Transformer, generate, save_hf_folder
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -443,15 +443,18 @@ class Config:
     valid_data: str | None = option(None, "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)")
     run_dir: str = option("runs/rlef", "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png")
     resume: str | None = option(None, "RUN_DIR to continue from its last complete checkpoint")
-    steps: int = option(12000, "PPO steps, each rollouts then an update (paper: 12k for 8B)")
-    batch_size: int = option(1024, "episodes per step over all ranks (paper: 1024 rollouts)")
-    minibatches: int = option(4, "optimiser steps per batch (paper: 4 updates of 256 sequences)")
+    # The paper trains 8B for "12,000 updates", where one batch of 1,024 rollouts gives "4 updates on 256
+    # sequences". We read an update as one optimiser step: 12,000 updates = 3,000 batches (README).
+    batches: int = option(3000, "rollout batches to train on; each gives --minibatches x --epochs optimiser "
+                                "updates (paper: 12,000 updates for 8B = 3,000 batches of 4)")
+    batch_size: int = option(1024, "episodes per batch over all ranks (paper: 1024 rollouts)")
+    minibatches: int = option(4, "optimiser updates per batch (paper: 4 updates of 256 sequences)")
     micro_batch_size: int = option(4, "episodes per forward/backward; gradients accumulate over them")
     epochs: int = option(1, "passes over each batch")
     lr: float = option(2e-7, "policy learning rate, AdamW")
     value_lr: float | None = option(None, "critic learning rate (default: --lr; our choice)")
     weight_decay: float = option(0.1, "AdamW weight decay")
-    warmup_steps: int = option(50, "linear learning-rate warm-up, in optimiser steps")
+    warmup_updates: int = option(50, "linear learning-rate warm-up, in optimiser updates (paper: 50 steps)")
     beta: float = option(0.05, "KL penalty towards the initial policy, per turn")
     clip_eps: float = option(0.2, "PPO ratio clipping")
     value_clip: float = option(0.2, "value clipping around the old value")
@@ -463,12 +466,13 @@ class Config:
     max_new_tokens: int = option(1024, "tokens per response")
     max_len: int = option(8192, "dialogue length past which no further turn is started")
     rollout_batch: int = option(16, "episodes per generate call; bounds the KV cache (0: all at once)")
-    eval_every: int = option(100, "evaluate on the valid set every N steps")
+    eval_every: int = option(200, "evaluate on the valid set every N batches, and after the last, keeping the "
+                                  "best checkpoint by multi-turn 1@3 (paper: every 800 updates = 200 batches)")
     eval_problems: int | None = option(None, "evaluate on the first N valid problems only")
     eval_samples: int = option(1, "rollouts per problem in evaluation")
     eval_before: bool = option(True, "evaluate before training: the 'before' column of the final table")
-    checkpoint_every: int = option(50, "save a checkpoint every N steps")
-    keep_checkpoints: int = option(2, "how many checkpoints to keep")
+    checkpoint_every: int = option(50, "save a checkpoint every N batches (and at every evaluation)")
+    keep_checkpoints: int = option(2, "how many checkpoints to keep, besides the best one")
     judge_workers: int = option(0, "parallel test executors (0: one per CPU core)")
     seed: int = option(0, "random seed (data order, sampling, critic head)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
@@ -480,8 +484,8 @@ class Config:
 # learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Differences from the paper").
 PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
-                 valid_data=str(ROOT / "data/tiny/heldout.jsonl"), steps=100, batch_size=64, minibatches=2,
-                 micro_batch_size=32, rollout_batch=0, lr=3e-4, warmup_steps=5, max_new_tokens=40, max_len=1024,
+                 valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=100, batch_size=64, minibatches=2,
+                 micro_batch_size=32, rollout_batch=0, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
                  eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
@@ -508,8 +512,8 @@ def setup_distributed():
 
 def missing_weights_message(cfg: Config, path: Path) -> str:
     repo = HF_REPOS.get(cfg.model)
-    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first):\n"
-           f"    huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
+    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first): "
+           f"huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
            "pass --weights DIR with a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
     return f"no weights at {path}: {how}"
 
@@ -574,10 +578,12 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
     return out
 
 
-def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_dir: Path, cfg: Config):
+def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_dir: Path, cfg: Config,
+                    protect: str | None = None):
     """Write checkpoints/step_N atomically: everything goes to a temporary folder, which is renamed into place
     only when complete, and ``latest`` is replaced atomically after that. A kill at any moment leaves the
-    previous checkpoint intact and ``latest`` pointing at a complete one."""
+    previous checkpoint intact and ``latest`` pointing at a complete one. The ``keep_checkpoints`` newest are
+    kept, and ``protect`` (the best one's name) too."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
     full = StateDictOptions(full_state_dict=True, cpu_offload=True)
     states = [get_model_state_dict(m, options=full) for m in (policy, value)]          # collective: all ranks
@@ -604,7 +610,8 @@ def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_d
     latest_tmp.write_text(final.name)
     os.replace(latest_tmp, run_dir / "checkpoints" / "latest")
     for old in sorted((run_dir / "checkpoints").glob("step_*"))[:-cfg.keep_checkpoints]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -639,31 +646,101 @@ def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, float]]:
              3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size)]
 
 
-def train(cfg: Config):
-    rank, world, device = setup_distributed()
+class UsageError(Exception):
+    """A mistake in what the user gave (a flag value, a data file, a weights folder): ``main`` prints it as one
+    line ``error: ...`` and exits with status 2, as argparse does. A traceback means a bug."""
+
+
+def read_problems(path) -> list[Problem]:
+    try:
+        return load_problems(path)
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+def read_weights(load, path, *args, **kwargs):
+    """``load(path, ...)`` (a ``from_pretrained``), a missing or corrupt folder being a UsageError."""
+    try:
+        return load(path, *args, **kwargs)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot load {path}: {e}") from None
+    except KeyError as e:
+        raise UsageError(f"cannot load {path}: config.json lacks the field {e}") from None
+
+
+def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
+    """Tokens before the first response of the longest problem: the least context a dialogue needs."""
+    return max(len(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)))
+               for p in problems)
+
+
+def load_inputs(cfg: Config):
+    """Weights folder, tokenizer and problems, checked before any work starts: a mistake in a flag, a data
+    file or a weights folder is one UsageError at start-up, not a traceback hours into a run."""
     weights = Path(cfg.weights)
     if not (weights / "config.json").is_file():
-        raise SystemExit(missing_weights_message(cfg, weights))
+        raise UsageError(missing_weights_message(cfg, weights))
     for f in (cfg.train_data, cfg.valid_data):
         if not Path(f).is_file():
-            raise SystemExit(f"no dataset at {f}: convert CodeContests first (see data/README.md):\n"
-                             "    python -m data.code_contests PARQUET_DIR --out data/code_contests")
+            raise UsageError(f"no dataset at {f}: convert CodeContests first (see data/README.md), e.g. "
+                             "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
+    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((p / "config.json").read_text())), weights)
+    tok = read_weights(Tokenizer.from_pretrained, weights)
+    train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
+    for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
+        if not problems:
+            raise UsageError(f"{f} holds no problems")
+    context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
+    if longest + cfg.max_new_tokens > context:
+        raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
+                         f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
+                         f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
+    return weights, tok, train_set, valid_set
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report."""
+    best = _read_json(run_dir / "checkpoints" / "best.json")
+    return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
+
+
+def write_best(run_dir: Path, best: dict):
+    tmp = run_dir / "checkpoints" / ".best.json.tmp"
+    tmp.write_text(json.dumps(best, indent=2))
+    os.replace(tmp, run_dir / "checkpoints" / "best.json")
+
+
+def load_policy_weights(policy, folder: Path):
+    """Put a saved policy (HF folder) back into the training policy, sharded or not: rank 0 reads the file
+    and the full tensors are broadcast and sharded, as when resuming."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    distributed = dist.is_initialized()
+    state = Transformer.from_pretrained(folder).state_dict() if not distributed or dist.get_rank() == 0 else {}
+    set_model_state_dict(policy, state, options=StateDictOptions(full_state_dict=True,
+                                                                 broadcast_from_rank0=distributed))
+
+
+def train(cfg: Config):
+    rank, world, device = setup_distributed()
+    weights, tok, train_set, valid_set = load_inputs(cfg)
     run_dir = Path(cfg.resume or cfg.run_dir)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
-        raise SystemExit(f"--resume {run_dir}: no complete checkpoint under {run_dir}/checkpoints")
+        raise UsageError(f"--resume {run_dir}: no complete checkpoint under {run_dir}/checkpoints")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
     judge = execute.Judge(workers=cfg.judge_workers or os.cpu_count())   # started before the models are loaded
-    tok = Tokenizer.from_pretrained(weights)
-    train_set, valid_set = load_problems(cfg.train_data), load_problems(cfg.valid_data)[:cfg.eval_problems]
-    policy, reference, value = load_models(cfg, weights, device, resume_from)
-    policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
-    value_opt, value_sched = make_optimizer(value, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_steps)
-    start = 0
+    try:
+        policy, reference, value = load_models(cfg, weights, device, resume_from)
+    except (OSError, ValueError) as e:
+        judge.close()
+        raise UsageError(f"cannot load the weights in {weights}: {e}") from None
+    policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_updates)
+    value_opt, value_sched = make_optimizer(value, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
+    start, best = 0, None
     if resume_from:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
         state = torch.load(resume_from / "state.pt", weights_only=False)
@@ -671,7 +748,7 @@ def train(cfg: Config):
             set_optimizer_state_dict(m, o, s, options=StateDictOptions(full_state_dict=True))
         for sched, s in zip((policy_sched, value_sched), state["schedulers"]):
             sched.load_state_dict(s)
-        start = state["step"]
+        start, best = state["step"], read_best(run_dir)
         log0(f"resumed from {resume_from} at step {start}")
     if rank == 0 and resume_from and (run_dir / "metrics.jsonl").is_file():
         # Rows logged after the checkpoint we resume from are redone; drop them so every step appears once.
@@ -685,12 +762,16 @@ def train(cfg: Config):
         return policy_sampler(policy, tok, cfg.max_new_tokens, temperature, top_p, generator, cfg.rollout_batch)
 
     def run_eval(step, feedback_mode="real"):
-        """Held-out evaluation with the paper's settings (temperature 0.2, top-p 0.95), each rank a share."""
+        """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
+        generated tests, appendix B.3), each rank a share."""
         gen = torch.Generator(device).manual_seed(cfg.seed + 7919 * rank)
         with Unsharded(policy), torch.no_grad():
-            report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set[rank::world], judge, cfg.eval_samples,
-                              cfg.turns, feedback_mode, max_len=max_len, log=log0)
-        report = {**reduce_mean(report, device), "problems": len(valid_set)}   # rates average; counts do not
+            local = evaluate(sampler(0.2, 0.95, gen), tok, valid_set[rank::world], judge, cfg.eval_samples,
+                             cfg.turns, feedback_mode, extra_tests=True, max_len=max_len, log=log0,
+                             feedback_donors=valid_set)
+        # Rates average over ranks; counts and settings do not.
+        report = {**reduce_mean(local, device), "problems": len(valid_set), "samples": local["samples"],
+                  "turns": local["turns"], "tests": tests_used(valid_set, True)}
         log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
         if rank == 0:
             (run_dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
@@ -698,60 +779,90 @@ def train(cfg: Config):
 
     before = run_eval(0) if start == 0 and cfg.eval_before else None
 
-    row = {}
-    for step in range(start, cfg.steps):
-        t0 = time.time()
-        problems = step_problems(train_set, cfg, step, rank, world)
-        # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
-        gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
-        sample, sample_s = sampler(cfg.temperature, 1.0, gen), [0.0]
-
-        def timed_sample(prompts):          # rollout time = sampling + judging; this splits the two
-            t = time.time()
-            out = sample(prompts)
-            sample_s[0] += time.time() - t
-            return out
-        with Unsharded(policy), torch.no_grad():
-            dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
-        sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
-        # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
-        # sampling (temperature 0, for tests) records the untempered model's log-probs.
-        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, cfg.beta, cfg.advantage,
-                              cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
-        stats = ppo_update(policy, value, policy_opt, value_opt, batch, cfg.minibatches, cfg.micro_batch_size,
-                           cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, (policy_sched, value_sched))
-        t_train = time.time() - t_train
-        n_turns = sum(len(d.codes) for d in dialogues)
-        row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
-               "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
-               "mean_turns": n_turns / len(dialogues),
-               "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
-               **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues)}
-        row = reduce_mean(row, device)
-        row.update(tokens_per_s=row["sampled_tokens"] * world / sample_s, sample_s=sample_s, exec_s=exec_s,
-                   train_s=t_train, step_s=time.time() - t0)
-        log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
-             f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
-             f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s | "
-             f"sample {sample_s:.1f}s exec {exec_s:.1f}s train {t_train:.1f}s")
-        if (step + 1) % cfg.eval_every == 0:
+    for step in range(start, cfg.batches):
+        row = train_step(cfg, step, policy, reference, value, (policy_opt, value_opt), (policy_sched, value_sched),
+                         sampler, tok, train_set, judge, max_len, rank, world, device)
+        evaluated = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.batches
+        if evaluated:
             row["eval"] = run_eval(step + 1)
         if metrics:
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if evaluated or (step + 1) % cfg.checkpoint_every == 0:
+            # The previous best is kept through the rotation, so best.json always names a checkpoint on disk.
             save_checkpoint(run_dir, step + 1, policy, value, (policy_opt, value_opt), (policy_sched, value_sched),
-                            weights, cfg)
-    after = row.get("eval") if start < cfg.steps and "eval" in row else run_eval(cfg.steps)
-    ablation = run_eval(cfg.steps, "random")
-    if rank == 0:
-        plot_curves(run_dir)
-        before = before or _read_json(run_dir / "eval_step0_real.json")
-        log0("\n" + before_after_table(before, after, ablation))
+                            weights, cfg, protect=best and best["checkpoint"])
+            if evaluated and (best is None or row["eval"]["multi_turn_1@3"] > best["multi_turn_1@3"]):
+                best = {"checkpoint": f"step_{step + 1:06d}", "step": step + 1, "updates": row["updates"],
+                        "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
+                if rank == 0:
+                    write_best(run_dir, best)
+    finish(cfg, run_dir, policy, before, best, max(start, cfg.batches), run_eval)
     judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
     return policy
+
+
+def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, train_set, judge, max_len,
+               rank, world, device) -> dict:
+    """One batch: rollouts on this rank's share of problems, then PPO; returns the metrics row (all ranks)."""
+    t0 = time.time()
+    problems = step_problems(train_set, cfg, step, rank, world)
+    # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
+    gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
+    sample, sample_s = sampler(cfg.temperature, 1.0, gen), [0.0]
+
+    def timed_sample(prompts):          # rollout time = sampling + judging; this splits the two
+        t = time.time()
+        out = sample(prompts)
+        sample_s[0] += time.time() - t
+        return out
+    with Unsharded(policy), torch.no_grad():
+        dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
+    sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
+    # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
+    # sampling (temperature 0, for tests) records the untempered model's log-probs.
+    batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, cfg.beta, cfg.advantage,
+                          cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
+    stats = ppo_update(policy, value, *opts, batch, cfg.minibatches, cfg.micro_batch_size,
+                       cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, scheds)
+    t_train = time.time() - t_train
+    n_turns = sum(len(d.codes) for d in dialogues)
+    row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
+           "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
+           "mean_turns": n_turns / len(dialogues),
+           "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
+           **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues)}
+    row = reduce_mean(row, device)
+    row.update(updates=(step + 1) * cfg.minibatches * cfg.epochs, tokens_per_s=row["sampled_tokens"] * world / sample_s,
+               sample_s=sample_s, exec_s=exec_s, train_s=t_train, step_s=time.time() - t0)
+    log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
+         f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
+         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s | "
+         f"sample {sample_s:.1f}s exec {exec_s:.1f}s train {t_train:.1f}s")
+    return row
+
+
+def finish(cfg, run_dir, policy, before, best, last_step, run_eval):
+    """The run's result is its best checkpoint on the valid set (the paper's selection, every 800 updates):
+    its evaluation is the "after" column, and the random-feedback ablation runs on its weights."""
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if best is None:                       # no training in this invocation nor a best.json: the current policy
+        report = run_eval(last_step)
+        best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
+    elif best["step"] != last_step:
+        load_policy_weights(policy, run_dir / "checkpoints" / best["checkpoint"] / "policy")
+    log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
+         "the final table and the random-feedback ablation use it")
+    ablation = run_eval(best["step"], "random")
+    if rank == 0:
+        plot_curves(run_dir)
+        before = before or _read_json(run_dir / "eval_step0_real.json")
+        summary = {"before": before, "after": best["report"], "random_feedback": ablation,
+                   "best": {k: v for k, v in best.items() if k != "report"}}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log0("\n" + before_after_table(before, best["report"], ablation, best["step"]))
 
 
 def reduce_mean(row: dict, device) -> dict:
@@ -793,9 +904,11 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def before_after_table(before, after, ablation) -> str:
-    """The summary the main job ends with, in the paper's terms (held-out problems)."""
-    cols = [("before RL", before), ("after RL", after), ("after, random feedback", ablation)]
+def before_after_table(before, after, ablation, best_step: int | None = None) -> str:
+    """The summary the main job ends with, in the paper's terms (held-out problems); "after" is the best
+    checkpoint on the valid set, from step ``best_step``."""
+    after_name = "after RL" if best_step is None else f"after RL (step {best_step})"
+    cols = [("before RL", before), (after_name, after), ("after, random feedback", ablation)]
     cols = [(name, r) for name, r in cols if r]
     rows = [("multi-turn 1@3", lambda r: r["multi_turn_1@3"]), ("single-turn 1@3", lambda r: r["single_turn_1@3"])]
     rows += [(f"solved after turn {t + 1}", lambda r, t=t: r["per_turn"][t]["solve_rate"])
@@ -840,9 +953,18 @@ def config_from_args(a) -> Config:
     cfg.train_data = cfg.train_data or str(ROOT / "data/code_contests/train.jsonl")
     cfg.valid_data = cfg.valid_data or str(ROOT / "data/code_contests/valid.jsonl")
     if cfg.advantage not in ("turn", "token"):
-        raise SystemExit(f"--advantage must be 'turn' or 'token', not {cfg.advantage!r}")
+        raise UsageError(f"--advantage must be 'turn' or 'token', not {cfg.advantage!r}")
+    for name in ("batch_size", "minibatches", "micro_batch_size", "epochs", "turns", "max_new_tokens", "max_len",
+                 "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints"):
+        if getattr(cfg, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}")
+    for name in ("batches", "warmup_updates", "rollout_batch", "judge_workers", "temperature", "lr", "beta"):
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must not be negative, not {getattr(cfg, name)}")
     if cfg.batch_size % cfg.minibatches or cfg.batch_size < cfg.minibatches:
-        raise SystemExit(f"--batch-size {cfg.batch_size} must be a multiple of --minibatches {cfg.minibatches}")
+        raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --minibatches {cfg.minibatches}")
+    if cfg.dtype not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--dtype must be bfloat16, float16 or float32, not {cfg.dtype!r}")
     return cfg
 
 
@@ -860,8 +982,9 @@ def dry_run(cfg: Config, world: int):
     return plan
 
 
-def eval_main(argv):
-    p = argparse.ArgumentParser(description="Evaluate a checkpoint with the paper's measures (RLEF.md §3).")
+def eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlef.py eval",
+                                description="Evaluate a checkpoint with the paper's measures (paper §3, appendix B.3).")
     p.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
     p.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
     p.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
@@ -872,28 +995,66 @@ def eval_main(argv):
                    help="random: feedback from a different problem (the paper's ablation)")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="tokens per response (default: 1024, lowered for a model whose context cannot hold it)")
     p.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
-    p.add_argument("--generated-tests", action="store_true", help="also judge on CodeContests' generated tests")
+    p.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
+                   help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
+                        "B.3); --no-generated-tests: public + private only")
     p.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
+    return p
+
+
+DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
+
+
+def response_budget(max_new_tokens: int | None, longest_prompt: int, context: int, turns: int, log=print) -> int:
+    """--max-new-tokens for an evaluation: a value the user gave is refused when not even the first response
+    fits the model's context after the longest prompt; the default (1024) is then lowered, once, said so, to
+    a share that leaves room for all ``turns`` responses and the feedback between them (each counted as
+    long as a response: our choice)."""
+    if max_new_tokens is not None:
+        if longest_prompt + max_new_tokens > context:
+            raise UsageError(f"--max-new-tokens {max_new_tokens} plus the longest prompt ({longest_prompt} tokens) "
+                             f"exceeds the model's context of {context} tokens; pass at most "
+                             f"{context - longest_prompt}")
+        return max_new_tokens
+    if longest_prompt + DEFAULT_EVAL_MAX_NEW_TOKENS <= context:
+        return DEFAULT_EVAL_MAX_NEW_TOKENS
+    budget = (context - longest_prompt) // (2 * turns - 1)
+    if budget < 1:
+        raise UsageError(f"the longest prompt ({longest_prompt} tokens) fills the model's context of {context}")
+    log(f"note: --max-new-tokens lowered from {DEFAULT_EVAL_MAX_NEW_TOKENS} to {budget}: the model's context is "
+        f"{context} tokens and the longest prompt {longest_prompt} (pass --max-new-tokens to choose)")
+    return budget
+
+
+def eval_main(argv):
+    a = eval_parser().parse_args(argv)
+    for name in ("samples", "turns", "batch_size", "problems", "max_new_tokens"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(a, name)}")
+    if a.temperature < 0 or not 0 < a.top_p <= 1:
+        raise UsageError(f"--temperature must be >= 0 and --top-p in (0, 1], not {a.temperature} and {a.top_p}")
     data = Path(a.data) / f"{a.split}.jsonl" if Path(a.data).is_dir() else Path(a.data)
     if not data.is_file():
-        raise SystemExit(f"no dataset at {data} (see data/README.md for converting CodeContests)")
+        raise UsageError(f"no dataset at {data} (see data/README.md for converting CodeContests)")
     if not (Path(a.weights) / "config.json").is_file():
-        raise SystemExit(f"no model at {a.weights}: expected a Hugging Face folder with config.json")
-    judge = execute.Judge(workers=os.cpu_count())
-    problems = load_problems(data)[:a.problems]
-    model = Transformer.from_pretrained(a.weights, a.device).eval()
-    tok = Tokenizer.from_pretrained(a.weights)
+        raise UsageError(f"no model at {a.weights}: expected a Hugging Face folder with config.json")
+    problems = read_problems(data)[:a.problems]
+    if not problems:
+        raise UsageError(f"{data} holds no problems")
+    model = read_weights(Transformer.from_pretrained, a.weights, a.device).eval()
+    tok = read_weights(Tokenizer.from_pretrained, a.weights)
+    longest = longest_first_prompt(tok, problems)
+    max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns)
     gen = torch.Generator(a.device).manual_seed(a.seed)
-    with torch.no_grad():
-        report = evaluate(policy_sampler(model, tok, a.max_new_tokens, a.temperature, a.top_p, gen), tok, problems,
+    with execute.Judge(workers=os.cpu_count()) as judge, torch.no_grad():
+        report = evaluate(policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen), tok, problems,
                           judge, a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
-                          model.args.max_seq_len - a.max_new_tokens)
-    judge.close()
+                          model.args.max_seq_len - max_new_tokens)
     print(format_report(report))
     out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
     out.write_text(json.dumps(report, indent=2))
@@ -903,14 +1064,19 @@ def eval_main(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "eval":
-        return eval_main(argv[1:])
-    a = train_parser().parse_args(argv)
-    cfg = config_from_args(a)
-    if cfg.dry_run:
-        return dry_run(cfg, a.world_size)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    return train(cfg)
+    try:
+        if argv and argv[0] == "eval":
+            return eval_main(argv[1:])
+        a = train_parser().parse_args(argv)
+        cfg = config_from_args(a)
+        if cfg.dry_run:
+            return dry_run(cfg, a.world_size)
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        return train(cfg)
+    except UsageError as e:
+        if int(os.environ.get("RANK", "0")) == 0:          # under torchrun every rank finds the same mistake
+            print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -165,8 +165,8 @@ def test_shipped_policy_loads_and_solves_shown_heldout_problems():
 
 @pytest.mark.slow
 def test_main_command_runs_end_to_end_shortened(tmp_path):
-    """`python rlef.py --model tiny`, shortened to 2 PPO steps and 8 held-out problems."""
-    out = subprocess.run([sys.executable, "rlef.py", "--model", "tiny", "--steps", "2", "--eval-problems", "8",
+    """`python rlef.py --model tiny`, shortened to 2 batches and 8 held-out problems."""
+    out = subprocess.run([sys.executable, "rlef.py", "--model", "tiny", "--batches", "2", "--eval-problems", "8",
                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600,
                          cwd=Path(__file__).parents[1])
     assert out.returncode == 0, out.stderr[-3000:]

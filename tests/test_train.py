@@ -21,7 +21,7 @@ PROBLEMS = [Problem(f"add{k}", f"Read n and print n plus {k}", [Test("1\n", f"{1
 def tiny_args(tmp_path, checkpoint, run="run", **overrides):
     data = tmp_path / "problems.jsonl"
     save_problems(PROBLEMS, data)
-    flags = {"weights": checkpoint, "train-data": data, "valid-data": data, "run-dir": tmp_path / run, "steps": 3,
+    flags = {"weights": checkpoint, "train-data": data, "valid-data": data, "run-dir": tmp_path / run, "batches": 3,
              "batch-size": 4, "minibatches": 2, "micro-batch-size": 1, "max-new-tokens": 12, "eval-every": 100,
              "eval-problems": 2, "judge-workers": 1, "lr": 1e-4, "checkpoint-every": 1, "no-eval-before": None,
              **overrides}
@@ -57,7 +57,7 @@ def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, t
     import tempfile
     temp_before = set(Path(tempfile.gettempdir()).glob("rlef-*"))
     children_before = set(children_of(os.getpid()))          # e.g. execute.run_tests' shared sandbox
-    policy = rlef.main(tiny_args(tmp_path, tiny_checkpoint, steps=2))
+    policy = rlef.main(tiny_args(tmp_path, tiny_checkpoint, batches=2))
     assert set(children_of(os.getpid())) <= children_before             # judge servers and tests all gone
     assert set(Path(tempfile.gettempdir()).glob("rlef-*")) <= temp_before  # no sandbox temp dirs left
     saved = tmp_path / "run" / "checkpoints" / (tmp_path / "run" / "checkpoints" / "latest").read_text()
@@ -70,7 +70,7 @@ def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, t
     assert [r["step"] for r in rows] == [1, 2]
     assert {"reward", "solve_rate", "mean_turns", "valid_code", "ref_kl", "clip_fraction", "entropy", "tokens_per_s",
             "sample_s", "exec_s", "train_s"} <= set(rows[0])
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["batches"] == 2
 
 
 def test_sigkill_during_checkpoint_write_then_resume_continues_exactly(tmp_path, tiny_checkpoint):
@@ -107,7 +107,7 @@ def test_sigkill_during_checkpoint_write_then_resume_continues_exactly(tmp_path,
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
     # mini-batch per step makes the update the same: the 2-rank run must reproduce the 1-process run.
-    common = {"temperature": 0, "minibatches": 1, "steps": 2}
+    common = {"temperature": 0, "minibatches": 1, "batches": 2}
     one = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="one", **common))
     assert one.returncode == 0, one.stderr[-3000:]
     two = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="two", **common),
@@ -142,11 +142,22 @@ def test_dry_run_prints_plans_for_8b_and_70b(capsys):
     assert out.count("memory plan per GPU") == 2 and "GiB" in out
 
 
-def test_missing_weights_say_how_to_download(tmp_path):
-    with pytest.raises(SystemExit, match="huggingface-cli download meta-llama/Llama-3.1-8B-Instruct"):
-        rlef.main(["--model", "8b", "--weights", str(tmp_path / "none")])
+def user_error(argv, capsys) -> str:
+    """Run rlef.main on a user's mistake: it must exit with status 2 after one line `error: ...` on stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        rlef.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
 
 
-def test_missing_dataset_says_how_to_convert(tmp_path, tiny_checkpoint):
-    with pytest.raises(SystemExit, match="convert CodeContests"):
-        rlef.main(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(tmp_path / "x.jsonl")])
+def test_missing_weights_say_how_to_download(tmp_path, capsys):
+    err = user_error(["--model", "8b", "--weights", str(tmp_path / "none")], capsys)
+    assert "huggingface-cli download meta-llama/Llama-3.1-8B-Instruct" in err
+
+
+def test_missing_dataset_says_how_to_convert(tmp_path, tiny_checkpoint, capsys):
+    err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(tmp_path / "x.jsonl")],
+                     capsys)
+    assert "convert CodeContests" in err
