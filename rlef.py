@@ -983,8 +983,8 @@ def dry_run(cfg: Config, world: int):
 
 
 def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlef.py eval",
-                                description="Evaluate a checkpoint with the paper's measures (paper §3, appendix B.3).")
+    p = argparse.ArgumentParser(prog="rlef.py eval", description="Evaluate a checkpoint with the paper's "
+                                "measures (paper §3, appendix B.3).")
     p.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
     p.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
     p.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")

@@ -6,7 +6,7 @@ import torch
 
 import execute
 import rlef
-from data import Problem, Test, load_problems
+from data import Problem, Test, load_problems, save_problems
 from conftest import byte_tokenizer, function_tests
 from model import Tokenizer, Transformer
 
@@ -374,3 +374,30 @@ def test_function_feedback_for_memory_and_output_limits():
         "- Failure: `assert big(1)`:\nOut of memory.\n"
         "- Failure: `assert loud(1)`:\nOutput limit exceeded.\n\n"
         "Give it another try.")
+
+
+def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    # The paper's solve rates count the dataset's generated tests too (appendix B.3). This answer passes the
+    # public and private tests and fails the generated one.
+    problem = Problem("double", "Print twice n", [Test("2\n", "4\n")], [Test("5\n", "10\n")],
+                      generated_tests=[Test("1000\n", "2000\n")])
+    answer = "```python\nn = int(input())\nprint(2 * n if n < 100 else 0)\n```"
+    data = tmp_path / "problems.jsonl"
+    save_problems([problem], data)
+    monkeypatch.setattr(rlef, "policy_sampler", lambda model, tok, *a, **k: Scripted(tok, answer))
+    argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "r.json")]
+    report = rlef.main(argv)
+    assert report["multi_turn_1@3"] == 0.0 and report["tests"] == "public + private + generated"
+    assert "tests: public + private + generated" in capsys.readouterr().out
+    report = rlef.main(argv + ["--no-generated-tests"])
+    assert report["multi_turn_1@3"] == 1.0 and report["tests"] == "public + private (generated tests left out)"
+
+
+def test_eval_of_the_shipped_tiny_policy_fits_its_context(tmp_path, capsys):
+    # The newcomer's command: the default 1024 new tokens cannot follow a prompt in a 1,024-token context,
+    # so the default is lowered, and said so once, instead of a traceback after loading.
+    report = rlef.main(["eval", "--weights", str(ROOT / "data/tiny/policy"), "--problems", "2",
+                        "--data", str(ROOT / "data/tiny/heldout.jsonl"), "--out", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert out.count("note: --max-new-tokens lowered from 1024 to") == 1
+    assert report["problems"] == 2 and (tmp_path / "r.json").is_file()

@@ -70,6 +70,7 @@ def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, t
     assert [r["step"] for r in rows] == [1, 2]
     assert {"reward", "solve_rate", "mean_turns", "valid_code", "ref_kl", "clip_fraction", "entropy", "tokens_per_s",
             "sample_s", "exec_s", "train_s"} <= set(rows[0])
+    assert [r["updates"] for r in rows] == [2, 4]                  # 2 optimiser updates (--minibatches) per batch
     assert json.loads((tmp_path / "run" / "config.json").read_text())["batches"] == 2
 
 
@@ -103,6 +104,62 @@ def test_sigkill_during_checkpoint_write_then_resume_continues_exactly(tmp_path,
         assert torch.allclose(p, q, atol=1e-6)
 
 
+def fake_report(rate: float, feedback: str) -> dict:
+    """An evaluation report with multi-turn 1@3 = ``rate``, in the shape ``rlef.evaluate`` returns."""
+    return {"problems": 2, "samples": 1, "turns": 3, "feedback": feedback, "tests": "public + private + generated",
+            "multi_turn_1@3": rate, "single_turn_1@3": 0.0, "pass@k": {}, "mean_turns": 1.0,
+            "per_turn": [{"turn": t, "solve_rate": rate, "episodes": 2, "verdicts": {}, "code_changed": None,
+                          "chrF_to_previous": None} for t in (1, 2, 3)]}
+
+
+def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path, tiny_checkpoint, monkeypatch,
+                                                                         capsys):
+    # Evaluations after batches 1, 2, 3 score 50%, 90%, 20%: the run's result is batch 2's checkpoint (the
+    # paper keeps the best one on the valid set), even with --keep-checkpoints 1, and the random-feedback
+    # ablation runs on ITS weights, loaded back after batch 3.
+    scores, calls, weights_seen = iter([0.5, 0.9, 0.2]), [], []
+    real_sampler = rlef.policy_sampler
+    monkeypatch.setattr(rlef, "policy_sampler", lambda model, *a, **k: weights_seen.append(
+        model.embed_tokens.weight.detach().clone()) or real_sampler(model, *a, **k))
+
+    def evaluate(sample, tok, problems, judge, samples, turns, feedback_mode, **kw):
+        calls.append((feedback_mode, kw))
+        return fake_report(next(scores) if feedback_mode == "real" else 0.1, feedback_mode)
+    monkeypatch.setattr(rlef, "evaluate", evaluate)
+    rlef.main(tiny_args(tmp_path, tiny_checkpoint, **{"eval-every": 1, "checkpoint-every": 1,
+                                                      "keep-checkpoints": 1}))
+    run = tmp_path / "run"
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert (best["checkpoint"], best["step"], best["updates"], best["multi_turn_1@3"]) == ("step_000002", 2, 4, 0.9)
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_000002", "step_000003"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["after"]["multi_turn_1@3"] == 0.9 and summary["random_feedback"]["multi_turn_1@3"] == 0.1
+    assert [mode for mode, _ in calls] == ["real", "real", "real", "random"]
+    saved = Transformer.from_pretrained(run / "checkpoints" / "step_000002" / "policy").embed_tokens.weight
+    assert torch.equal(weights_seen[-1], saved) and not torch.equal(weights_seen[-2], saved)
+    assert "after RL (step 2)" in capsys.readouterr().out
+    # The paper's evaluation: generated tests too (appendix B.3), random feedback drawn from the whole valid set.
+    assert all(kw["extra_tests"] for _, kw in calls) and len(calls[-1][1]["feedback_donors"]) == 2   # --eval-problems
+
+
+def test_training_at_another_temperature_scores_tokens_where_they_were_sampled(tmp_path, tiny_checkpoint):
+    # At --temperature 0.7 the sampler's pi_b and the trainer's pi_old are the same distribution, so the
+    # logged gap between them is numerical noise (it was about a nat per token when the trainer used 1.0).
+    rlef.main(tiny_args(tmp_path, tiny_checkpoint, batches=1, temperature=0.7))
+    row, = metrics(tmp_path / "run")
+    assert row["logprob_gap"] < 1e-4
+
+
+def test_update_counts_follow_the_papers_reading():
+    # "12,000 updates" for 8B with "4 updates of 256" per batch of 1,024 rollouts: 3,000 batches.
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    assert (cfg.batches, cfg.batch_size, cfg.minibatches, cfg.epochs) == (3000, 1024, 4, 1)
+    assert cfg.batches * cfg.minibatches * cfg.epochs == 12000
+    assert (cfg.warmup_updates, cfg.eval_every * cfg.minibatches) == (50, 800)   # 50 warm-up steps, eval every 800
+    help_text = rlef.train_parser().format_help()
+    assert "--batches" in help_text and "--warmup-updates" in help_text and "--steps" not in help_text
+
+
 @pytest.mark.slow
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
@@ -114,6 +171,7 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
                   launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                             "--master_port=29533"))
     assert two.returncode == 0, two.stderr[-3000:]
+    assert "multi-turn 1@3:" in two.stdout and "1@3.0" not in two.stdout      # counts are not averaged as rates
     a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     for x, y in zip(a, b):
         assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
@@ -161,3 +219,38 @@ def test_missing_dataset_says_how_to_convert(tmp_path, tiny_checkpoint, capsys):
     err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(tmp_path / "x.jsonl")],
                      capsys)
     assert "convert CodeContests" in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--model", "tiny", "--temperature", "-1"], "--temperature must not be negative"),
+    (["--model", "tiny", "--minibatches", "0"], "--minibatches must be at least 1"),
+    (["--model", "tiny", "--max-new-tokens", "2000"], "plus --max-new-tokens 2000 exceeds the dialogue length 1024"),
+    (["eval", "--weights", "data/tiny/policy", "--data", "data/tiny/heldout.jsonl", "--samples", "0"],
+     "--samples must be at least 1"),
+    (["eval", "--weights", "data/tiny/policy", "--data", "data/tiny/heldout.jsonl", "--max-new-tokens", "1000"],
+     "--max-new-tokens 1000 plus the longest prompt"),
+], ids=["negative-temperature", "zero-minibatches", "response-longer-than-context", "eval-zero-samples",
+        "eval-response-longer-than-context"])
+def test_bad_flag_values_are_one_error_line(argv, says, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert says in user_error(argv, capsys)
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_malformed_data_row_is_one_error_line_naming_file_and_line(tmp_path, command, capsys):
+    data = tmp_path / "problems.jsonl"
+    save_problems(PROBLEMS[:2], data)
+    data.write_text(data.read_text() + '{"name": "broken"\n')
+    argv = (["--model", "tiny", "--train-data", str(data), "--run-dir", str(tmp_path / "run")] if command == "train"
+            else ["eval", "--weights", str(ROOT / "data/tiny/policy"), "--data", str(data)])
+    assert f"{data}:3: not valid JSON" in user_error(argv, capsys)
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_corrupt_weights_are_one_error_line(tmp_path, tiny_checkpoint, command, capsys):
+    (tiny_checkpoint / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    data = tmp_path / "problems.jsonl"
+    save_problems(PROBLEMS, data)
+    argv = (tiny_args(tmp_path, tiny_checkpoint) if command == "train" else
+            ["eval", "--weights", str(tiny_checkpoint), "--data", str(data)])
+    assert "model.safetensors: not a readable safetensors file" in user_error(argv, capsys)
