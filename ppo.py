@@ -255,9 +255,9 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
     return batch
 
 
-def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_steps: int = 50,
+def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,
                    betas: tuple[float, float] = (0.9, 0.95)):
-    """AdamW with linear warm-up (paper: lr 2e-7, weight decay 0.1, 50 warm-up steps; RLEF.md §2).
+    """AdamW with linear warm-up over optimiser updates (paper §2.2: lr 2e-7, weight decay 0.1, 50 warm-up steps).
 
     Our choices: weight decay only on >=2-D weights (matrices, embeddings), not on norms/biases; betas
     (0.9, 0.95) as in Llama training, since the paper does not state them; constant lr after warm-up.
@@ -266,7 +266,7 @@ def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_st
     groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
               dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
     opt = torch.optim.AdamW(groups, lr=lr, betas=betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(1, warmup_updates)))
     return opt, sched
 
 

@@ -397,8 +397,8 @@ def test_first_on_policy_step_has_zero_kl_and_no_clipping():
 def test_ppo_update_steps_once_per_mini_batch_and_changes_the_policy():
     policy, ref, critic = tiny_models(torch.float32)
     batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
-    p_opt, p_sched = ppo.make_optimizer(policy, lr=1e-3, warmup_steps=1)
-    v_opt, v_sched = ppo.make_optimizer(critic, lr=1e-3, warmup_steps=1)
+    p_opt, p_sched = ppo.make_optimizer(policy, lr=1e-3, warmup_updates=1)
+    v_opt, v_sched = ppo.make_optimizer(critic, lr=1e-3, warmup_updates=1)
     before = [p.detach().clone() for p in policy.parameters()]
     ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=2, micro_batch_size=1, epochs=2,
                    schedulers=[p_sched, v_sched])
@@ -410,7 +410,7 @@ def test_ppo_update_steps_once_per_mini_batch_and_changes_the_policy():
 @needs_model
 def test_make_optimizer_warms_up_linearly_and_decays_only_matrices():
     policy, _, _ = tiny_models(torch.float32)
-    opt, sched = ppo.make_optimizer(policy, lr=2e-7, weight_decay=0.1, warmup_steps=50)
+    opt, sched = ppo.make_optimizer(policy, lr=2e-7, weight_decay=0.1, warmup_updates=50)
     assert opt.param_groups[0]["weight_decay"] == 0.1 and opt.param_groups[1]["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in opt.param_groups[0]["params"])
     assert all(p.dim() == 1 for p in opt.param_groups[1]["params"])  # RMSNorm weights
