@@ -104,6 +104,16 @@ def test_tokenizer_is_rebuilt_identically_and_keeps_the_llama3_special_tokens():
     assert {shipped.tok.id_to_token(i) for i in shipped.stop_ids} == {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"}
 
 
+def test_readme_states_the_tiny_presets_real_size():
+    # README once called the preset "a 0.8M-parameter byte-level Llama"; it has 0.26M and a 1,000-token BPE.
+    n = sum(p.numel() for p in Transformer(PRESETS["tiny"]).parameters())
+    readme = (OUT_DIR.parents[1] / "README.md").read_text()
+    paragraphs = [p for p in re.split(r"\n\s*\n|\n- ", readme) if "tiny" in p.lower()]
+    stated = [float(x) for p in paragraphs for x in re.findall(r"(\d+(?:\.\d+)?)M-parameter", p)]
+    assert stated and set(stated) == {round(n / 1e6, 2)}
+    assert "byte-level Llama" not in readme and PRESETS["tiny"].vocab_size == 1000 + 6
+
+
 def test_bpe_keeps_the_prompt_short():
     """The point of the learned tokenizer: the paper's verbatim prompt costs ~90 tokens, not ~330 bytes."""
     tok = Tokenizer.from_pretrained(POLICY)
