@@ -164,7 +164,9 @@ def test_update_counts_follow_the_papers_reading():
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
     # mini-batch per step makes the update the same: the 2-rank run must reproduce the 1-process run.
-    common = {"temperature": 0, "minibatches": 1, "batches": 2}
+    # Evaluating after every batch makes batch 1's checkpoint the best (a random model solves nothing, ties keep
+    # the earlier one), so both runs also load it back into the (sharded) policy for the final ablation.
+    common = {"temperature": 0, "minibatches": 1, "batches": 2, "eval-every": 1}
     one = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="one", **common))
     assert one.returncode == 0, one.stderr[-3000:]
     two = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="two", **common),
@@ -172,6 +174,8 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
                             "--master_port=29533"))
     assert two.returncode == 0, two.stderr[-3000:]
     assert "multi-turn 1@3:" in two.stdout and "1@3.0" not in two.stdout      # counts are not averaged as rates
+    for run in ("one", "two"):
+        assert json.loads((tmp_path / run / "summary.json").read_text())["best"]["step"] == 1
     a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     for x, y in zip(a, b):
         assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
