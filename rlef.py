@@ -1,6 +1,6 @@
 """RLEF: reinforcement learning from execution feedback (Gehring et al., ICML 2025, arXiv 2410.02089).
 
-A code LLM is put in a turn-based environment (§1 of ../shared/RLEF.md): it reads a programming problem,
+A code LLM is put in a turn-based environment (paper §2.1): it reads a programming problem,
 answers with code, and, if its code fails the problem's *public* tests, reads the execution feedback and
 tries again, up to three responses. The last response is judged on the *private* tests too, and the
 episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty) trains the model with PPO
@@ -8,9 +8,11 @@ episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty)
 
 This file is the environment, the rollouts, the evaluation and the training loop, top to bottom:
 
-    1. The MDP: prompts, one episode's token bookkeeping, batched rollouts       (paper §2.1, RLEF.md §1)
-    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, RLEF.md §3)
-    3. Training: distributed setup, the PPO loop, atomic checkpoints           (paper §2.2, RLEF.md §2)
+    1. The MDP: prompts, one episode's token bookkeeping, batched rollouts, the random-feedback ablation
+                                                                               (paper §2.1, §3.3, appendix C.2)
+    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
+    3. Training: distributed setup, the PPO loop, atomic checkpoints, the best one on the valid set
+                                                                               (paper §2.2, §3)
     4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
 """
 from __future__ import annotations
