@@ -9,7 +9,7 @@ episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty)
 This file is the environment, the rollouts, the evaluation and the training loop, top to bottom:
 
     1. The MDP: prompts, one episode's token bookkeeping, batched rollouts, the random-feedback ablation
-                                                                               (paper §2.1, §3.3, appendix C.2)
+                                                                               (paper §2.1, appendix C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
     3. Training: distributed setup, the PPO loop, atomic checkpoints, the best one on the valid set
                                                                                (paper §2.2, §3)
@@ -204,8 +204,8 @@ def run_judge(judge, items) -> list[list]:
 
 
 class RandomFeedback:
-    """The paper's random-feedback ablation (§3.3): after a failed response the policy is shown feedback that
-    was written for a different problem, so that 1@3 measures how much the policy relies on what it is told.
+    """The paper's random-feedback ablation (appendix C.2): after a failed response the policy is shown feedback
+    written for a different problem, so that 1@3 measures how much the policy relies on what it is told.
     One construction serves a whole evaluation, and the report names it:
 
     - "incorrect solutions" (appendix C.2), wherever at least two problems carry ``incorrect_solutions``
