@@ -799,7 +799,7 @@ def train(cfg: Config):
                         "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
                 if rank == 0:
                     write_best(run_dir, best)
-    finish(cfg, run_dir, policy, before, best, max(start, cfg.batches), run_eval)
+    finish(run_dir, policy, before, best, max(start, cfg.batches), run_eval)
     judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -846,7 +846,7 @@ def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, 
     return row
 
 
-def finish(cfg, run_dir, policy, before, best, last_step, run_eval):
+def finish(run_dir, policy, before, best, last_step, run_eval):
     """The run's result is its best checkpoint on the valid set (the paper's selection, every 800 updates):
     its evaluation is the "after" column, and the random-feedback ablation runs on its weights."""
     rank = dist.get_rank() if dist.is_initialized() else 0
