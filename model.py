@@ -305,6 +305,18 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
 
 
+def local_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The rows of parameter ``t`` that this process holds, and the index of the first: all of a plain tensor;
+    of an FSDP2-sharded one (a DTensor split by rows the way ``torch.chunk`` splits), this rank's block."""
+    from torch.distributed.tensor import DTensor, Shard
+    if not isinstance(t, DTensor):
+        return t, 0
+    if t.device_mesh.ndim != 1 or t.placements != (Shard(0),):
+        raise ValueError(f"expected a parameter sharded by rows over one mesh dimension, got {t.placements}")
+    per_rank = -(-t.shape[0] // t.device_mesh.size())
+    return t.to_local(), min(t.device_mesh.get_local_rank() * per_rank, t.shape[0])
+
+
 class Transformer(nn.Module):
     """Llama 3. Parameter names mirror HF's ``LlamaForCausalLM`` (minus its ``model.`` prefix)."""
 
@@ -388,7 +400,7 @@ class Transformer(nn.Module):
                 if not (k == "lm_head.weight" and tied)}
 
     @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None, value_head: bool = False) -> "Transformer":
+    def from_pretrained(cls, path, device=None, dtype=None, value_head: bool = False, shard=None) -> "Transformer":
         """Load an HF folder: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
 
         The model is built on the meta device (no memory), given uninitialised storage once with
@@ -396,6 +408,10 @@ class Transformer(nn.Module):
         near one copy of the weights. Every key and shape is checked. ``dtype`` defaults to fp32 on CPU and
         bf16 elsewhere. With ``value_head=True`` the vocabulary head is skipped and a random scalar head is
         created: the critic of RLEF §2.2 (a folder saved from a critic loads its trained head instead).
+
+        ``shard(model)`` (FSDP2's ``fully_shard``, rlef.py) runs while the model is still on the meta device:
+        storage is then allocated for this process's rows of each parameter only, and only those rows are read
+        from the files, so no process ever holds the whole model (8B: 30 GB in fp32).
         """
         from safetensors import safe_open
         path = Path(path)
@@ -415,12 +431,18 @@ class Transformer(nn.Module):
             raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
         with torch.device("meta"):
             model = cls(args, value_head=value_head).to(dtype)
+        if shard is not None:
+            shard(model)
         model.to_empty(device=device)               # uninitialised storage, allocated once in the final dtype
-        if args.tie_word_embeddings and not value_head:
+        if args.tie_word_embeddings and not value_head and model.lm_head.weight is not model.embed_tokens.weight:
             model.lm_head.weight = model.embed_tokens.weight    # to_empty gives the two names separate storage
         expected = model.hf_state_dict()             # name -> tensor sharing storage with the parameter
         if value_head:   # random scalar head, unless the folder is a saved critic (lm_head of shape (1, dim))
-            nn.init.normal_(model.lm_head.weight, std=1 / math.sqrt(args.dim))
+            head, first = local_rows(model.lm_head.weight)
+            # Drawn whole and cut, so that every world size gets the same head from the same seed.
+            full = torch.empty(model.lm_head.weight.shape, device=head.device, dtype=head.dtype)
+            with torch.no_grad():
+                head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[first:first + len(head)])
         loaded = set()
         for shard in shards:
             file = path / shard
@@ -437,12 +459,13 @@ class Transformer(nn.Module):
                     if name not in expected:
                         raise ValueError(f"{file}: unexpected tensor {name!r} (not part of a Llama model "
                                          f"with this config.json)")
-                    tensor = reader.get_tensor(name)
-                    if tuple(tensor.shape) != tuple(expected[name].shape):
-                        raise ValueError(f"{file}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                    stored = reader.get_slice(name)
+                    if tuple(stored.get_shape()) != tuple(expected[name].shape):
+                        raise ValueError(f"{file}: tensor {name!r} has shape {tuple(stored.get_shape())}, "
                                          f"config.json implies {tuple(expected[name].shape)}")
+                    rows, first = local_rows(expected[name])
                     with torch.no_grad():
-                        expected[name].copy_(tensor)
+                        rows.copy_(stored[first:first + len(rows)])      # reads only these rows from disk
                     loaded.add(name)
         missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
