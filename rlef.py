@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 import typing
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -474,11 +475,13 @@ class Config:
     eval_samples: int = option(1, "rollouts per problem in evaluation")
     eval_before: bool = option(True, "evaluate before training: the 'before' column of the final table")
     checkpoint_every: int = option(50, "save a checkpoint every N batches (and at every evaluation)")
-    keep_checkpoints: int = option(2, "how many checkpoints to keep, besides the best one")
+    keep_checkpoints: int = option(2, "how many checkpoints to keep, besides the best one and the newest export")
+    export_every: int = option(1, "write the policy as a Hugging Face folder (in --dtype) into every Nth "
+                               "checkpoint, every evaluated one (it may be the best) and the last")
     judge_workers: int = option(0, "parallel test executors (0: one per CPU core)")
     seed: int = option(0, "random seed (data order, sampling, critic head)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
-    dtype: str = option("bfloat16", "GPU compute dtype; master weights stay fp32")
+    dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
     dry_run: bool = option(False, "print the per-GPU memory plan for --model and --world-size, allocate nothing")
 
 
@@ -551,18 +554,18 @@ class Unsharded:
             m.set_reshard_after_forward(True)
 
 
-def load_models(cfg: Config, weights: Path, device, resume_from: Path | None = None):
-    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (§2.2);
-    when resuming, policy and critic come from the checkpoint and rho stays the initial policy."""
+def load_models(cfg: Config, weights: Path, device):
+    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
+    Under torchrun each model is sharded while still on the meta device and every rank reads only its own
+    rows of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GB), at any world size. A
+    resumed run then overwrites policy and critic with its checkpoint (``load_training_state``)."""
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
-    policy = Transformer.from_pretrained(resume_from / "policy" if resume_from else weights, device, dtype)
-    value = Transformer.from_pretrained(resume_from / "value" if resume_from else weights, device, dtype,
-                                        value_head=True)
+    sharded = (lambda model: shard(model, device, cfg)) if dist.is_initialized() else None
+    policy = Transformer.from_pretrained(weights, device, dtype, shard=sharded)
+    value = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=sharded)
     reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
-                                            else dtype).eval().requires_grad_(False)
+                                            else dtype, shard=sharded).eval().requires_grad_(False)
     policy.gradient_checkpointing = value.gradient_checkpointing = cfg.activation_checkpointing
-    if dist.is_initialized():
-        policy, value, reference = shard(policy, device, cfg), shard(value, device, cfg), shard(reference, device, cfg)
     return policy, reference, value
 
 
@@ -580,48 +583,102 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
     return out
 
 
+def training_state(policy, value, opts, scheds, step: int) -> dict:
+    """What a checkpoint holds, in the form torch.distributed.checkpoint (DCP) reads and writes: this rank's
+    shards of both models and both optimisers, keyed by parameter name and global shape (so that any number
+    of ranks can read them back, each taking its own rows), the two schedulers and the step."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+    return {"policy": get_model_state_dict(policy), "value": get_model_state_dict(value),
+            "policy_optimizer": get_optimizer_state_dict(policy, opts[0]),
+            "value_optimizer": get_optimizer_state_dict(value, opts[1]),
+            "policy_scheduler": scheds[0].state_dict(), "value_scheduler": scheds[1].state_dict(), "step": step}
+
+
 def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_dir: Path, cfg: Config,
-                    protect: str | None = None):
-    """Write checkpoints/step_N atomically: everything goes to a temporary folder, which is renamed into place
-    only when complete, and ``latest`` is replaced atomically after that. A kill at any moment leaves the
-    previous checkpoint intact and ``latest`` pointing at a complete one. The ``keep_checkpoints`` newest are
-    kept, and ``protect`` (the best one's name) too."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
-    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    states = [get_model_state_dict(m, options=full) for m in (policy, value)]          # collective: all ranks
-    opt_states = [get_optimizer_state_dict(m, o, options=full) for m, o in zip((policy, value), opts)]
-    if dist.is_initialized() and dist.get_rank() != 0:
-        return
-    final, tmp = run_dir / "checkpoints" / f"step_{step:06d}", run_dir / "checkpoints" / f".tmp_step_{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for name, model, state in (("policy", policy, states[0]), ("value", value, states[1])):
-        save_hf_folder(model.hf_state_dict(state), model.args, tmp / name)
-    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        if (tok_dir / f).is_file():
-            shutil.copy(tok_dir / f, tmp / "policy" / f)
-    torch.save({"step": step, "optimizers": opt_states, "schedulers": [s.state_dict() for s in scheds],
-                "config": asdict(cfg)}, tmp / "state.pt")
-    for f in tmp.rglob("*"):                                   # data on disk before the rename makes it visible
-        if f.is_file():
+                    export: bool = True, protect: str | None = None):
+    """Write checkpoints/step_N atomically: every rank writes its own shards of the training state (DCP) into
+    a temporary folder, the policy is added as a Hugging Face folder if ``export``, and rank 0 renames the
+    folder into place once everything is on disk, then replaces ``latest``. A kill at any moment leaves the
+    previous checkpoint intact and ``latest`` pointing at a complete one. No process ever gathers the
+    optimiser state: for 8B that would be 190 GB through one process every few steps. The
+    ``keep_checkpoints`` newest are kept, ``protect`` (the best one's name) and the newest export too."""
+    import torch.distributed.checkpoint as dcp
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    checkpoints = run_dir / "checkpoints"
+    final, tmp = checkpoints / f"step_{step:06d}", checkpoints / f".tmp_step_{step:06d}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
+        (tmp / "state").mkdir(parents=True)
+    barrier()
+    with warnings.catch_warnings():     # one process: DCP says it saves without torch.distributed, as intended
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.save(training_state(policy, value, opts, scheds, step), checkpoint_id=tmp / "state")  # files fsynced
+    if export:
+        export_policy(policy, tmp / "policy", tok_dir, getattr(torch, cfg.dtype))
+    if rank == 0:
+        for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    latest_tmp = run_dir / "checkpoints" / ".latest.tmp"
-    latest_tmp.write_text(final.name)
-    os.replace(latest_tmp, run_dir / "checkpoints" / "latest")
-    for old in sorted((run_dir / "checkpoints").glob("step_*"))[:-cfg.keep_checkpoints]:
-        if old.name != protect:
-            shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        latest_tmp = checkpoints / ".latest.tmp"
+        latest_tmp.write_text(final.name)
+        os.replace(latest_tmp, checkpoints / "latest")
+        complete = sorted(checkpoints.glob("step_*"))
+        kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
+        for old in complete[:-cfg.keep_checkpoints]:
+            if old.name not in kept:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier()
+
+
+def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
+    """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
+    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never."""
+    from torch.distributed.tensor import DTensor
+    rank0 = not dist.is_initialized() or dist.get_rank() == 0
+    state = {}
+    for name, t in policy.hf_state_dict().items():
+        t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
+        if rank0:
+            state[name] = t.detach().to(device="cpu", dtype=dtype)
+    if rank0:
+        save_hf_folder(state, policy.args, path)
+        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+            if (tok_dir / f).is_file():
+                shutil.copy(tok_dir / f, path / f)
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / "checkpoints" / "latest"
-    if pointer.is_file() and (run_dir / "checkpoints" / pointer.read_text().strip() / "state.pt").is_file():
-        return run_dir / "checkpoints" / pointer.read_text().strip()
-    complete = sorted(p.parent for p in (run_dir / "checkpoints").glob("step_*/state.pt"))
+    """The checkpoint ``latest`` names, or else the newest complete one (DCP writes .metadata last)."""
+    checkpoints = run_dir / "checkpoints"
+    pointer = checkpoints / "latest"
+    if pointer.is_file() and (checkpoints / pointer.read_text().strip() / "state" / ".metadata").is_file():
+        return checkpoints / pointer.read_text().strip()
+    complete = sorted(p.parent.parent for p in checkpoints.glob("step_*/state/.metadata"))
     return complete[-1] if complete else None
+
+
+def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
+    """Continue from ``checkpoint``, written by any number of ranks: DCP gives each rank its own rows of every
+    saved tensor. Returns the step it was written at."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+    state = training_state(policy, value, opts, scheds, step=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=checkpoint / "state")
+    for name, model, opt, sched in zip(("policy", "value"), (policy, value), opts, scheds):
+        set_model_state_dict(model, state[name])
+        set_optimizer_state_dict(model, opt, state[f"{name}_optimizer"])
+        sched.load_state_dict(state[f"{name}_scheduler"])
+    return state["step"]
 
 
 def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, float]]:
@@ -712,14 +769,16 @@ def write_best(run_dir: Path, best: dict):
     os.replace(tmp, run_dir / "checkpoints" / "best.json")
 
 
-def load_policy_weights(policy, folder: Path):
-    """Put a saved policy (HF folder) back into the training policy, sharded or not: rank 0 reads the file
-    and the full tensors are broadcast and sharded, as when resuming."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-    distributed = dist.is_initialized()
-    state = Transformer.from_pretrained(folder).state_dict() if not distributed or dist.get_rank() == 0 else {}
-    set_model_state_dict(policy, state, options=StateDictOptions(full_state_dict=True,
-                                                                 broadcast_from_rank0=distributed))
+def load_policy_weights(policy, checkpoint: Path):
+    """Put a checkpoint's policy back into the training policy, sharded or not: each rank reads its own rows
+    of the saved training state (DCP), as when resuming."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+    state = {"policy": get_model_state_dict(policy)}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=checkpoint / "state")
+    set_model_state_dict(policy, state["policy"])
 
 
 def train(cfg: Config):
@@ -736,7 +795,7 @@ def train(cfg: Config):
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
     judge = execute.Judge(workers=cfg.judge_workers or os.cpu_count())   # started before the models are loaded
     try:
-        policy, reference, value = load_models(cfg, weights, device, resume_from)
+        policy, reference, value = load_models(cfg, weights, device)
     except (OSError, ValueError) as e:
         judge.close()
         raise UsageError(f"cannot load the weights in {weights}: {e}") from None
@@ -744,13 +803,8 @@ def train(cfg: Config):
     value_opt, value_sched = make_optimizer(value, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
     start, best = 0, None
     if resume_from:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-        state = torch.load(resume_from / "state.pt", weights_only=False)
-        for m, o, s in zip((policy, value), (policy_opt, value_opt), state["optimizers"]):
-            set_optimizer_state_dict(m, o, s, options=StateDictOptions(full_state_dict=True))
-        for sched, s in zip((policy_sched, value_sched), state["schedulers"]):
-            sched.load_state_dict(s)
-        start, best = state["step"], read_best(run_dir)
+        start = load_training_state(resume_from, policy, value, (policy_opt, value_opt), (policy_sched, value_sched))
+        best = read_best(run_dir)
         log0(f"resumed from {resume_from} at step {start}")
     if rank == 0 and resume_from and (run_dir / "metrics.jsonl").is_file():
         # Rows logged after the checkpoint we resume from are redone; drop them so every step appears once.
@@ -791,9 +845,11 @@ def train(cfg: Config):
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
         if evaluated or (step + 1) % cfg.checkpoint_every == 0:
+            # An evaluated checkpoint may become the best, the run's result: its policy is always exported.
+            export = evaluated or (step + 1) % (cfg.checkpoint_every * cfg.export_every) == 0
             # The previous best is kept through the rotation, so best.json always names a checkpoint on disk.
             save_checkpoint(run_dir, step + 1, policy, value, (policy_opt, value_opt), (policy_sched, value_sched),
-                            weights, cfg, protect=best and best["checkpoint"])
+                            weights, cfg, export, protect=best and best["checkpoint"])
             if evaluated and (best is None or row["eval"]["multi_turn_1@3"] > best["multi_turn_1@3"]):
                 best = {"checkpoint": f"step_{step + 1:06d}", "step": step + 1, "updates": row["updates"],
                         "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
@@ -829,6 +885,8 @@ def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, 
                           cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
     stats = ppo_update(policy, value, *opts, batch, cfg.minibatches, cfg.micro_batch_size,
                        cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, scheds)
+    for opt in opts:                    # gradients are dead until the next update: free them (rollouts need the room)
+        opt.zero_grad(set_to_none=True)
     t_train = time.time() - t_train
     n_turns = sum(len(d.codes) for d in dialogues)
     row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
@@ -854,7 +912,7 @@ def finish(run_dir, policy, before, best, last_step, run_eval):
         report = run_eval(last_step)
         best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
     elif best["step"] != last_step:
-        load_policy_weights(policy, run_dir / "checkpoints" / best["checkpoint"] / "policy")
+        load_policy_weights(policy, run_dir / "checkpoints" / best["checkpoint"])
     log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
          "the final table and the random-feedback ablation use it")
     ablation = run_eval(best["step"], "random")

@@ -78,17 +78,20 @@ def test_sigkill_during_checkpoint_write_then_resume_continues_exactly(tmp_path,
     # Reference: an uninterrupted run of 3 steps.
     straight = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
-    # The same run, killed with SIGKILL while writing step 2's checkpoint (weights written, state.pt not yet).
-    prelude = ("import os, signal, torch\n_save = torch.save\n"
-               "def save(obj, f, *a, **k):\n"
-               "    if isinstance(obj, dict) and obj.get('step') == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
-               "    return _save(obj, f, *a, **k)\n"
-               "torch.save = save")
+    # The same run, killed with SIGKILL while writing step 2's checkpoint: the shards of the training state
+    # are on disk, DCP's .metadata (written last) and the exported policy are not.
+    prelude = ("import os, signal\nfrom torch.distributed.checkpoint.filesystem import FileSystemWriter\n"
+               "_finish = FileSystemWriter.finish\n"
+               "def finish(self, *a, **k):\n"
+               "    if 'step_000002' in str(self.path): os.kill(os.getpid(), signal.SIGKILL)\n"
+               "    return _finish(self, *a, **k)\n"
+               "FileSystemWriter.finish = finish")
     killed = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="killed"), prelude=prelude)
     assert killed.returncode == -signal.SIGKILL
     checkpoints = tmp_path / "killed" / "checkpoints"
     assert (checkpoints / "latest").read_text() == "step_000001"
     assert not (checkpoints / "step_000002").exists()
+    assert list((checkpoints / ".tmp_step_000002" / "state").glob("*.distcp"))   # killed mid-write, not before
     Transformer.from_pretrained(checkpoints / "step_000001" / "policy")     # the last good one loads
     resumed = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="killed") + ["--resume", str(tmp_path / "killed")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
