@@ -323,7 +323,64 @@ def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
 def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
              extra_tests: bool = True, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
              log=print, feedback_donors: list[Problem] | None = None) -> dict:
-    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem:
+    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem
+    (``eval_report``). Under torchrun every rank plays the episodes of its share of the problems, the
+    per-episode records are gathered, and the report is computed once from all of them: what one process
+    reports on the same episodes (an average of per-rank rates over unequal shares would not be).
+
+    Final responses are judged on public + private tests, and also on the dataset's generated tests with
+    ``extra_tests`` (the paper's evaluation, appendix B.3); ``report["tests"]`` says which. With
+    ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``), drawn from
+    ``feedback_donors`` (default: all of ``problems``, not only this rank's share); ``report["random_feedback"]``
+    says how it was built.
+    """
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(seed)) \
+        if feedback_mode == "random" else None
+    records = eval_episodes(sample, tok, problems[rank::world], judge, samples, turns, feedback_mode, extra_tests,
+                            batch_size, max_len, log, random_feedback)
+    described = [random_feedback.describe()] if random_feedback else []
+    if world > 1:
+        shares = [None] * world
+        dist.all_gather_object(shares, (records, described))
+        records, described = [r for rs, _ in shares for r in rs], [d for _, ds in shares for d in ds]
+    report = eval_report(records, problems, samples, turns, feedback_mode, extra_tests)
+    if described:            # the same construction on every rank; its counts add up
+        report["random_feedback"] = {k: v if k == "construction" else sum(d[k] for d in described)
+                                     for k, v in described[0].items()}
+    return report
+
+
+def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
+                  extra_tests: bool = True, batch_size: int = 64, max_len: int | None = None, log=print,
+                  random_feedback: RandomFeedback | None = None) -> list[dict]:
+    """Play the evaluation: per problem and sample, one multi-turn rollout of up to ``turns`` responses and
+    ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs."""
+    multi, single = [], []                                    # (sample, dialogue), (sample, attempt, dialogue)
+    t0, total = time.time(), len(problems) * samples * (1 + turns)
+    for s in range(samples):
+        for i in range(0, len(problems), batch_size):
+            chunk = problems[i:i + batch_size]
+            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode,
+                                              max_len=max_len, random_feedback=random_feedback)]
+            for attempt in range(turns):
+                single += [(s, attempt, d) for d in rollout(sample, tok, chunk, judge, 1, extra_tests)]
+            log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
+    log(" " * 60, end="\r")
+    # Judge every multi-turn response on all tests, for the solve rate after each turn.
+    responses = [(d, c) for _, d in multi for c in d.codes if c]
+    results = run_judge(judge, [(d.problem, c, all_tests(d.problem, extra_tests)) for d, c in responses])
+    solved_code = {(d.problem.name, c): verdict_of(r) == "pass" for (d, c), r in zip(responses, results)}
+    return ([{"mode": "multi", "problem": d.problem.name, "sample": s, "codes": d.codes, "verdicts": d.verdicts,
+              "solved": d.solved, "solved_after": [solved_code.get((d.problem.name, c), False) for c in d.codes]}
+             for s, d in multi]
+            + [{"mode": "single", "problem": d.problem.name, "sample": s, "attempt": a, "verdict": d.verdicts[0],
+                "solved": d.solved} for s, a, d in single])
+
+
+def eval_report(records: list[dict], problems, samples: int, turns: int, feedback_mode: str,
+                extra_tests: bool = True) -> dict:
+    """The paper's measures from the episode records of ``eval_episodes`` (paper §3):
 
     - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
     - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
@@ -331,65 +388,45 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
       (chrF) the code changed from the previous response.
 
-    Final responses are judged on public + private tests, and also on the dataset's generated tests with
-    ``extra_tests`` (the paper's evaluation, appendix B.3); ``report["tests"]`` says which. With
-    ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``), drawn from
-    ``feedback_donors`` (default: ``problems``; under torchrun, the whole evaluation set rather than this
-    rank's share); ``report["random_feedback"]`` says how it was built.
+    Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
+    out the same however the episodes were split over ranks.
     """
-    rng = random.Random(seed)
-    random_feedback = RandomFeedback(feedback_donors or problems, judge, rng) if feedback_mode == "random" else None
-    multi, single = [], []
-    t0, total = time.time(), len(problems) * samples * (1 + turns)
-    for s in range(samples):
-        for i in range(0, len(problems), batch_size):
-            chunk = problems[i:i + batch_size]
-            multi += rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode, rng, max_len,
-                             random_feedback)
-            for _ in range(turns):
-                single += rollout(sample, tok, chunk, judge, 1, extra_tests)
-            done = len(multi) + len(single)
-            log(f"  eval {done}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
-    log(" " * 60, end="\r")
-    # Judge every multi-turn response on all tests, for the solve rate after each turn.
-    every = [(d.problem, c, all_tests(d.problem, extra_tests)) for d in multi for c in d.codes if c]
-    solved_code = {(d.problem.name, c): verdict_of(r) == "pass" for (d, c), r in zip(
-        [(d, c) for d in multi for c in d.codes if c], run_judge(judge, every))}
+    position = {p.name: i for i, p in enumerate(problems)}
+    records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
+    multi = [r for r in records if r["mode"] == "multi"]
     report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode,
               "tests": tests_used(problems, extra_tests)}
-    if random_feedback is not None:
-        report["random_feedback"] = random_feedback.describe()
-    report["multi_turn_1@3"] = sum(d.solved for d in multi) / len(multi)
-    # Single-turn at equal budget: group the single-turn samples of each problem by threes.
+    report["multi_turn_1@3"] = sum(r["solved"] for r in multi) / len(multi)
+    # Single-turn at equal budget: each problem's single-turn samples in groups of ``turns`` (one per sample).
     by_problem = defaultdict(list)
-    for d in single:
-        by_problem[d.problem.name].append(d)
+    for r in records:
+        if r["mode"] == "single":
+            by_problem[r["problem"]].append(r)
     wins, n_groups, pass_k = 0, 0, defaultdict(list)
-    for ds in by_problem.values():
-        for g in range(0, len(ds) - turns + 1, turns):
-            group = ds[g:g + turns]
-            submitted = next((d for d in group if d.verdicts[0] == "pass"), None)
-            wins += submitted is not None and submitted.solved
+    for rs in by_problem.values():
+        for g in range(0, len(rs) - turns + 1, turns):
+            submitted = next((r for r in rs[g:g + turns] if r["verdict"] == "pass"), None)
+            wins += submitted is not None and submitted["solved"]
             n_groups += 1
-        c = sum(d.solved for d in ds)
+        c = sum(r["solved"] for r in rs)
         for k in (1, turns, 10):
-            if k <= len(ds):
-                pass_k[k].append(pass_at_k(len(ds), c, k))
+            if k <= len(rs):
+                pass_k[k].append(pass_at_k(len(rs), c, k))
     report["single_turn_1@3"] = wins / max(1, n_groups)
     report["pass@k"] = {f"pass@{k}": sum(v) / len(v) for k, v in pass_k.items()}
     per_turn = []
     for t in range(turns):
         # An episode that stopped before turn t keeps its last solution.
-        solved = [solved_code.get((d.problem.name, d.codes[min(t, len(d.codes) - 1)]), False) for d in multi]
-        reached = [d for d in multi if len(d.codes) > t]
-        changed = [(d.codes[t - 1] or "", d.codes[t] or "") for d in reached if t > 0]
+        solved = [r["solved_after"][min(t, len(r["codes"]) - 1)] for r in multi]
+        reached = [r for r in multi if len(r["codes"]) > t]
+        changed = [(r["codes"][t - 1] or "", r["codes"][t] or "") for r in reached if t > 0]
         edited = [(a, b) for a, b in changed if a and b]     # chrF compares code with code, not with nothing
         per_turn.append({"turn": t + 1, "solve_rate": sum(solved) / len(multi), "episodes": len(reached),
-                         "verdicts": dict(Counter(d.verdicts[t] for d in reached)),
+                         "verdicts": dict(Counter(r["verdicts"][t] for r in reached)),
                          "code_changed": sum(a != b for a, b in changed) / len(changed) if changed else None,
                          "chrF_to_previous": sum(chrf(b, a) for a, b in edited) / len(edited) if edited else None})
     report["per_turn"] = per_turn
-    report["mean_turns"] = sum(len(d.codes) for d in multi) / len(multi)
+    report["mean_turns"] = sum(len(r["codes"]) for r in multi) / len(multi)
     return report
 
 
@@ -819,15 +856,11 @@ def train(cfg: Config):
 
     def run_eval(step, feedback_mode="real"):
         """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
-        generated tests, appendix B.3), each rank a share."""
+        generated tests, appendix B.3), each rank a share, pooled."""
         gen = torch.Generator(device).manual_seed(cfg.seed + 7919 * rank)
         with Unsharded(policy), torch.no_grad():
-            local = evaluate(sampler(0.2, 0.95, gen), tok, valid_set[rank::world], judge, cfg.eval_samples,
-                             cfg.turns, feedback_mode, extra_tests=True, max_len=max_len, log=log0,
-                             feedback_donors=valid_set)
-        # Rates average over ranks; counts and settings do not.
-        report = {**reduce_mean(local, device), "problems": len(valid_set), "samples": local["samples"],
-                  "turns": local["turns"], "tests": tests_used(valid_set, True)}
+            report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set, judge, cfg.eval_samples, cfg.turns,
+                              feedback_mode, extra_tests=True, max_len=max_len, log=log0)
         log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
         if rank == 0:
             (run_dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
@@ -1062,7 +1095,7 @@ def eval_parser() -> argparse.ArgumentParser:
                    help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
                         "B.3); --no-generated-tests: public + private only")
     p.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -1106,32 +1139,40 @@ def eval_main(argv):
     problems = read_problems(data)[:a.problems]
     if not problems:
         raise UsageError(f"{data} holds no problems")
-    model = read_weights(Transformer.from_pretrained, a.weights, a.device).eval()
+    # Under torchrun the evaluation is data-parallel: every rank holds the whole model and plays its share of
+    # the problems; ``evaluate`` pools the episodes, and rank 0 writes the report.
+    rank, world, device = setup_distributed()
+    device = torch.device(a.device) if a.device else device
+    model = read_weights(Transformer.from_pretrained, a.weights, device).eval()
     tok = read_weights(Tokenizer.from_pretrained, a.weights)
     longest = longest_first_prompt(tok, problems)
-    max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns)
-    gen = torch.Generator(a.device).manual_seed(a.seed)
-    with execute.Judge(workers=os.cpu_count()) as judge, torch.no_grad():
+    max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
+    gen = torch.Generator(device).manual_seed(a.seed + 7919 * rank)      # ranks draw different samples
+    workers = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    with execute.Judge(workers=workers) as judge, torch.no_grad():
         report = evaluate(policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen), tok, problems,
                           judge, a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
-                          model.args.max_seq_len - max_new_tokens)
-    print(format_report(report))
-    out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
-    out.write_text(json.dumps(report, indent=2))
-    print(f"report: {out}")
+                          model.args.max_seq_len - max_new_tokens, log=log0)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if rank == 0:
+        print(format_report(report))
+        out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
+        out.write_text(json.dumps(report, indent=2))
+        print(f"report: {out}")
     return report
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         if argv and argv[0] == "eval":
             return eval_main(argv[1:])
         a = train_parser().parse_args(argv)
         cfg = config_from_args(a)
         if cfg.dry_run:
             return dry_run(cfg, a.world_size)
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         return train(cfg)
     except UsageError as e:
         if int(os.environ.get("RANK", "0")) == 0:          # under torchrun every rank finds the same mistake

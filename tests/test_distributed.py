@@ -18,7 +18,7 @@ import execute
 import rlef
 from conftest import TINY_ARGS, byte_tokenizer, write_checkpoint
 from data import Problem, Test, save_problems
-from model import Tokenizer
+from model import Tokenizer, Transformer
 from test_train import metrics, run_cli, tiny_args
 
 ROOT = Path(rlef.__file__).parent
@@ -78,3 +78,162 @@ def test_sharded_loading_is_bit_identical_to_one_process(tmp_path):
             for rank in (0, 1):
                 held = json.loads(Path(f"{tmp_path / 'loaded.pt'}.rank{rank}.json").read_text())[f"{ckpt}/{role}"]
                 assert abs(held - n / 2) <= one_row_each, (ckpt.name, role, rank, held, n)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------------------
+
+# Greedy rollouts and one mini-batch per step make a step's update independent of how the batch is split
+# over ranks (as in test_train's torchrun test), so runs on 1 and 2 ranks agree up to float reassociation.
+SPLIT_FREE = {"temperature": 0, "minibatches": 1, "keep-checkpoints": 5}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """"one": 3 batches in one process; "two": the first 2 under torchrun x2. Both checkpoint after every batch."""
+    tmp = tmp_path_factory.mktemp("runs")
+    ckpt = write_checkpoint(tmp / "tiny")
+    one = run_cli(tiny_args(tmp, ckpt, run="one", **SPLIT_FREE))
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = run_cli(tiny_args(tmp, ckpt, run="two", **SPLIT_FREE, batches=2), launcher=TORCHRUN)
+    assert two.returncode == 0, two.stderr[-3000:]
+    return tmp, ckpt
+
+
+def dcp_bytes_by_rank(state_dir: Path, prefix: str) -> Counter:
+    """Tensor bytes of the entries under ``prefix`` that each rank's file of a DCP checkpoint holds."""
+    import math
+    import torch.distributed.checkpoint as dcp
+    metadata = dcp.FileSystemReader(state_dir).read_metadata()
+    held = Counter()
+    for index, where in metadata.storage_data.items():
+        if index.fqn.startswith(prefix):
+            entry = metadata.state_dict_metadata[index.fqn]
+            chunk = next(c for c in entry.chunks if tuple(c.offsets) == tuple(index.offset))
+            held[where.relative_path] += math.prod(chunk.sizes) * entry.properties.dtype.itemsize
+    return held
+
+
+@pytest.mark.slow
+def test_no_rank_saves_more_than_its_half_of_the_optimiser_state(runs):
+    tmp, _ = runs
+    state = tmp / "two" / "checkpoints" / "step_000002" / "state"
+    for opt in ("policy_optimizer.state.", "value_optimizer.state."):
+        held = dcp_bytes_by_rank(state, opt)
+        assert sorted(held) == ["__0_0.distcp", "__1_0.distcp"]           # one file per rank, each with its rows
+        total = sum(held.values())
+        assert all(0.4 * total < b < 0.6 * total for b in held.values()), held
+    # Saved once, nothing gathered: the policy's two AdamW moments (fp32, like its n weights) and a step count
+    # per parameter tensor.
+    params = list(Transformer(TINY_ARGS).parameters())
+    n = sum(p.numel() for p in params)
+    assert sum(dcp_bytes_by_rank(state, "policy_optimizer.state.").values()) == 8 * n + 4 * len(params)
+
+
+def resume(tmp, ckpt, source: str, name: str, launcher) -> Path:
+    """Copy run ``source`` as it was after step 2 and continue it to step 3 with ``launcher``."""
+    shutil.copytree(tmp / source, tmp / name)
+    checkpoints = tmp / name / "checkpoints"
+    shutil.rmtree(checkpoints / "step_000003", ignore_errors=True)
+    (checkpoints / "latest").write_text("step_000002")
+    out = run_cli(tiny_args(tmp, ckpt, run=name, **SPLIT_FREE) + ["--resume", str(tmp / name)], launcher=launcher)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resumed from" in out.stdout and "at step 2" in out.stdout
+    return tmp / name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source,launcher", [("two", (sys.executable,)), ("one", TORCHRUN)],
+                         ids=["2-ranks-to-1", "1-to-2-ranks"])
+def test_checkpoint_continues_on_a_different_world_size(runs, source, launcher):
+    tmp, ckpt = runs
+    continued = resume(tmp, ckpt, source, f"{source}-continued", launcher)
+    straight, rows = metrics(tmp / "one"), metrics(continued)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    # Step 3 starts from the reloaded weights, AdamW moments and schedule: it matches the uninterrupted run.
+    x, y = straight[2], rows[2]
+    assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
+    assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
+    assert x["policy_grad_norm"] == pytest.approx(y["policy_grad_norm"], rel=1e-4)
+    p1 = Transformer.from_pretrained(tmp / "one" / "checkpoints" / "step_000003" / "policy")
+    p2 = Transformer.from_pretrained(continued / "checkpoints" / "step_000003" / "policy")
+    for p, q in zip(p1.parameters(), p2.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------------
+
+# Five problems, an unequal split over two ranks (3 + 2), and answers of every kind.
+ADD = [Problem(f"add{k}", f"Read n and print n plus {k}", [Test("1\n", f"{1 + k}\n")], [Test("5\n", f"{5 + k}\n")])
+       for k in range(5)]
+ANSWERS = ["```python\nprint(int(input()) + {k})\n```",            # right
+           "```python\nprint(int(input()))\n```",                  # wrong answer
+           "```python\nprint({{1: {one}}}[int(input())])\n```",    # passes the public test only
+           "I am not sure.",                                       # no code
+           "```python\nprint(1 / 0)\n```"]                         # runtime error
+
+
+class ByPrompt:
+    """A scripted policy whose answer depends only on the problem, the turn, and how often it has seen this
+    exact prompt before: the same episodes come out however the problems are split over ranks."""
+
+    def __init__(self, tok):
+        self.tok, self.seen = tok, Counter()
+
+    def __call__(self, prompts):
+        out = []
+        for p in prompts:
+            k = int(self.tok.decode(p).split("print n plus ")[1][0])
+            turn = p.count(self.tok.start_header_id) // 2            # user + assistant headers per turn
+            n = self.seen[tuple(p)]
+            self.seen[tuple(p)] += 1
+            text = ANSWERS[(k + 2 * turn + n) % len(ANSWERS)].format(k=k, one=1 + k)
+            out.append((self.tok.encode(text) + [self.tok.eot_id], [-1.0] * (len(self.tok.encode(text)) + 1)))
+        return out
+
+
+POOLED_EVAL = """
+import json, execute, rlef
+from model import Tokenizer
+from conftest import byte_tokenizer
+from test_distributed import ADD, ByPrompt
+rank, world, device = rlef.setup_distributed()
+tok = Tokenizer(byte_tokenizer())
+with execute.Judge(workers=1) as judge:
+    report = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, log=lambda *a, **k: None)
+if rank == 0:
+    open(sys.argv[1], "w").write(json.dumps(report))
+"""
+
+
+def test_torchrun_evaluation_report_equals_one_process(tmp_path):
+    torchrun(tmp_path, POOLED_EVAL, tmp_path / "pooled.json")
+    tok = Tokenizer(byte_tokenizer())
+    with execute.Judge(workers=2) as judge:
+        one = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, log=lambda *a, **k: None)
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert pooled == json.loads(json.dumps(one))                   # every field: per turn, verdicts, pass@k, chrF
+    # The script gives a report worth comparing: partial rates, every verdict, code changes between turns.
+    assert 0 < one["multi_turn_1@3"] < 1 and 0 < one["single_turn_1@3"] < 1 and 0 < one["pass@k"]["pass@1"] < 1
+    assert set(one["per_turn"][0]["verdicts"]) == {"pass", "wrong_answer", "no_code", "runtime_error"}
+    assert one["per_turn"][0]["episodes"] == 10 and one["per_turn"][1]["chrF_to_previous"] is not None
+
+
+@pytest.mark.slow
+def test_eval_command_under_torchrun_reports_all_problems_once(tmp_path, tiny_checkpoint):
+    save_problems(ADD, tmp_path / "add.jsonl")
+    flags = ["eval", "--weights", tiny_checkpoint, "--data", tmp_path / "add.jsonl", "--temperature", "0",
+             "--max-new-tokens", "8", "--samples", "2"]
+    runs = {}
+    for name, launcher in (("one", (sys.executable,)), ("two", TORCHRUN)):
+        done = subprocess.run([*launcher, str(ROOT / "rlef.py"), *map(str, flags), "--out", tmp_path / f"{name}.json"],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("multi-turn 1@3") == 1                     # rank 0 alone reports
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    # Greedy sampling: the same episodes on 1 and 2 ranks, so the same report, over all 5 problems x 2 samples.
+    assert runs["two"] == runs["one"]
+    assert runs["two"]["problems"] == 5 and runs["two"]["per_turn"][0]["episodes"] == 10

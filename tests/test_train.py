@@ -126,7 +126,7 @@ def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path
         model.embed_tokens.weight.detach().clone()) or real_sampler(model, *a, **k))
 
     def evaluate(sample, tok, problems, judge, samples, turns, feedback_mode, **kw):
-        calls.append((feedback_mode, kw))
+        calls.append((feedback_mode, {**kw, "problems": problems}))
         return fake_report(next(scores) if feedback_mode == "real" else 0.1, feedback_mode)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
     rlef.main(tiny_args(tmp_path, tiny_checkpoint, **{"eval-every": 1, "checkpoint-every": 1,
@@ -142,7 +142,7 @@ def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path
     assert torch.equal(weights_seen[-1], saved) and not torch.equal(weights_seen[-2], saved)
     assert "after RL (step 2)" in capsys.readouterr().out
     # The paper's evaluation: generated tests too (appendix B.3), random feedback drawn from the whole valid set.
-    assert all(kw["extra_tests"] for _, kw in calls) and len(calls[-1][1]["feedback_donors"]) == 2   # --eval-problems
+    assert all(kw["extra_tests"] for _, kw in calls) and len(calls[-1][1]["problems"]) == 2   # --eval-problems
 
 
 def test_training_at_another_temperature_scores_tokens_where_they_were_sampled(tmp_path, tiny_checkpoint):
