@@ -718,28 +718,39 @@ def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
     return state["step"]
 
 
-def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, float]]:
-    """Per-GPU bytes for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``.
-    Rows are (phase, what, bytes); the sampling and training phases never hold their buffers at once."""
+def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, str, float]]:
+    """Bytes per rank for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``.
+    Rows are (GPU or host, phase, what, bytes). The sampling, training and checkpoint phases never hold their
+    buffers at once; loading allocates each rank's rows of the persistent weights and nothing else."""
     with torch.device("meta"):
         n = sum(p.numel() for p in Transformer(args).parameters())
         n_value = sum(p.numel() for p in Transformer(args, value_head=True).parameters())
     rollouts = cfg.rollout_batch or max(1, cfg.batch_size // world)
     kv_per_token = 2 * args.n_layers * args.n_kv_heads * args.head_dim * 2           # K and V, bf16
     mb_tokens = cfg.micro_batch_size * cfg.max_len
-    return [("persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
-            ("persistent", "policy gradients, fp32 (sharded)", 4 * n / world),
-            ("persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
-            ("persistent", "critic weights + gradients + AdamW (sharded)", 16 * n_value / world),
-            ("persistent", "reference policy, bf16 (sharded)", 2 * n / world),
-            ("sampling", "policy unsharded in bf16, once per rollout phase", 2 * n),
-            ("sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16",
+    embedding_rows = -(-args.vocab_size // world) * args.dim                         # the largest tensor's share
+    return [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
+            ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
+            ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * n_value / world),
+            ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * n / world),
+            ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows",
+             (4 * n + 4 * n_value + 2 * n) / world),
+            ("GPU", "sampling", "policy unsharded in bf16, once per rollout phase", 2 * n),
+            ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16",
              kv_per_token * rollouts * cfg.max_len),
-            ("training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
+            ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)",
+             4 * (n + n_value) / world),
+            ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
              mb_tokens * args.dim * 2 * args.n_layers + cfg.max_len * cfg.micro_batch_size
              * (4 * args.dim + 3 * args.hidden_dim) * 2),
-            ("training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
-             3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size)]
+            ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
+             3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
+            ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
+             4 * args.vocab_size * args.dim),
+            ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
+            ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
+             4 * embedding_rows),
+            ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
 
 
 class UsageError(Exception):
@@ -1063,15 +1074,18 @@ def config_from_args(a) -> Config:
 
 def dry_run(cfg: Config, world: int):
     plan = memory_plan(PRESETS[cfg.model], world, cfg)
-    print(f"memory plan per GPU: --model {cfg.model}, {world} GPUs, batch {cfg.batch_size}, "
+    print(f"memory plan per rank: --model {cfg.model}, {world} GPUs, batch {cfg.batch_size}, "
           f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
-    phase_total = defaultdict(float)
-    for phase, name, b in plan:
-        phase_total[phase] += b
-        print(f"  {phase:<10} {name:<66} {b / 2**30:7.1f} GiB")
-    peak = phase_total["persistent"] + max(phase_total["sampling"], phase_total["training"])
-    print(f"  {'peak = persistent + max(sampling, training)':<77} {peak / 2**30:7.1f} GiB  "
-          f"({'fits' if peak < 80e9 else 'does NOT fit'} in 80 GB)")
+    total = defaultdict(float)
+    for where, phase, name, b in plan:
+        total[where, phase] += b
+        print(f"  {where:<4} {phase:<10} {name:<70} {b / 2**30:6.1f} GiB")
+    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
+        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
+    host = max(total["host", "loading"], total["host", "checkpoint"])
+    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<86} {gpu / 2**30:6.1f} GiB  "
+          f"({'fits' if gpu < 80e9 else 'does NOT fit'} in 80 GB)")
+    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<86} {host / 2**30:6.1f} GiB")
     return plan
 
 

@@ -193,18 +193,24 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
 
 def test_dry_run_arithmetic_matches_the_parameter_count():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
-    plan = {name: b for _, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
+    plan = {name: b for *_, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
     n = sum(p.numel() for p in Transformer(PRESETS["tiny"]).parameters())
+    n_value = sum(p.numel() for p in Transformer(PRESETS["tiny"], value_head=True).parameters())
+    assert n_value != n                                       # the tied preset: the critic has its own head
     assert plan["policy weights, fp32 master (sharded)"] == 4 * n / 2
     assert plan["policy AdamW moments, 2 x fp32 (sharded)"] == 8 * n / 2
     assert plan["policy unsharded in bf16, once per rollout phase"] == 2 * n
+    assert plan["policy, critic fp32 + reference bf16: each rank reads its own rows"] == (4 * n + 4 * n_value + 2 * n) / 2
+    embedding = Transformer(PRESETS["tiny"]).embed_tokens.weight
+    assert plan["one tensor's rows read from safetensors (embedding, bf16)"] == 2 * embedding.numel() / 2
+    assert plan["policy export on rank 0: the whole policy in bf16"] == 2 * n
 
 
 def test_dry_run_prints_plans_for_8b_and_70b(capsys):
     rlef.main(["--model", "8b", "--dry-run", "--world-size", "8"])
     rlef.main(["--model", "70b", "--dry-run", "--world-size", "8"])
     out = capsys.readouterr().out
-    assert out.count("memory plan per GPU") == 2 and "GiB" in out
+    assert out.count("memory plan per rank") == 2 and "GiB" in out and out.count("host peak") == 2
 
 
 def user_error(argv, capsys) -> str:
