@@ -560,16 +560,19 @@ def missing_weights_message(cfg: Config, path: Path) -> str:
     return f"no weights at {path}: {how}"
 
 
-def shard(model: torch.nn.Module, device, cfg: Config):
+def shard(model: torch.nn.Module, device, cfg: Config, trained: bool = True):
     """FSDP2 (``fully_shard``) per transformer block, then the root: each rank keeps 1/world of the fp32
-    master weights, gradients and optimiser state; on GPU blocks compute in bf16 (MixedPrecisionPolicy)."""
+    master weights, gradients and optimiser state; on GPU blocks compute in bf16 (MixedPrecisionPolicy).
+    A model that only ever runs forward (``trained=False``: the reference) is resharded after every forward,
+    root included: otherwise FSDP2 keeps its root (embedding, head) and last block gathered, waiting for a
+    backward that never comes (8B: 2.5 GB per GPU, for good)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
         if device.type == "cuda" else MixedPrecisionPolicy()
     for i, block in enumerate(model.layers):
         # The last block is not resharded after forward: backward needs it immediately (torchtitan's trick).
-        fully_shard(block, mp_policy=mp, reshard_after_forward=i < len(model.layers) - 1)
-    fully_shard(model, mp_policy=mp)
+        fully_shard(block, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
+    fully_shard(model, mp_policy=mp, reshard_after_forward=None if trained else True)   # None: FSDP2's default
     return model
 
 
@@ -597,11 +600,13 @@ def load_models(cfg: Config, weights: Path, device):
     rows of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GB), at any world size. A
     resumed run then overwrites policy and critic with its checkpoint (``load_training_state``)."""
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
-    sharded = (lambda model: shard(model, device, cfg)) if dist.is_initialized() else None
-    policy = Transformer.from_pretrained(weights, device, dtype, shard=sharded)
-    value = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=sharded)
+    distributed = dist.is_initialized()
+    trained = (lambda model: shard(model, device, cfg)) if distributed else None
+    frozen = (lambda model: shard(model, device, cfg, trained=False)) if distributed else None
+    policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
+    value = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
     reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
-                                            else dtype, shard=sharded).eval().requires_grad_(False)
+                                            else dtype, shard=frozen).eval().requires_grad_(False)
     policy.gradient_checkpointing = value.gradient_checkpointing = cfg.activation_checkpointing
     return policy, reference, value
 
