@@ -267,3 +267,19 @@ def test_corrupt_weights_are_one_error_line(tmp_path, tiny_checkpoint, command, 
     argv = (tiny_args(tmp_path, tiny_checkpoint) if command == "train" else
             ["eval", "--weights", str(tiny_checkpoint), "--data", str(data)])
     assert "model.safetensors: not a readable safetensors file" in user_error(argv, capsys)
+
+
+def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_path, tiny_checkpoint):
+    from ppo import make_optimizer
+    cfg = rlef.Config(model="tiny", dtype="float32", keep_checkpoints=1, export_every=2)
+    policy = Transformer.from_pretrained(tiny_checkpoint)
+    value = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
+    opts, scheds = zip(make_optimizer(policy), make_optimizer(value))
+    for step in (1, 2, 3):      # as train() calls it with --checkpoint-every 1 --export-every 2 and more batches
+        rlef.save_checkpoint(tmp_path, step, policy, value, opts, scheds, tiny_checkpoint, cfg, export=step == 2)
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("step_*")) == ["step_000002", "step_000003"]
+    assert (checkpoints / "step_000002" / "policy" / "tokenizer.json").is_file()
+    assert not (checkpoints / "step_000003" / "policy").exists()
+    assert rlef.latest_checkpoint(tmp_path) == checkpoints / "step_000003"
+    assert rlef.load_training_state(checkpoints / "step_000003", policy, value, opts, scheds) == 3
