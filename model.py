@@ -411,7 +411,7 @@ class Transformer(nn.Module):
 
         ``shard(model)`` (FSDP2's ``fully_shard``, rlef.py) runs while the model is still on the meta device:
         storage is then allocated for this process's rows of each parameter only, and only those rows are read
-        from the files, so no process ever holds the whole model (8B: 30 GB in fp32).
+        from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
         """
         from safetensors import safe_open
         path = Path(path)
@@ -444,8 +444,8 @@ class Transformer(nn.Module):
             with torch.no_grad():
                 head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[first:first + len(head)])
         loaded = set()
-        for shard in shards:
-            file = path / shard
+        for shard_file in shards:
+            file = path / shard_file
             if not file.is_file():
                 raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")
             try:

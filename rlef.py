@@ -597,7 +597,7 @@ class Unsharded:
 def load_models(cfg: Config, weights: Path, device):
     """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
     Under torchrun each model is sharded while still on the meta device and every rank reads only its own
-    rows of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GB), at any world size. A
+    rows of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GiB), at any world size. A
     resumed run then overwrites policy and critic with its checkpoint (``load_training_state``)."""
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
     distributed = dist.is_initialized()
