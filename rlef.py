@@ -563,16 +563,18 @@ def missing_weights_message(cfg: Config, path: Path) -> str:
 def shard(model: torch.nn.Module, device, cfg: Config, trained: bool = True):
     """FSDP2 (``fully_shard``) per transformer block, then the root: each rank keeps 1/world of the fp32
     master weights, gradients and optimiser state; on GPU blocks compute in bf16 (MixedPrecisionPolicy).
-    A model that only ever runs forward (``trained=False``: the reference) is resharded after every forward,
-    root included: otherwise FSDP2 keeps its root (embedding, head) and last block gathered, waiting for a
-    backward that never comes (8B: 2.5 GB per GPU, for good)."""
+
+    What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
+    gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
+    update. So the root (embedding and output head, the largest tensors: 8B, 2.1 GB in bf16) is resharded
+    after every forward and gathered again for backward, and only a trained model keeps its last block
+    (backward needs it immediately: torchtitan's trick)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
         if device.type == "cuda" else MixedPrecisionPolicy()
     for i, block in enumerate(model.layers):
-        # The last block is not resharded after forward: backward needs it immediately (torchtitan's trick).
         fully_shard(block, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=None if trained else True)   # None: FSDP2's default
+    fully_shard(model, mp_policy=mp, reshard_after_forward=True)
     return model
 
 
