@@ -9,7 +9,7 @@ The table gives, per rank, the peak of every phase and of the whole run, and the
 multiple of the single process's, measured in the same invocation. Model-written programs run in the judge's
 own processes, which are not counted (one per rank, the same in every row).
 
-    python bench/bench_scale.py                       # 1, 2 and 4 ranks, ~110M parameters (~6 min on 2 cores)
+    python bench/bench_scale.py                       # 1, 2 and 4 ranks, 102M parameters (~11 min on 2 cores)
     python bench/bench_scale.py --ranks 1 2 --dim 512
 """
 import argparse
