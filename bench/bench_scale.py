@@ -105,7 +105,7 @@ def run(ranks: int, work: Path, weights: Path, a) -> dict:
     out.mkdir(parents=True)
     problems = str(ROOT / "data/tiny/heldout.jsonl")
     argv = ["--model", "8b", "--weights", str(weights), "--train-data", problems, "--valid-data", problems,
-            "--run-dir", str(out / "run"), "--steps", "1", "--batch-size", "4", "--minibatches", "1",
+            "--run-dir", str(out / "run"), "--batches", "1", "--batch-size", "4", "--minibatches", "1",
             "--micro-batch-size", "1", "--rollout-batch", "0", "--max-new-tokens", str(a.max_new_tokens),
             "--max-len", "1024", "--eval-problems", "4", "--no-eval-before", "--checkpoint-every", "1",
             "--judge-workers", "1"]
