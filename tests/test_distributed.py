@@ -203,9 +203,10 @@ from test_distributed import ADD, ByPrompt
 rank, world, device = rlef.setup_distributed()
 tok = Tokenizer(byte_tokenizer())
 with execute.Judge(workers=1) as judge:
-    report = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, log=lambda *a, **k: None)
+    reports = [rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, feedback_mode=mode,
+                             log=lambda *a, **k: None) for mode in ("real", "random")]
 if rank == 0:
-    open(sys.argv[1], "w").write(json.dumps(report))
+    open(sys.argv[1], "w").write(json.dumps(reports))
 """
 
 
@@ -214,8 +215,13 @@ def test_torchrun_evaluation_report_equals_one_process(tmp_path):
     tok = Tokenizer(byte_tokenizer())
     with execute.Judge(workers=2) as judge:
         one = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, log=lambda *a, **k: None)
-    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    pooled, pooled_random = json.loads((tmp_path / "pooled.json").read_text())
     assert pooled == json.loads(json.dumps(one))                   # every field: per turn, verdicts, pass@k, chrF
+    # Random feedback: each rank draws its own messages; the report counts those of both ranks (one message
+    # per episode that went on to another turn).
+    shown = pooled_random["random_feedback"]
+    assert shown["construction"] == "message swap"
+    assert shown["messages"] == sum(t["episodes"] for t in pooled_random["per_turn"][1:]) > 0
     # The script gives a report worth comparing: partial rates, every verdict, code changes between turns.
     assert 0 < one["multi_turn_1@3"] < 1 and 0 < one["single_turn_1@3"] < 1 and 0 < one["pass@k"]["pass@1"] < 1
     assert set(one["per_turn"][0]["verdicts"]) == {"pass", "wrong_answer", "no_code", "runtime_error"}
