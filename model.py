@@ -10,7 +10,8 @@ One file holds what RLEF needs from a language model:
 3. Loading and saving official weights as Hugging Face folders (``config.json`` + safetensors shards).
 4. ``Tokenizer`` — ``tokenizer.json`` through the ``tokenizers`` library and Meta's Llama 3 dialog format.
 5. ``generate`` — batched sampling with a preallocated KV cache that the caller owns, so one module both
-   trains (``model(tokens)``) and samples (``model(tokens, cache=cache)``).
+   trains (``model(tokens)``) and samples (``model(tokens, cache=cache)``); a row whose response has ended
+   takes the next waiting prompt (continuous batching).
 
 References: Llama 3 herd paper (arXiv 2407.21783); Meta's llama-models ``model.py`` / ``chat_format.py``;
 RLEF (arXiv 2410.02089). Run ``python model.py --weights DIR --prompt "..."`` to chat with a checkpoint.
@@ -199,21 +200,38 @@ class KVCache:
     """Preallocated keys/values for batched sampling; owned by the caller, passed into ``forward``.
 
     Everything has a static shape, so that one decode step is the same GPU work every time and can be
-    compiled and replayed as a CUDA graph (``generate``): prompts of different lengths are left-padded so
-    that every row writes its next token at the same cache slot, ``length`` (the slots filled so far) is a
-    device tensor that the step itself advances, and attention always spans all ``max_len`` slots, with
-    the unfilled ones masked. ``pad_lens[b]`` remembers row b's padding so that RoPE positions start at 0
-    for each row and nobody attends to padding (pitfall 4).
+    compiled and replayed as a CUDA graph (``generate``). Row b holds one sequence from slot 0 on, and
+    ``lengths[b]``, a device tensor that the step itself advances, counts the row's filled slots. Rows share
+    nothing (no padding, each its own length), so when one sequence ends another can take its row while the
+    others go on (continuous batching, ``generate``). Attention always spans all ``max_len`` slots, the
+    ones past a row's length masked.
     """
 
-    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, pad_lens: torch.Tensor,
-                 device=None, dtype=torch.float32):
+    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device=None, dtype=torch.float32):
         shape = (batch_size, args.n_kv_heads, max_len, args.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
-        self.pad_lens = pad_lens.to(device)                                  # (B,)
-        self.length = torch.zeros((), dtype=torch.long, device=device)       # slots filled (same for every row)
+        self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)   # (B,) slots filled per row
         self.max_len = max_len
+
+    @staticmethod
+    def bytes_per_token(args: ModelArgs, dtype=torch.bfloat16) -> int:
+        """Memory one cached position of one sequence takes: a key and a value per layer."""
+        return 2 * args.n_layers * args.n_kv_heads * args.head_dim * dtype.itemsize
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """Rows start..stop-1 as a cache that shares this one's memory (a prompt is prefilled through one row)."""
+        view = KVCache.__new__(KVCache)
+        view.k, view.v = [k[start:stop] for k in self.k], [v[start:stop] for v in self.v]
+        view.lengths, view.max_len = self.lengths[start:stop], self.max_len
+        return view
+
+
+def cache_slots(positions: int) -> int:
+    """The slots per row ``generate`` allocates for sequences of up to ``positions`` positions: one to spare
+    for the CUDA graph's warm-up step, rounded up to a multiple of 64 so that calls of similar length share
+    one shape (one compilation)."""
+    return -(-(positions + 1) // 64) * 64
 
 
 class Attention(nn.Module):
@@ -226,8 +244,9 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
 
     def forward(self, x, cos, sin, kv=None, mask=None):
-        """kv = (k_cache, v_cache, slots) when sampling: write this step's K/V into ``slots`` (T,) of the
-        layer's cache (B, n_kv, L, hd) and attend to the whole cache under ``mask`` (B, 1, g*T, L)."""
+        """kv = (k_cache, v_cache, slots) when sampling: write this step's K/V into the layer's cache
+        (B, n_kv, L, hd) at ``slots`` (B, n_kv, T, hd: each row's slot, broadcast) and attend to the whole
+        cache under ``mask`` (B, 1, g*T, L)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)      # (B, n_heads, T, hd)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, n_kv, T, hd)
@@ -237,8 +256,8 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         else:               # sampling
             k_cache, v_cache, slots = kv
-            k_cache.index_copy_(2, slots, k)                                  # no host sync: capturable
-            v_cache.index_copy_(2, slots, v)
+            k_cache.scatter_(2, slots, k)                                      # no host sync: capturable
+            v_cache.scatter_(2, slots, v)
             # Grouped-query attention without copying K/V: the g = n_heads / n_kv query heads that share a
             # K/V head become g*T query rows of that head (head h uses K/V head h // g, as HF's repeat_kv).
             g = self.n_heads // self.n_kv_heads
@@ -354,20 +373,22 @@ class Transformer(nn.Module):
         """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
         or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) of softmax(logits / temperature),
         computed chunk by chunk.
-        With ``cache``, tokens continue the cached sequence and only the last position's logits (B, 1, V)
-        are returned (see ``generate``). ``blocks`` replaces ``self.layers`` (compiled copies, ``generate``)."""
+        With ``cache``, row b of tokens continues row b of the cache (from its own length) and only the last
+        position's logits (B, 1, V) are returned (see ``generate``). ``blocks`` replaces ``self.layers``
+        (compiled copies, ``generate``)."""
         B, T = tokens.shape
         kv, mask = [None] * self.args.n_layers, None
         positions = torch.arange(T, device=tokens.device).expand(B, T)                   # (B, T)
         if cache is not None:
-            slots = cache.length + torch.arange(T, device=tokens.device)                 # (T,) this step's slots
-            positions = (slots[None, :] - cache.pad_lens[:, None]).clamp(min=0)           # RoPE starts at 0 per row
+            slots = cache.lengths[:, None] + torch.arange(T, device=tokens.device)       # (B, T) each row's own
+            positions = slots                                           # every row's sequence starts at slot 0
             keys = torch.arange(cache.max_len, device=tokens.device)                      # (L,)
-            # Row b may attend to key j if j is at or before the query, and j is not padding. A padding query
-            # attends to itself only, so no softmax row is empty (an empty row gives NaN).
-            mask = (keys <= slots[:, None])[None] & ((keys >= cache.pad_lens[:, None, None]) | (keys == slots[:, None]))
-            mask = mask[:, None].repeat(1, 1, self.args.n_heads // self.args.n_kv_heads, 1)  # (B, 1, g*T, L)
-            kv = [(k, v, slots) for k, v in zip(cache.k, cache.v)]
+            # A query at slot s sees its row's keys up to s; later slots are empty or left over from the row's
+            # previous sequence (generate reuses rows).
+            mask = (keys <= slots[:, :, None])[:, None]                                   # (B, 1, T, L)
+            mask = mask.repeat(1, 1, self.args.n_heads // self.args.n_kv_heads, 1)       # (B, 1, g*T, L)
+            write = slots[:, None, :, None].expand(B, self.args.n_kv_heads, T, self.args.head_dim)
+            kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
         x = self.embed_tokens(tokens)                                                     # (B, T, dim)
         for layer, layer_kv in zip(blocks or self.layers, kv):
@@ -376,7 +397,7 @@ class Transformer(nn.Module):
             else:
                 x = layer(x, cos, sin, layer_kv, mask)
         if cache is not None:
-            cache.length.add_(T)
+            cache.lengths.add_(T)
         h = self.norm(x)                                                                  # (B, T, dim)
         if self.value_head:
             values = self.lm_head(h).squeeze(-1)                                          # (B, T)
@@ -572,12 +593,36 @@ class Tokenizer:
 # 5. Sampling
 # ----------------------------------------------------------------------------------------------------------
 
-def sample_next(logits, temperature: float, top_p: float, generator=None):
+def _unsigned_as_int64(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+_GOLDEN, _MIX1, _MIX2 = map(_unsigned_as_int64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shift_right(x, n: int):
+    """Logical right shift of int64 ``x`` (torch's ``>>`` copies the sign bit in)."""
+    return (x >> n) & ((1 << (64 - n)) - 1)
+
+
+def stream_uniforms(keys, counters):
+    """Uniform numbers in (0, 1), float64 (B,): the ``counters[b]``-th output of the splitmix64 generator
+    seeded with ``keys[b]`` (both int64 (B,)). A pure function of (key, counter), computed on the device;
+    int64 arithmetic wraps modulo 2^64, as the generator's unsigned arithmetic does."""
+    z = keys + (counters + 1) * _GOLDEN
+    z = (z ^ _shift_right(z, 30)) * _MIX1
+    z = (z ^ _shift_right(z, 27)) * _MIX2
+    z = z ^ _shift_right(z, 31)
+    return (_shift_right(z, 11).double() + 0.5) * 2.0 ** -53                   # the top 53 bits
+
+
+def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     """Pick one token per row from logits (B, V); return it and its log-prob under the sampling distribution
     (after temperature and top-p). temperature 0 is greedy, with the log-prob of the untempered model.
-    Nothing here waits for the GPU: sampling is argmax(p / E) with E ~ Exponential(1) per token (the index
-    of the first of V exponential clocks with rates p_i to ring is token i with probability p_i), which,
-    unlike torch.multinomial, is plain tensor arithmetic."""
+    A token is drawn by inverting the cumulative distribution F at a uniform number u (``uniforms``, (B,);
+    default torch.rand): token i, whose interval [F(i-1), F(i)) holds u, comes with probability p_i. One
+    number per token is what lets ``generate`` give each prompt a stream of its own. Nothing here waits for
+    the GPU (torch.multinomial would)."""
     logits = logits.float()
     if temperature == 0:
         token = logits.argmax(-1)
@@ -589,8 +634,11 @@ def sample_next(logits, temperature: float, top_p: float, generator=None):
         outside = sorted_lp.exp().cumsum(-1) - sorted_lp.exp() >= top_p
         sorted_lp = sorted_lp.masked_fill(outside, float("-inf"))
         logprobs = torch.full_like(logprobs, float("-inf")).scatter(-1, order, sorted_lp).log_softmax(-1)
-    clocks = torch.empty_like(logprobs).exponential_(generator=generator)
-    token = (logprobs.exp() / clocks).argmax(-1)
+    if uniforms is None:
+        uniforms = torch.rand(logits.shape[0], dtype=torch.float64, device=logits.device)
+    cdf = logprobs.exp().double().cumsum(-1)                                 # (B, V); F(V-1) = 1 up to rounding
+    token = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    token = token.clamp(max=logits.shape[-1] - 1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 
@@ -615,18 +663,18 @@ def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: boo
 
     if not cuda_graph:
         return step
-    static_token = torch.zeros(batch_size, dtype=torch.long, device=cache.length.device)
+    static_token = torch.zeros(batch_size, dtype=torch.long, device=cache.lengths.device)
     # Warm up on a side stream (compilation, cuBLAS handles, the allocator), as CUDA graph capture requires.
     # The warm-up steps write K/V into slots that the real steps overwrite before anything reads them, so
-    # putting ``length`` back is all the undoing needed. Capturing runs nothing: it only records.
-    filled = cache.length.clone()
+    # putting ``lengths`` back is all the undoing needed. Capturing runs nothing: it only records.
+    filled = cache.lengths.clone()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(2):
             step(static_token)
     torch.cuda.current_stream().wait_stream(side)
-    cache.length.copy_(filled)
+    cache.lengths.copy_(filled)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         static_logits = step(static_token)
@@ -638,56 +686,142 @@ def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: boo
     return replay
 
 
-@torch.no_grad()
-def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
-             top_p: float = 1.0, stop_ids=(), generator=None, pad_id: int = 0, cuda_graph: bool | None = None,
-             compile: bool = False, check_every: int | None = None):
-    """Sample continuations for a batch of prompts of different lengths: one prefill, then one token per step.
+class _Rows:
+    """The rows of ``generate``'s batch: on the device, the KV cache and what each step writes per row; on the
+    host, which prompt each row answers (-1: idle) since which step."""
 
-    Returns, per prompt, (new_tokens, logprobs): the tokens up to and including the first stop token
-    (or ``max_new_tokens`` of them), with each token's log-prob under the sampling distribution.
+    def __init__(self, model: Transformer, n_rows: int, max_len: int, budgets: list[int]):
+        device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
+        self.cache = KVCache(model.args, n_rows, max_len, device, dtype)
+        self.tokens = torch.zeros(n_rows, max(budgets), dtype=torch.long, device=device)   # (R, W) responses so far
+        self.logprobs = torch.zeros(n_rows, max(budgets), device=device)                    # (R, W)
+        self.made = torch.zeros(n_rows, dtype=torch.long, device=device)                    # (R,) tokens in each
+        self.keys = torch.zeros(n_rows, dtype=torch.long, device=device)                    # (R,) each one's stream
+        self.stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)                 # (R,) stop token seen
+        self.prompt, self.start, self.budgets = [-1] * n_rows, [0] * n_rows, budgets
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+    def record(self, token, logprob, stop):
+        """Append this step's token (R,) to every row's response; nothing waits for the device."""
+        at = self.made.clamp(max=self.tokens.shape[1] - 1)[:, None]                 # (R, 1) idle rows: anywhere
+        self.tokens.scatter_(1, at, token[:, None])
+        self.logprobs.scatter_(1, at, logprob[:, None])
+        self.made += 1
+        self.stopped |= torch.isin(token, stop)
+
+    def deadline(self) -> int | None:
+        """The step at which the first busy row has sampled its last allowed token."""
+        due = [s + self.budgets[i] for i, s in zip(self.prompt, self.start) if i >= 0]
+        return min(due) if due else None
+
+    def ended(self, step: int, stop_ids) -> dict[int, tuple[list[int], list[float]]]:
+        """Busy rows whose response has ended by ``step`` (a stop token, or the budget used up), each with its
+        response cut after the first stop token. Waits for the device."""
+        stopped = self.stopped.tolist()
+        rows = [r for r, i in enumerate(self.prompt)
+                if i >= 0 and (stopped[r] or step >= self.start[r] + self.budgets[i])]
+        out = {}
+        for r, toks, lps in zip(rows, self.tokens[rows].tolist(), self.logprobs[rows].tolist()):
+            n = min(step - self.start[r], next((k + 1 for k, t in enumerate(toks) if t in stop_ids), len(toks)))
+            out[r] = toks[:n], lps[:n]
+        return out
+
+    def keep(self, rows: list[int], token):
+        """Move ``rows`` (and their entries of this step's ``token``) to the front and drop the other rows:
+        later steps compute ``len(rows)`` rows. Returns the kept tokens."""
+        n, index = len(rows), torch.tensor(rows, device=token.device)
+        for t in [*self.cache.k, *self.cache.v, self.cache.lengths, self.tokens, self.logprobs, self.made, self.keys,
+                  self.stopped, token]:
+            t[:n] = t[index]
+        self.cache = self.cache.rows(0, n)
+        self.tokens, self.logprobs, self.made, self.keys, self.stopped = (
+            t[:n] for t in (self.tokens, self.logprobs, self.made, self.keys, self.stopped))
+        self.prompt, self.start = [self.prompt[r] for r in rows], [self.start[r] for r in rows]
+        return token[:n]
+
+
+@torch.no_grad()
+def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
+             top_p: float = 1.0, stop_ids=(), generator=None, cuda_graph: bool | None = None, compile: bool = False,
+             check_every: int | None = None, rows: int | None = None, usage: dict | None = None):
+    """Sample a continuation of every prompt. Returns, per prompt, (new_tokens, logprobs): the tokens up to and
+    including the first stop token (or ``max_new_tokens`` of them: one number, or one per prompt), each with
+    its log-prob under the sampling distribution.
+
+    ``rows`` prompts (default: all) decode together, one token each per step, in a KV cache of that many rows.
+    A static batch would compute every row until its longest response ends; here, when a row's response
+    ends, the next waiting prompt is prefilled into the row (continuous batching), and once none is waiting
+    and at most half the rows are busy, the busy ones move to the front and only they are computed.
+    ``usage``, a dict, accumulates "tokens" (sampled) and "slots" (rows computed, summed over steps): their
+    ratio is the slot efficiency. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, the keys
+    drawn from ``generator`` one per prompt in order: what a prompt samples depends neither on ``rows`` nor
+    on its row nor on the prompts beside it (up to the rounding of batched kernels).
+
     ``cuda_graph`` (default: on a GPU, unless the model is FSDP-sharded, whose hooks cannot be recorded) and
-    ``compile`` choose how a decode step runs (``decoder``); the tokens are the same. Whether every row has
+    ``compile`` choose how a decode step runs (``decoder``); the tokens are the same. Whether rows have
     stopped is asked only every ``check_every`` steps (default 16 on a GPU, 1 on a CPU): asking means
     waiting for the GPU, and a GPU that waits for the host each token runs half idle.
     """
+    if not prompts:
+        return []
     device = model.embed_tokens.weight.device
-    B, longest = len(prompts), max(len(p) for p in prompts)
-    total = longest + max_new_tokens
-    if total > model.args.max_seq_len:
-        raise ValueError(f"prompt of {longest} tokens + {max_new_tokens} new tokens exceeds the model's "
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if min(budgets) < 1 or min(map(len, prompts)) < 1:
+        raise ValueError("generate needs prompts of at least one token and max_new_tokens >= 1")
+    need = max(len(p) + n for p, n in zip(prompts, budgets))
+    if need > model.args.max_seq_len:
+        raise ValueError(f"a prompt and its new tokens take up to {need} positions, more than the model's "
                          f"context of {model.args.max_seq_len}")
     on_gpu = device.type == "cuda"
     cuda_graph = (on_gpu and not hasattr(model, "unshard")) if cuda_graph is None else cuda_graph
     if cuda_graph and not on_gpu:
         raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
     check_every = check_every or (16 if on_gpu else 1)
-    pad_lens = torch.tensor([longest - len(p) for p in prompts], device=device)
-    tokens = torch.tensor([[pad_id] * (longest - len(p)) + list(p) for p in prompts], device=device)  # (B, L)
-    # Cache slots rounded up to a multiple of 64: calls of similar length share one shape (one compilation).
-    cache = KVCache(model.args, B, -(-total // 64) * 64, pad_lens, device, model.embed_tokens.weight.dtype)
-    stop = torch.tensor(list(stop_ids) or [-1], device=device)
-    out_tokens = torch.empty(B, max_new_tokens, dtype=torch.long, device=device)
-    out_logprobs = torch.empty(B, max_new_tokens, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    n_steps = 0
-    logits = model(tokens, cache=cache)[:, -1]                                 # prefill: (B, V)
-    decode = decoder(model, cache, B, cuda_graph, compile) if max_new_tokens > 1 else None
-    for step in range(max_new_tokens):
-        token, logprob = sample_next(logits, temperature, top_p, generator)
-        out_tokens[:, step], out_logprobs[:, step] = token, logprob
-        n_steps = step + 1
-        done |= torch.isin(token, stop)
-        if n_steps == max_new_tokens or (n_steps % check_every == 0 and bool(done.all())):
-            break
-        logits = decode(token)                                                 # decode: (B, V)
-    results, stop_set = [], set(stop_ids)
-    for b in range(B):
-        toks, lps = out_tokens[b, :n_steps].tolist(), out_logprobs[b, :n_steps].tolist()
-        ends = [i for i, t in enumerate(toks) if t in stop_set]
-        n = ends[0] + 1 if ends else n_steps
-        results.append((toks[:n], lps[:n]))
-    return results
+    batch = _Rows(model, min(rows or len(prompts), len(prompts)), cache_slots(need), budgets)
+    keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
+                         device=generator.device if generator is not None else "cpu").to(device)
+    logits = torch.zeros(len(batch), model.args.vocab_size, dtype=model.embed_tokens.weight.dtype, device=device)
+    stop, waiting, results = torch.tensor(list(stop_ids) or [-1], device=device), list(range(len(prompts)))[::-1], {}
+
+    def refill(free, step):
+        """Prefill waiting prompts into the ``free`` rows (one row at a time: no padding); the rest go idle."""
+        for r in free:
+            i = waiting.pop() if waiting else -1
+            batch.prompt[r], batch.start[r] = i, step
+            batch.cache.lengths[r], batch.made[r], batch.stopped[r] = 0, 0, False   # idle: junk from slot 0 on
+            if i >= 0:
+                batch.keys[r] = keys[i]
+                logits[r] = model(torch.tensor([prompts[i]], device=device), cache=batch.cache.rows(r, r + 1))[0, -1]
+
+    refill(range(len(batch)), 0)
+    decode, step, slots, due = None, 0, 0, batch.deadline()
+    while True:
+        token, logprob = sample_next(logits, temperature, top_p,
+                                     stream_uniforms(batch.keys, batch.made) if temperature > 0 else None)  # (R,)
+        batch.record(token, logprob, stop)
+        step, slots, ended = step + 1, slots + len(batch), {}
+        checked = step % check_every == 0 or step == due
+        if checked:
+            ended = batch.ended(step, set(stop_ids))
+            for r, response in ended.items():
+                results[batch.prompt[r]], batch.prompt[r] = response, -1
+            busy = [r for r, i in enumerate(batch.prompt) if i >= 0]
+            if not busy and not waiting:
+                break
+            if not waiting and len(busy) <= len(batch) // 2:     # the tail: compute only the busy rows
+                token, decode, ended = batch.keep(busy, token), None, {}
+            for r in list(ended)[len(waiting):]:
+                batch.cache.lengths[r] = 0          # idle from now on: keep its junk decoding inside the cache
+        decode = decode or decoder(model, batch.cache, len(batch), cuda_graph, compile)
+        logits = decode(token)                                                 # (R, V)
+        refill(list(ended), step)
+        due = batch.deadline() if checked else due
+    if usage is not None:
+        usage["tokens"] = usage.get("tokens", 0) + sum(len(t) for t, _ in results.values())
+        usage["slots"] = usage.get("slots", 0) + slots
+    return [results[i] for i in range(len(prompts))]
 
 
 def main():

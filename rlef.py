@@ -275,13 +275,12 @@ class RandomFeedback:
 
 
 def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rollout_batch: int = 0):
-    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per ``rollout_batch``
-    prompts (0: all in one call), which bounds the KV cache on a GPU."""
+    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, decoding
+    ``rollout_batch`` episodes together (0: all), a finished one's row going to the next (continuous batching),
+    which bounds the KV cache on a GPU."""
     def sample(prompts):
-        step = rollout_batch or len(prompts)
-        return [out for i in range(0, len(prompts), step) for out in
-                generate(model, prompts[i:i + step], max_new_tokens, temperature, top_p, tok.stop_ids, generator,
-                         tok.pad_id)]
+        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator,
+                        rows=rollout_batch or None)
     return sample
 
 

@@ -133,8 +133,7 @@ def greedy_identity(device, smoke):
             if mode == "CUDA graph" and device.type != "cuda":
                 continue
             kw = {**kw, "cuda_graph": kw["cuda_graph"] and device.type == "cuda"}     # CPU: compile only
-            runs[mode] = [t for t, _ in generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids,
-                                                 pad_id=tok.pad_id, **kw)]
+            runs[mode] = [t for t, _ in generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, **kw)]
         same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
         out[str(dtype)] = same
         print(f"tiny policy {str(dtype)[6:]:>8}: sequences identical to eager out of {len(prompts)}: "
@@ -160,8 +159,7 @@ def decode_speed(device, smoke, ceil):
                 continue
             kw = {**kw, "cuda_graph": kw["cuda_graph"] and device.type == "cuda"}
             with torch.no_grad():
-                cache = KVCache(args, batch, -(-(prompt_len + warm + steps) // 64) * 64,
-                                torch.zeros(batch, dtype=torch.long), device, dtype)
+                cache = KVCache(args, batch, -(-(prompt_len + warm + steps) // 64) * 64, device, dtype)
                 logits = model(prompts, cache=cache)[:, -1]
                 t0 = time.perf_counter()
                 decode = decoder(model, cache, batch, **kw)
@@ -213,7 +211,7 @@ def decode_speed(device, smoke, ceil):
 
     def prefill():
         with torch.no_grad():
-            cache = KVCache(args, batch, prompt_len + 64, torch.zeros(batch, dtype=torch.long), device, dtype)
+            cache = KVCache(args, batch, prompt_len + 64, device, dtype)
             model(prompts, cache=cache)
     t = seconds(prefill, device)
     n_tokens = batch * prompt_len

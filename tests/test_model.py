@@ -1,13 +1,15 @@
 """model.py: Llama 3 against an independent implementation, KV-cached sampling, loading errors, chat format."""
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import TINY_ARGS, write_checkpoint
-from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies, sample_next
+from model import (PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies, sample_next,
+                   stream_uniforms)
 
 
 def hf_logits(path, tokens):
@@ -104,16 +106,17 @@ def test_kv_cached_decode_equals_full_forward(tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     torch.manual_seed(1)
     prompts = [torch.randint(0, 256, (n,)).tolist() for n in (7, 19, 12)]
-    longest = max(map(len, prompts))
     continuation = torch.randint(0, 256, (3, 6))
-    cache = KVCache(model.args, 3, longest + 6, torch.tensor([longest - len(p) for p in prompts]))
-    padded = torch.tensor([[0] * (longest - len(p)) + p for p in prompts])
+    cache = KVCache(model.args, 3, 19 + 6)
     with torch.no_grad():
-        steps = [model(padded, cache=cache)[:, -1]]
+        # Each prompt is prefilled into its own row; then the rows decode together, each from its own length.
+        first = [model(torch.tensor([p]), cache=cache.rows(b, b + 1))[0, -1] for b, p in enumerate(prompts)]
+        steps = [torch.stack(first)]
         for i in range(6):
             steps.append(model(continuation[:, i:i + 1], cache=cache)[:, -1])
+        assert cache.lengths.tolist() == [7 + 6, 19 + 6, 12 + 6]
         for b, p in enumerate(prompts):
-            full = model(torch.tensor([p + continuation[b].tolist()]))[0]              # no cache, no padding
+            full = model(torch.tensor([p + continuation[b].tolist()]))[0]              # no cache
             cached = torch.stack([s[b] for s in steps])                                 # (7, V)
             assert (cached - full[len(p) - 1:]).abs().max() <= 1e-4
 
@@ -165,9 +168,10 @@ def test_top_p_keeps_only_the_nucleus(tiny_checkpoint):
 
 
 def test_sampling_draws_each_token_with_its_probability():
-    # sample_next draws argmax(p / Exponential(1)) (no host sync); the frequencies must be the softmax's.
+    # sample_next inverts the cumulative distribution at a uniform number; the frequencies must be the softmax's.
     logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().expand(40000, 4)
-    tokens, logprobs = sample_next(logits, 1.0, 1.0, torch.Generator().manual_seed(0))
+    uniforms = torch.rand(40000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    tokens, logprobs = sample_next(logits, 1.0, 1.0, uniforms)
     freq = torch.bincount(tokens, minlength=4) / len(tokens)
     assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.01)   # 4 sigma ~ 0.01
     assert torch.allclose(logprobs, logits[0].log_softmax(-1)[tokens])
@@ -184,6 +188,93 @@ def test_checking_for_stops_every_few_steps_changes_nothing(tiny_checkpoint):
     every5 = generate(model, prompts, 12, temperature=0, stop_ids=[stop], check_every=5)
     assert each == every5
     assert any(len(t) < 12 for t, _ in each)          # some row did stop early
+
+
+def test_rows_refilled_and_compacted_give_every_prompt_its_own_greedy_tokens(tiny_checkpoint):
+    # With fewer rows than prompts, a row whose response ended takes the next prompt; in the tail the busy rows
+    # move to the front. Greedy tokens must be each prompt's alone, also when stops are noticed every few steps.
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    torch.manual_seed(3)
+    prompts = [torch.randint(0, 256, (n,)).tolist() for n in (5, 17, 9, 30, 2, 11, 23)]
+    free = [generate(model, [p], 10, temperature=0)[0][0] for p in prompts]
+    stop = Counter(t for toks in free for t in toks[1:6]).most_common(1)[0][0]
+    alone = [generate(model, [p], 10, temperature=0, stop_ids=[stop])[0] for p in prompts]
+    assert len({len(t) for t, _ in alone}) > 2                        # responses of several lengths
+    for rows, check_every in ((None, 1), (1, 1), (2, 1), (3, 4), (None, 3)):
+        usage = {}
+        batched = generate(model, prompts, 10, temperature=0, stop_ids=[stop], rows=rows, check_every=check_every,
+                           usage=usage)
+        assert [t for t, _ in batched] == [t for t, _ in alone]
+        for (_, a), (_, b) in zip(batched, alone):
+            assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+        assert usage["tokens"] == sum(len(t) for t, _ in alone)
+        if check_every == 1:
+            assert usage["slots"] == expected_slots([len(t) for t, _ in alone], rows or len(prompts))
+
+
+def expected_slots(lengths, rows):
+    """Rows computed, summed over steps, by the schedule generate documents, stops noticed at once: a row that
+    comes free takes the next waiting prompt; with none waiting and at most half the rows busy, the batch
+    shrinks to the busy ones."""
+    left, waiting, width, slots = [], list(lengths), rows, 0        # left: tokens still to come, per row
+    while waiting and len(left) < rows:
+        left.append(waiting.pop(0))
+    while any(left):
+        slots += width
+        left = [n - 1 for n in left]
+        if not waiting and sum(n > 0 for n in left) <= width // 2:
+            left = [n for n in left if n > 0]
+            width = len(left)
+        for r, n in enumerate(left):
+            if n == 0 and waiting:
+                left[r] = waiting.pop(0)
+    return slots
+
+
+def test_a_prompts_samples_depend_on_neither_rows_nor_neighbours(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45], [7], [9, 9, 9, 9]]
+
+    def sample(prompts, **kw):
+        return [t for t, _ in generate(model, prompts, 12, temperature=1.0, generator=torch.Generator().manual_seed(5),
+                                       stop_ids=[0, 1, 2, 3, 4, 5, 6, 7], **kw)]
+    alone = sample(prompts)
+    assert sample(prompts, rows=1) == alone == sample(prompts, rows=3, check_every=5)
+    assert sample([prompts[0], [200] * 9, [100]])[0] == alone[0]      # prompt 0 with other neighbours
+    assert len({tuple(t) for t in sample([prompts[0]] * 6, rows=2)}) > 1   # yet each prompt has its own stream
+    other_seed = generate(model, prompts, 12, temperature=1.0, generator=torch.Generator().manual_seed(6),
+                          stop_ids=[0, 1, 2, 3, 4, 5, 6, 7])
+    assert alone != [t for t, _ in other_seed]
+
+
+def test_stream_uniforms_are_the_splitmix64_generators_outputs():
+    def splitmix64(seed, n):                          # the reference (Steele, Lea & Flood 2014), in Python ints
+        out, mask = [], (1 << 64) - 1
+        for _ in range(n):
+            seed = (seed + 0x9E3779B97F4A7C15) & mask
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+            out.append(z ^ (z >> 31))
+        return out
+    for seed in (0, 12345, (1 << 64) - 7):
+        key = torch.tensor([seed - (1 << 64) if seed >= 1 << 63 else seed] * 5)
+        ours = stream_uniforms(key, torch.arange(5))
+        assert ours.tolist() == [((z >> 11) + 0.5) * 2.0 ** -53 for z in splitmix64(seed, 5)]
+
+
+def test_usage_counts_the_rows_computed_at_each_step(tiny_checkpoint):
+    model = Transformer.from_pretrained(tiny_checkpoint).eval()
+    prompts, budgets = [[1, 2], [3], [4, 5, 6], [7], [8]], [8, 2, 2, 2, 2]   # no stop tokens: lengths = budgets
+    cases = {None: 5 * 2 + 1 * 6,   # 5 rows for 2 steps, then prompt 0 alone
+             2: 2 * 8,              # row 0: prompt 0; row 1: prompts 1-4 in turn
+             4: 4 * 3 + 2 * 1 + 1 * 4}   # 4 rows (prompt 4 follows 1); 2 rows: prompts 0 and 4; prompt 0 alone
+    for rows, slots in cases.items():
+        usage = {}
+        out = generate(model, prompts, budgets, temperature=0, rows=rows, usage=usage)
+        assert [len(t) for t, _ in out] == budgets
+        assert usage == {"tokens": 16, "slots": slots}
+        assert expected_slots(budgets, rows or 5) == slots
 
 
 def test_cuda_graph_without_a_gpu_is_a_clear_error(tiny_checkpoint):
@@ -208,8 +299,8 @@ def test_compiled_decoding_gives_eager_greedy_tokens(dtype):
     # The trained tiny policy (a random model's near-tied logits would flip on last-bit differences).
     weights, tok, prompts = _heldout_prompts(12)
     model = Transformer.from_pretrained(weights, dtype=dtype).eval()
-    eager = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
-    compiled = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id, compile=True)
+    eager = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids)
+    compiled = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, compile=True)
     assert [t for t, _ in compiled] == [t for t, _ in eager]
     assert all(len(t) > 5 for t, _ in eager)
 
@@ -218,7 +309,7 @@ def test_compiled_decoding_gives_eager_greedy_tokens(dtype):
 def test_cuda_graph_decoding_gives_eager_tokens_on_a_gpu():
     weights, tok, prompts = _heldout_prompts(16)
     model = Transformer.from_pretrained(weights, device="cuda", dtype=torch.bfloat16).eval()
-    runs = [generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, pad_id=tok.pad_id, cuda_graph=g)
+    runs = [generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, cuda_graph=g)
             for g in (False, True)]
     assert [t for t, _ in runs[0]] == [t for t, _ in runs[1]]
 

@@ -167,7 +167,7 @@ def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     assert sum(f.stat().st_size for f in POLICY.iterdir()) < 2e6
     shown = [p for p in build_splits()[1] if problem_kind(p) == "shown"][:16]
     prompts = [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in shown]
-    replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids, pad_id=tok.pad_id)
+    replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids)
     assert all(tok.decode(r).startswith("```python\nprint(") for r, _ in replies)
     solved = sum(f"```python\n{p.solutions[0].strip()}\n```" == tok.decode(r) for p, (r, _) in zip(shown, replies))
     assert solved >= 14                      # copies a word it never saw from the worked example
