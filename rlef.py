@@ -36,7 +36,8 @@ import torch.distributed as dist
 
 import execute
 from data import Problem, load_problems
-from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer, Transformer, generate, save_hf_folder
+from model import (HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate,
+                   save_hf_folder)
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -274,14 +275,23 @@ class RandomFeedback:
                 **({"kept_real": self.kept_real} if self.construction == "message swap" else {})}
 
 
-def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rollout_batch: int = 0):
-    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, decoding
-    ``rollout_batch`` episodes together (0: all), a finished one's row going to the next (continuous batching),
-    which bounds the KV cache on a GPU."""
+def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rows: int = 0,
+                   cache_bytes: int | None = None, usage: dict | None = None, compile: bool = False):
+    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, ``rows``
+    episodes decoding together (0: as many as a KV cache of ``cache_bytes`` holds; all when that is None),
+    a finished one's row going to the next (continuous batching). ``usage`` counts tokens and slots."""
     def sample(prompts):
-        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator,
-                        rows=rollout_batch or None)
+        n = rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
+                     else len(prompts))
+        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, rows=n,
+                        usage=usage, compile=compile)
     return sample
+
+
+def cache_rows(model, cache_bytes: int, positions: int) -> int:
+    """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
+    per_row = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype) * cache_slots(positions)
+    return max(1, cache_bytes // per_row)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -504,7 +514,10 @@ class Config:
                                      "PPO scores the tokens at the same temperature")
     max_new_tokens: int = option(1024, "tokens per response")
     max_len: int = option(8192, "dialogue length past which no further turn is started")
-    rollout_batch: int = option(16, "episodes per generate call; bounds the KV cache (0: all at once)")
+    rollout_batch: int = option(0, "episodes decoded together per rank (KV-cache rows; 0: as many as the "
+                                   "memory left holds, printed at start)")
+    compile: bool = option(False, "torch.compile the rollouts' decode step (GPU; compiles anew for each "
+                                  "(rows, cache length) shape)")
     eval_every: int = option(200, "evaluate on the valid set every N batches, and after the last, keeping the "
                                   "best checkpoint by multi-turn 1@3 (paper: every 800 updates = 200 batches)")
     eval_problems: int | None = option(None, "evaluate on the first N valid problems only")
@@ -514,7 +527,7 @@ class Config:
     keep_checkpoints: int = option(2, "how many checkpoints to keep, besides the best one and the newest export")
     export_every: int = option(1, "write the policy as a Hugging Face folder (in --dtype) into every Nth "
                                "checkpoint, every evaluated one (it may be the best) and the last")
-    judge_workers: int = option(0, "parallel test executors (0: one per CPU core)")
+    judge_workers: int = option(0, "parallel test executors per rank (0: the node's CPU cores / ranks on it)")
     seed: int = option(0, "random seed (data order, sampling, critic head)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
     dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
@@ -526,7 +539,7 @@ class Config:
 PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
                  valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=100, batch_size=64, minibatches=2,
-                 micro_batch_size=32, rollout_batch=0, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
+                 micro_batch_size=32, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
                  eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
@@ -577,22 +590,42 @@ def shard(model: torch.nn.Module, device, cfg: Config, trained: bool = True):
     return model
 
 
-class Unsharded:
-    """Gather a sharded policy's weights ONCE for a whole rollout phase (pitfall 9: not once per token)."""
+class SamplingReplica:
+    """The policy as rollouts and evaluation decode it: a plain ``Transformer`` (no FSDP hooks) in the compute
+    dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
 
-    def __init__(self, model):
-        from torch.distributed.fsdp import FSDPModule
-        self.modules = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    Sampling needs every weight on every rank anyway (the policy is not tensor-parallel), and a plain module
+    can be recorded as a CUDA graph and compiled (``model.decoder``), which a sharded one cannot. A refresh
+    gathers one parameter at a time, cast to the compute dtype before the all-gather as FSDP's mixed
+    precision does, so the replica holds the very weights that the sharded forward computes with; it is a
+    collective (every rank calls it). An unsharded policy already in the compute dtype is used as it is.
+    """
 
-    def __enter__(self):
-        for m in self.modules:
-            m.set_reshard_after_forward(False)
-            m.unshard()
+    def __init__(self, policy: Transformer, dtype: torch.dtype):
+        self.dtype = dtype
+        if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
+            self.model = policy                                  # nothing to gather or cast
+            return
+        with torch.device("meta"):
+            replica = Transformer(policy.args).to(dtype)
+        self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
+        if policy.args.tie_word_embeddings:
+            self.model.lm_head.weight = self.model.embed_tokens.weight
 
-    def __exit__(self, *exc):
-        for m in self.modules:
-            m.reshard()
-            m.set_reshard_after_forward(True)
+    @torch.no_grad()
+    def refresh(self, policy: Transformer) -> Transformer:
+        if self.model is not policy:
+            mine = dict(self.model.named_parameters())
+            for name, p in policy.named_parameters():
+                full = p.detach().to(self.dtype)
+                if hasattr(full, "full_tensor"):                 # this rank's shard (a DTensor): all-gather it
+                    full = full.full_tensor()
+                mine[name].copy_(full)
+        return self.model
+
+    def nbytes(self, policy: Transformer) -> int:
+        """Memory the replica adds to the policy's: 0 when it is the policy."""
+        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in self.model.parameters())
 
 
 def load_models(cfg: Config, weights: Path, device):
@@ -610,6 +643,34 @@ def load_models(cfg: Config, weights: Path, device):
                                             else dtype, shard=frozen).eval().requires_grad_(False)
     policy.gradient_checkpointing = value.gradient_checkpointing = cfg.activation_checkpointing
     return policy, reference, value
+
+
+def cores_per_rank() -> int:
+    """This process's share of the node's CPU cores: torchrun starts LOCAL_WORLD_SIZE ranks per node, and each
+    starts its own test servers (execute.Judge) and compute threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def free_memory(device) -> int:
+    """Bytes this rank can still allocate: the GPU's free memory, or on a CPU its share of the host's."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError):
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return available // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def kv_cache_budget(policy: Transformer, value: Transformer, device, world: int) -> int:
+    """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
+    are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
+    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
+    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
+    n = sum(p.numel() for m in (policy, value) for p in m.parameters())      # a DTensor counts its whole tensor
+    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
 
 
 def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
@@ -724,39 +785,42 @@ def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
     return state["step"]
 
 
-def memory_plan(args, world: int, cfg: Config) -> list[tuple[str, str, str, float]]:
+def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9) -> list[tuple[str, str, str, float]]:
     """Bytes per rank for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``.
     Rows are (GPU or host, phase, what, bytes). The sampling, training and checkpoint phases never hold their
-    buffers at once; loading allocates each rank's rows of the persistent weights and nothing else."""
+    buffers at once; loading allocates each rank's rows of the persistent weights and nothing else. The KV
+    cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as ``kv_cache_budget`` gives it."""
     with torch.device("meta"):
         n = sum(p.numel() for p in Transformer(args).parameters())
         n_value = sum(p.numel() for p in Transformer(args, value_head=True).parameters())
-    rollouts = cfg.rollout_batch or max(1, cfg.batch_size // world)
-    kv_per_token = 2 * args.n_layers * args.n_kv_heads * args.head_dim * 2           # K and V, bf16
     mb_tokens = cfg.micro_batch_size * cfg.max_len
     embedding_rows = -(-args.vocab_size // world) * args.dim                         # the largest tensor's share
-    return [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
-            ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
-            ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * n_value / world),
-            ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * n / world),
-            ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows",
-             (4 * n + 4 * n_value + 2 * n) / world),
-            ("GPU", "sampling", "policy unsharded in bf16, once per rollout phase", 2 * n),
-            ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16",
-             kv_per_token * rollouts * cfg.max_len),
-            ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)",
-             4 * (n + n_value) / world),
-            ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
-             mb_tokens * args.dim * 2 * args.n_layers + cfg.max_len * cfg.micro_batch_size
-             * (4 * args.dim + 3 * args.hidden_dim) * 2),
-            ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
-             3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
-            ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
-             4 * args.vocab_size * args.dim),
-            ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
-            ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
-             4 * embedding_rows),
-            ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
+                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
+                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * n_value / world),
+                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * n / world),
+                  ("GPU", "persistent", "sampling replica: the policy unsharded in bf16, allocated once", 2 * n)]
+    per_rollout = KVCache.bytes_per_token(args) * cfg.max_len
+    left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
+    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // world, int(left // per_rollout)))
+    return persistent + [
+        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows",
+         (4 * n + 4 * n_value + 2 * n) / world),
+        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16"
+                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
+        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)",
+         4 * (n + n_value) / world),
+        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
+         mb_tokens * args.dim * 2 * args.n_layers + cfg.max_len * cfg.micro_batch_size
+         * (4 * args.dim + 3 * args.hidden_dim) * 2),
+        ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
+         3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
+        ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
+         4 * args.vocab_size * args.dim),
+        ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
+        ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
+         4 * embedding_rows),
+        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
 
 
 class UsageError(Exception):
@@ -847,7 +911,7 @@ def train(cfg: Config):
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
-    judge = execute.Judge(workers=cfg.judge_workers or os.cpu_count())   # started before the models are loaded
+    judge = execute.Judge(workers=cfg.judge_workers or cores_per_rank())   # started before the models are loaded
     try:
         policy, reference, value = load_models(cfg, weights, device)
     except (OSError, ValueError) as e:
@@ -867,15 +931,25 @@ def train(cfg: Config):
     metrics = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None
 
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
+    replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32)
+    cache_bytes = kv_cache_budget(policy, value, device, world)
+    per_rank = cfg.batch_size // world
+    together = cfg.rollout_batch or min(per_rank, cache_rows(replica.model, cache_bytes, cfg.max_len))
+    why = "--rollout-batch" if cfg.rollout_batch else f"{cache_bytes / 2**30:.1f} GiB left for the KV cache"
+    copy = "the policy itself" if replica.model is policy else f"{replica.nbytes(policy) / 2**30:.2f} GiB"
+    log0(f"rollouts: {per_rank} episodes per rank, {together} of {cfg.max_len} tokens decoding together ({why}; "
+         f"more when shorter); sampling replica: {copy}")
 
-    def sampler(temperature, top_p, generator):
-        return policy_sampler(policy, tok, cfg.max_new_tokens, temperature, top_p, generator, cfg.rollout_batch)
+    def sampler(temperature, top_p, generator, usage=None):
+        """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
+        return policy_sampler(replica.refresh(policy), tok, cfg.max_new_tokens, temperature, top_p, generator,
+                              cfg.rollout_batch, cache_bytes, usage, cfg.compile)
 
     def run_eval(step, feedback_mode="real"):
         """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
         generated tests, appendix B.3), each rank a share, pooled."""
         gen = torch.Generator(device).manual_seed(cfg.seed + 7919 * rank)
-        with Unsharded(policy), torch.no_grad():
+        with torch.no_grad():
             report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set, judge, cfg.eval_samples, cfg.turns,
                               feedback_mode, extra_tests=True, max_len=max_len, log=log0)
         log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
@@ -919,14 +993,16 @@ def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, 
     problems = step_problems(train_set, cfg, step, rank, world)
     # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
     gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
-    sample, sample_s = sampler(cfg.temperature, 1.0, gen), [0.0]
+    usage, t_refresh = {}, time.time()
+    sample = sampler(cfg.temperature, 1.0, gen, usage)      # gathers this step's weights: part of sampling time
+    sample_s = [time.time() - t_refresh]
 
     def timed_sample(prompts):          # rollout time = sampling + judging; this splits the two
         t = time.time()
         out = sample(prompts)
         sample_s[0] += time.time() - t
         return out
-    with Unsharded(policy), torch.no_grad():
+    with torch.no_grad():
         dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
     sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
     # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
@@ -943,13 +1019,18 @@ def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, 
            "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
            "mean_turns": n_turns / len(dialogues),
            "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
-           **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues)}
+           **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues),
+           "decode_slots": usage["slots"]}
     row = reduce_mean(row, device)
-    row.update(updates=(step + 1) * cfg.minibatches * cfg.epochs, tokens_per_s=row["sampled_tokens"] * world / sample_s,
-               sample_s=sample_s, exec_s=exec_s, train_s=t_train, step_s=time.time() - t0)
+    # The share of the rows computed at each decode step that produced a token someone reads (generate's usage).
+    row.update(updates=(step + 1) * cfg.minibatches * cfg.epochs,
+               slot_efficiency=row["sampled_tokens"] / row["decode_slots"],
+               tokens_per_s=row["sampled_tokens"] * world / sample_s, sample_s=sample_s, exec_s=exec_s,
+               train_s=t_train, step_s=time.time() - t0)
     log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
          f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
-         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s | "
+         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
+         f"slots {100 * row['slot_efficiency']:.0f}% | "
          f"sample {sample_s:.1f}s exec {exec_s:.1f}s train {t_train:.1f}s")
     return row
 
@@ -1168,11 +1249,11 @@ def eval_main(argv):
     longest = longest_first_prompt(tok, problems)
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
     gen = torch.Generator(device).manual_seed(a.seed + 7919 * rank)      # ranks draw different samples
-    workers = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    with execute.Judge(workers=workers) as judge, torch.no_grad():
-        report = evaluate(policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen), tok, problems,
-                          judge, a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
-                          model.args.max_seq_len - max_new_tokens, log=log0)
+    sample = policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen,
+                            cache_bytes=int(0.9 * free_memory(device)))
+    with execute.Judge(workers=cores_per_rank()) as judge, torch.no_grad():
+        report = evaluate(sample, tok, problems, judge, a.samples, a.turns, a.feedback, a.generated_tests,
+                          a.batch_size, a.seed, model.args.max_seq_len - max_new_tokens, log=log0)
     if dist.is_initialized():
         dist.destroy_process_group()
     if rank == 0:
@@ -1186,7 +1267,7 @@ def eval_main(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        torch.set_num_threads(cores_per_rank())
         if argv and argv[0] == "eval":
             return eval_main(argv[1:])
         a = train_parser().parse_args(argv)

@@ -1,9 +1,11 @@
 """rlef.py training: checkpoints survive SIGKILL, resume exactly, reload in HF format; torchrun on CPU; dry run."""
+import concurrent.futures
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,13 +34,42 @@ def metrics(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
-def run_cli(argv, env_extra=None, prelude="", launcher=(sys.executable,)):
-    """Run rlef.py's main in a fresh process (optionally after ``prelude`` code, e.g. a fault injection)."""
+def run_cli(argv, env_extra=None, prelude="", launcher=(sys.executable,), watch=None):
+    """Run rlef.py's main in a fresh process (optionally after ``prelude`` code, e.g. a fault injection);
+    ``watch(pid)`` is called every 0.1 s while it runs."""
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import rlef\n{prelude}\nrlef.main(sys.argv[1:])"
     script = Path(argv[argv.index("--run-dir") + 1]).parent / "launch.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
-    return subprocess.run([*launcher, str(script), *argv], env=env, capture_output=True, text=True, timeout=600)
+    with subprocess.Popen([*launcher, str(script), *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        reader = concurrent.futures.ThreadPoolExecutor(1).submit(proc.communicate, timeout=600)
+        while watch and proc.poll() is None:
+            watch(proc.pid)
+            time.sleep(0.1)
+        out, err = reader.result()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def judge_servers_under(pid: int) -> int:
+    """execute.py fork servers among pid's descendants (not counting the processes they fork per test)."""
+    parent, command = {}, {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in (proc / "status").read_text().splitlines() if ":\t" in line)
+            parent[int(proc.name)] = int(fields["PPid"].strip())
+            command[int(proc.name)] = (proc / "cmdline").read_bytes()
+        except (OSError, KeyError, ValueError):
+            continue
+
+    def is_server(p):
+        return b"execute.py" in command.get(p, b"") and b"--serve" in command.get(p, b"")
+
+    def under(p):
+        while p in parent and p != pid:
+            p = parent[p]
+        return p == pid
+    return sum(is_server(p) and not is_server(parent[p]) and under(p) for p in parent)
 
 
 def children_of(pid: int) -> list[int]:
@@ -69,7 +100,8 @@ def test_checkpoint_reloads_with_from_pretrained_to_identical_logits(tmp_path, t
     rows = metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [1, 2]
     assert {"reward", "solve_rate", "mean_turns", "valid_code", "ref_kl", "clip_fraction", "entropy", "tokens_per_s",
-            "sample_s", "exec_s", "train_s"} <= set(rows[0])
+            "sample_s", "exec_s", "train_s", "slot_efficiency"} <= set(rows[0])
+    assert 0 < rows[0]["slot_efficiency"] <= 1
     assert [r["updates"] for r in rows] == [2, 4]                  # 2 optimiser updates (--minibatches) per batch
     assert json.loads((tmp_path / "run" / "config.json").read_text())["batches"] == 2
 
@@ -166,19 +198,22 @@ def test_update_counts_follow_the_papers_reading():
 @pytest.mark.slow
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
-    # mini-batch per step makes the update the same: the 2-rank run must reproduce the 1-process run.
+    # mini-batch per step makes the update the same: the 2-rank run must reproduce the 1-process run, also
+    # when its ranks decode one episode at a time from the sampling replica (continuous batching).
     # Evaluating after every batch makes batch 1's checkpoint the best (a random model solves nothing, ties keep
     # the earlier one), so both runs also load it back into the (sharded) policy for the final ablation.
     common = {"temperature": 0, "minibatches": 1, "batches": 2, "eval-every": 1}
     one = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="one", **common))
     assert one.returncode == 0, one.stderr[-3000:]
-    two = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="two", **common),
+    servers = []                 # the judges' test servers: by default each rank gets its share of the cores
+    two = run_cli(tiny_args(tmp_path, tiny_checkpoint, run="two", **common, **{"judge-workers": 0, "rollout-batch": 1}),
                   launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                            "--master_port=29533"))
+                            "--master_port=29533"), watch=lambda pid: servers.append(judge_servers_under(pid)))
     assert two.returncode == 0, two.stderr[-3000:]
     assert "multi-turn 1@3:" in two.stdout and "1@3.0" not in two.stdout      # counts are not averaged as rates
     for run in ("one", "two"):
         assert json.loads((tmp_path / run / "summary.json").read_text())["best"]["step"] == 1
+    assert 2 <= max(servers) <= max(2, rlef.cores_per_rank())
     a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     for x, y in zip(a, b):
         assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
@@ -191,6 +226,57 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
         assert torch.allclose(p, q, atol=1e-5)
 
 
+REPLICA_SCRIPT = """
+import json, sys
+import torch
+import rlef
+from model import Transformer, generate
+
+rank, world, device = rlef.setup_distributed()
+checkpoint, out = sys.argv[1], sys.argv[2]
+policy = rlef.shard(Transformer.from_pretrained(checkpoint), device, rlef.Config(model="tiny"))
+replica = rlef.SamplingReplica(policy, torch.float32)
+prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45, 46], [7, 8], [100 + rank] * 5]
+
+
+def sample(model, **kw):   # no stop tokens: every rank makes the same forward calls (FSDP gathers in them)
+    return generate(model, prompts, 10, temperature=1.0, generator=torch.Generator().manual_seed(rank), **kw)
+
+
+report = {"replica_is_plain": not hasattr(replica.model, "unshard"), "runs": []}
+for update in range(2):
+    with torch.no_grad():
+        sharded = sample(policy)                       # the FSDP module's own forward, as before the replica
+        replicated = sample(replica.refresh(policy), rows=2)
+    report["runs"].append({"sharded": sharded, "replica": replicated})
+    loss = policy(torch.tensor([prompts[1]]))[..., 5].mean()   # one training step changes the policy's shards
+    loss.backward()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p -= 0.5 * p.grad
+json.dump(report, open(f"{out}.{rank}", "w"))
+"""
+
+
+@pytest.mark.slow
+def test_sampling_replica_gives_the_sharded_policys_tokens_under_torchrun(tmp_path, make_checkpoint):
+    checkpoint = make_checkpoint(tie_word_embeddings=True)       # Llama 3.2's shared embedding and output layer
+    (tmp_path / "replica.py").write_text(REPLICA_SCRIPT)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29534",
+                          str(tmp_path / "replica.py"), str(checkpoint), str(tmp_path / "out")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for rank in range(2):
+        report = json.loads((tmp_path / f"out.{rank}").read_text())
+        assert report["replica_is_plain"]
+        before, after = report["runs"]
+        assert [t for t, _ in before["sharded"]] != [t for t, _ in after["sharded"]]   # the update mattered
+        for run_ in (before, after):
+            assert [t for t, _ in run_["replica"]] == [t for t, _ in run_["sharded"]]
+            for (_, a), (_, b) in zip(run_["replica"], run_["sharded"]):
+                assert a == pytest.approx(b, abs=1e-5)
+
+
 def test_dry_run_arithmetic_matches_the_parameter_count():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
     plan = {name: b for *_, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
@@ -199,7 +285,7 @@ def test_dry_run_arithmetic_matches_the_parameter_count():
     assert n_value != n                                       # the tied preset: the critic has its own head
     assert plan["policy weights, fp32 master (sharded)"] == 4 * n / 2
     assert plan["policy AdamW moments, 2 x fp32 (sharded)"] == 8 * n / 2
-    assert plan["policy unsharded in bf16, once per rollout phase"] == 2 * n
+    assert plan["sampling replica: the policy unsharded in bf16, allocated once"] == 2 * n
     assert plan["policy, critic fp32 + reference bf16: each rank reads its own rows"] == (4 * n + 4 * n_value + 2 * n) / 2
     embedding = Transformer(PRESETS["tiny"]).embed_tokens.weight
     assert plan["one tensor's rows read from safetensors (embedding, bf16)"] == 2 * embedding.numel() / 2
