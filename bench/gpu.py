@@ -18,10 +18,20 @@ What it prints (random weights throughout: speed does not depend on their values
    FLOPs utilisation against the measured matmul rate: 6 N + 6 n_layers T d FLOPs per token (PaLM's
    convention, causal attention; the recomputation of checkpointing is not counted).
 
+6. One RLEF training step end to end (``rlef.rollout``, ``ppo.prepare_batch``, ``ppo.ppo_update``), for the 1B
+   and 3B presets with random weights: 64 episodes of up to 3 turns on synthetic problems (prompts of ~150-650
+   tokens), each response really decoded by the sampling replica (``rlef.SamplingReplica``, continuous
+   batching in the rows the memory left allows) with a length drawn uniformly from 50-1,024 tokens, then
+   replaced by a right or wrong program of that length that the judge really runs. Seconds per step split
+   into sampling / execution / training; sampling tokens/s against the decode floor of its own steps (each
+   step reads the weights once, each token its sequence's keys and values: ``decode_floor_seconds``); slot
+   efficiency. The second of two steps is reported.
+
 Each section runs on its own: a failure prints its traceback and the others still run.
 """
 import argparse
 import json
+import random
 import sys
 import time
 import traceback
@@ -59,12 +69,12 @@ def seconds(fn, device, warmup=1, repeat=3):
     return sorted(times)[len(times) // 2]
 
 
-def random_model(args: ModelArgs, device, dtype) -> Transformer:
+def random_model(args: ModelArgs, device, dtype, value_head: bool = False) -> Transformer:
     """A Transformer with N(0, 0.02) weights made directly on the device (no CPU copy of 16 GB)."""
     with torch.device("meta"):
-        model = Transformer(args)
-    model = model.to_empty(device=device).to(dtype)
-    if args.tie_word_embeddings:
+        model = Transformer(args, value_head=value_head).to(dtype)
+    model = model.to_empty(device=device)
+    if args.tie_word_embeddings and not value_head:
         model.lm_head.weight = model.embed_tokens.weight
     with torch.no_grad():
         return model.init_weights(0.02)
@@ -256,6 +266,152 @@ def ppo_microbatch(device, smoke, ceil):
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 6. One RLEF training step, end to end
+
+STATEMENT = "Read an integer n and print 2 * n."
+RIGHT, WRONG = "```python\nprint(2 * int(input()))\n```", "```python\nprint(int(input()) + 2)\n```"
+
+
+def synthetic_problems(n: int, rng, filler_words: tuple[int, int]):
+    """``n`` copies of one task, each statement padded with a random number of filler words (longer prompts)."""
+    from data import Problem, Test
+    return [Problem(f"double{i}", STATEMENT + " Notes:" + " the" * rng.randint(*filler_words),
+                    [Test("3\n", "6\n"), Test("5\n", "10\n")], [Test("-4\n", "-8\n"), Test("0\n", "0\n")])
+            for i in range(n)]
+
+
+def scripted_sampler(model, tok, rows, cache_bytes, lengths, rng, generator, usage, calls):
+    """``rollout``'s sample function for random weights: the replica really decodes each response, its length
+    drawn from ``lengths`` (no stop tokens, so exactly that long), and then the response's tokens are replaced
+    by a program of the same length that the judge really runs: right or wrong with equal odds, followed by
+    filler text. (Its log-probs stay those of the sampled tokens: PPO's ratios are meaningless, its cost not.)"""
+    import rlef
+    filler = tok.encode(" the")[-1]
+
+    def sample(prompts):
+        budgets = [rng.randint(*lengths) for _ in prompts]
+        n_rows = rows or rlef.cache_rows(model, cache_bytes, max(map(len, prompts)) + max(budgets))
+        slots = usage.get("slots", 0)
+        out = generate(model, prompts, budgets, temperature=1.0, generator=generator, rows=n_rows, usage=usage)
+        calls.append({"rows": n_rows, "steps": (usage["slots"] - slots) // n_rows,
+                      "prompts": [len(p) for p in prompts], "responses": budgets})
+        replies = []
+        for (_, logprobs), n in zip(out, budgets):
+            code = tok.encode(RIGHT if rng.random() < 0.5 else WRONG)[:n - 1]
+            replies.append((code + [filler] * (n - 1 - len(code)) + [tok.eot_id], logprobs))
+        return replies
+    return sample
+
+
+def decode_floor_seconds(calls, weight_bytes: float, kv_bytes_per_position: float, bandwidth: float) -> float:
+    """The least time the decode steps of ``calls`` take at ``bandwidth``: each step reads every weight once,
+    each token its sequence's keys and values so far (prefill not counted)."""
+    total = 0.0
+    for c in calls:
+        kv = sum(n * p + n * (n - 1) / 2 for p, n in zip(c["prompts"], c["responses"]))     # sum over tokens
+        total += c["steps"] * weight_bytes + kv * kv_bytes_per_position
+    return total / bandwidth
+
+
+def e2e_setup(args, device, cfg):
+    """Policy, critic (fp32 master weights), reference and optimisers as rlef.load_models and train make them,
+    with random weights; FSDP2 over the one GPU for bf16 compute (as ``python rlef.py`` on one GPU)."""
+    import torch.distributed as dist
+    import rlef
+    from ppo import make_optimizer
+    compute = torch.bfloat16 if device.type == "cuda" else torch.float32
+    policy = random_model(args, device, torch.float32)
+    value = random_model(args, device, torch.float32, value_head=True)
+    reference = random_model(args, device, compute).requires_grad_(False)
+    policy.gradient_checkpointing = value.gradient_checkpointing = True
+    if dist.is_initialized():
+        policy, value = rlef.shard(policy, device, cfg), rlef.shard(value, device, cfg)
+        reference = rlef.shard(reference, device, cfg, trained=False)
+    return policy, value, reference, make_optimizer(policy, 1e-6), make_optimizer(value, 1e-6), compute
+
+
+def e2e_one(name, args, device, smoke, ceil, tok, judge):
+    import rlef
+    from ppo import ppo_update, prepare_batch
+    cfg = rlef.Config(model="tiny")
+    policy, value, reference, (popt, psched), (vopt, vsched), compute = e2e_setup(args, device, cfg)
+    replica = rlef.SamplingReplica(policy, compute)
+    cache_bytes = rlef.kv_cache_budget(policy, value, device, 1)
+    rng = random.Random(0)
+    episodes, lengths = (6, (5, 30)) if smoke else (64, (50, 1024))
+    problems = synthetic_problems(episodes, rng, (5, 20) if smoke else (100, 600))
+    gen = torch.Generator(device).manual_seed(0)
+    rows = 2 if smoke else 0                               # smoke: fewer rows than episodes, to refill rows
+    elem = compute.itemsize
+    norms = sum(p.numel() for p in replica.model.parameters() if p.dim() == 1)
+    weight_bytes = (matmul_params(replica.model) + norms) * elem          # what a decode step reads, as in decode_speed
+    kv_pp = 2 * args.n_layers * args.n_kv_heads * args.head_dim * elem
+    result = None
+    for attempt in ("warm-up", "measured"):                # the first step pays for allocator growth and graphs
+        usage, calls = {}, []
+        sample = scripted_sampler(replica.model, tok, rows, cache_bytes, lengths, rng, gen, usage, calls)
+        sample_s = [0.0]
+
+        def timed(prompts):
+            sync(device)
+            t = time.perf_counter()
+            out = sample(prompts)
+            sync(device)
+            sample_s[0] += time.perf_counter() - t
+            return out
+        sync(device)
+        t0 = time.perf_counter()
+        replica.refresh(policy)
+        sync(device)
+        refresh_s = time.perf_counter() - t0
+        with torch.no_grad():
+            dialogues = rlef.rollout(timed, tok, problems, judge, 3, max_len=args.max_seq_len - lengths[1])
+        t1 = time.perf_counter()
+        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, 0.05, "turn", 4)
+        ppo_update(policy, value, popt, vopt, batch, 4, 4, schedulers=(psched, vsched))
+        for opt in (popt, vopt):                           # as rlef.train_step: gradients freed after the update
+            opt.zero_grad(set_to_none=True)
+        sync(device)
+        t2 = time.perf_counter()
+        tokens, slots = usage["tokens"], usage["slots"]
+        floor_s = decode_floor_seconds(calls, weight_bytes, kv_pp, ceil["bandwidth_bytes_per_s"])
+        sampling = refresh_s + sample_s[0]
+        result = {"model": name, "episodes": episodes, "response_tokens": list(lengths),
+                  "rows": [c["rows"] for c in calls],
+                  "turns": sum(len(d.codes) for d in dialogues) / len(dialogues),
+                  "solved": sum(d.solved for d in dialogues) / len(dialogues), "sampled_tokens": tokens,
+                  "trained_tokens": sum(len(d.tokens) for d in dialogues), "refresh_s": refresh_s,
+                  "sample_s": sampling, "exec_s": t1 - t0 - sampling, "train_s": t2 - t1, "step_s": t2 - t0,
+                  "sample_tokens_per_s": tokens / sampling, "floor_tokens_per_s": tokens / floor_s,
+                  "pct_of_floor": 100 * floor_s / sampling, "slot_efficiency": tokens / slots}
+        print(f"e2e {name} ({attempt}): step {result['step_s']:.1f}s = sampling {sampling:.1f}s (replica refresh "
+              f"{refresh_s:.2f}s) + execution {result['exec_s']:.1f}s + training {result['train_s']:.1f}s | "
+              f"{episodes} episodes, {result['turns']:.2f} turns, {tokens:,} sampled tokens in rows of "
+              f"{result['rows']} | sampling {result['sample_tokens_per_s']:,.0f} tokens/s, "
+              f"{result['pct_of_floor']:.1f}% of the decode floor ({result['floor_tokens_per_s']:,.0f}) | "
+              f"slot efficiency {result['slot_efficiency']:.2f}", flush=True)
+    return result
+
+
+def e2e(device, smoke, ceil):
+    """One RLEF step on the 1B and 3B presets (random weights) with responses of 50-1,024 tokens."""
+    from dataclasses import replace
+    import execute
+    import rlef
+    if device.type == "cuda":
+        rlef.setup_distributed()                          # a process group of one: FSDP2 as in train()
+    tok = Tokenizer.from_pretrained(ROOT / "data" / "tiny" / "policy")
+    out = []
+    with execute.Judge(workers=rlef.cores_per_rank()) as judge:
+        for name in (["smoke"] if smoke else ["1b", "3b"]):
+            args = replace(SMOKE_ARGS, vocab_size=1024) if smoke else PRESETS[name]     # the tokenizer's ids fit
+            out.append(e2e_one(name, args, device, smoke, ceil, tok, judge))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="small shapes on the CPU: test the script, not the card")
@@ -275,6 +431,7 @@ def main():
     sections = {"numerics": lambda: numerics(device, a.smoke),
                 "ppo": lambda: ppo_microbatch(device, a.smoke, results["ceilings"]),
                 "greedy": lambda: greedy_identity(device, a.smoke),
+                "e2e": lambda: e2e(device, a.smoke, results["ceilings"]),
                 "decode": lambda: decode_speed(device, a.smoke, results["ceilings"])}
     for name, run in sections.items():
         if a.only and name not in a.only:
