@@ -6,8 +6,10 @@ A random Llama with the Llama 3 vocabulary (128,256) is written as a bf16 Huggin
 wraps rlef's phases (load_models, the rollout + PPO update, save_checkpoint, evaluate) and records each
 phase's peak resident set (VmHWM, reset between phases through /proc/self/clear_refs) and its seconds.
 The table gives, per rank, the peak of every phase and of the whole run, and the whole-run peak as a
-multiple of the single process's, measured in the same invocation. Model-written programs run in the judge's
-own processes, which are not counted (one per rank, the same in every row).
+multiple of the single process's, measured in the same invocation; then the sampling replica's bytes
+(``rlef.SamplingReplica``: under torchrun a whole copy of the policy in the compute dtype, fp32 on a CPU,
+kept for the run; a single process samples with the policy itself) and the peak without them. Model-written
+programs run in the judge's own processes, which are not counted (one per rank, the same in every row).
 
     python bench/bench_scale.py                       # 1, 2 and 4 ranks, 102M parameters (~11 min on 2 cores)
     python bench/bench_scale.py --ranks 1 2 --dim 512
@@ -74,13 +76,21 @@ def probe(out_dir: Path, argv: list[str]):
     reset_peak_rss()
     phases = PhasePeaks()
     import rlef
+    replica = {}
+    make_replica = rlef.SamplingReplica.__init__
+
+    def record_replica(self, policy, dtype):
+        make_replica(self, policy, dtype)
+        replica["bytes"] = self.nbytes(policy)
+    rlef.SamplingReplica.__init__ = record_replica
     for name, phase in (("load_models", "load"), ("rollout", "step"), ("prepare_batch", "step"),
                         ("ppo_update", "step"), ("save_checkpoint", "checkpoint"), ("evaluate", "eval")):
         phases.wrap(rlef, name, phase)
     rlef.main(argv)
     phases.switch("other")
     rank = int(os.environ.get("RANK", "0"))
-    (out_dir / f"rank{rank}.json").write_text(json.dumps({"peak": phases.peak, "seconds": phases.seconds}))
+    (out_dir / f"rank{rank}.json").write_text(json.dumps({"peak": phases.peak, "seconds": phases.seconds,
+                                                         "replica": replica["bytes"]}))
 
 
 def write_model(path: Path, dim: int, layers: int, hidden: int) -> int:
@@ -146,7 +156,7 @@ def main():
           "     evaluation of 4 problems (real and random feedback), the same flags at every world size")
     print("peak resident memory per rank, MiB")
     header = f"{'ranks':>5} {'rank':>4} " + " ".join(f"{ph:>10}" for ph in PHASES) + \
-        f" {'whole run':>10} {'vs 1 proc':>9} {'ckpt write s':>12}"
+        f" {'whole run':>10} {'vs 1 proc':>9} {'replica':>8} {'w/o replica':>11} {'vs 1 proc':>9} {'ckpt write s':>12}"
     print(header)
     base = None
     for ranks in a.ranks:
@@ -155,8 +165,10 @@ def main():
             peaks = [res["peak"].get(ph, 0) for ph in PHASES]
             whole = max(peaks)
             base = base or whole
+            rest = whole - res["replica"]
             print(f"{ranks:>5} {r:>4} " + " ".join(f"{b / 2**20:>10.0f}" for b in peaks) +
-                  f" {whole / 2**20:>10.0f} {whole / base:>8.2f}x {res['seconds'].get('checkpoint', 0):>12.1f}")
+                  f" {whole / 2**20:>10.0f} {whole / base:>8.2f}x {res['replica'] / 2**20:>8.0f} "
+                  f"{rest / 2**20:>11.0f} {rest / base:>8.2f}x {res['seconds'].get('checkpoint', 0):>12.1f}")
     if not a.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
