@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_bench_end_to_end_step_runs_on_a_cpu(tmp_path):
     out = tmp_path / "gpu.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", "e2e", "--json", str(out)],
-                         capture_output=True, text=True, timeout=900, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    command = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", "e2e", "--json", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert run.returncode == 0, run.stderr[-3000:]
     e2e = json.loads(out.read_text())["e2e"]
     assert "error" not in e2e, e2e["error"]                       # a section's failure is caught and recorded
