@@ -91,13 +91,15 @@ def describe_failures(problem: Problem, tests, results) -> str:
 
 @dataclass
 class Dialogue:
-    """One episode in progress: the whole conversation as one token sequence, plus what PPO needs."""
+    """One episode in progress: the whole conversation as one token sequence, plus what PPO needs.
+    Every token is either context (what the environment says: the prompt, feedback, chat headers) or a
+    response token (an action of the policy); only actions are trained (paper §2.2)."""
     problem: Problem
-    tokens: list[int]
-    action_mask: list[int]
-    turn_ids: list[int]
-    sampler_logprobs: list[float]
-    value_positions: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    action_mask: list[int] = field(default_factory=list)      # 1: the policy sampled this token
+    turn_ids: list[int] = field(default_factory=list)         # which response an action belongs to (-1: context)
+    sampler_logprobs: list[float] = field(default_factory=list)
+    value_positions: list[int] = field(default_factory=list)  # where the critic reads V(c_t), one per turn
     turn_rewards: list[float] = field(default_factory=list)
     codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
     verdicts: list[str] = field(default_factory=list)         # first failing public verdict per response
@@ -105,11 +107,18 @@ class Dialogue:
     done: bool = False
     solved: bool = False                                      # final response passes public + private tests
 
-    def add(self, tokens, mask, turn=-1, logprobs=None):
+    def add_context(self, tokens: list[int]):
         self.tokens += tokens
-        self.action_mask += [mask] * len(tokens)
+        self.action_mask += [0] * len(tokens)
+        self.turn_ids += [-1] * len(tokens)
+        self.sampler_logprobs += [0.0] * len(tokens)
+
+    def add_response(self, tokens: list[int], logprobs: list[float], turn: int):
+        self.value_positions.append(len(self.tokens) - 1)    # V(c_t) is read at the last context token
+        self.tokens += tokens
+        self.action_mask += [1] * len(tokens)
         self.turn_ids += [turn] * len(tokens)
-        self.sampler_logprobs += logprobs if logprobs is not None else [0.0] * len(tokens)
+        self.sampler_logprobs += logprobs
 
     def episode(self) -> Episode:
         return Episode(self.tokens, self.action_mask, self.turn_ids, self.value_positions, self.turn_rewards,
@@ -133,61 +142,80 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
     """
     if feedback_mode == "random" and random_feedback is None:
         random_feedback = RandomFeedback(problems, judge, rng or random.Random(0))
-    dialogues = []
-    for p in problems:
-        d = Dialogue(p, [], [], [], [])
-        d.add(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)), 0)
-        dialogues.append(d)
+    dialogues = [Dialogue(p) for p in problems]
+    for d in dialogues:
+        d.add_context(tok.encode_chat([{"role": "user", "content": initial_prompt(d.problem)}])
+                      + tok.encode(prefill(d.problem)))
     for turn in range(turns):
         active = [d for d in dialogues if not d.done]
         if not active:
             break
-        samples = sample([d.tokens for d in active])
-        programs = []
-        for d, (new_tokens, logprobs) in zip(active, samples):
-            d.value_positions.append(len(d.tokens) - 1)        # V(c_t) is read at the last context token
-            d.add(new_tokens, 1, turn, logprobs)
-            if not new_tokens or new_tokens[-1] != tok.eot_id:
-                # Cut at max_new_tokens, or stopped by <|eom_id|> / <|end_of_text|>: the Llama 3 format closes
-                # every message with <|eot_id|> before the next header, so add one (given, not trained).
-                d.add([tok.eot_id], 0)
-            text = prefill(d.problem) + tok.decode(new_tokens)
-            d.codes.append(execute.extract_code(text))
-            d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)
-            if d.codes[-1] is not None:
-                programs.append(d)
-        results = run_judge(judge, [(d.problem, d.codes[-1], d.problem.public_tests) for d in programs])
-        public = dict(zip(map(id, programs), results))
-        for d in active:
-            res = public.get(id(d))
-            d.verdicts.append("no_code" if res is None else verdict_of(res))
-            if res is not None and d.verdicts[-1] == "pass":
-                d.done = True                                 # early stop: public tests pass (RLEF.md §1)
-            elif turn == turns - 1:
-                d.done = True
-            else:
-                d.feedbacks.append(execute.NO_CODE_FEEDBACK if res is None else
-                                   describe_failures(d.problem, d.problem.public_tests, res))
+        for d, (new_tokens, logprobs) in zip(active, sample([d.tokens for d in active])):
+            add_response(d, tok, new_tokens, logprobs, turn)
+        public_results = judge_public_tests(judge, active)
+        for d, results in zip(active, public_results):
+            end_turn(d, results, last_turn=turn == turns - 1)
         if random_feedback is not None:
             random_feedback.replace([d for d in active if not d.done])
         for d in active:
             if not d.done:
-                follow = (tok.encode_message("user", d.feedbacks[-1]) + tok.encode_header("assistant")
-                          + tok.encode(prefill(d.problem)))
-                if max_len is not None and len(d.tokens) + len(follow) > max_len:
-                    d.done = True                             # no room for another response: judge it as it is
-                else:
-                    d.add(follow, 0)
-    # Final judgement on public + private (+ generated) tests. The public results of the last response are
-    # already known, so only responses that passed them run the rest: a failed one is unsolved anyway.
-    passed = [d for d in dialogues if d.verdicts[-1] == "pass"]
-    rest = run_judge(judge, [(d.problem, d.codes[-1], all_tests(d.problem, extra_tests)[len(d.problem.public_tests):])
-                             for d in passed])
-    verdicts = dict(zip(map(id, passed), rest))
-    for d in dialogues:
-        d.solved = id(d) in verdicts and verdict_of(verdicts[id(d)]) == "pass"
-        d.turn_rewards[-1] += 1.0 if d.solved else -1.0        # stacks with -0.2 (our choice, RLEF.md §1)
+                continue_dialogue(d, tok, max_len)
+    judge_final_responses(judge, dialogues, extra_tests)
     return dialogues
+
+
+def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: list[float], turn: int):
+    """The policy's response: its tokens (the actions), the code in it, and the -0.2 of a response without
+    code (paper §2.1)."""
+    d.add_response(new_tokens, logprobs, turn)
+    if not new_tokens or new_tokens[-1] != tok.eot_id:
+        # Cut at max_new_tokens, or stopped by <|eom_id|> / <|end_of_text|>: the Llama 3 format closes every
+        # message with <|eot_id|> before the next header, so add one (given, not trained).
+        d.add_context([tok.eot_id])
+    d.codes.append(execute.extract_code(prefill(d.problem) + tok.decode(new_tokens)))
+    d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)
+
+
+def judge_public_tests(judge, dialogues: list[Dialogue]) -> list[list | None]:
+    """The public-test results of each dialogue's last response, in order; None for a response without code."""
+    with_code = [d for d in dialogues if d.codes[-1] is not None]
+    results = iter(run_judge(judge, [(d.problem, d.codes[-1], d.problem.public_tests) for d in with_code]))
+    return [next(results) if d.codes[-1] is not None else None for d in dialogues]
+
+
+def end_turn(d: Dialogue, public_results: list | None, last_turn: bool):
+    """Record the response's verdict; the episode ends when it passes the public tests (paper §2.1) or on the
+    last turn, and otherwise the environment writes its feedback."""
+    d.verdicts.append("no_code" if public_results is None else verdict_of(public_results))
+    if d.verdicts[-1] == "pass" or last_turn:
+        d.done = True
+    else:
+        d.feedbacks.append(execute.NO_CODE_FEEDBACK if public_results is None else
+                           describe_failures(d.problem, d.problem.public_tests, public_results))
+
+
+def continue_dialogue(d: Dialogue, tok: Tokenizer, max_len: int | None):
+    """The feedback as the next user message, then the next assistant header: the context of the next turn.
+    A dialogue with no room left for another response ends here and is judged as it is."""
+    follow = (tok.encode_message("user", d.feedbacks[-1]) + tok.encode_header("assistant")
+              + tok.encode(prefill(d.problem)))
+    if max_len is not None and len(d.tokens) + len(follow) > max_len:
+        d.done = True
+    else:
+        d.add_context(follow)
+
+
+def judge_final_responses(judge, dialogues: list[Dialogue], extra_tests: bool):
+    """The episode's reward: +1 if the last response passes public + private (+ generated) tests, else -1
+    (paper §2.1; the paper does not say whether a no-code -0.2 on the last turn stacks with the -1:
+    here it does). The public results of the last response are
+    already known, so only responses that passed them run the rest: a failed one is unsolved anyway."""
+    passed = [d for d in dialogues if d.verdicts[-1] == "pass"]
+    hidden = [all_tests(d.problem, extra_tests)[len(d.problem.public_tests):] for d in passed]
+    rest = iter(run_judge(judge, [(d.problem, d.codes[-1], tests) for d, tests in zip(passed, hidden)]))
+    for d in dialogues:
+        d.solved = d.verdicts[-1] == "pass" and verdict_of(next(rest)) == "pass"   # next(): in the order of `passed`
+        d.turn_rewards[-1] += 1.0 if d.solved else -1.0
 
 
 def all_tests(problem: Problem, extra_tests: bool = False):
@@ -377,14 +405,20 @@ def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3
             log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
     log(" " * 60, end="\r")
     # Judge every multi-turn response on all tests, for the solve rate after each turn.
-    responses = [(d, c) for _, d in multi for c in d.codes if c]
-    results = run_judge(judge, [(d.problem, c, all_tests(d.problem, extra_tests)) for d, c in responses])
-    solved_code = {(d.problem.name, c): verdict_of(r) == "pass" for (d, c), r in zip(responses, results)}
-    return ([{"mode": "multi", "problem": d.problem.name, "sample": s, "codes": d.codes, "verdicts": d.verdicts,
-              "solved": d.solved, "solved_after": [solved_code.get((d.problem.name, c), False) for c in d.codes]}
-             for s, d in multi]
-            + [{"mode": "single", "problem": d.problem.name, "sample": s, "attempt": a, "verdict": d.verdicts[0],
-                "solved": d.solved} for s, a, d in single])
+    responses = [(d, code) for _, d in multi for code in d.codes if code]
+    results = run_judge(judge, [(d.problem, code, all_tests(d.problem, extra_tests)) for d, code in responses])
+    solves = {}                                               # (problem name, code) -> passes all tests
+    for (d, code), res in zip(responses, results):
+        solves[d.problem.name, code] = verdict_of(res) == "pass"
+    records = []
+    for s, d in multi:
+        solved_after = [solves.get((d.problem.name, code), False) for code in d.codes]
+        records.append({"mode": "multi", "problem": d.problem.name, "sample": s, "codes": d.codes,
+                        "verdicts": d.verdicts, "solved": d.solved, "solved_after": solved_after})
+    for s, attempt, d in single:
+        records.append({"mode": "single", "problem": d.problem.name, "sample": s, "attempt": attempt,
+                        "verdict": d.verdicts[0], "solved": d.solved})
+    return records
 
 
 def eval_report(records: list[dict], problems, samples: int, turns: int, feedback_mode: str,
@@ -485,7 +519,7 @@ def option(default, help: str):
 @dataclass
 class Config:
     """Every training setting; a flag per field (``--micro-batch-size`` for ``micro_batch_size``).
-    Defaults are the paper's (RLEF.md §2) where it gives one; PRESET_DEFAULTS override them per preset."""
+    Defaults are the paper's (paper §3, appendix B) where it gives one; PRESET_DEFAULTS override them per preset."""
     model: str = option("8b", "preset: picks the architecture, the default weights folder and defaults")
     weights: str | None = option(None, "HF folder of the initial policy (default: checkpoints/<repo name>)")
     train_data: str | None = option(None, "JSONL problems to train on (default: data/code_contests/train.jsonl)")
@@ -1118,8 +1152,8 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train a Llama 3 policy with RLEF (PPO on execution feedback). "
                     "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
-                    "the paper's setting. Defaults are the paper's (RLEF.md §2) unless the preset overrides them. "
-                    "`python rlef.py eval --help` for evaluation.")
+                    "the paper's setting. Defaults are the paper's (paper §3, appendix B) unless the preset "
+                    "overrides them. `python rlef.py eval --help` for evaluation.")
     hints = typing.get_type_hints(Config)
     for f in Config.__dataclass_fields__.values():
         flag, default, help_ = "--" + f.name.replace("_", "-"), f.default, f.metadata["help"]
