@@ -161,7 +161,7 @@ def rope_frequencies(args: ModelArgs) -> torch.Tensor:
 
     Llama 3.1 was trained at 8k context and extended to 128k by slowing the low-frequency (long-wavelength)
     components by ``factor``, leaving high frequencies alone and interpolating smoothly in between. Ignoring
-    ``rope_scaling`` is invisible on short prompts and breaks the model past ~8k tokens (pitfall 5).
+    ``rope_scaling`` is invisible on short prompts and breaks the model past ~8k tokens.
     """
     # fp32 throughout, as Meta's and HF's code: the checkpoints were trained with exactly these roundings.
     inv_freq = 1.0 / args.rope_theta ** (torch.arange(0, args.head_dim, 2).float() / args.head_dim)
@@ -178,8 +178,8 @@ def rope_frequencies(args: ModelArgs) -> torch.Tensor:
 
 
 def rope_cos_sin(positions, inv_freq):
-    """cos and sin of the RoPE angles position * theta_i: (B, 1, T, hd/2) each, fp32 (as gpt-fast should have;
-    bf16 angles are wrong by whole radians at long context). Computed once per forward, shared by all layers."""
+    """cos and sin of the RoPE angles position * theta_i: (B, 1, T, hd/2) each, fp32 (bf16 angles are wrong by
+    whole radians at long context). Computed once per forward, shared by all layers."""
     angles = positions[:, None, :, None].float() * inv_freq          # (B, 1, T, hd/2)
     return angles.cos(), angles.sin()
 
@@ -264,8 +264,8 @@ class Attention(nn.Module):
             q = q.reshape(B, self.n_kv_heads, g * T, self.head_dim)                       # (B, n_kv, g*T, hd)
             if T == 1:
                 # Decoding: g query rows per head. The fused attention kernels parallelise over blocks of
-                # query rows and leave most of an H200 idle here; two batched matmuls do not (8B batch-1
-                # decode, compiled: 5.90 -> 5.55 ms per token in a one-off H200 comparison; README).
+                # query rows, which a decode step does not have, and leave most of a GPU idle; two batched
+                # matmuls do not (docs/PERFORMANCE.md).
                 scores = (q @ k_cache.transpose(-1, -2)).float() * self.head_dim ** -0.5  # (B, n_kv, g, L)
                 y = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v_cache.dtype) @ v_cache
             else:
@@ -305,7 +305,7 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
 
     hidden (B, T, dim) are final-norm hidden states, weight (V, dim) the output layer, targets (B, T).
     pi is softmax(logits / temperature): the distribution ``generate`` samples from at that temperature.
-    Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens (pitfall 8), and autograd would keep
+    Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens, and autograd would keep
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
     """
@@ -363,7 +363,7 @@ class Transformer(nn.Module):
 
     def rope(self, device) -> torch.Tensor:
         # Not a buffer: model.to(torch.bfloat16) would round the frequencies, and positions * bf16 angles are
-        # wrong by whole radians at long context (gpt-fast's mistake). 64 floats, computed once per device.
+        # wrong by whole radians at long context. 64 floats, computed once per device.
         if self._inv_freq is None or self._inv_freq.device != device:
             self._inv_freq = rope_frequencies(self.args).to(device)
         return self._inv_freq
@@ -557,7 +557,8 @@ class Tokenizer:
             raise ValueError(f"tokenizer.json lacks the Llama 3 special tokens {missing}; is this a Llama 3 tokenizer?")
         self.bos_id, self.eot_id = ids["<|begin_of_text|>"], ids["<|eot_id|>"]
         self.start_header_id, self.end_header_id = ids["<|start_header_id|>"], ids["<|end_header_id|>"]
-        # Stop on end-of-turn and end-of-message (tool call) as well as end-of-text (pitfall 7).
+        # Stop on end-of-turn and end-of-message (tool call) as well as end-of-text: an Instruct model may end
+        # a response with any of them.
         self.stop_ids = [ids[t] for t in ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>") if ids[t] is not None]
         self.pad_id = ids["<|end_of_text|>"] if ids["<|end_of_text|>"] is not None else self.eot_id
         self.vocab_size = tok.get_vocab_size()
