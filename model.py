@@ -691,8 +691,11 @@ class _Rows:
     """The rows of ``generate``'s batch: on the device, the KV cache and what each step writes per row; on the
     host, which prompt each row answers (-1: idle) since which step."""
 
-    def __init__(self, model: Transformer, n_rows: int, max_len: int, budgets: list[int]):
+    def __init__(self, model: Transformer, prompts: list[list[int]], keys, n_rows: int, max_len: int,
+                 budgets: list[int]):
         device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
+        self.model, self.prompts, self.prompt_keys = model, prompts, keys                  # keys: (N,) one per prompt
+        self.waiting = list(range(len(prompts)))[::-1]                                       # next prompt last
         self.cache = KVCache(model.args, n_rows, max_len, device, dtype)
         self.tokens = torch.zeros(n_rows, max(budgets), dtype=torch.long, device=device)   # (R, W) responses so far
         self.logprobs = torch.zeros(n_rows, max(budgets), device=device)                    # (R, W)
@@ -703,6 +706,19 @@ class _Rows:
 
     def __len__(self) -> int:
         return len(self.prompt)
+
+    def refill(self, free, step: int, logits):
+        """Prefill waiting prompts into the ``free`` rows (one row at a time: no padding), writing each one's
+        next-token logits into ``logits`` (R, V); rows left without a prompt go idle."""
+        device = logits.device
+        for r in free:
+            i = self.waiting.pop() if self.waiting else -1
+            self.prompt[r], self.start[r] = i, step
+            self.cache.lengths[r], self.made[r], self.stopped[r] = 0, 0, False    # idle: junk from slot 0 on
+            if i >= 0:
+                self.keys[r] = self.prompt_keys[i]
+                tokens = torch.tensor([self.prompts[i]], device=device)
+                logits[r] = self.model(tokens, cache=self.cache.rows(r, r + 1))[0, -1]
 
     def record(self, token, logprob, stop):
         """Append this step's token (R,) to every row's response; nothing waits for the device."""
@@ -743,6 +759,17 @@ class _Rows:
         return token[:n]
 
 
+def _positions_needed(model: Transformer, prompts: list[list[int]], budgets: list[int]) -> int:
+    """The KV-cache positions the longest prompt and its response need; refuses what cannot be generated."""
+    if min(budgets) < 1 or min(map(len, prompts)) < 1:
+        raise ValueError("generate needs prompts of at least one token and max_new_tokens >= 1")
+    need = max(len(p) + n for p, n in zip(prompts, budgets))
+    if need > model.args.max_seq_len:
+        raise ValueError(f"a prompt and its new tokens take up to {need} positions, more than the model's "
+                         f"context of {model.args.max_seq_len}")
+    return need
+
+
 @torch.no_grad()
 def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
              top_p: float = 1.0, stop_ids=(), generator=None, cuda_graph: bool | None = None, compile: bool = False,
@@ -769,34 +796,18 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
         return []
     device = model.embed_tokens.weight.device
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
-    if min(budgets) < 1 or min(map(len, prompts)) < 1:
-        raise ValueError("generate needs prompts of at least one token and max_new_tokens >= 1")
-    need = max(len(p) + n for p, n in zip(prompts, budgets))
-    if need > model.args.max_seq_len:
-        raise ValueError(f"a prompt and its new tokens take up to {need} positions, more than the model's "
-                         f"context of {model.args.max_seq_len}")
+    need = _positions_needed(model, prompts, budgets)
     on_gpu = device.type == "cuda"
     cuda_graph = (on_gpu and not hasattr(model, "unshard")) if cuda_graph is None else cuda_graph
     if cuda_graph and not on_gpu:
         raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
     check_every = check_every or (16 if on_gpu else 1)
-    batch = _Rows(model, min(rows or len(prompts), len(prompts)), cache_slots(need), budgets)
     keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
                          device=generator.device if generator is not None else "cpu").to(device)
+    batch = _Rows(model, prompts, keys, min(rows or len(prompts), len(prompts)), cache_slots(need), budgets)
     logits = torch.zeros(len(batch), model.args.vocab_size, dtype=model.embed_tokens.weight.dtype, device=device)
-    stop, waiting, results = torch.tensor(list(stop_ids) or [-1], device=device), list(range(len(prompts)))[::-1], {}
-
-    def refill(free, step):
-        """Prefill waiting prompts into the ``free`` rows (one row at a time: no padding); the rest go idle."""
-        for r in free:
-            i = waiting.pop() if waiting else -1
-            batch.prompt[r], batch.start[r] = i, step
-            batch.cache.lengths[r], batch.made[r], batch.stopped[r] = 0, 0, False   # idle: junk from slot 0 on
-            if i >= 0:
-                batch.keys[r] = keys[i]
-                logits[r] = model(torch.tensor([prompts[i]], device=device), cache=batch.cache.rows(r, r + 1))[0, -1]
-
-    refill(range(len(batch)), 0)
+    stop, results = torch.tensor(list(stop_ids) or [-1], device=device), {}
+    batch.refill(range(len(batch)), 0, logits)
     decode, step, slots, due = None, 0, 0, batch.deadline()
     while True:
         token, logprob = sample_next(logits, temperature, top_p,
@@ -809,15 +820,15 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
             for r, response in ended.items():
                 results[batch.prompt[r]], batch.prompt[r] = response, -1
             busy = [r for r, i in enumerate(batch.prompt) if i >= 0]
-            if not busy and not waiting:
+            if not busy and not batch.waiting:
                 break
-            if not waiting and len(busy) <= len(batch) // 2:     # the tail: compute only the busy rows
+            if not batch.waiting and len(busy) <= len(batch) // 2:     # the tail: compute only the busy rows
                 token, decode, ended = batch.keep(busy, token), None, {}
-            for r in list(ended)[len(waiting):]:
+            for r in list(ended)[len(batch.waiting):]:
                 batch.cache.lengths[r] = 0          # idle from now on: keep its junk decoding inside the cache
         decode = decode or decoder(model, batch.cache, len(batch), cuda_graph, compile)
         logits = decode(token)                                                 # (R, V)
-        refill(list(ended), step)
+        batch.refill(list(ended), step, logits)
         due = batch.deadline() if checked else due
     if usage is not None:
         usage["tokens"] = usage.get("tokens", 0) + sum(len(t) for t, _ in results.values())
