@@ -1,6 +1,6 @@
 """GPU speed in one run: the card's two ceilings, then sampling and a PPO micro-batch measured against them.
 
-    python bench/gpu.py --json $OUT/gpu.json      # one H100/H200, ~5 min; README's table comes from this
+    python bench/gpu.py --json $OUT/gpu.json      # one H100/H200, ~5 min; docs/PERFORMANCE.md's tables come from this
     python bench/gpu.py --smoke                   # CPU, small shapes: checks the script itself (~1 min)
 
 What it prints (random weights throughout: speed does not depend on their values):
