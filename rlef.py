@@ -307,12 +307,16 @@ def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, ro
                    cache_bytes: int | None = None, usage: dict | None = None, compile: bool = False):
     """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, ``rows``
     episodes decoding together (0: as many as a KV cache of ``cache_bytes`` holds; all when that is None),
-    a finished one's row going to the next (continuous batching). ``usage`` counts tokens and slots."""
+    a finished one's row going to the next (continuous batching). ``usage`` counts tokens, slots and seconds."""
     def sample(prompts):
+        t0 = time.time()
         n = rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
                      else len(prompts))
-        return generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, rows=n,
-                        usage=usage, compile=compile)
+        out = generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, rows=n,
+                       usage=usage, compile=compile)
+        if usage is not None:            # rollout time = sampling + judging: this splits the two
+            usage["seconds"] = usage.get("seconds", 0.0) + time.time() - t0
+        return out
     return sample
 
 
@@ -933,7 +937,166 @@ def load_policy_weights(policy, checkpoint: Path):
     set_model_state_dict(policy, state["policy"])
 
 
+@dataclass
+class Run:
+    """What the phases of one training run share; ``start_run`` builds it."""
+    cfg: Config
+    dir: Path
+    rank: int
+    world: int
+    device: torch.device
+    weights: Path                      # the initial policy's folder (its tokenizer files go into every export)
+    tok: Tokenizer
+    train_set: list[Problem]
+    valid_set: list[Problem]
+    judge: execute.Judge
+    policy: Transformer                # pi, trained
+    reference: Transformer             # rho, the frozen initial policy of the KL penalty (paper §2.2)
+    critic: Transformer                # V(c_t), trained
+    optimizers: tuple                  # (policy's, critic's)
+    schedulers: tuple
+    replica: SamplingReplica           # what rollouts decode with
+    cache_bytes: int                   # the rollouts' KV-cache budget on this rank
+    max_len: int                       # no further turn starts in a dialogue longer than this
+    start: int = 0                     # the first batch this invocation trains on (resuming: the checkpoint's)
+    best: dict | None = None           # the best checkpoint on the valid set so far (best.json)
+    metrics: typing.TextIO | None = None
+
+
 def train(cfg: Config):
+    """RLEF (paper §2.2): batches of rollouts in the environment with the current policy, each followed by PPO
+    updates of policy and critic; the valid set is evaluated every --eval-every batches, and the best
+    checkpoint there is the run's result (paper §3)."""
+    run = start_run(cfg)
+    before = evaluate_on_valid(run, 0) if run.start == 0 and cfg.eval_before else None
+    for step in range(run.start, cfg.batches):
+        dialogues, usage = play_batch(run, step)
+        t_train = time.time()
+        # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
+        # sampling (temperature 0, for tests) records the untempered model's log-probs.
+        batch = prepare_batch([d.episode() for d in dialogues], run.policy, run.reference, run.critic, cfg.beta,
+                              cfg.advantage, cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
+        stats = ppo_update(run.policy, run.critic, *run.optimizers, batch, cfg.minibatches, cfg.micro_batch_size,
+                           cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, run.schedulers)
+        for opt in run.optimizers:     # gradients are dead until the next update: free them (rollouts need the room)
+            opt.zero_grad(set_to_none=True)
+        usage["train_s"] = time.time() - t_train
+        row = step_statistics(run, step, dialogues, {**batch["stats"], **stats}, usage)
+        evaluated = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.batches
+        if evaluated:
+            row["eval"] = evaluate_on_valid(run, step + 1)
+        if run.metrics:
+            run.metrics.write(json.dumps(row) + "\n")
+            run.metrics.flush()
+        if evaluated or (step + 1) % cfg.checkpoint_every == 0:
+            keep_checkpoint(run, step + 1, row, evaluated)
+    finish(run, before)
+    run.judge.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return run.policy
+
+
+def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
+    """This rank's episodes of batch ``step``, played with the current policy, and what they cost: tokens,
+    decode slots, seconds sampling (the replica's refresh included) and executing."""
+    t0 = time.time()
+    problems = step_problems(run.train_set, run.cfg, step, run.rank, run.world)
+    # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
+    gen = torch.Generator(run.device).manual_seed(run.cfg.seed * 1_000_003 + step * 7919 + run.rank)
+    usage = {}
+    sample = sampler(run, run.cfg.temperature, 1.0, gen, usage)
+    refresh_s = time.time() - t0
+    with torch.no_grad():
+        dialogues = rollout(sample, run.tok, problems, run.judge, run.cfg.turns, max_len=run.max_len)
+    usage["sample_s"] = refresh_s + usage["seconds"]
+    usage["exec_s"] = time.time() - t0 - usage["sample_s"]
+    return dialogues, usage
+
+
+def sampler(run: Run, temperature: float, top_p: float, generator, usage: dict | None = None):
+    """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
+    cfg = run.cfg
+    return policy_sampler(run.replica.refresh(run.policy), run.tok, cfg.max_new_tokens, temperature, top_p,
+                          generator, cfg.rollout_batch, run.cache_bytes, usage, cfg.compile)
+
+
+def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: dict, usage: dict) -> dict:
+    """The metrics row of one batch, averaged over ranks, and the step's line in the log."""
+    n_turns = sum(len(d.codes) for d in dialogues)
+    row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
+           "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
+           "mean_turns": n_turns / len(dialogues),
+           "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
+           **ppo_stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues), "decode_slots": usage["slots"]}
+    row = reduce_mean(row, run.device)
+    # slot_efficiency: the share of the rows computed at each decode step that produced a token someone reads.
+    row.update(updates=(step + 1) * run.cfg.minibatches * run.cfg.epochs,
+               slot_efficiency=row["sampled_tokens"] / row["decode_slots"],
+               tokens_per_s=row["sampled_tokens"] * run.world / usage["sample_s"], sample_s=usage["sample_s"],
+               exec_s=usage["exec_s"], train_s=usage["train_s"],
+               step_s=usage["sample_s"] + usage["exec_s"] + usage["train_s"])
+    log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
+         f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
+         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
+         f"slots {100 * row['slot_efficiency']:.0f}% | "
+         f"sample {row['sample_s']:.1f}s exec {row['exec_s']:.1f}s train {row['train_s']:.1f}s")
+    return row
+
+
+def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
+    """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
+    generated tests, appendix B.3), each rank a share, pooled; rank 0 writes eval_step<N>_<feedback>.json."""
+    gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.rank)
+    with torch.no_grad():
+        report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, run.cfg.eval_samples,
+                          run.cfg.turns, feedback_mode, extra_tests=True, max_len=run.max_len, log=log0)
+    log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
+    if run.rank == 0:
+        (run.dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def keep_checkpoint(run: Run, step: int, row: dict, evaluated: bool):
+    """Save a checkpoint after batch ``step``; an evaluated one that beats the best so far becomes the best
+    (paper §3: the checkpoint with the best valid 1@3 is the result). Its policy is always exported, since it
+    may become the run's result; the previous best is kept through the rotation, so best.json always names
+    a checkpoint on disk."""
+    cfg = run.cfg
+    export = evaluated or step % (cfg.checkpoint_every * cfg.export_every) == 0
+    save_checkpoint(run.dir, step, run.policy, run.critic, run.optimizers, run.schedulers, run.weights, cfg, export,
+                    protect=run.best and run.best["checkpoint"])
+    if evaluated and (run.best is None or row["eval"]["multi_turn_1@3"] > run.best["multi_turn_1@3"]):
+        run.best = {"checkpoint": f"step_{step:06d}", "step": step, "updates": row["updates"],
+                    "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
+        if run.rank == 0:
+            write_best(run.dir, run.best)
+
+
+def finish(run: Run, before: dict | None):
+    """The run's result is its best checkpoint on the valid set (the paper's selection, every 800 updates):
+    its evaluation is the "after" column, and the random-feedback ablation runs on its weights."""
+    best, last_step = run.best, max(run.start, run.cfg.batches)
+    if best is None:                       # no training in this invocation nor a best.json: the current policy
+        report = evaluate_on_valid(run, last_step)
+        best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
+    elif best["step"] != last_step:
+        load_policy_weights(run.policy, run.dir / "checkpoints" / best["checkpoint"])
+    log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
+         "the final table and the random-feedback ablation use it")
+    ablation = evaluate_on_valid(run, best["step"], "random")
+    if run.rank == 0:
+        plot_curves(run.dir)
+        before = before or _read_json(run.dir / "eval_step0_real.json")
+        summary = {"before": before, "after": best["report"], "random_feedback": ablation,
+                   "best": {k: v for k, v in best.items() if k != "report"}}
+        (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log0("\n" + before_after_table(before, best["report"], ablation, best["step"]))
+
+
+def start_run(cfg: Config) -> Run:
+    """Everything a run needs before its first batch: checked inputs, the judge, the three models and their
+    optimisers (from the last checkpoint when resuming), the sampling replica and the KV-cache budget."""
     rank, world, device = setup_distributed()
     weights, tok, train_set, valid_set = load_inputs(cfg)
     run_dir = Path(cfg.resume or cfg.run_dir)
@@ -947,147 +1110,46 @@ def train(cfg: Config):
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
     judge = execute.Judge(workers=cfg.judge_workers or cores_per_rank())   # started before the models are loaded
     try:
-        policy, reference, value = load_models(cfg, weights, device)
+        policy, reference, critic = load_models(cfg, weights, device)
     except (OSError, ValueError) as e:
         judge.close()
         raise UsageError(f"cannot load the weights in {weights}: {e}") from None
     policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_updates)
-    value_opt, value_sched = make_optimizer(value, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
-    start, best = 0, None
-    if resume_from:
-        start = load_training_state(resume_from, policy, value, (policy_opt, value_opt), (policy_sched, value_sched))
-        best = read_best(run_dir)
-        log0(f"resumed from {resume_from} at step {start}")
-    if rank == 0 and resume_from and (run_dir / "metrics.jsonl").is_file():
-        # Rows logged after the checkpoint we resume from are redone; drop them so every step appears once.
-        rows = [r for r in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(r)["step"] <= start]
-        (run_dir / "metrics.jsonl").write_text("".join(r + "\n" for r in rows))
-    metrics = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None
-
-    max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
+    critic_opt, critic_sched = make_optimizer(critic, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
     replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32)
-    cache_bytes = kv_cache_budget(policy, value, device, world)
-    per_rank = cfg.batch_size // world
-    together = cfg.rollout_batch or min(per_rank, cache_rows(replica.model, cache_bytes, cfg.max_len))
-    why = "--rollout-batch" if cfg.rollout_batch else f"{cache_bytes / 2**30:.1f} GiB left for the KV cache"
-    copy = "the policy itself" if replica.model is policy else f"{replica.nbytes(policy) / 2**30:.2f} GiB"
+    max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
+    run = Run(cfg, run_dir, rank, world, device, weights, tok, train_set, valid_set, judge, policy, reference,
+              critic, (policy_opt, critic_opt), (policy_sched, critic_sched), replica,
+              kv_cache_budget(policy, critic, device, world), max_len)
+    if resume_from:
+        run.start = load_training_state(resume_from, policy, critic, run.optimizers, run.schedulers)
+        run.best = read_best(run_dir)
+        log0(f"resumed from {resume_from} at step {run.start}")
+    run.metrics = open_metrics(run)
+    log_rollout_plan(run)
+    return run
+
+
+def open_metrics(run: Run) -> typing.TextIO | None:
+    """metrics.jsonl, appended to by rank 0. Rows logged after the checkpoint a run resumes from are redone:
+    they are dropped first, so every step appears once."""
+    if run.rank != 0:
+        return None
+    path = run.dir / "metrics.jsonl"
+    if run.cfg.resume and path.is_file():
+        rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= run.start]
+        path.write_text("".join(r + "\n" for r in rows))
+    return open(path, "a")
+
+
+def log_rollout_plan(run: Run):
+    cfg, per_rank = run.cfg, run.cfg.batch_size // run.world
+    together = cfg.rollout_batch or min(per_rank, cache_rows(run.replica.model, run.cache_bytes, cfg.max_len))
+    why = "--rollout-batch" if cfg.rollout_batch else f"{run.cache_bytes / 2**30:.1f} GiB left for the KV cache"
+    copy = ("the policy itself" if run.replica.model is run.policy
+            else f"{run.replica.nbytes(run.policy) / 2**30:.2f} GiB")
     log0(f"rollouts: {per_rank} episodes per rank, {together} of {cfg.max_len} tokens decoding together ({why}; "
          f"more when shorter); sampling replica: {copy}")
-
-    def sampler(temperature, top_p, generator, usage=None):
-        """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
-        return policy_sampler(replica.refresh(policy), tok, cfg.max_new_tokens, temperature, top_p, generator,
-                              cfg.rollout_batch, cache_bytes, usage, cfg.compile)
-
-    def run_eval(step, feedback_mode="real"):
-        """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
-        generated tests, appendix B.3), each rank a share, pooled."""
-        gen = torch.Generator(device).manual_seed(cfg.seed + 7919 * rank)
-        with torch.no_grad():
-            report = evaluate(sampler(0.2, 0.95, gen), tok, valid_set, judge, cfg.eval_samples, cfg.turns,
-                              feedback_mode, extra_tests=True, max_len=max_len, log=log0)
-        log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
-        if rank == 0:
-            (run_dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
-        return report
-
-    before = run_eval(0) if start == 0 and cfg.eval_before else None
-
-    for step in range(start, cfg.batches):
-        row = train_step(cfg, step, policy, reference, value, (policy_opt, value_opt), (policy_sched, value_sched),
-                         sampler, tok, train_set, judge, max_len, rank, world, device)
-        evaluated = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.batches
-        if evaluated:
-            row["eval"] = run_eval(step + 1)
-        if metrics:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-        if evaluated or (step + 1) % cfg.checkpoint_every == 0:
-            # An evaluated checkpoint may become the best, the run's result: its policy is always exported.
-            export = evaluated or (step + 1) % (cfg.checkpoint_every * cfg.export_every) == 0
-            # The previous best is kept through the rotation, so best.json always names a checkpoint on disk.
-            save_checkpoint(run_dir, step + 1, policy, value, (policy_opt, value_opt), (policy_sched, value_sched),
-                            weights, cfg, export, protect=best and best["checkpoint"])
-            if evaluated and (best is None or row["eval"]["multi_turn_1@3"] > best["multi_turn_1@3"]):
-                best = {"checkpoint": f"step_{step + 1:06d}", "step": step + 1, "updates": row["updates"],
-                        "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
-                if rank == 0:
-                    write_best(run_dir, best)
-    finish(run_dir, policy, before, best, max(start, cfg.batches), run_eval)
-    judge.close()
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return policy
-
-
-def train_step(cfg, step, policy, reference, value, opts, scheds, sampler, tok, train_set, judge, max_len,
-               rank, world, device) -> dict:
-    """One batch: rollouts on this rank's share of problems, then PPO; returns the metrics row (all ranks)."""
-    t0 = time.time()
-    problems = step_problems(train_set, cfg, step, rank, world)
-    # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
-    gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
-    usage, t_refresh = {}, time.time()
-    sample = sampler(cfg.temperature, 1.0, gen, usage)      # gathers this step's weights: part of sampling time
-    sample_s = [time.time() - t_refresh]
-
-    def timed_sample(prompts):          # rollout time = sampling + judging; this splits the two
-        t = time.time()
-        out = sample(prompts)
-        sample_s[0] += time.time() - t
-        return out
-    with torch.no_grad():
-        dialogues = rollout(timed_sample, tok, problems, judge, cfg.turns, max_len=max_len)
-    sample_s, exec_s, t_train = sample_s[0], time.time() - t0 - sample_s[0], time.time()
-    # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
-    # sampling (temperature 0, for tests) records the untempered model's log-probs.
-    batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, cfg.beta, cfg.advantage,
-                          cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
-    stats = ppo_update(policy, value, *opts, batch, cfg.minibatches, cfg.micro_batch_size,
-                       cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, scheds)
-    for opt in opts:                    # gradients are dead until the next update: free them (rollouts need the room)
-        opt.zero_grad(set_to_none=True)
-    t_train = time.time() - t_train
-    n_turns = sum(len(d.codes) for d in dialogues)
-    row = {"step": step + 1, "reward": sum(sum(d.turn_rewards) for d in dialogues) / len(dialogues),
-           "solve_rate": sum(d.solved for d in dialogues) / len(dialogues),
-           "mean_turns": n_turns / len(dialogues),
-           "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
-           **batch["stats"], **stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues),
-           "decode_slots": usage["slots"]}
-    row = reduce_mean(row, device)
-    # The share of the rows computed at each decode step that produced a token someone reads (generate's usage).
-    row.update(updates=(step + 1) * cfg.minibatches * cfg.epochs,
-               slot_efficiency=row["sampled_tokens"] / row["decode_slots"],
-               tokens_per_s=row["sampled_tokens"] * world / sample_s, sample_s=sample_s, exec_s=exec_s,
-               train_s=t_train, step_s=time.time() - t0)
-    log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
-         f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
-         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
-         f"slots {100 * row['slot_efficiency']:.0f}% | "
-         f"sample {sample_s:.1f}s exec {exec_s:.1f}s train {t_train:.1f}s")
-    return row
-
-
-def finish(run_dir, policy, before, best, last_step, run_eval):
-    """The run's result is its best checkpoint on the valid set (the paper's selection, every 800 updates):
-    its evaluation is the "after" column, and the random-feedback ablation runs on its weights."""
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if best is None:                       # no training in this invocation nor a best.json: the current policy
-        report = run_eval(last_step)
-        best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
-    elif best["step"] != last_step:
-        load_policy_weights(policy, run_dir / "checkpoints" / best["checkpoint"])
-    log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
-         "the final table and the random-feedback ablation use it")
-    ablation = run_eval(best["step"], "random")
-    if rank == 0:
-        plot_curves(run_dir)
-        before = before or _read_json(run_dir / "eval_step0_real.json")
-        summary = {"before": before, "after": best["report"], "random_feedback": ablation,
-                   "best": {k: v for k, v in best.items() if k != "report"}}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        log0("\n" + before_after_table(before, best["report"], ablation, best["step"]))
 
 
 def reduce_mean(row: dict, device) -> dict:
