@@ -837,15 +837,16 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
 
 
 def main():
-    p = argparse.ArgumentParser(description="Chat with a Llama 3 checkpoint (Hugging Face folder).")
-    p.add_argument("--weights", required=True, help="folder with config.json, *.safetensors, tokenizer.json")
-    p.add_argument("--prompt", required=True, help="the user message")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: fp32 on CPU, bf16 on GPU")
-    a = p.parse_args()
+    parser = argparse.ArgumentParser(description="Chat with a Llama 3 checkpoint (Hugging Face folder).")
+    parser.add_argument("--weights", required=True, help="folder with config.json, *.safetensors, tokenizer.json")
+    parser.add_argument("--prompt", required=True, help="the user message")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                        help="default: fp32 on CPU, bf16 on GPU")
+    a = parser.parse_args()
     model = Transformer.from_pretrained(a.weights, a.device, a.dtype and getattr(torch, a.dtype)).eval()
     tok = Tokenizer.from_pretrained(a.weights)
     prompt = tok.encode_chat([{"role": "user", "content": a.prompt}])

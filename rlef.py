@@ -1211,7 +1211,7 @@ def before_after_table(before, after, ablation, best_step: int | None = None) ->
 # ----------------------------------------------------------------------------------------------------------
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         description="Train a Llama 3 policy with RLEF (PPO on execution feedback). "
                     "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
                     "the paper's setting. Defaults are the paper's (paper §3, appendix B) unless the preset "
@@ -1221,13 +1221,13 @@ def train_parser() -> argparse.ArgumentParser:
         flag, default, help_ = "--" + f.name.replace("_", "-"), f.default, f.metadata["help"]
         kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
         if f.name == "model":
-            p.add_argument(flag, default=None, choices=sorted(PRESETS), help=f"{help_} (default: 8b)")
+            parser.add_argument(flag, default=None, choices=sorted(PRESETS), help=f"{help_} (default: 8b)")
         elif isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            p.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
-    p.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
-    return p
+            parser.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
+    parser.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
+    return parser
 
 
 def config_from_args(a) -> Config:
@@ -1273,28 +1273,28 @@ def dry_run(cfg: Config, world: int):
 
 
 def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlef.py eval", description="Evaluate a checkpoint with the paper's "
+    parser = argparse.ArgumentParser(prog="rlef.py eval", description="Evaluate a checkpoint with the paper's "
                                 "measures (paper §3, appendix B.3).")
-    p.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
-    p.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
-    p.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
-    p.add_argument("--samples", type=int, default=1, help="rollouts per problem (paper: 200 for 1@3)")
-    p.add_argument("--turns", type=int, default=3)
-    p.add_argument("--problems", type=int, default=None, help="only the first N problems")
-    p.add_argument("--feedback", choices=["real", "random"], default="real",
+    parser.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
+    parser.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
+    parser.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
+    parser.add_argument("--samples", type=int, default=1, help="rollouts per problem (paper: 200 for 1@3)")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--problems", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--feedback", choices=["real", "random"], default="real",
                    help="random: feedback from a different problem (the paper's ablation)")
-    p.add_argument("--temperature", type=float, default=0.2)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-new-tokens", type=int, default=None,
                    help="tokens per response (default: 1024, lowered for a model whose context cannot hold it)")
-    p.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
-    p.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
+    parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
                    help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
                         "B.3); --no-generated-tests: public + private only")
-    p.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
-    p.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
-    p.add_argument("--seed", type=int, default=0)
-    return p
+    parser.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
+    parser.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
 
 
 DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
