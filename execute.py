@@ -814,6 +814,42 @@ class Judge:
         self.close()
 
 
+# ---- One problem's tests: the jobs, their results, the feedback message
+#
+# A problem is any object with the fields of data.Problem that matter here: kind ("stdio" or "function"),
+# time_limit, memory_limit, entry_point and prompt; a test has input, output and (function problems) check.
+
+def judge_jobs(problem, code: str, tests) -> list:
+    """Jobs for Judge.map that run ``code`` on ``tests``; one result per test comes back, in order.
+    A function problem's asserts are never run beside the program (it could end the process first, or return
+    an object equal to anything): the judge calls the function and checks each result itself, so that every
+    failing assert still shows its own error (App. C.4)."""
+    time_limit = python_time_limit(problem.time_limit)
+    memory = problem.memory_limit or DEFAULT_MEMORY_LIMIT
+    if problem.kind == "function":
+        return [{"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
+                 "time_limit": time_limit, "memory_limit": memory}]
+    return [(code, [(t.input, t.output) for t in tests], time_limit, memory)]
+
+
+def run_judge(judge, items) -> list[list[TestResult]]:
+    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
+    jobs, spans = [], []
+    for problem, code, tests in items:
+        new = judge_jobs(problem, code, tests)
+        spans.append((len(jobs), len(new)))
+        jobs += new
+    flat = judge.map(jobs) if jobs else []
+    return [[r for job in flat[s:s + n] for r in job] for s, n in spans]
+
+
+def describe_failures(problem, tests, results: list[TestResult]) -> str:
+    """The feedback message for the public-test results of one response (paper §2.1, App. C.4/C.5)."""
+    if problem.kind == "function":
+        return function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
+    return feedback(results)
+
+
 # ---- Server side: isolation (once), then fork a child per test
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -36,6 +36,8 @@ import torch.distributed as dist
 
 import execute
 from data import Problem, load_problems
+from data.prompts import initial_prompt, prefill
+from execute import describe_failures, run_judge
 from model import (HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate,
                    save_hf_folder)
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
@@ -47,47 +49,8 @@ ROOT = Path(__file__).resolve().parent
 # 1. The MDP
 # ----------------------------------------------------------------------------------------------------------
 
-def initial_prompt(problem: Problem) -> str:
-    """The first user message, verbatim from the paper (RLEF.md §1); no system prompt."""
-    if problem.kind == "function":
-        return function_prompt(problem)
-    return ("Provide a Python solution for the following competitive programming question: "
-            f"{problem.description}.\n{execute.FORMAT_LINE}")
-
-
-def function_prompt(problem: Problem) -> str:
-    """HumanEval+ / MBPP+ prompts (RLEF appendix C.4/C.5): a function to complete, checked by asserts."""
-    if problem.prompt:   # HumanEval: the signature and docstring; the response is prefilled with them
-        return f"Write a solution to the following problem and make sure that it passes the tests:\n{problem.prompt}"
-    tests = "\n".join(t.input for t in problem.public_tests)
-    return (f"Provide a Python solution for the following problem: {problem.description}\n"
-            f"Your code should pass these tests:\n\n{tests}\n\n{execute.FORMAT_LINE}")
-
-
-def prefill(problem: Problem) -> str:
-    """Text every assistant response starts with, given rather than sampled (so never trained on)."""
-    return f"```python\n{problem.prompt}" if problem.kind == "function" and problem.prompt else ""
-
-
-def judge_jobs(problem: Problem, code: str, tests) -> list[tuple]:
-    """Jobs for execute.Judge that run ``code`` on ``tests``; one result per test comes back, in order.
-    A function problem's asserts are never run beside the program (it could end the process first, or return
-    an object equal to anything): the judge calls the function and checks each result itself, so that every
-    failing assert still shows its own error (appendix C.4)."""
-    time_limit = execute.python_time_limit(problem.time_limit)
-    memory = problem.memory_limit or execute.DEFAULT_MEMORY_LIMIT
-    if problem.kind == "function":
-        return [{"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
-                 "time_limit": time_limit, "memory_limit": memory}]
-    return [(code, [(t.input, t.output) for t in tests], time_limit, memory)]
-
-
-def describe_failures(problem: Problem, tests, results) -> str:
-    """The feedback message for the public-test results of one response (RLEF.md §1, appendix C.4/C.5)."""
-    if problem.kind == "function":
-        return execute.function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
-    return execute.feedback(results)
-
+# The paper's prompts live in data/prompts.py, the judge glue and its feedback messages in execute.py
+# (paper §2.1, App. C).
 
 @dataclass
 class Dialogue:
@@ -220,17 +183,6 @@ def judge_final_responses(judge, dialogues: list[Dialogue], extra_tests: bool):
 
 def all_tests(problem: Problem, extra_tests: bool = False):
     return problem.public_tests + problem.private_tests + (problem.generated_tests if extra_tests else [])
-
-
-def run_judge(judge, items) -> list[list]:
-    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
-    jobs, spans = [], []
-    for problem, code, tests in items:
-        new = judge_jobs(problem, code, tests)
-        spans.append((len(jobs), len(new)))
-        jobs += new
-    flat = judge.map(jobs) if jobs else []
-    return [[r for job in flat[s:s + n] for r in job] for s, n in spans]
 
 
 class RandomFeedback:

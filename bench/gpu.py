@@ -130,7 +130,7 @@ def numerics(device, smoke):
 def greedy_identity(device, smoke):
     """The trained tiny policy, greedy, on the 100 held-out tiny problems: tokens per decode mode."""
     from data import load_problems
-    from rlef import initial_prompt
+    from data.prompts import initial_prompt
     weights = ROOT / "data" / "tiny" / "policy"
     tok = Tokenizer.from_pretrained(weights)
     problems = load_problems(ROOT / "data" / "tiny" / "heldout.jsonl")

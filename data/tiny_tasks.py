@@ -116,7 +116,7 @@ def make_problem(name: str, kind: str, word: str, sep: str, op: str, names: list
     tests = [Test(n + "\n", expected_output(word, sep, op, n)) for n in names]
     return Problem(name=name, description=description(kind, word, sep, op, names[0]), public_tests=tests[:1],
                    private_tests=tests[1:], solutions=[solution(word, sep, op)], kind="stdio",
-                   source="rlef-tiny", difficulty=kind)
+                   source="rlef-tiny", difficulty=kind)   # "shown" or "secret": per-kind solve rates
 
 
 def sample_problem(rng: random.Random, name: str, kind: str, word: str) -> Problem:
@@ -126,11 +126,6 @@ def sample_problem(rng: random.Random, name: str, kind: str, word: str) -> Probl
         if n not in names:
             names.append(n)
     return make_problem(name, kind, word, rng.choice(SEPARATORS), rng.choice(list(OPS)), names)
-
-
-def problem_kind(problem: Problem) -> str:
-    """"shown" (solvable from the statement) or "secret" (needs the feedback); for per-kind solve rates."""
-    return problem.difficulty
 
 
 def build_split(split: str, words: list[str], seed: int = SEED) -> list[Problem]:

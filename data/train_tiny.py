@@ -11,7 +11,7 @@ weights. The tiny demo's "Instruct model" is made here with the same libraries a
    characters); with 1,000 learned tokens it is ~250, which is what lets PPO run in minutes on a CPU.
 2. Stage 1 (5,000 steps): next-token loss on the *assistant tokens only* of single-turn dialogues
 
-       user:       the paper's initial prompt (RLEF.md §1, verbatim) around a "shown" problem's statement
+       user:       the paper's initial prompt (§2.1, verbatim) around a "shown" problem's statement
        assistant:  ```python\n<the reference one-liner>\n``` <|eot_id|>
 
    on freshly generated "shown" problems (data/tiny_tasks.py) with new random words, never a held-out one,
@@ -47,9 +47,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `python data/train_tiny.py` works too
 
 import execute  # noqa: E402
+from data.prompts import initial_prompt  # noqa: E402
 from data.tiny_tasks import HIDDEN, OUT_DIR, random_word, secret_words, warmstart_problems  # noqa: E402
 from model import PRESETS, SPECIAL_TOKENS, Tokenizer, Transformer  # noqa: E402
-from rlef import describe_failures, initial_prompt, run_judge  # noqa: E402
 
 NOTES = ["The name has only lowercase letters.", "Print exactly one line.", "The input is one line.",
          "Names are short.", "Keep the spaces as shown.", "There is exactly one test per input."]
@@ -111,9 +111,9 @@ def retry_contexts(tok: Tokenizer, problems, rng: random.Random, judge) -> list[
     produced by the sandbox exactly as in a rollout (rlef.rollout). The reply to learn after it is the
     problem's solution: the policy learns the dialogue's form, never what an expected output reveals."""
     replies = [p.solutions[0].strip().replace(*rng.choice(BUGS), 1) for p in problems]
-    results = run_judge(judge, [(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
+    results = execute.run_judge(judge, [(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
     return [first_turn(tok, p) + tok.encode(f"```python\n{r}\n```")
-            + [tok.eot_id] + tok.encode_message("user", describe_failures(p, p.public_tests, res))
+            + [tok.eot_id] + tok.encode_message("user", execute.describe_failures(p, p.public_tests, res))
             + tok.encode_header("assistant") for p, r, res in zip(problems, replies, results)]
 
 

@@ -5,6 +5,7 @@ HumanEval's jsonl.gz, MBPP's jsonl), so no dataset is downloaded. The bundled se
 same judge the MDP uses: every reference solution must pass every test, and a program that prints nothing and
 a plausible wrong solution must each fail at least one.
 """
+import ast
 import gzip
 import json
 import subprocess
@@ -513,3 +514,30 @@ def test_mbpp_task_whose_asserts_pass_objects_is_left_out_and_named(tmp_path, ca
     mbpp.main([str(src), "--out", str(tmp_path / "out.jsonl")])
     assert [p.name for p in load_problems(tmp_path / "out.jsonl")] == ["MBPP/2"]
     assert "left out 1 tasks whose asserts pass objects rather than data: 601" in capsys.readouterr().out
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module a Python file imports, wherever the import statement sits."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_data_never_imports_the_trainer():
+    # data/ is below rlef.py: the problem format, the prompts and the converters must work without the trainer
+    # (and without its heavy imports), so no file under data/ may import rlef, even inside a function.
+    files = sorted((ROOT / "data").rglob("*.py"))
+    assert len(files) >= 8
+    offenders = [str(f.relative_to(ROOT)) for f in files if "rlef" in imported_modules(f)]
+    assert offenders == []
+
+
+def test_imported_modules_finds_an_import_inside_a_function(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text("import os\ndef f():\n    from rlef import rollout\n    import rlef.sub as r\n")
+    assert imported_modules(source) == {"os", "rlef"}
+

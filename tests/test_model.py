@@ -285,7 +285,7 @@ def test_cuda_graph_without_a_gpu_is_a_clear_error(tiny_checkpoint):
 
 def _heldout_prompts(n):
     from data import load_problems
-    from rlef import initial_prompt
+    from data.prompts import initial_prompt
     root = Path(__file__).resolve().parents[1] / "data" / "tiny"
     tok = Tokenizer.from_pretrained(root / "policy")
     problems = load_problems(root / "heldout.jsonl")[:n]

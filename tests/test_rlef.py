@@ -7,6 +7,7 @@ import torch
 import execute
 import rlef
 from data import Problem, Test, load_problems, save_problems
+from data.prompts import initial_prompt, prefill
 from conftest import byte_tokenizer, function_tests
 from model import Tokenizer, Transformer
 
@@ -79,8 +80,8 @@ def test_turn_limit_and_feedback_from_public_tests_only(tok, judge, case):
     assert len(d.codes) == 3 and not d.solved
     assert d.turn_rewards == [0.0, 0.0, -1.0]
     assert d.verdicts[0] in ("wrong_answer", "runtime_error") and len(set(d.verdicts)) == 1
-    public, = rlef.run_judge(judge, [(problem, d.codes[0], problem.public_tests)])
-    expected = rlef.describe_failures(problem, problem.public_tests, public)
+    public, = execute.run_judge(judge, [(problem, d.codes[0], problem.public_tests)])
+    expected = execute.describe_failures(problem, problem.public_tests, public)
     assert d.feedbacks == [expected, expected]
     assert "5" in expected and "-3" not in expected           # the failing public test, never a private one
     assert expected.strip() in tok.decode(d.tokens)
@@ -111,7 +112,7 @@ def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
     d, = rlef.rollout(Scripted(tok, script), tok, [problem], judge)
     sampled = [t for t, m in zip(d.tokens, d.action_mask) if m]
     assert sampled == [t for text in script for t in tok.encode(text) + [tok.eot_id]]
-    context = tok.encode_header("assistant") + tok.encode(rlef.prefill(problem))   # given, never sampled
+    context = tok.encode_header("assistant") + tok.encode(prefill(problem))   # given, never sampled
     for turn, text in enumerate(script):
         n = len(tok.encode(text)) + 1
         first = d.turn_ids.index(turn)
@@ -144,7 +145,7 @@ def test_a_response_ending_in_another_stop_token_is_closed_with_eot_before_the_f
 
 
 def test_prompt_is_the_papers_verbatim(tok):
-    text = rlef.initial_prompt(STDIO[0])
+    text = initial_prompt(STDIO[0])
     assert text == ("Provide a Python solution for the following competitive programming question: "
                     "Print twice the integer n.\nYour code should be enclosed in triple backticks like so: "
                     "```python YOUR CODE HERE ```. Use the backticks for your code only.")
@@ -195,12 +196,12 @@ def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_pu
     wrong = STDIO[2]
     d, t = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, TRIPLE], judge, turns=2,
                         feedback_mode="random", rng=random.Random(0))
-    triples_feedback = rlef.describe_failures(TRIPLE, TRIPLE.public_tests, rlef.run_judge(
+    triples_feedback = execute.describe_failures(TRIPLE, TRIPLE.public_tests, execute.run_judge(
         judge, [(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
     assert d.feedbacks == [triples_feedback]             # triple's own incorrect solution on triple's own test
     assert "Expected output `21` but got `0`" in triples_feedback
-    assert t.feedbacks == [rlef.describe_failures(DOUBLE_WITH_INCORRECT, DOUBLE_WITH_INCORRECT.public_tests,
-                                                  rlef.run_judge(judge, [(DOUBLE_WITH_INCORRECT, "print(1)",
+    assert t.feedbacks == [execute.describe_failures(DOUBLE_WITH_INCORRECT, DOUBLE_WITH_INCORRECT.public_tests,
+                                                  execute.run_judge(judge, [(DOUBLE_WITH_INCORRECT, "print(1)",
                                                                           DOUBLE_WITH_INCORRECT.public_tests)])[0])]
 
 
@@ -310,15 +311,15 @@ def test_scripted_evaluation_measures(tok, judge):
 
 
 def test_function_prompts_are_the_papers_templates():
-    assert rlef.initial_prompt(HUMANEVAL[0]) == (
+    assert initial_prompt(HUMANEVAL[0]) == (
         "Write a solution to the following problem and make sure that it passes the tests:\n"
         'def double(n):\n    """Twice n."""\n')
-    assert rlef.prefill(HUMANEVAL[0]) == '```python\ndef double(n):\n    """Twice n."""\n'
-    assert rlef.initial_prompt(MBPP[0]) == (
+    assert prefill(HUMANEVAL[0]) == '```python\ndef double(n):\n    """Twice n."""\n'
+    assert initial_prompt(MBPP[0]) == (
         "Provide a Python solution for the following problem: Write a function double(n) returning twice n.\n"
         "Your code should pass these tests:\n\nassert double(2) == 4\nassert double(5) == 10\n\n"
         + execute.FORMAT_LINE)
-    assert rlef.prefill(MBPP[0]) == ""
+    assert prefill(MBPP[0]) == ""
 
 
 def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, judge):
@@ -326,9 +327,9 @@ def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, jud
     tests = function_tests(_DOUBLE, "double", "assert double(2) == 4", "assert double(3) == 6, 'three'",
                            "assert double(4) == 8", "assert double(5) == 10")
     problem = Problem("d", "d", tests, [], kind="function", entry_point="double", time_limit=0.5)
-    results, = rlef.run_judge(judge, [(problem, code, tests)])
+    results, = execute.run_judge(judge, [(problem, code, tests)])
     assert [r.verdict for r in results] == ["pass", "wrong_answer", "runtime_error", "timeout"]
-    message = rlef.describe_failures(problem, tests, results)
+    message = execute.describe_failures(problem, tests, results)
     assert message == (
         "Your code failed some test cases:\n\n"
         "- Success: `assert double(2) == 4`\n"
@@ -342,7 +343,7 @@ def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, jud
         "- Failure: `assert double(5) == 10`:\nExecution took too long.\n\n"
         "Give it another try.\n" + execute.FORMAT_LINE)                   # MBPP+ ends with the format line
     prefilled = Problem("d", "d", tests, [], kind="function", entry_point="double", prompt="def double(n):\n")
-    assert rlef.describe_failures(prefilled, tests, results).endswith("\n\nGive it another try.")  # HumanEval+
+    assert execute.describe_failures(prefilled, tests, results).endswith("\n\nGive it another try.")  # HumanEval+
 
 
 def test_every_canonical_humaneval_solution_passes_through_the_environment_and_return_none_fails(judge):
@@ -358,8 +359,8 @@ def test_every_canonical_humaneval_solution_passes_through_the_environment_and_r
             if isinstance(node, ast.FunctionDef) and node.name == p.entry_point:
                 node.body = [ast.Return(ast.Constant(None))]
         return ast.unparse(tree)
-    good = rlef.run_judge(judge, [(p, p.solutions[0], rlef.all_tests(p)) for p in problems])
-    bad = rlef.run_judge(judge, [(p, stub(p), rlef.all_tests(p)) for p in problems])
+    good = execute.run_judge(judge, [(p, p.solutions[0], rlef.all_tests(p)) for p in problems])
+    bad = execute.run_judge(judge, [(p, stub(p), rlef.all_tests(p)) for p in problems])
     for p, g, b in zip(problems, good, bad):
         assert rlef.verdict_of(g) == "pass", (p.name, [r.error for r in g if r.verdict != "pass"][:1])
         assert rlef.verdict_of(b) != "pass", p.name

@@ -11,10 +11,10 @@ import pytest
 
 import execute
 from data import load_problems
-from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, problem_kind, secret_words
+from data.prompts import initial_prompt
+from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, secret_words
 from data.train_tiny import add_decoy, batch, build_tokenizer, retry_contexts
 from model import PRESETS, Tokenizer, Transformer, generate
-from rlef import initial_prompt
 
 POLICY = OUT_DIR / "policy"
 
@@ -38,7 +38,7 @@ def test_splits_are_400_train_and_100_heldout_half_shown_half_secret():
     train, heldout = build_splits()
     assert (len(train), len(heldout)) == (400, 100)
     for split in (train, heldout):
-        kinds = [problem_kind(p) for p in split]
+        kinds = [p.difficulty for p in split]
         assert kinds.count("shown") == kinds.count("secret") == len(split) // 2
 
 
@@ -55,7 +55,7 @@ def test_secret_statements_hide_the_word_and_shown_statements_show_it():
     train, heldout = build_splits()
     for p in train + heldout:
         word = word_of(p)
-        if problem_kind(p) == "shown":
+        if p.difficulty == "shown":
             assert f"output `{word}" in p.description
         else:
             assert word.lower() not in re.findall(r"\w+", p.description.lower())
@@ -147,7 +147,7 @@ def test_second_turn_warm_start_shows_a_crash_and_never_an_expected_output():
     """The warm start teaches the form of a second turn with crashes only: what a wrong answer's feedback
     reveals ("Expected output `...`") is left for RL to discover."""
     tok = Tokenizer.from_pretrained(POLICY)
-    problems = [p for p in copy.deepcopy(build_splits()[0]) if problem_kind(p) == "shown"][:6]
+    problems = [p for p in copy.deepcopy(build_splits()[0]) if p.difficulty == "shown"][:6]
     judge = execute.Judge(workers=1)
     try:
         contexts = retry_contexts(tok, problems, random.Random(0), judge)
@@ -165,7 +165,7 @@ def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     model = Transformer.from_pretrained(POLICY).eval()
     tok = Tokenizer.from_pretrained(POLICY)
     assert sum(f.stat().st_size for f in POLICY.iterdir()) < 2e6
-    shown = [p for p in build_splits()[1] if problem_kind(p) == "shown"][:16]
+    shown = [p for p in build_splits()[1] if p.difficulty == "shown"][:16]
     prompts = [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in shown]
     replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids)
     assert all(tok.decode(r).startswith("```python\nprint(") for r, _ in replies)

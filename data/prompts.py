@@ -1,0 +1,31 @@
+"""The paper's user prompts, one per problem kind (paper §2.1, App. C.4/C.5), beside the problem format.
+
+The feedback messages that follow a failed response are written by the judge (execute.py), which sees the
+test results; the first prompt and the text a response is prefilled with depend on the problem alone.
+"""
+from __future__ import annotations
+
+from data import Problem
+from execute import FORMAT_LINE
+
+
+def initial_prompt(problem: Problem) -> str:
+    """The first user message, verbatim from the paper (§2.1, App. C); no system prompt."""
+    if problem.kind == "function":
+        return function_prompt(problem)
+    return ("Provide a Python solution for the following competitive programming question: "
+            f"{problem.description}.\n{FORMAT_LINE}")
+
+
+def function_prompt(problem: Problem) -> str:
+    """HumanEval+ / MBPP+ prompts (App. C.4/C.5): a function to complete, checked by asserts."""
+    if problem.prompt:   # HumanEval: the signature and docstring; the response is prefilled with them
+        return f"Write a solution to the following problem and make sure that it passes the tests:\n{problem.prompt}"
+    tests = "\n".join(t.input for t in problem.public_tests)
+    return (f"Provide a Python solution for the following problem: {problem.description}\n"
+            f"Your code should pass these tests:\n\n{tests}\n\n{FORMAT_LINE}")
+
+
+def prefill(problem: Problem) -> str:
+    """Text every assistant response starts with, given rather than sampled (so never trained on)."""
+    return f"```python\n{problem.prompt}" if problem.kind == "function" and problem.prompt else ""
