@@ -1,14 +1,15 @@
 """PPO with a turn-level value: the learning rule of RLEF.
 
 Gehring et al., "RLEF: Grounding Code LLMs in Execution Feedback with Reinforcement Learning", ICML 2025
-(arXiv 2410.02089), method section; the facts used here are collected in ../shared/RLEF.md §2.
+(arXiv 2410.02089), §2.2 (the learning rule) and App. B (its settings).
 
 A multi-turn episode is ONE token sequence (prompt, response 0, feedback, response 1, ...). Every per-token
 tensor in this file is indexed by token position i and lines up with `tokens`:
     logprobs[:, i] = log pi(tokens[:, i] | tokens[:, :i])      (column 0 is 0; it is never an action)
-    action_mask[:, i] = 1 on sampled assistant tokens only     (prompt/headers/feedback never trained: pitfall 1)
-Values: value_model(tokens)[:, j] = V(tokens[:, :j+1]). The turn-level critic reads it at value_positions[t],
+    action_mask[:, i] = 1 on sampled assistant tokens only     (prompt, headers and feedback are never trained)
+Values: critic(tokens)[:, j] = V(tokens[:, :j+1]). The turn-level critic of §2.2 reads it at value_positions[t],
 the last token before response t (V(c_t)); the token-level ablation uses V(tokens[:, :i]) for action token i.
+Shapes: B episodes, T tokens (the longest episode), N turns (the most turns of an episode).
 
 The maths are small pure functions over tensors and masks (tested on CPU in tests/test_ppo.py); masked
 positions are removed with torch.where, never multiplied by 0, so even inf/NaN there changes nothing.
@@ -62,8 +63,8 @@ def collate(episodes: list[Episode], pad_id: int = 0) -> dict:
         out["value_positions"][b, :n] = torch.tensor(e.value_positions)
         out["turn_mask"][b, :n] = True
         out["turn_rewards"][b, :n] = torch.tensor(e.turn_rewards)
-    # The layout contract (pitfall 1): a token is trained iff it belongs to a turn, and V(c_t) is read on the
-    # untrained token right before response t's first token.
+    # The layout contract: a token is trained iff it belongs to a turn (only the model's own tokens are actions,
+    # §2.2), and V(c_t) is read on the untrained token right before response t's first token.
     assert torch.equal(out["action_mask"], out["turn_ids"] >= 0), "action_mask and turn_ids disagree"
     vp, turn = out["value_positions"], torch.arange(N).expand(B, N)
     assert ((out["turn_ids"].gather(1, vp + 1) == turn) & ~out["action_mask"].gather(1, vp))[out["turn_mask"]].all(), \
@@ -75,8 +76,8 @@ def sequence_logprobs(policy, tokens: torch.Tensor, temperature: float = 1.0) ->
     """log pi(tokens[:, i] | tokens[:, :i]) and the entropy of that distribution, at index i (column 0 = 0).
 
     Token i is predicted at position i-1, so the model sees tokens[:, :-1] with targets tokens[:, 1:]; the model
-    computes both chunk by chunk over T (pitfall 8: no full fp32 (T, 128k) logits). pi is the policy at
-    ``temperature``, softmax(logits / temperature): the distribution the rollouts were sampled from.
+    computes both chunk by chunk over T (full fp32 (T, 128k) logits would take GBs per sequence). pi is the
+    policy at ``temperature``, softmax(logits / temperature): the distribution the rollouts were sampled from.
     """
     logprobs, entropy = policy(tokens[:, :-1], targets=tokens[:, 1:], temperature=temperature)  # (B, T-1) each
     return F.pad(logprobs, (1, 0)), F.pad(entropy, (1, 0))              # (B, T), aligned with tokens
@@ -93,7 +94,7 @@ def turn_mean(x: torch.Tensor, turn_ids: torch.Tensor, n_turns: int) -> torch.Te
 def turn_rewards_with_kl(turn_rewards, logprobs, ref_logprobs, turn_ids, beta: float = 0.05) -> torch.Tensor:
     """R_t = r_t - beta * log(pi(a_t|c_t) / rho(a_t|c_t)), pi(a_t|c_t) the geometric mean of token probabilities.
 
-    Paper's reward (RLEF.md §2): the KL term is beta times the MEAN per-token log-ratio over turn t's action
+    The paper's reward (§2.2): the KL term is beta times the MEAN per-token log-ratio over turn t's action
     tokens, which avoids a bias towards short responses. turn_rewards (B, N), logprobs (B, T) -> (B, N).
     """
     return turn_rewards - beta * turn_mean(logprobs - ref_logprobs, turn_ids, turn_rewards.shape[1])
@@ -115,7 +116,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
 def turn_advantages(rewards, values, turn_mask, normalize: bool = True):
     """Turn-level advantages: returns G_t = sum_{i>=t} R_i (gamma = 1) and A_t = G_t - V(c_t), normalised.
 
-    rewards, values, turn_mask: (B, N) -> (advantages, returns), each (B, N). Paper: RLEF.md §2 (no GAE).
+    rewards, values, turn_mask: (B, N) -> (advantages, returns), each (B, N). Paper §2.2 (no GAE).
     """
     rewards = torch.where(turn_mask, rewards, torch.zeros_like(rewards))
     returns = rewards.flip(1).cumsum(1).flip(1)  # reward-to-go; padded turns add 0 and are masked anyway
@@ -146,7 +147,7 @@ def gae_advantages(rewards, values, action_mask, gamma: float = 1.0, lam: float 
 
     Masked (prompt/feedback) positions are skipped: the next value and the running advantage are carried
     across them unchanged, exactly like verl's multi-turn GAE, so a feedback span is not a time step and
-    values/rewards there change nothing (pitfall 2). rewards, values, action_mask: (B, T) -> (B, T) each.
+    values/rewards there change nothing. rewards, values, action_mask: (B, T) -> (B, T) each.
     """
     next_value = values.new_zeros(values.shape[0])  # (B,)
     last_gae = values.new_zeros(values.shape[0])
@@ -164,7 +165,7 @@ def gae_advantages(rewards, values, action_mask, gamma: float = 1.0, lam: float 
 
 def policy_loss_sum(logprobs, old_logprobs, sampler_logprobs, advantages, mask, clip_eps: float = 0.2,
                     importance_correction: bool = True):
-    """SUM over action tokens of the PPO clipped surrogate -min(r A, clip(r, 1-eps, 1+eps) A) (RLEF.md §2).
+    """SUM over action tokens of the PPO clipped surrogate -min(r A, clip(r, 1-eps, 1+eps) A) (§2.2).
 
     r = pi_theta/pi_old * stopgrad(min(pi_theta/pi_b, 1)): the truncated importance weight corrects for a stale
     behaviour policy pi_b; on-policy (pi_b = pi_old) it is 1 at the first step. All inputs (B, T).
@@ -182,7 +183,7 @@ def policy_loss_sum(logprobs, old_logprobs, sampler_logprobs, advantages, mask, 
 
 
 def value_loss_sum(values, old_values, returns, mask, value_clip: float = 0.2) -> torch.Tensor:
-    """SUM over valid entries of 1/2 max((V - R)^2, (clip(V, V_old - a, V_old + a) - R)^2), a = 0.2 (RLEF.md §2).
+    """SUM over valid entries of 1/2 max((V - R)^2, (clip(V, V_old - a, V_old + a) - R)^2), a = 0.2 (§2.2).
 
     (B, N) for the turn-level critic, (B, T) for the token-level one.
     """
@@ -191,9 +192,9 @@ def value_loss_sum(values, old_values, returns, mask, value_clip: float = 0.2) -
     return 0.5 * masked_sum(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
 
 
-def _values(value_model, tokens, value_positions, mode: str) -> torch.Tensor:
+def _values(critic, tokens, value_positions, mode: str) -> torch.Tensor:
     """V(c_t) at value_positions (B, N) for mode 'turn'; V(tokens[:, :i]) at each index i (B, T) for 'token'."""
-    v = value_model(tokens)  # (B, T): V(tokens[:, :j+1]) at j
+    v = critic(tokens)  # (B, T): V(tokens[:, :j+1]) at j
     return v.gather(1, value_positions) if mode == "turn" else F.pad(v[:, :-1], (1, 0))
 
 
@@ -205,11 +206,12 @@ def _micro_batches(rows: torch.Tensor, lengths: torch.Tensor, micro_batch_size: 
 
 
 @torch.no_grad()
-def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05, advantage_mode: str = "turn",
+def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, advantage_mode: str = "turn",
                   micro_batch_size: int = 8, gamma: float = 1.0, lam: float = 1.0, temperature: float = 1.0) -> dict:
     """Score a batch: old/reference log-probs, old values, rewards, returns and advantages (paper §2.2).
 
-    Old log-probs are recomputed by the trainer's policy, not taken from the sampler (pitfall 10); the gap
+    Old log-probs are recomputed by the trainer's policy, not taken from the sampler (whose numerics differ:
+    taking them would make PPO silently off-policy); the gap
     mean |old - sampler| over action tokens is returned as batch['stats']['logprob_gap']. The KL penalty of
     the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
 
@@ -236,7 +238,7 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
         old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L], temperature)[0].to(dtype)
         ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L],
                                          temperature)[0].to(dtype)
-        v = _values(value_model, tokens[idx, :L], batch["value_positions"][idx], advantage_mode).to(dtype)
+        v = _values(critic, tokens[idx, :L], batch["value_positions"][idx], advantage_mode).to(dtype)
         values.append(v if advantage_mode == "turn" else F.pad(v, (0, tokens.shape[1] - L)))
     values = torch.cat(values)  # (B, N) or (B, T)
     rewards = turn_rewards_with_kl(batch["turn_rewards"], old, ref, turn_ids, beta)  # (B, N)
@@ -257,7 +259,7 @@ def prepare_batch(episodes, policy, ref_policy, value_model, beta: float = 0.05,
 
 def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,
                    betas: tuple[float, float] = (0.9, 0.95)):
-    """AdamW with linear warm-up over optimiser updates (paper §2.2: lr 2e-7, weight decay 0.1, 50 warm-up steps).
+    """AdamW with linear warm-up over optimiser updates (paper §2.2 and App. B: lr 2e-7, weight decay 0.1, 50 warm-up steps).
 
     Our choices: weight decay only on >=2-D weights (matrices, embeddings), not on norms/biases; betas
     (0.9, 0.95) as in Llama training, since the paper does not state them; constant lr after warm-up.
@@ -270,7 +272,7 @@ def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_up
     return opt, sched
 
 
-def ppo_update(policy, value_model, policy_opt, value_opt, batch: dict, minibatches: int, micro_batch_size: int,
+def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, minibatches: int, micro_batch_size: int,
                clip_eps: float = 0.2, value_clip: float = 0.2, max_grad_norm: float = 1.0, epochs: int = 1,
                schedulers=None, importance_correction: bool = True) -> dict:
     """PPO epochs over `minibatches` contiguous mini-batches of a prepared batch; one step per mini-batch each.
@@ -278,52 +280,67 @@ def ppo_update(policy, value_model, policy_opt, value_opt, batch: dict, minibatc
     Gradients accumulate over micro-batches of `micro_batch_size` episodes (each trimmed to its own length).
     Each micro-batch's loss is a SUM divided by the count of action tokens (turns, for the turn-level value)
     of the WHOLE mini-batch on ALL ranks, times world_size because DDP/FSDP average gradients over ranks: so
-    the gradient is the exact token mean of the mini-batch however it is split (pitfall 3).
+    the gradient is the exact token mean of the mini-batch however it is split (averaging per micro-batch
+    would weight a short micro-batch's tokens more: x1/n1 + x2/n2 is not (x1 + x2)/(n1 + n2)).
     Every rank must hold the same number of episodes (same number of forward/backward calls for DDP).
     Statistics are token means over this rank's data (policy/value loss: mean over mini-batches).
     """
     world = dist.get_world_size() if _distributed() else 1
-    turn_level = batch["advantage_mode"] == "turn"
-    value_mask = batch["turn_mask"] if turn_level else batch["action_mask"]  # (B, N) or (B, T)
+    value_mask = batch["turn_mask"] if batch["advantage_mode"] == "turn" else batch["action_mask"]  # (B, N) / (B, T)
     sums = dict.fromkeys(["policy_loss", "value_loss", "policy_grad_norm", "value_grad_norm"], 0.0)
-    token_sums = dict.fromkeys(["clip_fraction", "approx_kl", "ref_kl", "entropy"], 0.0)
-    n_seen, steps = 0, 0
+    token_sums = dict.fromkeys(["clip_fraction", "approx_kl", "ref_kl", "entropy", "tokens"], 0.0)
+    steps = 0
     for _ in range(epochs):
         for rows in torch.arange(len(batch["tokens"]), device=batch["tokens"].device).chunk(minibatches):
             policy_opt.zero_grad(set_to_none=True)
-            value_opt.zero_grad(set_to_none=True)
+            critic_opt.zero_grad(set_to_none=True)
             counts = torch.stack([batch["action_mask"][rows].sum(), value_mask[rows].sum()]).double()
             n_tok, n_val = _all_reduce_sum(counts).clamp(min=1).tolist()  # whole mini-batch, all ranks
             for idx, L in _micro_batches(rows, batch["lengths"], micro_batch_size):
-                tok = {k: batch[k][idx, :L] for k in ("tokens", "action_mask", "old_logprobs", "ref_logprobs",
-                                                      "sampler_logprobs", "advantages")}  # (B_mb, L) each
-                mask = tok["action_mask"]
-                logprobs, entropy = sequence_logprobs(policy, tok["tokens"], batch.get("temperature", 1.0))  # (B_mb, L)
-                pl, n_clip = policy_loss_sum(logprobs, tok["old_logprobs"], tok["sampler_logprobs"],
-                                             tok["advantages"], mask, clip_eps, importance_correction)
-                (pl * world / n_tok).backward()
-                values = _values(value_model, tok["tokens"], batch["value_positions"][idx], batch["advantage_mode"])
-                cols = slice(None) if turn_level else slice(0, L)  # per-turn (B_mb, N) or per-token (B_mb, L)
-                vl = value_loss_sum(values, batch["old_values"][idx, cols], batch["returns"][idx, cols],
-                                    value_mask[idx, cols], value_clip)
-                (vl * world / n_val).backward()
-                with torch.no_grad():
-                    log_ratio = logprobs - tok["old_logprobs"]
-                    sums["policy_loss"] += pl.item() * world / n_tok   # x world: the mean over ranks is the global loss
-                    sums["value_loss"] += vl.item() * world / n_val
-                    token_sums["clip_fraction"] += n_clip.item()
-                    # k3 estimator of KL(pi_old || pi_theta): unbiased, always >= 0 (Schulman's blog "Approximating KL")
-                    token_sums["approx_kl"] += masked_sum(torch.expm1(log_ratio) - log_ratio, mask).item()
-                    token_sums["ref_kl"] += masked_sum(logprobs - tok["ref_logprobs"], mask).item()
-                    token_sums["entropy"] += masked_sum(entropy, mask).item()
-                    n_seen += int(mask.sum())
+                losses, micro_sums = _micro_batch_backward(policy, critic, batch, idx, L, value_mask, world, n_tok,
+                                                           n_val, clip_eps, value_clip, importance_correction)
+                for k in losses:
+                    sums[k] += losses[k]
+                for k in micro_sums:
+                    token_sums[k] += micro_sums[k]
             sums["policy_grad_norm"] += float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm))
-            sums["value_grad_norm"] += float(torch.nn.utils.clip_grad_norm_(value_model.parameters(), max_grad_norm))
+            sums["value_grad_norm"] += float(torch.nn.utils.clip_grad_norm_(critic.parameters(), max_grad_norm))
             policy_opt.step()
-            value_opt.step()
+            critic_opt.step()
             for s in schedulers or ():
                 s.step()
             steps += 1
     stats = {k: v / steps for k, v in sums.items()}
+    n_seen = token_sums.pop("tokens")
     stats.update({k: v / max(1, n_seen) for k, v in token_sums.items()})
     return stats
+
+
+def _micro_batch_backward(policy, critic, batch: dict, idx, L: int, value_mask, world: int, n_tok: float,
+                          n_val: float, clip_eps: float, value_clip: float, importance_correction: bool):
+    """Accumulate one micro-batch's gradients (rows idx, trimmed to L tokens): the policy's loss sum times
+    world / n_tok, then the critic's times world / n_val (see ppo_update; one backward each, so the policy's
+    graph is freed before the critic runs). Returns those losses and statistics' sums over its action tokens."""
+    micro_batch = {k: batch[k][idx, :L] for k in ("tokens", "action_mask", "old_logprobs", "ref_logprobs",
+                                                  "sampler_logprobs", "advantages")}   # (B_mb, L) each
+    mask = micro_batch["action_mask"]
+    logprobs, entropy = sequence_logprobs(policy, micro_batch["tokens"], batch.get("temperature", 1.0))  # (B_mb, L)
+    pl, n_clip = policy_loss_sum(logprobs, micro_batch["old_logprobs"], micro_batch["sampler_logprobs"],
+                                 micro_batch["advantages"], mask, clip_eps, importance_correction)
+    (pl * world / n_tok).backward()
+    values = _values(critic, micro_batch["tokens"], batch["value_positions"][idx], batch["advantage_mode"])
+    cols = slice(None) if batch["advantage_mode"] == "turn" else slice(0, L)  # turn (B_mb, N) or token (B_mb, L)
+    vl = value_loss_sum(values, batch["old_values"][idx, cols], batch["returns"][idx, cols], value_mask[idx, cols],
+                        value_clip)
+    (vl * world / n_val).backward()
+    with torch.no_grad():
+        log_ratio = logprobs - micro_batch["old_logprobs"]   # (B_mb, L)
+        # x world: the mean over ranks of these losses is the global loss
+        losses = {"policy_loss": pl.item() * world / n_tok, "value_loss": vl.item() * world / n_val}
+        token_sums = {"clip_fraction": n_clip.item(),
+                      # k3 estimator of KL(pi_old || pi_theta): unbiased, always >= 0 (Schulman, "Approximating KL")
+                      "approx_kl": masked_sum(torch.expm1(log_ratio) - log_ratio, mask).item(),
+                      "ref_kl": masked_sum(logprobs - micro_batch["ref_logprobs"], mask).item(),
+                      "entropy": masked_sum(entropy, mask).item(),
+                      "tokens": int(mask.sum())}
+    return losses, token_sums
