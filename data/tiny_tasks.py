@@ -20,7 +20,7 @@ about: a policy learning to *use* execution feedback. So the family mixes two ki
 
   Nothing in the statement says which word is wanted, so a single turn can only guess. The example is the
   problem's public test (as in CodeContests), so the first wrong answer makes the paper's feedback message
-  (RLEF.md §1, built by execute.py) show the word:
+  (paper §2.1, built by execute.py) show the word:
 
       - input `ann` failed:
       Expected output `Hola, nna` but got `???, nna`
