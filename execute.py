@@ -1,10 +1,10 @@
-"""Run model-written Python safely and fast, judge it, and write RLEF's execution feedback (paper §2.1, App. C).
+"""Judge model-written Python and write RLEF's execution feedback (paper §2.1, App. C), in a sandbox.
 
     extract_code(response)               the last ```python block (else the last bare ``` block), or None
     run_tests(code, tests, ...)          one TestResult per (input, expected_output) test of a stdin/stdout program
+    feedback(results), NO_CODE_FEEDBACK  the paper's user messages (function_feedback: HumanEval+ / MBPP+)
+    Judge(workers=N).map(jobs)           many programs in parallel; run_judge / describe_failures: per problem
     Sandbox().run_function_tests(...)    one TestResult per call of a function (HumanEval, MBPP): FunctionTest
-    Judge(workers=N).map(jobs)           many programs in parallel
-    feedback(results), NO_CODE_FEEDBACK  the paper's user messages
     python execute.py SOLUTION.py PROBLEM.json
 
 The reward is the judge's verdict, and PPO optimises exactly that number: any way for a program to pass without
@@ -13,10 +13,17 @@ stdout is compared here; a function's results come back as plain data and are co
 values never enter the sandbox); a program that exits early, crashes after its answer, or leaves processes
 behind gains nothing.
 
-Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --serve`, started with subprocess,
-so a trainer holding GBs of weights is never forked) that isolates itself once, then forks one child per test
-that runs the code as `solution.py` (a stdin/stdout program as `__main__`; a function problem's code as module
-`solution`, then each call). Forking an interpreter that is already started and isolated costs less than
+Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
+A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
+separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
+a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
+compare as strings, so 10^19 and 10^19+1 differ. Time: a contest's (C++) limit x PYTHON_TIME_FACTOR = 3 (our
+choice), else the paper's 10 s; memory: the problem's limit, else the paper's 1 GB.
+
+The sandbox. Each Sandbox is a *fork server*: a fresh interpreter (`python -I execute.py --serve`, started with
+subprocess, so a trainer holding GBs of weights is never forked) that isolates itself once, then forks one child
+per test that runs the code as `solution.py` (a stdin/stdout program as `__main__`; a function problem's code as
+module `solution`, then each call). Forking an interpreter that is already started and isolated costs less than
 starting `python -c` (bench/bench_execute.py). Requests and replies carry an id; if anything goes wrong between
 a request and its reply, the server is replaced, so a reply is never taken for another's. Since every test
 process is a fork of the server, the server never holds a program's code, input or output in its own memory
@@ -58,13 +65,6 @@ uid 0, which the kernel exempts from the process limit. Without namespaces the f
 filter, a temp dir and a subreaper that kills every descendant; programs then run as you and can read your
 files and use the network: one warning says so.
 Needs Linux >= 5.3 (pidfd); the per-sandbox process limit in a user namespace needs >= 5.14.
-
-Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
-A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
-separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
-a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
-compare as strings, so 10^19 and 10^19+1 differ. Time: a contest's (C++) limit x PYTHON_TIME_FACTOR = 3 (our
-choice), else the paper's 10 s; memory: the problem's limit, else the paper's 1 GB.
 """
 import atexit
 import builtins
@@ -95,7 +95,7 @@ import time
 import traceback
 import types
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 FORMAT_LINE = ("Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
                "Use the backticks for your code only.")
@@ -105,19 +105,10 @@ DEFAULT_TIME_LIMIT = 10.0          # seconds of wall time per test (the paper's 
 DEFAULT_MEMORY_LIMIT = 1 << 30     # bytes (the paper's default)
 PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
 OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the program writes)
-RESULT_LIMIT = 4 << 20             # bytes of a function job's results (JSON lines), per process
-MAX_PROCESSES = 64                 # processes + threads of one test
-MAX_OPEN_FILES = 256
-TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
 FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (our choice)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 ERROR_KEEP = 64 << 10              # characters of stderr kept in TestResult.error (head and tail)
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
-TMP_PREFIX = "rlef-sandbox-"
-SANDBOX_UID_BASE = 1 << 20         # as root, a server runs its tests as uid SANDBOX_UID_BASE + its pid
-# Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
-PRELOAD = ("array", "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools",
-           "math", "operator", "random", "re", "string", "threading", "typing")
 
 
 # ---- Code extraction, verdicts and output comparison
@@ -199,6 +190,158 @@ def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME
                       default: float = DEFAULT_TIME_LIMIT) -> float:
     """A contest's (C++) time limit scaled for Python; the paper's 10 s where the problem has none."""
     return default if not contest_seconds else contest_seconds * factor
+
+
+
+# ---- The paper's feedback messages (paper §2.1, App. C)
+
+_TRUNCATED = "... <<truncated>>"
+_MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
+             "output_limit": "Output limit exceeded"}   # the last: our choice, in the paper's style
+
+
+def _cap(text: str) -> str:
+    text = text.rstrip()   # trailing newlines/spaces never decide a verdict; they would only push the backtick
+    return text if len(text) <= FIELD_LIMIT else text[:FIELD_LIMIT - len(_TRUNCATED)] + _TRUNCATED
+
+
+def _cap_traceback(text: str) -> str:
+    """Keep the first line ("Traceback ...") and the tail, where the exception is."""
+    text = text.rstrip()
+    if len(text) <= FIELD_LIMIT:
+        return text
+    first = text.split("\n", 1)[0][:FIELD_LIMIT // 4]
+    tail = FIELD_LIMIT - len(first) - len(_TRUNCATED) - 2
+    return f"{first}\n{_TRUNCATED}\n{text[-tail:]}"
+
+
+def feedback(results: list[TestResult]) -> str:
+    """The user message after a failing response: one bullet per failing (public) test, as in the paper.
+    Our choices: output_limit says "Output limit exceeded"; a syntax error shows its traceback like a runtime
+    error; fields are capped at FIELD_LIMIT characters and bullets past MESSAGE_LIMIT are left out (the first
+    is always kept). Returns "" when every test passed."""
+    bullets = []
+    for r in results:
+        if r.verdict == "pass":
+            continue
+        if r.verdict == "wrong_answer":
+            body = f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`"
+        else:
+            body = _MESSAGES.get(r.verdict) or _cap_traceback(r.error)   # runtime and syntax errors
+        bullet = f"- input `{_cap(r.input)}` failed:\n{body}"
+        if bullets and sum(map(len, bullets)) + len(bullet) > MESSAGE_LIMIT:
+            break
+        bullets.append(bullet)
+    if not bullets:
+        return ""
+    return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
+
+
+def function_feedback(tests: list[str], results: list[TestResult], format_line: bool = False) -> str:
+    """The feedback for function-completion problems (App. C.4/C.5, HumanEval+ / MBPP+): every
+    assert of the public tests is listed, failures with their assertion error (or traceback, or the time-out
+    message), successes plainly; MBPP+ appends the format line. Each test ran on its own, so each failure
+    shows its own error. Our choices, in the same style: "Out of memory." and "Output limit exceeded."."""
+    bullets = []
+    for test, r in zip(tests, results):
+        if r.verdict == "pass":
+            bullets.append(f"- Success: `{_cap(test)}`")
+            continue
+        last = r.error.rstrip().rsplit("\n", 1)[-1]
+        body = {"timeout": "Execution took too long.", "memory_limit": "Out of memory.",
+                "output_limit": "Output limit exceeded."}.get(r.verdict) or (
+            f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
+        bullets.append(f"- Failure: `{_cap(test)}`:\n{body}")
+    message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
+    return message + ("\n" + FORMAT_LINE if format_line else "")
+
+
+# ---- The judge: one program, many in parallel, and a problem's tests with their feedback message
+
+_default_sandbox, _default_lock = None, threading.Lock()
+
+
+def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
+              memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
+    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests)."""
+    global _default_sandbox
+    with _default_lock:
+        if _default_sandbox is None:
+            _default_sandbox = Sandbox()
+            atexit.register(_default_sandbox.close)
+        return _default_sandbox.run_tests(code, tests, time_limit, memory_limit)
+
+
+class Judge:
+    """A pool of fork servers. Start it before loading a model (it works after, too: nothing is forked).
+
+        with Judge(workers=8) as judge:
+            results = judge.map([(code, tests), (code2, tests2, time_limit, memory_limit), ...])
+
+    A job is a tuple of run_tests' arguments or a dict of them; a dict with "entry_point" is a function job
+    (Sandbox.run_function_tests). map returns one result list per job, in order.
+    """
+
+    def __init__(self, workers: int | None = None, isolate: bool = True):
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
+        self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
+        self._idle = queue.SimpleQueue()
+        for sandbox in self._sandboxes:
+            self._idle.put(sandbox)
+
+    def _run(self, job) -> list[TestResult]:
+        sandbox = self._idle.get()
+        try:
+            if isinstance(job, dict):
+                run = sandbox.run_function_tests if "entry_point" in job else sandbox.run_tests
+                return run(**job)
+            return sandbox.run_tests(*job)
+        finally:
+            self._idle.put(sandbox)
+
+    def map(self, jobs) -> list[list[TestResult]]:
+        return list(self._pool.map(self._run, jobs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for sandbox in self._sandboxes:
+            sandbox.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# A problem, below, is any object with the fields of data.Problem used here: kind ("stdio" or "function"),
+# time_limit, memory_limit, entry_point and prompt; a test has input, output and (function problems) check.
+
+def judge_job(problem, code: str, tests):
+    """The job for Judge.map that runs ``code`` on ``tests``; its result list has one result per test, in order.
+    A function problem's asserts are never run beside the program (it could end the process first, or return
+    an object equal to anything): the judge calls the function and checks each result itself, so that every
+    failing assert still shows its own error (App. C.4)."""
+    time_limit = python_time_limit(problem.time_limit)
+    memory = problem.memory_limit or DEFAULT_MEMORY_LIMIT
+    if problem.kind == "function":
+        return {"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
+                "time_limit": time_limit, "memory_limit": memory}
+    return (code, [(t.input, t.output) for t in tests], time_limit, memory)
+
+
+def run_judge(judge, items) -> list[list[TestResult]]:
+    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
+    jobs = [judge_job(problem, code, tests) for problem, code, tests in items]
+    return judge.map(jobs) if jobs else []
+
+
+def describe_failures(problem, tests, results: list[TestResult]) -> str:
+    """The feedback message for the public-test results of one response (paper §2.1, App. C.4/C.5)."""
+    if problem.kind == "function":
+        return function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
+    return feedback(results)
 
 
 # ---- Function problems (HumanEval, MBPP): plain data in, plain data out
@@ -392,70 +535,18 @@ def _predicate(setup: str, predicate: str):
     return eval(compile(predicate, "<test>", "eval"), namespace)
 
 
-# ---- The paper's feedback messages (paper §2.1, App. C)
 
-_TRUNCATED = "... <<truncated>>"
-_MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
-             "output_limit": "Output limit exceeded"}   # the last: our choice, in the paper's style
+# ---- Harness side: a fork server per Sandbox (Judge keeps a pool of them)
 
-
-def _cap(text: str) -> str:
-    text = text.rstrip()   # trailing newlines/spaces never decide a verdict; they would only push the backtick
-    return text if len(text) <= FIELD_LIMIT else text[:FIELD_LIMIT - len(_TRUNCATED)] + _TRUNCATED
-
-
-def _cap_traceback(text: str) -> str:
-    """Keep the first line ("Traceback ...") and the tail, where the exception is."""
-    text = text.rstrip()
-    if len(text) <= FIELD_LIMIT:
-        return text
-    first = text.split("\n", 1)[0][:FIELD_LIMIT // 4]
-    tail = FIELD_LIMIT - len(first) - len(_TRUNCATED) - 2
-    return f"{first}\n{_TRUNCATED}\n{text[-tail:]}"
-
-
-def feedback(results: list[TestResult]) -> str:
-    """The user message after a failing response: one bullet per failing (public) test, as in the paper.
-    Our choices: output_limit says "Output limit exceeded"; a syntax error shows its traceback like a runtime
-    error; fields are capped at FIELD_LIMIT characters and bullets past MESSAGE_LIMIT are left out (the first
-    is always kept). Returns "" when every test passed."""
-    bullets = []
-    for r in results:
-        if r.verdict == "pass":
-            continue
-        if r.verdict == "wrong_answer":
-            body = f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`"
-        else:
-            body = _MESSAGES.get(r.verdict) or _cap_traceback(r.error)   # runtime and syntax errors
-        bullet = f"- input `{_cap(r.input)}` failed:\n{body}"
-        if bullets and sum(map(len, bullets)) + len(bullet) > MESSAGE_LIMIT:
-            break
-        bullets.append(bullet)
-    if not bullets:
-        return ""
-    return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
-
-
-def function_feedback(tests: list[str], results: list[TestResult], format_line: bool = False) -> str:
-    """The feedback for function-completion problems (RLEF appendix C.4/C.5, HumanEval+ / MBPP+): every
-    assert of the public tests is listed, failures with their assertion error (or traceback, or the time-out
-    message), successes plainly; MBPP+ appends the format line. Each test ran on its own, so each failure
-    shows its own error. Our choices, in the same style: "Out of memory." and "Output limit exceeded."."""
-    bullets = []
-    for test, r in zip(tests, results):
-        if r.verdict == "pass":
-            bullets.append(f"- Success: `{_cap(test)}`")
-            continue
-        last = r.error.rstrip().rsplit("\n", 1)[-1]
-        body = {"timeout": "Execution took too long.", "memory_limit": "Out of memory.",
-                "output_limit": "Output limit exceeded."}.get(r.verdict) or (
-            f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
-        bullets.append(f"- Failure: `{_cap(test)}`:\n{body}")
-    message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
-    return message + ("\n" + FORMAT_LINE if format_line else "")
-
-
-# ---- Harness side: a fork server per Sandbox, a pool of them in Judge
+RESULT_LIMIT = 4 << 20             # bytes of a function job's results (JSON lines), per process
+MAX_PROCESSES = 64                 # processes + threads of one test
+MAX_OPEN_FILES = 256
+TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
+TMP_PREFIX = "rlef-sandbox-"
+SANDBOX_UID_BASE = 1 << 20         # as root, a server runs its tests as uid SANDBOX_UID_BASE + its pid
+# Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
+PRELOAD = ("array", "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools",
+           "math", "operator", "random", "re", "string", "threading", "typing")
 
 _warned = False
 
@@ -482,6 +573,7 @@ def _check_limits(time_limit, memory_limit) -> tuple[float, int]:
 def _check_str(name: str, value) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
 
 
 class Sandbox:
@@ -581,11 +673,9 @@ class Sandbox:
         return raw
 
     def run_tests(self, code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
-                  memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-                  stop_on_first_failure: bool = False) -> list[TestResult]:
+                  memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
         """One TestResult per (input, expected_output) test, in order; None limits mean the defaults;
-        expected_output None: the test passes iff the program exits 0. With stop_on_first_failure, the tests
-        after the first failure are neither run nor returned."""
+        expected_output None: the test passes iff the program exits 0."""
         _check_str("code", code)
         tests = list(tests)
         for test_input, expected in tests:
@@ -593,12 +683,8 @@ class Sandbox:
             if expected is not None:
                 _check_str("expected (a test's output)", expected)
         time_limit, memory_limit = _check_limits(time_limit, memory_limit)
-        results = []
-        for test_input, expected in tests:
-            results.append(_result(self.run(code, test_input, time_limit, memory_limit), test_input, expected))
-            if stop_on_first_failure and not results[-1].passed:
-                break
-        return results
+        return [_result(self.run(code, test_input, time_limit, memory_limit), test_input, expected)
+                for test_input, expected in tests]
 
     def run_function_tests(self, code: str, entry_point: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
                            memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
@@ -753,102 +839,6 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
     return TestResult(verdict, shown, None, error=raw.get("error", ""), seconds=seconds)
 
 
-_default_sandbox, _default_lock = None, threading.Lock()
-
-
-def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
-              memory_limit: int | None = DEFAULT_MEMORY_LIMIT, stop_on_first_failure: bool = False) -> list[TestResult]:
-    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests)."""
-    global _default_sandbox
-    with _default_lock:
-        if _default_sandbox is None:
-            _default_sandbox = Sandbox()
-            atexit.register(_default_sandbox.close)
-        return _default_sandbox.run_tests(code, tests, time_limit, memory_limit, stop_on_first_failure)
-
-
-class Judge:
-    """A pool of fork servers. Start it before loading a model (it works after, too: nothing is forked).
-
-        with Judge(workers=8) as judge:
-            results = judge.map([(code, tests), (code2, tests2, time_limit, memory_limit), ...])
-
-    A job is a tuple of run_tests' arguments or a dict of them; a dict with "entry_point" is a function job
-    (Sandbox.run_function_tests). map returns one result list per job, in order.
-    """
-
-    def __init__(self, workers: int | None = None, isolate: bool = True):
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
-        self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
-        self._idle = queue.SimpleQueue()
-        for sandbox in self._sandboxes:
-            self._idle.put(sandbox)
-
-    def _run(self, job) -> list[TestResult]:
-        sandbox = self._idle.get()
-        try:
-            if isinstance(job, dict):
-                run = sandbox.run_function_tests if "entry_point" in job else sandbox.run_tests
-                return run(**job)
-            return sandbox.run_tests(*job)
-        finally:
-            self._idle.put(sandbox)
-
-    def submit(self, job) -> Future:
-        """Judge one job in the background (e.g. while the next batch is sampled)."""
-        return self._pool.submit(self._run, job)
-
-    def map(self, jobs) -> list[list[TestResult]]:
-        return list(self._pool.map(self._run, jobs))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        for sandbox in self._sandboxes:
-            sandbox.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-# ---- One problem's tests: the jobs, their results, the feedback message
-#
-# A problem is any object with the fields of data.Problem that matter here: kind ("stdio" or "function"),
-# time_limit, memory_limit, entry_point and prompt; a test has input, output and (function problems) check.
-
-def judge_jobs(problem, code: str, tests) -> list:
-    """Jobs for Judge.map that run ``code`` on ``tests``; one result per test comes back, in order.
-    A function problem's asserts are never run beside the program (it could end the process first, or return
-    an object equal to anything): the judge calls the function and checks each result itself, so that every
-    failing assert still shows its own error (App. C.4)."""
-    time_limit = python_time_limit(problem.time_limit)
-    memory = problem.memory_limit or DEFAULT_MEMORY_LIMIT
-    if problem.kind == "function":
-        return [{"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
-                 "time_limit": time_limit, "memory_limit": memory}]
-    return [(code, [(t.input, t.output) for t in tests], time_limit, memory)]
-
-
-def run_judge(judge, items) -> list[list[TestResult]]:
-    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
-    jobs, spans = [], []
-    for problem, code, tests in items:
-        new = judge_jobs(problem, code, tests)
-        spans.append((len(jobs), len(new)))
-        jobs += new
-    flat = judge.map(jobs) if jobs else []
-    return [[r for job in flat[s:s + n] for r in job] for s, n in spans]
-
-
-def describe_failures(problem, tests, results: list[TestResult]) -> str:
-    """The feedback message for the public-test results of one response (paper §2.1, App. C.4/C.5)."""
-    if problem.kind == "function":
-        return function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
-    return feedback(results)
-
 
 # ---- Server side: isolation (once), then fork a child per test
 
@@ -881,33 +871,51 @@ _SCRATCH_KEEP: set[str] = set()   # entries of the sandbox's /tmp that hold read
 def _isolate() -> tuple[bool, str]:
     """Enter new namespaces and a read-only root; return (namespaced, description). Only pid 1 of the new pid
     namespace returns: the process that created the namespaces waits outside and exits with it."""
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-    uid, gid = os.getuid(), os.getgid()
+    uid, gid = os.getuid(), os.getgid()   # read first: in a new user namespace they are unmapped until mapped
     try:
-        _c("unshare", flags)   # root: no user namespace needed, and we can switch to a uid of our own below
-        userns = False
-    except OSError:            # not root, or root without CAP_SYS_ADMIN (a container)
-        try:
-            _c("unshare", flags | CLONE_NEWUSER)
-        except OSError as e:
-            return False, f"no namespaces: {e}"
+        userns = _unshare()
+    except OSError as e:
+        return False, f"no namespaces: {e}"
+    if userns:
         for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
-        userns = True
     sandbox_uid = SANDBOX_UID_BASE + os.getpid()   # unique among live servers, as the pid is
     if pid := os.fork():
         os.closerange(0, 1 << 16)
         os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # if our waiting parent is killed, the whole namespace goes
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates to the host
-    # The new root is a tmpfs mounted over /tmp. Every source is opened first (a venv may live under /tmp)
-    # and bound through /proc/self/fd, read-only (which takes a second, remounting call).
+    notes = _build_root("/tmp")
+    _enter_root("/tmp")
+    who = _drop_privileges(userns, sandbox_uid)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # again: changing uid cleared it
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server
+    return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
+
+
+def _unshare() -> bool:
+    """Leave the caller's pid, net, mount, ipc, uts and cgroup namespaces; return whether that took a user
+    namespace too. OSError when the kernel allows neither."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    try:
+        _c("unshare", flags)   # root: no user namespace needed, and we can switch to a uid of our own later
+        return False
+    except OSError:            # not root, or root without CAP_SYS_ADMIN (a container)
+        _c("unshare", flags | CLONE_NEWUSER)
+        return True
+
+
+def _build_root(new: str) -> str:
+    """Build the sandbox's file tree on a tmpfs mounted over ``new``: its scratch dirs, read-only binds of the
+    system and the interpreter, a few devices, /proc and /dev/mqueue. Returns notes on what is missing."""
     dirs = sorted(p for p in {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", sys.prefix,
                               sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix} if os.path.lexists(p))
     devices = [d for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom") if os.path.exists(d)]
+    # Every source is opened before the tmpfs hides it (a venv may live under /tmp) and bound through
+    # /proc/self/fd.
     sources = {p: os.open(p, os.O_PATH) for p in dirs + devices if not os.path.islink(p)}
-    new, bound = "/tmp", []
     _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
     # The scratch dirs come first, so that a venv or repository under /tmp is bound *inside* the sandbox's
     # /tmp instead of being hidden by it; per-test cleaning leaves the entries that hold those binds alone.
@@ -916,6 +924,18 @@ def _isolate() -> tuple[bool, str]:
         _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
         _SCRATCH_KEEP.update(scratch + "/" + p[len(scratch) + 1:].split("/")[0] for p in dirs
                              if p.startswith(scratch + "/"))
+    _bind_read_only(new, dirs, devices, sources)
+    for fd in sources.values():
+        os.close(fd)
+    for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
+        os.symlink("/proc/self/fd" + fd, f"{new}/dev/{name}")
+    return _mount_proc_and_mqueue(new)
+
+
+def _bind_read_only(new: str, dirs: list[str], devices: list[str], sources: dict[str, int]) -> None:
+    """Bind each directory and device at the same path under ``new``, read-only (a bind mount takes a second,
+    remounting call to become read-only); a symlink is copied as a symlink."""
+    bound = []
     for path in dirs + devices:
         target = new + path
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -931,10 +951,10 @@ def _isolate() -> tuple[bool, str]:
             keep = MS_NOEXEC if os.statvfs(target).f_flag & os.ST_NOEXEC else 0   # locked in a user namespace
             _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | keep
                    | (0 if path in devices else MS_NODEV))
-    for fd in sources.values():
-        os.close(fd)
-    for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
-        os.symlink("/proc/self/fd" + fd, f"{new}/dev/{name}")
+
+
+def _mount_proc_and_mqueue(new: str) -> str:
+    """A private /proc and /dev/mqueue under ``new``, where the kernel allows them; notes on what is missing."""
     os.makedirs(new + "/proc")
     notes = ""
     try:
@@ -948,30 +968,35 @@ def _isolate() -> tuple[bool, str]:
         _mount("mqueue", new + "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError as e:
         notes += f", no /dev/mqueue ({e.strerror})"
+    return notes
+
+
+def _enter_root(new: str) -> None:
+    """Make ``new`` the root of this mount namespace, and the root read-only."""
     os.chdir(new)
     _mount(new, "/", None, MS_MOVE)
     os.chroot(".")
     os.chdir("/")
     _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    if userns:   # we are uid 0 of our namespace: drop every capability, and what exec could regain
+
+
+def _drop_privileges(userns: bool, sandbox_uid: int) -> str:
+    """In a user namespace we are its uid 0: drop every capability, and what exec could regain. As real root,
+    become ``sandbox_uid``, a uid of our own. Returns who the tests run as."""
+    global _OWN_UID
+    if userns:
         for cap in range(64):
             try:
                 _prctl(PR_CAPBSET_DROP, cap)
             except OSError:
                 break
         _c("capset", (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())   # v3 header: none left
-        who = "user namespace, no capabilities"
-    else:
-        global _OWN_UID
-        os.setgroups([])
-        os.setgid(sandbox_uid)
-        os.setuid(sandbox_uid)
-        _OWN_UID = True
-        who = f"uid {sandbox_uid}"
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # again: changing uid cleared it
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server
-    return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
+        return "user namespace, no capabilities"
+    os.setgroups([])
+    os.setgid(sandbox_uid)
+    os.setuid(sandbox_uid)
+    _OWN_UID = True
+    return f"uid {sandbox_uid}"
 
 
 # ---- Seccomp: the system calls no test may make (a filter installed in each test child, before the program)

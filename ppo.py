@@ -259,7 +259,8 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
 
 def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,
                    betas: tuple[float, float] = (0.9, 0.95)):
-    """AdamW with linear warm-up over optimiser updates (paper §2.2 and App. B: lr 2e-7, weight decay 0.1, 50 warm-up steps).
+    """AdamW with linear warm-up over optimiser updates (paper §2.2, App. B: lr 2e-7, weight decay 0.1, 50 warm-up
+    steps).
 
     Our choices: weight decay only on >=2-D weights (matrices, embeddings), not on norms/biases; betas
     (0.9, 0.95) as in Llama training, since the paper does not state them; constant lr after warm-up.

@@ -452,13 +452,6 @@ def test_syntax_error_fails_every_test_without_running(sandbox):
                                 "SyntaxError: '(' was never closed\n")
 
 
-def test_stop_on_first_failure_omits_the_remaining_tests(sandbox):
-    tests = [("1", "2"), ("2", "5"), ("3", "6")]
-    code = "print(int(input()) * 2)"
-    assert [r.verdict for r in sandbox.run_tests(code, tests)] == ["pass", "wrong_answer", "pass"]
-    assert [r.verdict for r in sandbox.run_tests(code, tests, stop_on_first_failure=True)] == ["pass", "wrong_answer"]
-
-
 def test_result_fields(sandbox):
     [r] = sandbox.run_tests("print(int(input()) + 1)", [("1\n", "3\n")], time_limit=None, memory_limit=None)
     assert (r.verdict, r.input, r.expected, r.output, r.error) == ("wrong_answer", "1\n", "3\n", "2\n", "")
@@ -479,7 +472,6 @@ def test_judge_map_keeps_job_order_and_accepts_tuples_and_dicts():
     jobs.append(dict(code="import time\ntime.sleep(5)", tests=[("", None)], time_limit=0.5))
     with execute.Judge(workers=2) as judge_:
         results = judge_.map(jobs)
-        assert judge_.submit(jobs[3]).result()[0].verdict == "pass"
     assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout"]
 
 
