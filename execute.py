@@ -1497,7 +1497,7 @@ def _remove(path: str) -> None:
         while todo:
             name = todo.pop()
             try:
-                if not stat_is_dir(name, top):
+                if not stat.S_ISDIR(os.stat(name, dir_fd=top, follow_symlinks=False).st_mode):
                     os.unlink(name, dir_fd=top)
                     continue
                 os.chmod(name, 0o700, dir_fd=top)
@@ -1525,10 +1525,6 @@ def _remove(path: str) -> None:
                 pass
     finally:
         os.close(top)
-
-
-def stat_is_dir(name: str, dir_fd: int) -> bool:
-    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
 
 
 def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
