@@ -8,7 +8,7 @@ episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty)
 
 This file is the environment, the rollouts, the evaluation and the training loop, top to bottom:
 
-    1. The MDP: prompts, one episode's token bookkeeping, batched rollouts, the random-feedback ablation
+    1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
                                                                                (paper §2.1, appendix C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
     3. Training: distributed setup, the PPO loop, atomic checkpoints, the best one on the valid set

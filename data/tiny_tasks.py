@@ -25,7 +25,7 @@ about: a policy learning to *use* execution feedback. So the family mixes two ki
       - input `ann` failed:
       Expected output `Hola, nna` but got `???, nna`
 
-Why this layout (facts from the feasibility study in issue 7): RL discovered feedback-reading only when the
+Why this layout: in earlier designs of this task family, RL discovered feedback-reading only when the
 warm start had already taught *copying a value from text into code*, and the revealed value sat where that
 copying skill reached it. Here the warm start (data/train_tiny.py) copies the greeting from the text after
 "output `" in the statement's example; the feedback puts the real greeting right after "Expected output `",
