@@ -205,19 +205,23 @@ class KVCache:
     nothing (no padding, each its own length), so when one sequence ends another can take its row while the
     others go on (continuous batching, ``generate``). Attention always spans all ``max_len`` slots, the
     ones past a row's length masked.
+
+    ``n_kv_heads`` is the K/V heads this process computes: all of them (default), or its share when the
+    model is tensor-parallel (``Transformer.kv_heads``), each rank then caching only its own heads.
     """
 
-    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device=None, dtype=torch.float32):
-        shape = (batch_size, args.n_kv_heads, max_len, args.head_dim)
+    def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device=None, dtype=torch.float32,
+                 n_kv_heads: int | None = None):
+        shape = (batch_size, n_kv_heads or args.n_kv_heads, max_len, args.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)]
         self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)   # (B,) slots filled per row
         self.max_len = max_len
 
     @staticmethod
-    def bytes_per_token(args: ModelArgs, dtype=torch.bfloat16) -> int:
-        """Memory one cached position of one sequence takes: a key and a value per layer."""
-        return 2 * args.n_layers * args.n_kv_heads * args.head_dim * dtype.itemsize
+    def bytes_per_token(args: ModelArgs, dtype=torch.bfloat16, n_kv_heads: int | None = None) -> int:
+        """Memory one cached position of one sequence takes: a key and a value per layer (and K/V head held)."""
+        return 2 * args.n_layers * (n_kv_heads or args.n_kv_heads) * args.head_dim * dtype.itemsize
 
     def rows(self, start: int, stop: int) -> "KVCache":
         """Rows start..stop-1 as a cache that shares this one's memory (a prompt is prefilled through one row)."""
@@ -237,6 +241,8 @@ def cache_slots(positions: int) -> int:
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
+        # The heads this module computes. Tensor parallelism (rlef.py) splits the projections by heads and
+        # sets these to this rank's share, n_heads / tp and n_kv_heads / tp; the code below is the same.
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
         self.q_proj = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
         self.k_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
@@ -324,16 +330,16 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
 
 
-def local_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The rows of parameter ``t`` that this process holds, and the index of the first: all of a plain tensor;
-    of an FSDP2-sharded one (a DTensor split by rows the way ``torch.chunk`` splits), this rank's block."""
-    from torch.distributed.tensor import DTensor, Shard
+def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of a
+    plain tensor; of a sharded one (a DTensor: FSDP2 splits rows, tensor parallelism rows or columns, both
+    over a 2-D mesh), this rank's rows x columns, as DTensor itself places them."""
+    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
     if not isinstance(t, DTensor):
-        return t, 0
-    if t.device_mesh.ndim != 1 or t.placements != (Shard(0),):
-        raise ValueError(f"expected a parameter sharded by rows over one mesh dimension, got {t.placements}")
-    per_rank = -(-t.shape[0] // t.device_mesh.size())
-    return t.to_local(), min(t.device_mesh.get_local_rank() * per_rank, t.shape[0])
+        return t, tuple(slice(0, n) for n in t.shape)
+    shape, offset = compute_local_shape_and_global_offset(t.shape, t.device_mesh, t.placements)
+    return t.to_local(), tuple(slice(o, o + n) for o, n in zip(offset, shape))
 
 
 class Transformer(nn.Module):
@@ -361,6 +367,11 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, std=std)
         return self
 
+    @property
+    def kv_heads(self) -> int:
+        """K/V heads this process computes and caches: all, or this rank's share under tensor parallelism."""
+        return self.layers[0].self_attn.n_kv_heads
+
     def rope(self, device) -> torch.Tensor:
         # Not a buffer: model.to(torch.bfloat16) would round the frequencies, and positions * bf16 angles are
         # wrong by whole radians at long context. 64 floats, computed once per device.
@@ -387,7 +398,7 @@ class Transformer(nn.Module):
             # previous sequence (generate reuses rows).
             mask = (keys <= slots[:, :, None])[:, None]                                   # (B, 1, T, L)
             mask = mask.repeat(1, 1, self.args.n_heads // self.args.n_kv_heads, 1)       # (B, 1, g*T, L)
-            write = slots[:, None, :, None].expand(B, self.args.n_kv_heads, T, self.args.head_dim)
+            write = slots[:, None, :, None].expand(B, self.kv_heads, T, self.args.head_dim)
             kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
         x = self.embed_tokens(tokens)                                                     # (B, T, dim)
@@ -430,9 +441,9 @@ class Transformer(nn.Module):
         bf16 elsewhere. With ``value_head=True`` the vocabulary head is skipped and a random scalar head is
         created: the critic of RLEF §2.2 (a folder saved from a critic loads its trained head instead).
 
-        ``shard(model)`` (FSDP2's ``fully_shard``, rlef.py) runs while the model is still on the meta device:
-        storage is then allocated for this process's rows of each parameter only, and only those rows are read
-        from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
+        ``shard(model)`` (tensor parallelism and FSDP2's ``fully_shard``, rlef.py) runs while the model is still
+        on the meta device: storage is then allocated for this process's block of each parameter only, and only
+        that block is read from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
         """
         from safetensors import safe_open
         path = Path(path)
@@ -459,11 +470,11 @@ class Transformer(nn.Module):
             model.lm_head.weight = model.embed_tokens.weight    # to_empty gives the two names separate storage
         expected = model.hf_state_dict()             # name -> tensor sharing storage with the parameter
         if value_head:   # random scalar head, unless the folder is a saved critic (lm_head of shape (1, dim))
-            head, first = local_rows(model.lm_head.weight)
+            head, where = local_block(model.lm_head.weight)
             # Drawn whole and cut, so that every world size gets the same head from the same seed.
             full = torch.empty(model.lm_head.weight.shape, device=head.device, dtype=head.dtype)
             with torch.no_grad():
-                head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[first:first + len(head)])
+                head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[where])
         loaded = set()
         for shard_file in shards:
             file = path / shard_file
@@ -484,9 +495,9 @@ class Transformer(nn.Module):
                     if tuple(stored.get_shape()) != tuple(expected[name].shape):
                         raise ValueError(f"{file}: tensor {name!r} has shape {tuple(stored.get_shape())}, "
                                          f"config.json implies {tuple(expected[name].shape)}")
-                    rows, first = local_rows(expected[name])
+                    block, where = local_block(expected[name])
                     with torch.no_grad():
-                        rows.copy_(stored[first:first + len(rows)])      # reads only these rows from disk
+                        block.copy_(stored[where])               # reads only this block from disk
                     loaded.add(name)
         missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
@@ -696,7 +707,7 @@ class _Rows:
         device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
         self.model, self.prompts, self.prompt_keys = model, prompts, keys                  # keys: (N,) one per prompt
         self.waiting = list(range(len(prompts)))[::-1]                                       # next prompt last
-        self.cache = KVCache(model.args, n_rows, max_len, device, dtype)
+        self.cache = KVCache(model.args, n_rows, max_len, device, dtype, model.kv_heads)
         self.tokens = torch.zeros(n_rows, max(budgets), dtype=torch.long, device=device)   # (R, W) responses so far
         self.logprobs = torch.zeros(n_rows, max(budgets), device=device)                    # (R, W)
         self.made = torch.zeros(n_rows, dtype=torch.long, device=device)                    # (R,) tokens in each

@@ -257,6 +257,26 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
     return batch
 
 
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ (scale all gradients so that their global L2 norm is at most max_norm;
+    return the norm before) for parameters that live on different device meshes, which torch's refuses:
+    with FSDP2 x tensor parallelism (rlef.py) the split projections are sharded over a 2-D mesh and the rest
+    (embedding, norms) over its data-parallel rows only. Each mesh's norm is computed where its gradients
+    are, then the total from those."""
+    from torch.distributed.tensor import DTensor
+    parameters = [p for p in parameters if p.grad is not None]
+    by_mesh = {}
+    for p in parameters:
+        by_mesh.setdefault(p.grad.device_mesh if isinstance(p.grad, DTensor) else None, []).append(p.grad)
+    norms = [torch.nn.utils.get_total_norm(grads) for grads in by_mesh.values()]
+    norms = [n.full_tensor() if isinstance(n, DTensor) else n for n in norms]
+    total = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.tensor(0.0)
+    coef = float((max_norm / (total + 1e-6)).clamp(max=1.0))        # a number: it scales DTensors too
+    for p in parameters:
+        p.grad.mul_(coef)
+    return total
+
+
 def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,
                    betas: tuple[float, float] = (0.9, 0.95)):
     """AdamW with linear warm-up over optimiser updates (paper §2.2, App. B: lr 2e-7, weight decay 0.1, 50 warm-up
@@ -304,8 +324,8 @@ def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, minibatches:
                     sums[k] += losses[k]
                 for k in micro_sums:
                     token_sums[k] += micro_sums[k]
-            sums["policy_grad_norm"] += float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm))
-            sums["value_grad_norm"] += float(torch.nn.utils.clip_grad_norm_(critic.parameters(), max_grad_norm))
+            sums["policy_grad_norm"] += float(clip_grad_norm(policy.parameters(), max_grad_norm))
+            sums["value_grad_norm"] += float(clip_grad_norm(critic.parameters(), max_grad_norm))
             policy_opt.step()
             critic_opt.step()
             for s in schedulers or ():

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
 import execute
 from data import Problem, load_problems
@@ -274,7 +275,7 @@ def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, ro
 
 def cache_rows(model, cache_bytes: int, positions: int) -> int:
     """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
-    per_row = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype) * cache_slots(positions)
+    per_row = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads) * cache_slots(positions)
     return max(1, cache_bytes // per_row)
 
 
@@ -315,7 +316,7 @@ def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
 
 def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
              extra_tests: bool = True, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
-             log=print, feedback_donors: list[Problem] | None = None) -> dict:
+             log=print, feedback_donors: list[Problem] | None = None, group=None) -> dict:
     """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem
     (``eval_report``). Under torchrun every rank plays the episodes of its share of the problems, the
     per-episode records are gathered, and the report is computed once from all of them: what one process
@@ -325,9 +326,10 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     ``extra_tests`` (the paper's evaluation, appendix B.3); ``report["tests"]`` says which. With
     ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``), drawn from
     ``feedback_donors`` (default: all of ``problems``, not only this rank's share); ``report["random_feedback"]``
-    says how it was built.
+    says how it was built. ``group`` is the data-parallel process group (default: all ranks); the ranks of a
+    tensor-parallel copy of the policy play the same share together.
     """
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    rank, world = (dist.get_rank(group), dist.get_world_size(group)) if dist.is_initialized() else (0, 1)
     random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(seed)) \
         if feedback_mode == "random" else None
     records = eval_episodes(sample, tok, problems[rank::world], judge, samples, turns, feedback_mode, extra_tests,
@@ -335,7 +337,7 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     described = [random_feedback.describe()] if random_feedback else []
     if world > 1:
         shares = [None] * world
-        dist.all_gather_object(shares, (records, described))
+        dist.all_gather_object(shares, (records, described), group=group)
         records, described = [r for rs, _ in shares for r in rs], [d for _, ds in shares for d in ds]
     report = eval_report(records, problems, samples, turns, feedback_mode, extra_tests)
     if described:            # the same construction on every rank; its counts add up
@@ -521,7 +523,9 @@ class Config:
     seed: int = option(0, "random seed (data order, sampling, critic head)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
     dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
-    dry_run: bool = option(False, "print the per-GPU memory plan for --model and --world-size, allocate nothing")
+    tp: int = option(0, "tensor-parallel ranks per model copy; torchrun's world becomes a (world / tp) x tp mesh, "
+                        "FSDP2 over its first dimension (0: 1 up to 8B, the GPUs of one node for 70B)")
+    dry_run: bool = option(False, "print the per-GPU memory plan for --model, --world-size and --tp, allocate nothing")
 
 
 # Preset defaults differ from the paper's where the scale does: the tiny byte-level model learns at a
@@ -562,9 +566,61 @@ def missing_weights_message(cfg: Config, path: Path) -> str:
     return f"no weights at {path}: {how}"
 
 
-def shard(model: torch.nn.Module, device, cfg: Config, trained: bool = True):
-    """FSDP2 (``fully_shard``) per transformer block, then the root: each rank keeps 1/world of the fp32
-    master weights, gradients and optimiser state; on GPU blocks compute in bf16 (MixedPrecisionPolicy).
+def tensor_parallel_size(cfg: Config, args: ModelArgs, world: int, gpus_per_node: int) -> int:
+    """--tp, or its default: 1 up to 8B, and the GPUs of one node for 70B (tensor parallelism all-reduces
+    twice per block, so it stays within a node's NVLink). Refused unless it divides the world and splits
+    every block into whole heads."""
+    tp = cfg.tp or (gpus_per_node if cfg.model == "70b" else 1)
+    if world % tp:
+        raise UsageError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
+                         "that divides the number of processes torchrun starts")
+    for what, n in (("query heads", args.n_heads), ("key/value heads", args.n_kv_heads),
+                    ("MLP width", args.hidden_dim)):
+        if n % tp:
+            fits = [t for t in (1, 2, 4, 8, 16) if args.n_heads % t == args.n_kv_heads % t == args.hidden_dim % t == 0]
+            raise UsageError(f"--tp {tp} does not divide the model's {n} {what}: each rank computes whole heads "
+                             f"and an equal share of the MLP; use --tp {' or '.join(map(str, fits))}")
+    return tp
+
+
+def device_mesh(world: int, tp: int, device):
+    """torchrun's ranks as a 2-D mesh ("dp", "tp"): each row of ``tp`` consecutive ranks (on one node) holds one
+    tensor-parallel copy of every model, and the world / tp rows shard those copies further with FSDP2 and
+    split each batch between them (data parallel). None for a plain single process."""
+    if not dist.is_initialized():
+        return None
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
+
+
+# Tensor parallelism inside each block (Megatron-LM's split): the query/key/value and gate/up projections are
+# split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
+# with no communication; the output and down projections are split by input features, and one all-reduce
+# sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
+# both projections are cut into tp equal blocks of whole heads. Everything else (embedding, norms, output
+# head) is replicated over the "tp" ranks and sharded by FSDP2 over the "dp" ranks only.
+TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
+           "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
+           "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
+
+
+def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
+    """Split every block over ``tp_mesh`` as TP_PLAN says (nothing to do for one rank); each rank's attention
+    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads."""
+    if tp_mesh is None or tp_mesh.size() == 1:
+        return model
+    for block in model.layers:
+        parallelize_module(block, tp_mesh, TP_PLAN)
+        block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
+        block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
+    return model
+
+
+def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
+    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN), then FSDP2 (``fully_shard``) per transformer
+    block and the root over its "dp" ranks (without a mesh: FSDP2 alone, over all ranks): each rank keeps
+    1/world of the blocks' fp32 master weights, gradients and optimiser state (1/dp of the rest); on GPU
+    blocks compute in bf16 (MixedPrecisionPolicy).
 
     What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
     gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
@@ -574,59 +630,114 @@ def shard(model: torch.nn.Module, device, cfg: Config, trained: bool = True):
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
         if device.type == "cuda" else MixedPrecisionPolicy()
+    if mesh is not None:
+        tensor_parallel(model, mesh["tp"])
+    dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
     for i, block in enumerate(model.layers):
-        fully_shard(block, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=True)
+        fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
+    fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
     return model
 
 
 class SamplingReplica:
-    """The policy as rollouts and evaluation decode it: a plain ``Transformer`` (no FSDP hooks) in the compute
+    """The policy as rollouts and evaluation decode it: a ``Transformer`` without FSDP hooks in the compute
     dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
 
-    Sampling needs every weight on every rank anyway (the policy is not tensor-parallel), and a plain module
-    can be recorded as a CUDA graph and compiled (``model.decoder``), which a sharded one cannot. A refresh
-    gathers one parameter at a time, cast to the compute dtype before the all-gather as FSDP's mixed
-    precision does, so the replica holds the very weights that the sharded forward computes with; it is a
-    collective (every rank calls it). An unsharded policy already in the compute dtype is used as it is.
+    A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
+    one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
+    rank holds 1/tp of every block's weights and, when decoding, of the KV cache's heads, and the ranks of
+    a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 17 GiB per rank at tp 8, plus the
+    embedding and head). A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
+    compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
+    that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
+    already in the compute dtype is used as it is.
     """
 
-    def __init__(self, policy: Transformer, dtype: torch.dtype):
+    def __init__(self, policy: Transformer, dtype: torch.dtype, tp_mesh=None):
         self.dtype = dtype
         if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
             self.model = policy                                  # nothing to gather or cast
             return
         with torch.device("meta"):
-            replica = Transformer(policy.args).to(dtype)
+            replica = tensor_parallel(Transformer(policy.args).to(dtype), tp_mesh)
         self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
         if policy.args.tie_word_embeddings:
             self.model.lm_head.weight = self.model.embed_tokens.weight
 
     @torch.no_grad()
     def refresh(self, policy: Transformer) -> Transformer:
+        from torch.distributed.tensor import DTensor, Replicate
         if self.model is not policy:
             mine = dict(self.model.named_parameters())
             for name, p in policy.named_parameters():
-                full = p.detach().to(self.dtype)
-                if hasattr(full, "full_tensor"):                 # this rank's shard (a DTensor): all-gather it
+                full, target = p.detach().to(self.dtype), mine[name]
+                if isinstance(target, DTensor):                  # tensor-parallel: keep this rank's heads
+                    if full.device_mesh.ndim == 2:               # sharded over "dp" too, unless FSDP holds it
+                        full = full.redistribute(placements=[Replicate(), *target.placements])    # gathered
+                    full, target = full.to_local(), target.to_local()
+                elif isinstance(full, DTensor):                  # this rank's shard: all-gather it
                     full = full.full_tensor()
-                mine[name].copy_(full)
+                target.copy_(full)
         return self.model
 
     def nbytes(self, policy: Transformer) -> int:
-        """Memory the replica adds to the policy's: 0 when it is the policy."""
-        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in self.model.parameters())
+        """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
+        from torch.distributed.tensor import DTensor
+        held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
+        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
 
 
-def load_models(cfg: Config, weights: Path, device):
+class GroupJudge:
+    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
+    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
+    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
+    the results to the rest."""
+
+    def __init__(self, judge, tp_mesh):
+        self.judge, self.group = judge, tp_mesh.get_group()
+
+    def map(self, jobs):
+        results = [self.judge.map(jobs) if self.judge is not None else None]
+        dist.broadcast_object_list(results, group=self.group, group_src=0)
+        return results[0]
+
+    def close(self):
+        if self.judge is not None:
+            self.judge.close()
+
+
+def start_judge(cfg: Config, mesh):
+    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
+    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
+    tp = mesh["tp"].size() if mesh is not None else 1
+    if tp == 1:
+        return execute.Judge(workers=cfg.judge_workers or cores_per_rank())
+    first = mesh["tp"].get_local_rank() == 0
+    return GroupJudge(execute.Judge(workers=cfg.judge_workers or cores_per_rank() * tp) if first else None, mesh["tp"])
+
+
+def training_mesh(cfg: Config, weights: Path, world: int, device):
+    """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
+    dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
+    args = ModelArgs.from_hf_config(json.loads((weights / "config.json").read_text()))
+    tp = tensor_parallel_size(cfg, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    mesh = device_mesh(world, tp, device)
+    if mesh is None:
+        return None, 0, 1
+    log0(f"mesh: {world // tp} x {tp} (data parallel x tensor parallel)")
+    return mesh, mesh["dp"].get_local_rank(), mesh["dp"].size()
+
+
+def load_models(cfg: Config, weights: Path, device, mesh=None):
     """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
-    Under torchrun each model is sharded while still on the meta device and every rank reads only its own
-    rows of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GiB), at any world size. A
-    resumed run then overwrites policy and critic with its checkpoint (``load_training_state``)."""
+    Under torchrun each model is split (over ``mesh``, default FSDP2 over all ranks) while still on the meta
+    device and every rank reads only its own block of each tensor: no rank ever holds a whole model (8B:
+    30 + 28 + 15 GiB), on any mesh. A resumed run then overwrites policy and critic with its checkpoint
+    (``load_training_state``)."""
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
-    distributed = dist.is_initialized()
-    trained = (lambda model: shard(model, device, cfg)) if distributed else None
-    frozen = (lambda model: shard(model, device, cfg, trained=False)) if distributed else None
+    sharded = mesh is not None or dist.is_initialized()
+    trained = (lambda model: shard(model, device, cfg, mesh)) if sharded else None
+    frozen = (lambda model: shard(model, device, cfg, mesh, trained=False)) if sharded else None
     policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
     value = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
     reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
@@ -901,7 +1012,7 @@ class Run:
     tok: Tokenizer
     train_set: list[Problem]
     valid_set: list[Problem]
-    judge: execute.Judge
+    judge: execute.Judge               # or a tensor-parallel row's GroupJudge
     policy: Transformer                # pi, trained
     reference: Transformer             # rho, the frozen initial policy of the KL penalty (paper §2.2)
     critic: Transformer                # V(c_t), trained
@@ -910,6 +1021,9 @@ class Run:
     replica: SamplingReplica           # what rollouts decode with
     cache_bytes: int                   # the rollouts' KV-cache budget on this rank
     max_len: int                       # no further turn starts in a dialogue longer than this
+    mesh: object = None                # the ("dp", "tp") DeviceMesh under torchrun (training_mesh)
+    dp_rank: int = 0                   # this rank's data-parallel share: the ranks of a "tp" row play one share
+    dp: int = 1                        # data-parallel shares (world / tp)
     start: int = 0                     # the first batch this invocation trains on (resuming: the checkpoint's)
     best: dict | None = None           # the best checkpoint on the valid set so far (best.json)
     metrics: typing.TextIO | None = None
@@ -953,9 +1067,9 @@ def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
     """This rank's episodes of batch ``step``, played with the current policy, and what they cost: tokens,
     decode slots, seconds sampling (the replica's refresh included) and executing."""
     t0 = time.time()
-    problems = step_problems(run.train_set, run.cfg, step, run.rank, run.world)
-    # Reseeded from (seed, step, rank): resuming at step N samples exactly what step N would have.
-    gen = torch.Generator(run.device).manual_seed(run.cfg.seed * 1_000_003 + step * 7919 + run.rank)
+    problems = step_problems(run.train_set, run.cfg, step, run.dp_rank, run.dp)
+    # Reseeded from (seed, step, share): resuming at step N samples exactly what step N would have.
+    gen = torch.Generator(run.device).manual_seed(run.cfg.seed * 1_000_003 + step * 7919 + run.dp_rank)
     usage = {}
     sample = sampler(run, run.cfg.temperature, 1.0, gen, usage)
     refresh_s = time.time() - t0
@@ -985,7 +1099,7 @@ def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: d
     # slot_efficiency: the share of the rows computed at each decode step that produced a token someone reads.
     row.update(updates=(step + 1) * run.cfg.minibatches * run.cfg.epochs,
                slot_efficiency=row["sampled_tokens"] / row["decode_slots"],
-               tokens_per_s=row["sampled_tokens"] * run.world / usage["sample_s"], sample_s=usage["sample_s"],
+               tokens_per_s=row["sampled_tokens"] * run.dp / usage["sample_s"], sample_s=usage["sample_s"],
                exec_s=usage["exec_s"], train_s=usage["train_s"],
                step_s=usage["sample_s"] + usage["exec_s"] + usage["train_s"])
     log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
@@ -999,10 +1113,11 @@ def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: d
 def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
     """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
     generated tests, appendix B.3), each rank a share, pooled; rank 0 writes eval_step<N>_<feedback>.json."""
-    gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.rank)
+    gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.dp_rank)
     with torch.no_grad():
         report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, run.cfg.eval_samples,
-                          run.cfg.turns, feedback_mode, extra_tests=True, max_len=run.max_len, log=log0)
+                          run.cfg.turns, feedback_mode, extra_tests=True, max_len=run.max_len, log=log0,
+                          group=None if run.mesh is None else run.mesh["dp"].get_group())
     log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
     if run.rank == 0:
         (run.dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
@@ -1051,6 +1166,7 @@ def start_run(cfg: Config) -> Run:
     optimisers (from the last checkpoint when resuming), the sampling replica and the KV-cache budget."""
     rank, world, device = setup_distributed()
     weights, tok, train_set, valid_set = load_inputs(cfg)
+    mesh, dp_rank, dp = training_mesh(cfg, weights, world, device)
     run_dir = Path(cfg.resume or cfg.run_dir)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -1060,19 +1176,20 @@ def start_run(cfg: Config) -> Run:
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
-    judge = execute.Judge(workers=cfg.judge_workers or cores_per_rank())   # started before the models are loaded
+    judge = start_judge(cfg, mesh)                             # started before the models are loaded
     try:
-        policy, reference, critic = load_models(cfg, weights, device)
+        policy, reference, critic = load_models(cfg, weights, device, mesh)
     except (OSError, ValueError) as e:
         judge.close()
         raise UsageError(f"cannot load the weights in {weights}: {e}") from None
     policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_updates)
     critic_opt, critic_sched = make_optimizer(critic, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
-    replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32)
+    replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32,
+                              None if mesh is None else mesh["tp"])
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
     run = Run(cfg, run_dir, rank, world, device, weights, tok, train_set, valid_set, judge, policy, reference,
               critic, (policy_opt, critic_opt), (policy_sched, critic_sched), replica,
-              kv_cache_budget(policy, critic, device, world), max_len)
+              kv_cache_budget(policy, critic, device, world), max_len, mesh, dp_rank, dp)
     if resume_from:
         run.start = load_training_state(resume_from, policy, critic, run.optimizers, run.schedulers)
         run.best = read_best(run_dir)
@@ -1095,7 +1212,7 @@ def open_metrics(run: Run) -> typing.TextIO | None:
 
 
 def log_rollout_plan(run: Run):
-    cfg, per_rank = run.cfg, run.cfg.batch_size // run.world
+    cfg, per_rank = run.cfg, run.cfg.batch_size // run.dp
     together = cfg.rollout_batch or min(per_rank, cache_rows(run.replica.model, run.cache_bytes, cfg.max_len))
     why = "--rollout-batch" if cfg.rollout_batch else f"{run.cache_bytes / 2**30:.1f} GiB left for the KV cache"
     copy = ("the policy itself" if run.replica.model is run.policy

@@ -1,0 +1,184 @@
+"""FSDP2 x tensor parallelism on a 2-D mesh: 4 processes under torchrun (gloo, CPU) as a 2 x 2 mesh ("dp", "tp")
+compute what one process and the 1-D FSDP x 4 mesh compute, and a checkpoint moves between meshes.
+
+One torchrun launch does all the distributed work (``MESHES``) on a tiny Llama with grouped-query attention
+(4 query heads, 2 K/V heads: one K/V head and its two query heads per tensor-parallel rank), with tied and
+untied embeddings; the tests compare what it wrote with single-process runs of the same code.
+"""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import ppo
+import rlef
+from conftest import TINY_ARGS, write_checkpoint
+from model import Transformer, generate
+from test_ppo import four_episodes
+
+ROOT = Path(rlef.__file__).parent
+TESTS = Path(__file__).parent
+TORCHRUN_4 = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4")
+TOKENS = torch.arange(2 * 40).reshape(2, 40) * 37 % 264                   # (2, 40) fixed token ids
+PROMPTS = [[5, 17, 99, 3], [200, 1, 42, 42, 7, 9]]
+
+# The whole distributed side: per checkpoint (untied, tied), on the 2 x 2 mesh, what each rank holds, the
+# logits, greedy tokens from the tensor-parallel sampling replica, and one PPO update; the same update on the
+# 4 x 1 mesh (FSDP only); then a checkpoint written on 2 x 2 after that update, and a second update both on
+# 2 x 2 and on 4 x 1 after resuming from it.
+MESHES = """
+import json, torch, rlef
+from pathlib import Path
+from model import generate
+from test_tensor_parallel import TOKENS, PROMPTS, ppo_step
+out, run_dir, checkpoints = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+rank, world, device = rlef.setup_distributed()
+meshes = {"2x2": rlef.device_mesh(4, 2, device), "4x1": rlef.device_mesh(4, 1, device)}
+cfg = rlef.Config(model="tiny", dtype="float32", keep_checkpoints=5)
+results, held = {}, {}
+for ckpt in checkpoints:
+    for name, mesh in meshes.items():
+        torch.manual_seed(0)                                        # the critic's random head
+        policy, reference, value = rlef.load_models(cfg, Path(ckpt), device, mesh)
+        opts, scheds = ppo_step(policy, reference, value, mesh, steps=0)[:2]   # before a forward gathers any
+        r = results[f"{ckpt}/{name}"] = {}
+        if name == "2x2":
+            held[ckpt] = {k: v.to_local().numel() for k, v in policy.named_parameters()}
+            with torch.no_grad():
+                r["logits"] = policy(TOKENS)
+            replica = rlef.SamplingReplica(policy, torch.float32, mesh["tp"]).refresh(policy)
+            r["greedy"] = generate(replica, PROMPTS, 12, temperature=0)
+            held[ckpt]["replica q_proj"] = replica.layers[0].self_attn.q_proj.weight.to_local().numel()
+            held[ckpt]["replica kv heads"] = replica.kv_heads
+        r["update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
+        if name == "2x2" and ckpt == checkpoints[0]:
+            rlef.save_checkpoint(run_dir, 1, policy, value, opts, scheds, Path(ckpt), cfg, export=False)
+            r["second update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
+torch.manual_seed(0)                                                # resume the 2 x 2 run on 4 x 1
+policy, reference, value = rlef.load_models(cfg, Path(checkpoints[0]), device, meshes["4x1"])
+opts, scheds = ppo_step(policy, reference, value, meshes["4x1"], steps=0)[:2]
+rlef.load_training_state(run_dir / "checkpoints" / "step_000001", policy, value, opts, scheds)
+results["resumed on 4x1"] = ppo_step(policy, reference, value, meshes["4x1"], opts, scheds)[2]
+if rank == 0:
+    torch.save(results, out)
+Path(f"{out}.rank{rank}.json").write_text(json.dumps(held))
+"""
+
+
+def full(model) -> dict:
+    """Every parameter whole (a collective on a mesh)."""
+    return {k: v.full_tensor() if hasattr(v, "full_tensor") else v.detach().clone() for k, v in model.named_parameters()}
+
+
+def ppo_step(policy, reference, value, mesh=None, opts=None, scheds=None, steps: int = 1):
+    """One PPO update on this data-parallel rank's share of four fixed episodes: (optimisers, schedulers,
+    {loss statistics, gradients and weights after it, all whole}). ``steps=0`` only makes the optimisers."""
+    if opts is None:
+        (p_opt, p_sched), (v_opt, v_sched) = (ppo.make_optimizer(m, 1e-2, warmup_updates=1) for m in (policy, value))
+        opts, scheds = (p_opt, v_opt), (p_sched, v_sched)
+        for group in (*p_opt.param_groups, *v_opt.param_groups):
+            # AdamW's eps far above the gradients' rounding (they are ~1e-3): its first step is then about
+            # lr * g / eps, linear in the gradient, rather than lr * sign(g), which rounding can flip where
+            # g is near 0; so the weights can be compared as tightly as the gradients.
+            group["eps"] = 1e-2
+    if steps == 0:
+        return opts, scheds, None
+    dp_rank, dp = (mesh["dp"].get_local_rank(), mesh["dp"].size()) if mesh is not None else (0, 1)
+    batch = ppo.prepare_batch(four_episodes()[dp_rank::dp], policy, reference, value, micro_batch_size=1)
+    stats = ppo.ppo_update(policy, value, *opts, batch, minibatches=1, micro_batch_size=1, max_grad_norm=0.5,
+                           schedulers=scheds)
+    stats = rlef.reduce_mean(stats, torch.device("cpu"))                 # each rank's share: averaged, as rlef does
+    grads = {k: p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad.clone()
+             for k, p in policy.named_parameters()}
+    return opts, scheds, {"stats": stats, "grads": grads, "policy": full(policy), "value": full(value)}
+
+
+@pytest.fixture(scope="module")
+def meshes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("meshes")
+    untied = write_checkpoint(tmp / "untied", TINY_ARGS, seed=1, max_shard_bytes=40_000)
+    tied = write_checkpoint(tmp / "tied", replace(TINY_ARGS, tie_word_embeddings=True), seed=2)
+    script = tmp / "script.py"
+    script.write_text(f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]\n{MESHES}")
+    done = subprocess.run([*TORCHRUN_4, str(script), tmp / "out.pt", tmp / "run", untied, tied],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    held = [json.loads(Path(f"{tmp / 'out.pt'}.rank{r}.json").read_text()) for r in range(4)]
+    return tmp, torch.load(tmp / "out.pt"), held, (untied, tied)
+
+
+def one_process(ckpt):
+    torch.manual_seed(0)
+    return rlef.load_models(rlef.Config(model="tiny", dtype="float32"), ckpt, torch.device("cpu"))
+
+
+def assert_close(a: dict, b: dict, atol=1e-5):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=lambda m: f"{k}: {m}")
+
+
+@pytest.mark.slow
+def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_the_blocks_and_half_of_the_rest(meshes):
+    _, _, held, checkpoints = meshes
+    for ckpt in checkpoints:
+        one = dict(one_process(ckpt)[0].named_parameters())
+        for rank in range(4):
+            mine = held[rank][str(ckpt)]
+            for name, p in one.items():
+                split = any(name.endswith(f"{module}.weight") for module in rlef.TP_PLAN)
+                assert mine[name] == p.numel() / (4 if split else 2), (ckpt.name, rank, name)
+            # The sampling replica: half of each split projection, and one of the two K/V heads (cache).
+            assert mine["replica q_proj"] == one["layers.0.self_attn.q_proj.weight"].numel() / 2
+            assert mine["replica kv heads"] == TINY_ARGS.n_kv_heads // 2
+
+
+@pytest.mark.slow
+def test_2x2_forward_and_greedy_generation_equal_one_process(meshes):
+    _, results, _, checkpoints = meshes
+    for ckpt in checkpoints:
+        policy = one_process(ckpt)[0]
+        with torch.no_grad():
+            logits = policy(TOKENS)                                  # (2, 40, 264)
+        torch.testing.assert_close(results[f"{ckpt}/2x2"]["logits"], logits, atol=1e-5, rtol=0)
+        greedy = generate(policy, PROMPTS, 12, temperature=0)
+        assert [t for t, _ in results[f"{ckpt}/2x2"]["greedy"]] == [t for t, _ in greedy]
+        for (_, lp_tp), (_, lp) in zip(results[f"{ckpt}/2x2"]["greedy"], greedy):
+            assert lp_tp == pytest.approx(lp, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_one_ppo_update_on_2x2_equals_fsdp_x4_and_one_process(meshes):
+    _, results, _, checkpoints = meshes
+    for ckpt in checkpoints:
+        tp, fsdp = results[f"{ckpt}/2x2"]["update"], results[f"{ckpt}/4x1"]["update"]
+        _, _, one = ppo_step(*one_process(ckpt))
+        for other in (fsdp, one):
+            for stat in ("policy_loss", "value_loss", "policy_grad_norm", "value_grad_norm"):
+                assert tp["stats"][stat] == pytest.approx(other["stats"][stat], abs=1e-5), stat
+            assert_close(tp["grads"], other["grads"])
+            assert_close(tp["policy"], other["policy"])
+            assert_close(tp["value"], other["value"])
+        assert tp["stats"]["policy_grad_norm"] > 0.5                  # so the clipping to 0.5 was at work
+        before = dict(one_process(ckpt)[0].named_parameters())
+        assert all((tp["policy"][k] - before[k]).abs().max() > 1e-4 for k in before)  # every weight moved
+
+
+@pytest.mark.slow
+def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
+    tmp, results, _, (untied, _) = meshes
+    straight = results[f"{untied}/2x2"]["second update"]
+    policy, reference, value = one_process(untied)
+    opts, scheds, _ = ppo_step(policy, reference, value, steps=0)
+    assert rlef.load_training_state(tmp / "run" / "checkpoints" / "step_000001", policy, value, opts, scheds) == 1
+    _, _, on_one = ppo_step(policy, reference, value, opts=opts, scheds=scheds)
+    for resumed in (results["resumed on 4x1"], on_one):
+        # The second update starts from the saved weights, AdamW moments and schedule: it is the update the
+        # 2 x 2 run made after writing the checkpoint.
+        assert resumed["stats"]["policy_loss"] == pytest.approx(straight["stats"]["policy_loss"], abs=1e-5)
+        assert_close(resumed["policy"], straight["policy"])
+        assert_close(resumed["value"], straight["value"])
