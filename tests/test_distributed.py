@@ -1,7 +1,7 @@
 """What torchrun changes: sharded loading, sharded checkpoints across world sizes, pooled evaluation.
 
-Each test runs real processes under ``torchrun --nproc_per_node=2`` (gloo, CPU) and compares them with one
-process doing the same thing.
+Each test runs real processes under ``torchrun --nproc_per_node=2`` (gloo, CPU; 4 for the 2 x 2 mesh of
+``--tp 2``) and compares them with one process doing the same thing.
 """
 import json
 import shutil
@@ -24,6 +24,7 @@ from test_train import metrics, run_cli, tiny_args
 ROOT = Path(rlef.__file__).parent
 TESTS = Path(__file__).parent
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+TORCHRUN_4 = TORCHRUN[:-1] + ("--nproc_per_node=4",)
 
 
 def torchrun(tmp_path, code: str, *args) -> subprocess.CompletedProcess:
@@ -158,6 +159,26 @@ def test_checkpoint_continues_on_a_different_world_size(runs, source, launcher):
     assert x["policy_grad_norm"] == pytest.approx(y["policy_grad_norm"], rel=1e-4)
     p1 = Transformer.from_pretrained(tmp / "one" / "checkpoints" / "step_000003" / "policy")
     p2 = Transformer.from_pretrained(continued / "checkpoints" / "step_000003" / "policy")
+    for p, q in zip(p1.parameters(), p2.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_on_a_2x2_mesh_matches_one_process_and_resumes_on_one(runs):
+    # torchrun x4 with --tp 2: two tensor-parallel copies of each model, each playing half of every batch.
+    tmp, ckpt = runs
+    out = run_cli(tiny_args(tmp, ckpt, run="2x2", **SPLIT_FREE, batches=2, tp=2), launcher=TORCHRUN_4)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "mesh: 2 x 2 (data parallel x tensor parallel)" in out.stdout
+    straight = metrics(tmp / "one")
+    continued = metrics(resume(tmp, ckpt, "2x2", "2x2-continued", (sys.executable,)))
+    assert [r["step"] for r in continued] == [1, 2, 3]
+    for x, y in zip(straight, continued):
+        assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
+        assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
+        assert x["policy_grad_norm"] == pytest.approx(y["policy_grad_norm"], rel=1e-4)
+    p1 = Transformer.from_pretrained(tmp / "one" / "checkpoints" / "step_000003" / "policy")
+    p2 = Transformer.from_pretrained(tmp / "2x2-continued" / "checkpoints" / "step_000003" / "policy")
     for p, q in zip(p1.parameters(), p2.parameters()):
         assert torch.allclose(p, q, atol=1e-5)
 
