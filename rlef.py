@@ -886,34 +886,48 @@ def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
     return state["step"]
 
 
-def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9) -> list[tuple[str, str, str, float]]:
-    """Bytes per rank for training with FSDP2 over ``world`` GPUs: the arithmetic behind ``--dry-run``.
-    Rows are (GPU or host, phase, what, bytes). The sampling, training and checkpoint phases never hold their
-    buffers at once; loading allocates each rank's rows of the persistent weights and nothing else. The KV
-    cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as ``kv_cache_budget`` gives it."""
+def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
+    """(parameters in the tensor-parallel projections of TP_PLAN, the rest: embedding, norms, output head),
+    counted on a model built on the meta device (nothing allocated)."""
     with torch.device("meta"):
-        n = sum(p.numel() for p in Transformer(args).parameters())
-        n_value = sum(p.numel() for p in Transformer(args, value_head=True).parameters())
+        named = list(Transformer(args, value_head=value_head).named_parameters())
+    split = sum(p.numel() for name, p in named if any(name.endswith(f".{m}.weight") for m in TP_PLAN))
+    return split, sum(p.numel() for _, p in named) - split
+
+
+def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
+                counts=None) -> list[tuple[str, str, str, float]]:
+    """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
+    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). A block's projections are split over all
+    ranks, the rest (embedding, norms, head) over the dp = world / tp ranks only. The sampling, training and
+    checkpoint phases never hold their buffers at once; loading allocates each rank's block of the persistent
+    weights and nothing else. The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as
+    ``kv_cache_budget`` gives it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
+    (split, rest), (split_v, rest_v) = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
+    dp, n = world // tp, split + rest
+    p, v = split / world + rest / dp, split_v / world + rest_v / dp         # one policy's, one critic's per rank
     mb_tokens = cfg.micro_batch_size * cfg.max_len
-    embedding_rows = -(-args.vocab_size // world) * args.dim                         # the largest tensor's share
-    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * n / world),
-                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * n / world),
-                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * n_value / world),
-                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * n / world),
-                  ("GPU", "persistent", "sampling replica: the policy unsharded in bf16, allocated once", 2 * n)]
-    per_rollout = KVCache.bytes_per_token(args) * cfg.max_len
+    embedding_rows = -(-args.vocab_size // dp) * args.dim                     # the largest tensor's share
+    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of each block + embedding and head, bf16"
+    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
+                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
+                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
+                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
+                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + rest))]
+    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
     left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
-    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // world, int(left // per_rollout)))
+    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
+    kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
     return persistent + [
-        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows",
-         (4 * n + 4 * n_value + 2 * n) / world),
-        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16"
+        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
+        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
                             f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
-        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)",
-         4 * (n + n_value) / world),
+        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
+        # Each block's input is kept whole on every tensor-parallel rank; inside the block its heads and MLP
+        # width are split.
         ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
-         mb_tokens * args.dim * 2 * args.n_layers + cfg.max_len * cfg.micro_batch_size
-         * (4 * args.dim + 3 * args.hidden_dim) * 2),
+         mb_tokens * args.dim * 2 * args.n_layers
+         + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
         ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
          3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
         ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
@@ -922,6 +936,29 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9) -> list[
         ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
          4 * embedding_rows),
         ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+
+
+def plan_peaks(plan) -> tuple[float, float]:
+    """(GPU peak, host peak of rank 0) of a ``memory_plan``: the persistent state plus the largest phase."""
+    total = defaultdict(float)
+    for where, phase, _, b in plan:
+        total[where, phase] += b
+    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
+        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
+    return gpu, max(total["host", "loading"], total["host", "checkpoint"])
+
+
+def smallest_mesh(args, cfg: Config, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
+    """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
+    degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
+    counts = parameter_counts(args), parameter_counts(args, value_head=True)
+    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and args.n_kv_heads % t == 0
+           and args.n_heads % t == 0 and args.hidden_dim % t == 0]
+    for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
+        for tp in tps:
+            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
+                return world, tp
+    return None
 
 
 class UsageError(Exception):
@@ -1296,6 +1333,7 @@ def train_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
     parser.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
+    parser.add_argument("--gpu-memory", type=float, default=80, help="with --dry-run: GB of memory per GPU")
     return parser
 
 
@@ -1324,20 +1362,25 @@ def config_from_args(a) -> Config:
     return cfg
 
 
-def dry_run(cfg: Config, world: int):
-    plan = memory_plan(PRESETS[cfg.model], world, cfg)
-    print(f"memory plan per rank: --model {cfg.model}, {world} GPUs, batch {cfg.batch_size}, "
+def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
+    args, gpu_bytes = PRESETS[cfg.model], gpu_gb * 1e9
+    tp = tensor_parallel_size(cfg, args, world, gpus_per_node=min(8, world))
+    plan = memory_plan(args, world, cfg, gpu_bytes, tp)
+    mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
+    print(f"memory plan per rank: --model {cfg.model}, {mesh}, batch {cfg.batch_size}, "
           f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
-    total = defaultdict(float)
     for where, phase, name, b in plan:
-        total[where, phase] += b
-        print(f"  {where:<4} {phase:<10} {name:<70} {b / 2**30:6.1f} GiB")
-    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
-        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
-    host = max(total["host", "loading"], total["host", "checkpoint"])
-    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<86} {gpu / 2**30:6.1f} GiB  "
-          f"({'fits' if gpu < 80e9 else 'does NOT fit'} in 80 GB)")
-    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<86} {host / 2**30:6.1f} GiB")
+        print(f"  {where:<4} {phase:<10} {name:<78} {b / 2**30:6.1f} GiB")
+    gpu, host = plan_peaks(plan)
+    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<94} {gpu / 2**30:6.1f} GiB  "
+          f"({'fits' if gpu < gpu_bytes else 'does NOT fit'} in {gpu_gb:g} GB)")
+    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<94} {host / 2**30:6.1f} GiB")
+    if gpu >= gpu_bytes:
+        found = smallest_mesh(args, cfg, gpu_bytes)
+        print(f"  smallest mesh that fits in {gpu_gb:g} GB per GPU (nodes of 8): " + (
+            f"{found[0]} GPUs as {found[0] // found[1]} x {found[1]} (--tp {found[1]})" if found else
+            "none up to 2,048 GPUs: the rows that do not shrink with the mesh (activations, log-prob chunk, KV "
+            "cache, the replica's embedding and head) exceed it; lower --micro-batch-size or --max-len"))
     return plan
 
 
@@ -1438,7 +1481,7 @@ def main(argv=None):
         a = train_parser().parse_args(argv)
         cfg = config_from_args(a)
         if cfg.dry_run:
-            return dry_run(cfg, a.world_size)
+            return dry_run(cfg, a.world_size, a.gpu_memory)
         return train(cfg)
     except UsageError as e:
         if int(os.environ.get("RANK", "0")) == 0:          # under torchrun every rank finds the same mistake

@@ -17,7 +17,7 @@ import torch
 import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
-from model import Transformer, generate
+from model import PRESETS, Transformer, generate
 from test_ppo import four_episodes
 
 ROOT = Path(rlef.__file__).parent
@@ -182,3 +182,54 @@ def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
         assert resumed["stats"]["policy_loss"] == pytest.approx(straight["stats"]["policy_loss"], abs=1e-5)
         assert_close(resumed["policy"], straight["policy"])
         assert_close(resumed["value"], straight["value"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The plan (--dry-run) and the flag
+# ----------------------------------------------------------------------------------------------------------
+
+def test_plan_splits_the_blocks_over_all_ranks_and_the_rest_over_the_data_parallel_ones():
+    args, cfg = PRESETS["tiny"], rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
+    named = dict(Transformer(args).named_parameters())
+    blocks = sum(p.numel() for k, p in named.items() if any(k.endswith(f"{m}.weight") for m in rlef.TP_PLAN))
+    rest = sum(p.numel() for p in named.values()) - blocks
+    assert blocks == 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 192 * 64)   # 4 blocks: q, o; k, v; gate, up, down
+    plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
+    assert plan["policy weights, fp32 master (sharded)"] == 4 * (blocks / 8 + rest / 4)
+    assert plan["sampling replica: 1/2 of each block + embedding and head, bf16, allocated once"] == \
+        2 * (blocks / 2 + rest)
+    kv = next(b for name, b in plan.items() if name.startswith("KV cache"))
+    rollouts = cfg.batch_size // 4
+    assert kv == rollouts * cfg.max_len * 2 * args.n_layers * (args.n_kv_heads // 2) * args.head_dim * 2
+
+
+def test_smallest_mesh_fits_and_one_node_fewer_does_not():
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
+    args = PRESETS["70b"]
+    world, tp = rlef.smallest_mesh(args, cfg, 80e9)
+    assert rlef.plan_peaks(rlef.memory_plan(args, world, cfg, 80e9, tp))[0] < 80e9
+    assert all(rlef.plan_peaks(rlef.memory_plan(args, world - 8, cfg, 80e9, t))[0] >= 80e9 for t in (1, 2, 4, 8))
+
+
+def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(capsys):
+    rlef.main(["--model", "70b", "--dry-run", "--world-size", "16", "--tp", "8", "--micro-batch-size", "1"])
+    out = capsys.readouterr().out
+    assert "16 GPUs as 2 x 8 (data parallel x tensor parallel)" in out and "does NOT fit in 80 GB" in out
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
+    world, tp = rlef.smallest_mesh(PRESETS["70b"], cfg, 80e9)
+    assert f"smallest mesh that fits in 80 GB per GPU (nodes of 8): {world} GPUs as {world // tp} x {tp}" in out
+    # 8B keeps its one-dimensional plan (--tp defaults to 1 below 70B): what it was before the mesh existed.
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    assert rlef.dry_run(cfg, 8) == rlef.memory_plan(PRESETS["8b"], 8, cfg, 80e9, tp=1)
+    assert "fits in 80 GB" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--world-size", "8", "--tp", "3"], "--tp 3 does not divide the 8 ranks"),
+    (["--world-size", "8", "--tp", "8"], "--tp 8 does not divide the model's 4 query heads"),
+])
+def test_a_tp_that_cannot_split_the_mesh_or_the_heads_is_refused(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        rlef.main(["--model", "tiny", "--dry-run", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"error: {says}") and err.count("\n") == 1, err
