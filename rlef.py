@@ -598,7 +598,7 @@ def device_mesh(world: int, tp: int, device):
 # with no communication; the output and down projections are split by input features, and one all-reduce
 # sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
 # both projections are cut into tp equal blocks of whole heads. Everything else (embedding, norms, output
-# head) is replicated over the "tp" ranks and sharded by FSDP2 over the "dp" ranks only.
+# head) is computed whole on every "tp" rank.
 TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
@@ -618,9 +618,11 @@ def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
 
 def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
     """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN), then FSDP2 (``fully_shard``) per transformer
-    block and the root over its "dp" ranks (without a mesh: FSDP2 alone, over all ranks): each rank keeps
-    1/world of the blocks' fp32 master weights, gradients and optimiser state (1/dp of the rest); on GPU
-    blocks compute in bf16 (MixedPrecisionPolicy).
+    block over its "dp" ranks (without a mesh: FSDP2 alone), and the root (embedding, final norm, output
+    head: no tensor parallelism) over all ranks: each rank keeps 1/world of the fp32 master weights,
+    gradients and optimiser state (1/dp of the blocks' norms). The ranks of a "tp" row compute the same
+    root gradients, so FSDP2's average over all ranks is the average over "dp". On GPU blocks compute in
+    bf16 (MixedPrecisionPolicy).
 
     What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
     gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
@@ -635,7 +637,7 @@ def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool 
     dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
     for i, block in enumerate(model.layers):
         fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
+    fully_shard(model, mp_policy=mp, reshard_after_forward=True)               # default mesh: all ranks
     return model
 
 
@@ -886,34 +888,36 @@ def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
     return state["step"]
 
 
-def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
-    """(parameters in the tensor-parallel projections of TP_PLAN, the rest: embedding, norms, output head),
-    counted on a model built on the meta device (nothing allocated)."""
+def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int, int]:
+    """Parameters (in the tensor-parallel projections of TP_PLAN, in the root: embedding, final norm and
+    output head, in the blocks' norms), counted on a model built on the meta device (nothing allocated)."""
     with torch.device("meta"):
         named = list(Transformer(args, value_head=value_head).named_parameters())
     split = sum(p.numel() for name, p in named if any(name.endswith(f".{m}.weight") for m in TP_PLAN))
-    return split, sum(p.numel() for _, p in named) - split
+    norms = sum(p.numel() for name, p in named if name.startswith("layers.") and name.endswith("norm.weight"))
+    return split, sum(p.numel() for _, p in named) - split - norms, norms
 
 
 def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
                 counts=None) -> list[tuple[str, str, str, float]]:
     """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
-    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). A block's projections are split over all
-    ranks, the rest (embedding, norms, head) over the dp = world / tp ranks only. The sampling, training and
+    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
+    blocks' norms (over the dp = world / tp ranks: tiny). The sampling, training and
     checkpoint phases never hold their buffers at once; loading allocates each rank's block of the persistent
     weights and nothing else. The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as
     ``kv_cache_budget`` gives it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
-    (split, rest), (split_v, rest_v) = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
-    dp, n = world // tp, split + rest
-    p, v = split / world + rest / dp, split_v / world + rest_v / dp         # one policy's, one critic's per rank
+    (split, root, norms), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
+    dp, n = world // tp, split + root + norms
+    p = (split + root) / world + norms / dp                                  # one policy's parameters per rank
+    v = (critic[0] + critic[1]) / world + critic[2] / dp                     # one critic's
     mb_tokens = cfg.micro_batch_size * cfg.max_len
-    embedding_rows = -(-args.vocab_size // dp) * args.dim                     # the largest tensor's share
+    embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
     replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of each block + embedding and head, bf16"
     persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
                   ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
                   ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
                   ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
-                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + rest))]
+                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + root + norms))]
     per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
     left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
     rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))

@@ -1,5 +1,6 @@
 """Memory per rank as ranks are added: a short training run (load, one PPO step, one checkpoint, evaluation)
-as one process and under torchrun with 2 and 4 ranks on CPU (gloo), the same command each time.
+as one process and under torchrun with 2 and 4 ranks on CPU (gloo), the same command each time, and with 4
+ranks as a 2 x 2 mesh (``--tp 2``: FSDP2 over 2 ranks x tensor parallelism over 2).
 
 A random Llama with the Llama 3 vocabulary (128,256) is written as a bf16 Hugging Face folder; the run is
 `rlef.py --model 8b --weights THAT --steps 1 ...`, each rank started by this script in --probe mode, which
@@ -11,8 +12,8 @@ multiple of the single process's, measured in the same invocation; then the samp
 kept for the run; a single process samples with the policy itself) and the peak without them. Model-written
 programs run in the judge's own processes, which are not counted (one per rank, the same in every row).
 
-    python bench/bench_scale.py                       # 1, 2 and 4 ranks, 102M parameters (~11 min on 2 cores)
-    python bench/bench_scale.py --ranks 1 2 --dim 512
+    python bench/bench_scale.py                       # 1, 2, 4 ranks and 2 x 2, 102M parameters (~14 min on 2 cores)
+    python bench/bench_scale.py --meshes 1 2x2 --vocab 32768
 """
 import argparse
 import json
@@ -79,8 +80,8 @@ def probe(out_dir: Path, argv: list[str]):
     replica = {}
     make_replica = rlef.SamplingReplica.__init__
 
-    def record_replica(self, policy, dtype):
-        make_replica(self, policy, dtype)
+    def record_replica(self, policy, *args):
+        make_replica(self, policy, *args)
         replica["bytes"] = self.nbytes(policy)
     rlef.SamplingReplica.__init__ = record_replica
     for name, phase in (("load_models", "load"), ("rollout", "step"), ("prepare_batch", "step"),
@@ -93,13 +94,13 @@ def probe(out_dir: Path, argv: list[str]):
                                                          "replica": replica["bytes"]}))
 
 
-def write_model(path: Path, dim: int, layers: int, hidden: int) -> int:
+def write_model(path: Path, dim: int, layers: int, hidden: int, vocab: int) -> int:
     """A random Llama 3.2-style (tied embeddings, GQA) bf16 HF folder with the tiny preset's tokenizer (its
-    ids are a subset of the 128,256-token vocabulary); returns the parameter count."""
+    ids are a subset of the vocabulary); returns the parameter count."""
     import torch
     from model import ModelArgs, Transformer
     args = ModelArgs(dim=dim, n_layers=layers, n_heads=dim // 64, n_kv_heads=max(1, dim // 256),
-                     hidden_dim=hidden, vocab_size=128256, max_seq_len=2048, tie_word_embeddings=True)
+                     hidden_dim=hidden, vocab_size=vocab, max_seq_len=2048, tie_word_embeddings=True)
     torch.manual_seed(0)
     with torch.device("meta"):
         n = sum(p.numel() for p in Transformer(args).parameters())
@@ -108,9 +109,12 @@ def write_model(path: Path, dim: int, layers: int, hidden: int) -> int:
     return n
 
 
-def run(ranks: int, work: Path, weights: Path, a) -> dict:
-    """The short training run on ``ranks`` processes; returns {rank: {"peak": ..., "seconds": ...}}."""
-    out = work / f"ranks{ranks}"
+def run(mesh: str, work: Path, weights: Path, a) -> dict:
+    """The short training run on ``mesh`` ("N": N ranks, FSDP2 alone; "DxT": D x T ranks, --tp T); returns
+    {rank: {"peak": ..., "seconds": ...}}."""
+    dp, _, tp = mesh.partition("x")
+    ranks, tp = int(dp) * int(tp or 1), int(tp or 1)
+    out = work / f"mesh{mesh}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     problems = str(ROOT / "data/tiny/heldout.jsonl")
@@ -118,7 +122,7 @@ def run(ranks: int, work: Path, weights: Path, a) -> dict:
             "--run-dir", str(out / "run"), "--batches", "1", "--batch-size", "4", "--minibatches", "1",
             "--micro-batch-size", "1", "--rollout-batch", "0", "--max-new-tokens", str(a.max_new_tokens),
             "--max-len", "1024", "--eval-problems", "4", "--no-eval-before", "--checkpoint-every", "1",
-            "--judge-workers", "1"]
+            "--judge-workers", "1", "--tp", str(tp)]
     launcher = [sys.executable] if ranks == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
     # glibc keeps freed blocks below its adaptive mmap threshold in the heap, where the resident set would
@@ -128,18 +132,20 @@ def run(ranks: int, work: Path, weights: Path, a) -> dict:
     done = subprocess.run([*launcher, __file__, "--probe", str(out), *argv], env=env, capture_output=True,
                           text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{ranks} ranks failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        raise SystemExit(f"{mesh} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     (out / "log.txt").write_text(done.stdout + done.stderr)
-    print(f"  [{ranks} rank(s): {time.time() - t0:.0f} s]", file=sys.stderr)
+    print(f"  [{mesh}: {time.time() - t0:.0f} s]", file=sys.stderr)
     return {r: json.loads((out / f"rank{r}.json").read_text()) for r in range(ranks)}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4], help="world sizes; the first is the baseline")
+    p.add_argument("--meshes", nargs="+", default=["1", "2", "4", "2x2"],
+                   help="N ranks (FSDP2) or DxT (D x T mesh, --tp T); the first is the baseline")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--hidden", type=int, default=1536)
+    p.add_argument("--vocab", type=int, default=128256, help="vocabulary (Llama 3's by default)")
     p.add_argument("--max-new-tokens", type=int, default=16)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads shared by the ranks")
     p.add_argument("--workdir", default=None, help="where the model and runs go (default: a temporary folder)")
@@ -147,26 +153,26 @@ def main():
         return probe(Path(sys.argv[2]), sys.argv[3:])
     a = p.parse_args()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_scale_"))
-    n = write_model(work / "model", a.dim, a.layers, a.hidden)
+    n = write_model(work / "model", a.dim, a.layers, a.hidden, a.vocab)
     size = sum(f.stat().st_size for f in (work / "model").glob("*.safetensors"))
     import torch
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; random Llama: dim {a.dim}, {a.layers} layers, vocabulary "
-          f"128,256 (tied), {n / 1e6:.0f}M parameters, {size / 2**20:.0f} MiB bf16 safetensors")
+          f"{a.vocab:,} (tied), {n / 1e6:.0f}M parameters, {size / 2**20:.0f} MiB bf16 safetensors")
     print("run: load policy + critic + reference, 1 PPO step of 4 episodes, 1 checkpoint (DCP + HF export),\n"
           "     evaluation of 4 problems (real and random feedback), the same flags at every world size")
     print("peak resident memory per rank, MiB")
-    header = f"{'ranks':>5} {'rank':>4} " + " ".join(f"{ph:>10}" for ph in PHASES) + \
+    header = f"{'mesh':>5} {'rank':>4} " + " ".join(f"{ph:>10}" for ph in PHASES) + \
         f" {'whole run':>10} {'vs 1 proc':>9} {'replica':>8} {'w/o replica':>11} {'vs 1 proc':>9} {'ckpt write s':>12}"
     print(header)
     base = None
-    for ranks in a.ranks:
-        results = run(ranks, work, work / "model", a)
+    for mesh in a.meshes:
+        results = run(mesh, work, work / "model", a)
         for r, res in sorted(results.items()):
             peaks = [res["peak"].get(ph, 0) for ph in PHASES]
             whole = max(peaks)
             base = base or whole
             rest = whole - res["replica"]
-            print(f"{ranks:>5} {r:>4} " + " ".join(f"{b / 2**20:>10.0f}" for b in peaks) +
+            print(f"{mesh:>5} {r:>4} " + " ".join(f"{b / 2**20:>10.0f}" for b in peaks) +
                   f" {whole / 2**20:>10.0f} {whole / base:>8.2f}x {res['replica'] / 2**20:>8.0f} "
                   f"{rest / 2**20:>11.0f} {rest / base:>8.2f}x {res['seconds'].get('checkpoint', 0):>12.1f}")
     if not a.workdir:

@@ -123,15 +123,17 @@ def assert_close(a: dict, b: dict, atol=1e-5):
 
 
 @pytest.mark.slow
-def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_the_blocks_and_half_of_the_rest(meshes):
+def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_every_tensor_but_the_blocks_norms(meshes):
     _, _, held, checkpoints = meshes
     for ckpt in checkpoints:
         one = dict(one_process(ckpt)[0].named_parameters())
         for rank in range(4):
             mine = held[rank][str(ckpt)]
             for name, p in one.items():
-                split = any(name.endswith(f"{module}.weight") for module in rlef.TP_PLAN)
-                assert mine[name] == p.numel() / (4 if split else 2), (ckpt.name, rank, name)
+                # Tensor-parallel projections: split over "tp", then "dp"; embedding, final norm and head:
+                # FSDP2 over all 4 ranks; a block's norms: FSDP2 over "dp" with the block.
+                block_norm = name.startswith("layers.") and name.endswith("norm.weight")
+                assert mine[name] == p.numel() / (2 if block_norm else 4), (ckpt.name, rank, name)
             # The sampling replica: half of each split projection, and one of the two K/V heads (cache).
             assert mine["replica q_proj"] == one["layers.0.self_attn.q_proj.weight"].numel() / 2
             assert mine["replica kv heads"] == TINY_ARGS.n_kv_heads // 2
@@ -188,16 +190,18 @@ def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
 # The plan (--dry-run) and the flag
 # ----------------------------------------------------------------------------------------------------------
 
-def test_plan_splits_the_blocks_over_all_ranks_and_the_rest_over_the_data_parallel_ones():
+def test_plan_shards_all_but_the_block_norms_over_all_ranks_and_the_replica_over_tp():
     args, cfg = PRESETS["tiny"], rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
     named = dict(Transformer(args).named_parameters())
-    blocks = sum(p.numel() for k, p in named.items() if any(k.endswith(f"{m}.weight") for m in rlef.TP_PLAN))
-    rest = sum(p.numel() for p in named.values()) - blocks
-    assert blocks == 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 192 * 64)   # 4 blocks: q, o; k, v; gate, up, down
+    split = sum(p.numel() for k, p in named.items() if any(k.endswith(f"{m}.weight") for m in rlef.TP_PLAN))
+    norms = sum(p.numel() for k, p in named.items() if k.startswith("layers.") and k.endswith("norm.weight"))
+    assert split == 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 192 * 64)   # 4 blocks: q, o; k, v; gate, up, down
+    assert norms == 4 * 2 * 64
+    n = sum(p.numel() for p in named.values())
     plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
-    assert plan["policy weights, fp32 master (sharded)"] == 4 * (blocks / 8 + rest / 4)
+    assert plan["policy weights, fp32 master (sharded)"] == 4 * ((n - norms) / 8 + norms / 4)
     assert plan["sampling replica: 1/2 of each block + embedding and head, bf16, allocated once"] == \
-        2 * (blocks / 2 + rest)
+        2 * (split / 2 + n - split)
     kv = next(b for name, b in plan.items() if name.startswith("KV cache"))
     rollouts = cfg.batch_size // 4
     assert kv == rollouts * cfg.max_len * 2 * args.n_layers * (args.n_kv_heads // 2) * args.head_dim * 2
