@@ -445,7 +445,6 @@ class Transformer(nn.Module):
         on the meta device: storage is then allocated for this process's block of each parameter only, and only
         that block is read from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
         """
-        from safetensors import safe_open
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in {path}: expected a Hugging Face model folder "
@@ -453,14 +452,7 @@ class Transformer(nn.Module):
         device = torch.device(device or "cpu")
         dtype = dtype or (torch.float32 if device.type == "cpu" else torch.bfloat16)
         args = ModelArgs.from_hf_config(json.loads((path / "config.json").read_text()))
-        index = path / "model.safetensors.index.json"
-        if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        elif (path / "model.safetensors").is_file():
-            shards = ["model.safetensors"]
-        else:
-            raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
+        shards = _safetensors_files(path)
         with torch.device("meta"):
             model = cls(args, value_head=value_head).to(dtype)
         if shard is not None:
@@ -477,28 +469,7 @@ class Transformer(nn.Module):
                 head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[where])
         loaded = set()
         for shard_file in shards:
-            file = path / shard_file
-            if not file.is_file():
-                raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")
-            try:
-                reader = safe_open(file, framework="pt", device="cpu")
-            except Exception as e:
-                raise ValueError(f"{file}: not a readable safetensors file ({e}); re-download this shard") from e
-            with reader:
-                for name in reader.keys():
-                    if value_head and name == "lm_head.weight" and reader.get_slice(name).get_shape()[0] != 1:
-                        continue                  # a policy's vocabulary head: the critic keeps its random one
-                    if name not in expected:
-                        raise ValueError(f"{file}: unexpected tensor {name!r} (not part of a Llama model "
-                                         f"with this config.json)")
-                    stored = reader.get_slice(name)
-                    if tuple(stored.get_shape()) != tuple(expected[name].shape):
-                        raise ValueError(f"{file}: tensor {name!r} has shape {tuple(stored.get_shape())}, "
-                                         f"config.json implies {tuple(expected[name].shape)}")
-                    block, where = local_block(expected[name])
-                    with torch.no_grad():
-                        block.copy_(stored[where])               # reads only this block from disk
-                    loaded.add(name)
+            loaded |= _read_blocks(path / shard_file, expected, skip_vocab_head=value_head)
         missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
             raise ValueError(f"{path}: tensors missing from the checkpoint: {missing[:5]}"
@@ -509,6 +480,46 @@ class Transformer(nn.Module):
         """Write config.json and safetensors (sharded with an index past ``max_shard_bytes``) to ``path``.
         The result loads with ``from_pretrained`` and with transformers' LlamaForCausalLM."""
         save_hf_folder(self.hf_state_dict(), self.args, path, max_shard_bytes, **token_ids)
+
+
+def _safetensors_files(path: Path) -> list[str]:
+    """The safetensors files of an HF folder: the shards its index lists, or the single model.safetensors."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    if (path / "model.safetensors").is_file():
+        return ["model.safetensors"]
+    raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
+
+
+def _read_blocks(file: Path, expected: dict[str, torch.Tensor], skip_vocab_head: bool) -> set[str]:
+    """Copy this process's block of every tensor in ``file`` into ``expected`` (name -> parameter), checking
+    names and shapes; only the block is read from disk. Returns the names read. ``skip_vocab_head``: a
+    critic keeps its own head rather than a policy's vocabulary head."""
+    from safetensors import safe_open
+    if not file.is_file():
+        raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")
+    try:
+        reader = safe_open(file, framework="pt", device="cpu")
+    except Exception as e:
+        raise ValueError(f"{file}: not a readable safetensors file ({e}); re-download this shard") from e
+    loaded = set()
+    with reader:
+        for name in reader.keys():
+            stored = reader.get_slice(name)
+            if skip_vocab_head and name == "lm_head.weight" and stored.get_shape()[0] != 1:
+                continue
+            if name not in expected:
+                raise ValueError(f"{file}: unexpected tensor {name!r} (not part of a Llama model with this "
+                                 "config.json)")
+            if tuple(stored.get_shape()) != tuple(expected[name].shape):
+                raise ValueError(f"{file}: tensor {name!r} has shape {tuple(stored.get_shape())}, "
+                                 f"config.json implies {tuple(expected[name].shape)}")
+            block, where = local_block(expected[name])
+            with torch.no_grad():
+                block.copy_(stored[where])
+            loaded.add(name)
+    return loaded
 
 
 def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = 5 << 30, **token_ids):

@@ -6,14 +6,16 @@ tries again, up to three responses. The last response is judged on the *private*
 episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty) trains the model with PPO
 (ppo.py). Only the model's own tokens are trained; what the environment says is context.
 
-This file is the environment, the rollouts, the evaluation and the training loop, top to bottom:
+This file reads top to bottom as the method, then the machinery it runs on:
 
     1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
                                                                                (paper §2.1, appendix C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
-    3. Training: distributed setup, the PPO loop, atomic checkpoints, the best one on the valid set
+    3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
-    4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
+    4. Machinery: processes and the (dp, tp) mesh, sharded models, the sampling replica, atomic
+       checkpoints, the memory plan of --dry-run
+    5. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 1. The MDP
+# 1. The MDP (paper §2.1): one episode's tokens, batched rollouts, the random-feedback ablation (App. C.2)
 # ----------------------------------------------------------------------------------------------------------
 
 # The paper's prompts live in data/prompts.py, the judge glue and its feedback messages in execute.py
@@ -87,10 +89,6 @@ class Dialogue:
     def episode(self) -> Episode:
         return Episode(self.tokens, self.action_mask, self.turn_ids, self.value_positions, self.turn_rewards,
                        self.sampler_logprobs)
-
-
-def verdict_of(results) -> str:
-    return next((r.verdict for r in results if r.verdict != "pass"), "pass")
 
 
 def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
@@ -180,6 +178,10 @@ def judge_final_responses(judge, dialogues: list[Dialogue], extra_tests: bool):
     for d in dialogues:
         d.solved = d.verdicts[-1] == "pass" and verdict_of(next(rest)) == "pass"   # next(): in the order of `passed`
         d.turn_rewards[-1] += 1.0 if d.solved else -1.0
+
+
+def verdict_of(results) -> str:
+    return next((r.verdict for r in results if r.verdict != "pass"), "pass")
 
 
 def all_tests(problem: Problem, extra_tests: bool = False):
@@ -280,38 +282,8 @@ def cache_rows(model, cache_bytes: int, positions: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 2. Evaluation
+# 2. Evaluation (paper §3, App. B.3): multi-turn 1@3, single-turn 1@3 at equal budget, pass@k, per turn
 # ----------------------------------------------------------------------------------------------------------
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
-def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
-    """Sentence-level chrF (Popović, 2015), 0-100: the paper's measure of how much code changed between turns.
-
-    Written to equal sacrebleu's ``CHRF().sentence_score(hyp, [ref]).score``, the implementation papers report
-    (tests/test_rlef.py compares the two): whitespace is removed before counting character n-grams of orders
-    1-6, precision and recall are averaged over the orders that occur in both strings (sacrebleu's "effective
-    order"; an order with no match counts as 0), and combined as F_beta with beta = 2 (recall weighs 4x).
-    """
-    hyp, ref = "".join(hyp.split()), "".join(ref.split())
-    precisions, recalls = [], []
-    for n in range(1, char_order + 1):
-        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
-        if not h or not r:
-            continue                                   # the string is shorter than n: this order is left out
-        match = sum((h & r).values())
-        precisions.append(match / sum(h.values()))
-        recalls.append(match / sum(r.values()))
-    if not precisions:
-        return 0.0                                     # sacrebleu's value, even for two empty strings
-    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
 
 
 def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
@@ -431,6 +403,37 @@ def eval_report(records: list[dict], problems, samples: int, turns: int, feedbac
     return report
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
+    """Sentence-level chrF (Popović, 2015), 0-100: the paper's measure of how much code changed between turns.
+
+    Written to equal sacrebleu's ``CHRF().sentence_score(hyp, [ref]).score``, the implementation papers report
+    (tests/test_rlef.py compares the two): whitespace is removed before counting character n-grams of orders
+    1-6, precision and recall are averaged over the orders that occur in both strings (sacrebleu's "effective
+    order"; an order with no match counts as 0), and combined as F_beta with beta = 2 (recall weighs 4x).
+    """
+    hyp, ref = "".join(hyp.split()), "".join(ref.split())
+    precisions, recalls = [], []
+    for n in range(1, char_order + 1):
+        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
+        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        if not h or not r:
+            continue                                   # the string is shorter than n: this order is left out
+        match = sum((h & r).values())
+        precisions.append(match / sum(h.values()))
+        recalls.append(match / sum(r.values()))
+    if not precisions:
+        return 0.0                                     # sacrebleu's value, even for two empty strings
+    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
+
+
 def tests_used(problems: list[Problem], extra_tests: bool) -> str:
     """Which tests judged the final responses, in words, for the report."""
     with_generated = sum(bool(p.generated_tests) for p in problems)
@@ -466,8 +469,9 @@ def format_report(report: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 3. Training
+# 3. Training (paper §2.2, §3): the settings, the loop, its phases
 # ----------------------------------------------------------------------------------------------------------
+
 
 def option(default, help: str):
     """A Config field with its --help line: the one place each setting is described."""
@@ -493,7 +497,7 @@ class Config:
     micro_batch_size: int = option(4, "episodes per forward/backward; gradients accumulate over them")
     epochs: int = option(1, "passes over each batch")
     lr: float = option(2e-7, "policy learning rate, AdamW")
-    value_lr: float | None = option(None, "critic learning rate (default: --lr; our choice)")
+    critic_lr: float | None = option(None, "critic learning rate (default: --lr; our choice)")
     weight_decay: float = option(0.1, "AdamW weight decay")
     warmup_updates: int = option(50, "linear learning-rate warm-up, in optimiser updates (paper: 50 steps)")
     beta: float = option(0.05, "KL penalty towards the initial policy, per turn")
@@ -537,508 +541,6 @@ PRESET_DEFAULTS = {
                  eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
-
-
-def log0(*args, **kwargs):
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        print(*args, **kwargs, flush=True)
-
-
-def setup_distributed():
-    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world > 1 or device.type == "cuda":
-        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
-        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return rank, world, device
-
-
-def missing_weights_message(cfg: Config, path: Path) -> str:
-    repo = HF_REPOS.get(cfg.model)
-    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first): "
-           f"huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
-           "pass --weights DIR with a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
-    return f"no weights at {path}: {how}"
-
-
-def tensor_parallel_size(cfg: Config, args: ModelArgs, world: int, gpus_per_node: int) -> int:
-    """--tp, or its default: 1 up to 8B, and the GPUs of one node for 70B (tensor parallelism all-reduces
-    twice per block, so it stays within a node's NVLink). Refused unless it divides the world and splits
-    every block into whole heads."""
-    tp = cfg.tp or (gpus_per_node if cfg.model == "70b" else 1)
-    if world % tp:
-        raise UsageError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
-                         "that divides the number of processes torchrun starts")
-    for what, n in (("query heads", args.n_heads), ("key/value heads", args.n_kv_heads),
-                    ("MLP width", args.hidden_dim)):
-        if n % tp:
-            fits = [t for t in (1, 2, 4, 8, 16) if args.n_heads % t == args.n_kv_heads % t == args.hidden_dim % t == 0]
-            raise UsageError(f"--tp {tp} does not divide the model's {n} {what}: each rank computes whole heads "
-                             f"and an equal share of the MLP; use --tp {' or '.join(map(str, fits))}")
-    return tp
-
-
-def device_mesh(world: int, tp: int, device):
-    """torchrun's ranks as a 2-D mesh ("dp", "tp"): each row of ``tp`` consecutive ranks (on one node) holds one
-    tensor-parallel copy of every model, and the world / tp rows shard those copies further with FSDP2 and
-    split each batch between them (data parallel). None for a plain single process."""
-    if not dist.is_initialized():
-        return None
-    from torch.distributed.device_mesh import init_device_mesh
-    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
-
-
-# Tensor parallelism inside each block (Megatron-LM's split): the query/key/value and gate/up projections are
-# split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
-# with no communication; the output and down projections are split by input features, and one all-reduce
-# sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
-# both projections are cut into tp equal blocks of whole heads. Everything else (embedding, norms, output
-# head) is computed whole on every "tp" rank.
-TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
-           "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
-           "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
-
-
-def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
-    """Split every block over ``tp_mesh`` as TP_PLAN says (nothing to do for one rank); each rank's attention
-    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads."""
-    if tp_mesh is None or tp_mesh.size() == 1:
-        return model
-    for block in model.layers:
-        parallelize_module(block, tp_mesh, TP_PLAN)
-        block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
-        block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
-    return model
-
-
-def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
-    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN), then FSDP2 (``fully_shard``) per transformer
-    block over its "dp" ranks (without a mesh: FSDP2 alone), and the root (embedding, final norm, output
-    head: no tensor parallelism) over all ranks: each rank keeps 1/world of the fp32 master weights,
-    gradients and optimiser state (1/dp of the blocks' norms). The ranks of a "tp" row compute the same
-    root gradients, so FSDP2's average over all ranks is the average over "dp". On GPU blocks compute in
-    bf16 (MixedPrecisionPolicy).
-
-    What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
-    gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
-    update. So the root (embedding and output head, the largest tensors: 8B, 2.1 GB in bf16) is resharded
-    after every forward and gathered again for backward, and only a trained model keeps its last block
-    (backward needs it immediately: torchtitan's trick)."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
-        if device.type == "cuda" else MixedPrecisionPolicy()
-    if mesh is not None:
-        tensor_parallel(model, mesh["tp"])
-    dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
-    for i, block in enumerate(model.layers):
-        fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=True)               # default mesh: all ranks
-    return model
-
-
-class SamplingReplica:
-    """The policy as rollouts and evaluation decode it: a ``Transformer`` without FSDP hooks in the compute
-    dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
-
-    A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
-    one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
-    rank holds 1/tp of every block's weights and, when decoding, of the KV cache's heads, and the ranks of
-    a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 17 GiB per rank at tp 8, plus the
-    embedding and head). A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
-    compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
-    that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
-    already in the compute dtype is used as it is.
-    """
-
-    def __init__(self, policy: Transformer, dtype: torch.dtype, tp_mesh=None):
-        self.dtype = dtype
-        if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
-            self.model = policy                                  # nothing to gather or cast
-            return
-        with torch.device("meta"):
-            replica = tensor_parallel(Transformer(policy.args).to(dtype), tp_mesh)
-        self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
-        if policy.args.tie_word_embeddings:
-            self.model.lm_head.weight = self.model.embed_tokens.weight
-
-    @torch.no_grad()
-    def refresh(self, policy: Transformer) -> Transformer:
-        from torch.distributed.tensor import DTensor, Replicate
-        if self.model is not policy:
-            mine = dict(self.model.named_parameters())
-            for name, p in policy.named_parameters():
-                full, target = p.detach().to(self.dtype), mine[name]
-                if isinstance(target, DTensor):                  # tensor-parallel: keep this rank's heads
-                    if full.device_mesh.ndim == 2:               # sharded over "dp" too, unless FSDP holds it
-                        full = full.redistribute(placements=[Replicate(), *target.placements])    # gathered
-                    full, target = full.to_local(), target.to_local()
-                elif isinstance(full, DTensor):                  # this rank's shard: all-gather it
-                    full = full.full_tensor()
-                target.copy_(full)
-        return self.model
-
-    def nbytes(self, policy: Transformer) -> int:
-        """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
-        from torch.distributed.tensor import DTensor
-        held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
-        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
-
-
-class GroupJudge:
-    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
-    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
-    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
-    the results to the rest."""
-
-    def __init__(self, judge, tp_mesh):
-        self.judge, self.group = judge, tp_mesh.get_group()
-
-    def map(self, jobs):
-        results = [self.judge.map(jobs) if self.judge is not None else None]
-        dist.broadcast_object_list(results, group=self.group, group_src=0)
-        return results[0]
-
-    def close(self):
-        if self.judge is not None:
-            self.judge.close()
-
-
-def start_judge(cfg: Config, mesh):
-    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
-    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
-    tp = mesh["tp"].size() if mesh is not None else 1
-    if tp == 1:
-        return execute.Judge(workers=cfg.judge_workers or cores_per_rank())
-    first = mesh["tp"].get_local_rank() == 0
-    return GroupJudge(execute.Judge(workers=cfg.judge_workers or cores_per_rank() * tp) if first else None, mesh["tp"])
-
-
-def training_mesh(cfg: Config, weights: Path, world: int, device):
-    """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
-    dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
-    args = ModelArgs.from_hf_config(json.loads((weights / "config.json").read_text()))
-    tp = tensor_parallel_size(cfg, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    mesh = device_mesh(world, tp, device)
-    if mesh is None:
-        return None, 0, 1
-    log0(f"mesh: {world // tp} x {tp} (data parallel x tensor parallel)")
-    return mesh, mesh["dp"].get_local_rank(), mesh["dp"].size()
-
-
-def load_models(cfg: Config, weights: Path, device, mesh=None):
-    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
-    Under torchrun each model is split (over ``mesh``, default FSDP2 over all ranks) while still on the meta
-    device and every rank reads only its own block of each tensor: no rank ever holds a whole model (8B:
-    30 + 28 + 15 GiB), on any mesh. A resumed run then overwrites policy and critic with its checkpoint
-    (``load_training_state``)."""
-    dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
-    sharded = mesh is not None or dist.is_initialized()
-    trained = (lambda model: shard(model, device, cfg, mesh)) if sharded else None
-    frozen = (lambda model: shard(model, device, cfg, mesh, trained=False)) if sharded else None
-    policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
-    value = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
-    reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
-                                            else dtype, shard=frozen).eval().requires_grad_(False)
-    policy.gradient_checkpointing = value.gradient_checkpointing = cfg.activation_checkpointing
-    return policy, reference, value
-
-
-def cores_per_rank() -> int:
-    """This process's share of the node's CPU cores: torchrun starts LOCAL_WORLD_SIZE ranks per node, and each
-    starts its own test servers (execute.Judge) and compute threads."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-def free_memory(device) -> int:
-    """Bytes this rank can still allocate: the GPU's free memory, or on a CPU its share of the host's."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        meminfo = Path("/proc/meminfo").read_text()
-        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
-    except (OSError, IndexError):
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    return available // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-
-
-def kv_cache_budget(policy: Transformer, value: Transformer, device, world: int) -> int:
-    """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
-    are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
-    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
-    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
-    n = sum(p.numel() for m in (policy, value) for p in m.parameters())      # a DTensor counts its whole tensor
-    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
-
-
-def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
-    """This rank's share of step ``step``'s batch. The order is a fixed permutation per epoch, so the data
-    position is a pure function of the step: a resumed run sees exactly the problems it would have seen."""
-    per_rank = cfg.batch_size // world
-    start = step * cfg.batch_size
-    out = []
-    for i in range(start + rank * per_rank, start + (rank + 1) * per_rank):
-        epoch, j = divmod(i, len(problems))
-        order = list(range(len(problems)))
-        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        out.append(problems[order[j]])
-    return out
-
-
-def training_state(policy, value, opts, scheds, step: int) -> dict:
-    """What a checkpoint holds, in the form torch.distributed.checkpoint (DCP) reads and writes: this rank's
-    shards of both models and both optimisers, keyed by parameter name and global shape (so that any number
-    of ranks can read them back, each taking its own rows), the two schedulers and the step."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
-    return {"policy": get_model_state_dict(policy), "value": get_model_state_dict(value),
-            "policy_optimizer": get_optimizer_state_dict(policy, opts[0]),
-            "value_optimizer": get_optimizer_state_dict(value, opts[1]),
-            "policy_scheduler": scheds[0].state_dict(), "value_scheduler": scheds[1].state_dict(), "step": step}
-
-
-def save_checkpoint(run_dir: Path, step: int, policy, value, opts, scheds, tok_dir: Path, cfg: Config,
-                    export: bool = True, protect: str | None = None):
-    """Write checkpoints/step_N atomically: every rank writes its own shards of the training state (DCP) into
-    a temporary folder, the policy is added as a Hugging Face folder if ``export``, and rank 0 renames the
-    folder into place once everything is on disk, then replaces ``latest``. A kill at any moment leaves the
-    previous checkpoint intact and ``latest`` pointing at a complete one. No process ever gathers the
-    optimiser state: for 8B that would be 190 GB through one process every few steps. The
-    ``keep_checkpoints`` newest are kept, ``protect`` (the best one's name) and the newest export too."""
-    import torch.distributed.checkpoint as dcp
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    checkpoints = run_dir / "checkpoints"
-    final, tmp = checkpoints / f"step_{step:06d}", checkpoints / f".tmp_step_{step:06d}"
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
-        (tmp / "state").mkdir(parents=True)
-    barrier()
-    with warnings.catch_warnings():     # one process: DCP says it saves without torch.distributed, as intended
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.save(training_state(policy, value, opts, scheds, step), checkpoint_id=tmp / "state")  # files fsynced
-    if export:
-        export_policy(policy, tmp / "policy", tok_dir, getattr(torch, cfg.dtype))
-    if rank == 0:
-        for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        latest_tmp = checkpoints / ".latest.tmp"
-        latest_tmp.write_text(final.name)
-        os.replace(latest_tmp, checkpoints / "latest")
-        complete = sorted(checkpoints.glob("step_*"))
-        kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
-        for old in complete[:-cfg.keep_checkpoints]:
-            if old.name not in kept:
-                shutil.rmtree(old, ignore_errors=True)
-    barrier()
-
-
-def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
-    """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
-    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never."""
-    from torch.distributed.tensor import DTensor
-    rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    state = {}
-    for name, t in policy.hf_state_dict().items():
-        t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
-        if rank0:
-            state[name] = t.detach().to(device="cpu", dtype=dtype)
-    if rank0:
-        save_hf_folder(state, policy.args, path)
-        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-            if (tok_dir / f).is_file():
-                shutil.copy(tok_dir / f, path / f)
-
-
-def barrier():
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` names, or else the newest complete one (DCP writes .metadata last)."""
-    checkpoints = run_dir / "checkpoints"
-    pointer = checkpoints / "latest"
-    if pointer.is_file() and (checkpoints / pointer.read_text().strip() / "state" / ".metadata").is_file():
-        return checkpoints / pointer.read_text().strip()
-    complete = sorted(p.parent.parent for p in checkpoints.glob("step_*/state/.metadata"))
-    return complete[-1] if complete else None
-
-
-def load_training_state(checkpoint: Path, policy, value, opts, scheds) -> int:
-    """Continue from ``checkpoint``, written by any number of ranks: DCP gives each rank its own rows of every
-    saved tensor. Returns the step it was written at."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-    state = training_state(policy, value, opts, scheds, step=0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.load(state, checkpoint_id=checkpoint / "state")
-    for name, model, opt, sched in zip(("policy", "value"), (policy, value), opts, scheds):
-        set_model_state_dict(model, state[name])
-        set_optimizer_state_dict(model, opt, state[f"{name}_optimizer"])
-        sched.load_state_dict(state[f"{name}_scheduler"])
-    return state["step"]
-
-
-def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int, int]:
-    """Parameters (in the tensor-parallel projections of TP_PLAN, in the root: embedding, final norm and
-    output head, in the blocks' norms), counted on a model built on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        named = list(Transformer(args, value_head=value_head).named_parameters())
-    split = sum(p.numel() for name, p in named if any(name.endswith(f".{m}.weight") for m in TP_PLAN))
-    norms = sum(p.numel() for name, p in named if name.startswith("layers.") and name.endswith("norm.weight"))
-    return split, sum(p.numel() for _, p in named) - split - norms, norms
-
-
-def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
-                counts=None) -> list[tuple[str, str, str, float]]:
-    """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
-    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
-    blocks' norms (over the dp = world / tp ranks: tiny). The sampling, training and
-    checkpoint phases never hold their buffers at once; loading allocates each rank's block of the persistent
-    weights and nothing else. The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as
-    ``kv_cache_budget`` gives it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
-    (split, root, norms), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
-    dp, n = world // tp, split + root + norms
-    p = (split + root) / world + norms / dp                                  # one policy's parameters per rank
-    v = (critic[0] + critic[1]) / world + critic[2] / dp                     # one critic's
-    mb_tokens = cfg.micro_batch_size * cfg.max_len
-    embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
-    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of each block + embedding and head, bf16"
-    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
-                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
-                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
-                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
-                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + root + norms))]
-    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
-    left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
-    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
-    kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
-    return persistent + [
-        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
-        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
-                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
-        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
-        # Each block's input is kept whole on every tensor-parallel rank; inside the block its heads and MLP
-        # width are split.
-        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
-         mb_tokens * args.dim * 2 * args.n_layers
-         + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
-        ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
-         3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
-        ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
-         4 * args.vocab_size * args.dim),
-        ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
-        ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
-         4 * embedding_rows),
-        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
-
-
-def plan_peaks(plan) -> tuple[float, float]:
-    """(GPU peak, host peak of rank 0) of a ``memory_plan``: the persistent state plus the largest phase."""
-    total = defaultdict(float)
-    for where, phase, _, b in plan:
-        total[where, phase] += b
-    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
-        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
-    return gpu, max(total["host", "loading"], total["host", "checkpoint"])
-
-
-def smallest_mesh(args, cfg: Config, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
-    """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
-    degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
-    counts = parameter_counts(args), parameter_counts(args, value_head=True)
-    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and args.n_kv_heads % t == 0
-           and args.n_heads % t == 0 and args.hidden_dim % t == 0]
-    for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
-        for tp in tps:
-            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
-                return world, tp
-    return None
-
-
-class UsageError(Exception):
-    """A mistake in what the user gave (a flag value, a data file, a weights folder): ``main`` prints it as one
-    line ``error: ...`` and exits with status 2, as argparse does. A traceback means a bug."""
-
-
-def read_problems(path) -> list[Problem]:
-    try:
-        return load_problems(path)
-    except (OSError, ValueError) as e:
-        raise UsageError(str(e)) from None
-
-
-def read_weights(load, path, *args, **kwargs):
-    """``load(path, ...)`` (a ``from_pretrained``), a missing or corrupt folder being a UsageError."""
-    try:
-        return load(path, *args, **kwargs)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot load {path}: {e}") from None
-    except KeyError as e:
-        raise UsageError(f"cannot load {path}: config.json lacks the field {e}") from None
-
-
-def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
-    """Tokens before the first response of the longest problem: the least context a dialogue needs."""
-    return max(len(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)))
-               for p in problems)
-
-
-def load_inputs(cfg: Config):
-    """Weights folder, tokenizer and problems, checked before any work starts: a mistake in a flag, a data
-    file or a weights folder is one UsageError at start-up, not a traceback hours into a run."""
-    weights = Path(cfg.weights)
-    if not (weights / "config.json").is_file():
-        raise UsageError(missing_weights_message(cfg, weights))
-    for f in (cfg.train_data, cfg.valid_data):
-        if not Path(f).is_file():
-            raise UsageError(f"no dataset at {f}: convert CodeContests first (see data/README.md), e.g. "
-                             "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
-    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((p / "config.json").read_text())), weights)
-    tok = read_weights(Tokenizer.from_pretrained, weights)
-    train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
-    for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
-        if not problems:
-            raise UsageError(f"{f} holds no problems")
-    context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
-    if longest + cfg.max_new_tokens > context:
-        raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
-                         f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
-                         f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
-    return weights, tok, train_set, valid_set
-
-
-def read_best(run_dir: Path) -> dict | None:
-    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report."""
-    best = _read_json(run_dir / "checkpoints" / "best.json")
-    return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
-
-
-def write_best(run_dir: Path, best: dict):
-    tmp = run_dir / "checkpoints" / ".best.json.tmp"
-    tmp.write_text(json.dumps(best, indent=2))
-    os.replace(tmp, run_dir / "checkpoints" / "best.json")
-
-
-def load_policy_weights(policy, checkpoint: Path):
-    """Put a checkpoint's policy back into the training policy, sharded or not: each rank reads its own rows
-    of the saved training state (DCP), as when resuming."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
-    state = {"policy": get_model_state_dict(policy)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.load(state, checkpoint_id=checkpoint / "state")
-    set_model_state_dict(policy, state["policy"])
 
 
 @dataclass
@@ -1224,7 +726,7 @@ def start_run(cfg: Config) -> Run:
         judge.close()
         raise UsageError(f"cannot load the weights in {weights}: {e}") from None
     policy_opt, policy_sched = make_optimizer(policy, cfg.lr, cfg.weight_decay, cfg.warmup_updates)
-    critic_opt, critic_sched = make_optimizer(critic, cfg.value_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
+    critic_opt, critic_sched = make_optimizer(critic, cfg.critic_lr or cfg.lr, cfg.weight_decay, cfg.warmup_updates)
     replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32,
                               None if mesh is None else mesh["tp"])
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
@@ -1262,6 +764,20 @@ def log_rollout_plan(run: Run):
          f"more when shorter); sampling replica: {copy}")
 
 
+def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
+    """This rank's share of step ``step``'s batch. The order is a fixed permutation per epoch, so the data
+    position is a pure function of the step: a resumed run sees exactly the problems it would have seen."""
+    per_rank = cfg.batch_size // world
+    start = step * cfg.batch_size
+    out = []
+    for i in range(start + rank * per_rank, start + (rank + 1) * per_rank):
+        epoch, j = divmod(i, len(problems))
+        order = list(range(len(problems)))
+        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+        out.append(problems[order[j]])
+    return out
+
+
 def reduce_mean(row: dict, device) -> dict:
     """Average scalar statistics over ranks (each rank rolled out its own share of the batch)."""
     if not dist.is_initialized():
@@ -1270,6 +786,504 @@ def reduce_mean(row: dict, device) -> dict:
     t = torch.tensor([float(row[k]) for k in keys], device=device, dtype=torch.float64)
     dist.all_reduce(t)
     return {**row, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4. Machinery: processes and meshes, sharded models, the sampling replica, checkpoints, the memory plan
+# ----------------------------------------------------------------------------------------------------------
+
+
+def log0(*args, **kwargs):
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(*args, **kwargs, flush=True)
+
+
+def setup_distributed():
+    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 or device.type == "cuda":
+        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
+        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return rank, world, device
+
+
+def cores_per_rank() -> int:
+    """This process's share of the node's CPU cores: torchrun starts LOCAL_WORLD_SIZE ranks per node, and each
+    starts its own test servers (execute.Judge) and compute threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def free_memory(device) -> int:
+    """Bytes this rank can still allocate: the GPU's free memory, or on a CPU its share of the host's."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError):
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return available // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int) -> int:
+    """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
+    are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
+    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
+    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
+    n = sum(p.numel() for m in (policy, critic) for p in m.parameters())      # a DTensor counts its whole tensor
+    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
+
+
+def tensor_parallel_size(cfg: Config, args: ModelArgs, world: int, gpus_per_node: int) -> int:
+    """--tp, or its default: 1 up to 8B, and the GPUs of one node for 70B (tensor parallelism all-reduces
+    twice per block, so it stays within a node's NVLink). Refused unless it divides the world and splits
+    every block into whole heads."""
+    tp = cfg.tp or (gpus_per_node if cfg.model == "70b" else 1)
+    if world % tp:
+        raise UsageError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
+                         "that divides the number of processes torchrun starts")
+    for what, n in (("query heads", args.n_heads), ("key/value heads", args.n_kv_heads),
+                    ("MLP width", args.hidden_dim)):
+        if n % tp:
+            fits = [t for t in (1, 2, 4, 8, 16) if args.n_heads % t == args.n_kv_heads % t == args.hidden_dim % t == 0]
+            raise UsageError(f"--tp {tp} does not divide the model's {n} {what}: each rank computes whole heads "
+                             f"and an equal share of the MLP; use --tp {' or '.join(map(str, fits))}")
+    return tp
+
+
+def device_mesh(world: int, tp: int, device):
+    """torchrun's ranks as a 2-D mesh ("dp", "tp"): each row of ``tp`` consecutive ranks (on one node) holds one
+    tensor-parallel copy of every model, and the world / tp rows shard those copies further with FSDP2 and
+    split each batch between them (data parallel). None for a plain single process."""
+    if not dist.is_initialized():
+        return None
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
+
+
+def training_mesh(cfg: Config, weights: Path, world: int, device):
+    """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
+    dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
+    args = ModelArgs.from_hf_config(json.loads((weights / "config.json").read_text()))
+    tp = tensor_parallel_size(cfg, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    mesh = device_mesh(world, tp, device)
+    if mesh is None:
+        return None, 0, 1
+    log0(f"mesh: {world // tp} x {tp} (data parallel x tensor parallel)")
+    return mesh, mesh["dp"].get_local_rank(), mesh["dp"].size()
+
+
+# Tensor parallelism inside each block (Megatron-LM's split): the query/key/value and gate/up projections are
+# split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
+# with no communication; the output and down projections are split by input features, and one all-reduce
+# sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
+# both projections are cut into tp equal blocks of whole heads. Everything else (embedding, norms, output
+# head) is computed whole on every "tp" rank.
+TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
+           "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
+           "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
+
+
+def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
+    """Split every block over ``tp_mesh`` as TP_PLAN says (nothing to do for one rank); each rank's attention
+    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads."""
+    if tp_mesh is None or tp_mesh.size() == 1:
+        return model
+    for block in model.layers:
+        parallelize_module(block, tp_mesh, TP_PLAN)
+        block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
+        block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
+    return model
+
+
+def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
+    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN), then FSDP2 (``fully_shard``) per transformer
+    block over its "dp" ranks (without a mesh: FSDP2 alone), and the root (embedding, final norm, output
+    head: no tensor parallelism) over all ranks: each rank keeps 1/world of the fp32 master weights,
+    gradients and optimiser state (1/dp of the blocks' norms). The ranks of a "tp" row compute the same
+    root gradients, so FSDP2's average over all ranks is the average over "dp". On GPU blocks compute in
+    bf16 (MixedPrecisionPolicy).
+
+    What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
+    gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
+    update. So the root (embedding and output head, the largest tensors: 8B, 2.1 GB in bf16) is resharded
+    after every forward and gathered again for backward, and only a trained model keeps its last block
+    (backward needs it immediately)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
+        if device.type == "cuda" else MixedPrecisionPolicy()
+    if mesh is not None:
+        tensor_parallel(model, mesh["tp"])
+    dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
+    for i, block in enumerate(model.layers):
+        fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
+    fully_shard(model, mp_policy=mp, reshard_after_forward=True)               # default mesh: all ranks
+    return model
+
+
+def load_models(cfg: Config, weights: Path, device, mesh=None):
+    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
+    Under torchrun each model is split (over ``mesh``, default FSDP2 over all ranks) while still on the meta
+    device and every rank reads only its own block of each tensor: no rank ever holds a whole model (8B:
+    30 + 28 + 15 GiB), on any mesh. A resumed run then overwrites policy and critic with its checkpoint
+    (``load_training_state``)."""
+    dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
+    sharded = mesh is not None or dist.is_initialized()
+    trained = (lambda model: shard(model, device, cfg, mesh)) if sharded else None
+    frozen = (lambda model: shard(model, device, cfg, mesh, trained=False)) if sharded else None
+    policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
+    critic = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
+    reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
+                                            else dtype, shard=frozen).eval().requires_grad_(False)
+    policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
+    return policy, reference, critic
+
+
+class SamplingReplica:
+    """The policy as rollouts and evaluation decode it: a ``Transformer`` without FSDP hooks in the compute
+    dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
+
+    A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
+    one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
+    rank holds 1/tp of every block's weights and, when decoding, of the KV cache's heads, and the ranks of
+    a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 17 GiB per rank at tp 8, plus the
+    embedding and head). A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
+    compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
+    that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
+    already in the compute dtype is used as it is.
+    """
+
+    def __init__(self, policy: Transformer, dtype: torch.dtype, tp_mesh=None):
+        self.dtype = dtype
+        if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
+            self.model = policy                                  # nothing to gather or cast
+            return
+        with torch.device("meta"):
+            replica = tensor_parallel(Transformer(policy.args).to(dtype), tp_mesh)
+        self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
+        if policy.args.tie_word_embeddings:
+            self.model.lm_head.weight = self.model.embed_tokens.weight
+
+    @torch.no_grad()
+    def refresh(self, policy: Transformer) -> Transformer:
+        from torch.distributed.tensor import DTensor, Replicate
+        if self.model is not policy:
+            mine = dict(self.model.named_parameters())
+            for name, p in policy.named_parameters():
+                full, target = p.detach().to(self.dtype), mine[name]
+                if isinstance(target, DTensor):                  # tensor-parallel: keep this rank's heads
+                    if full.device_mesh.ndim == 2:               # sharded over "dp" too, unless FSDP holds it
+                        full = full.redistribute(placements=[Replicate(), *target.placements])    # gathered
+                    full, target = full.to_local(), target.to_local()
+                elif isinstance(full, DTensor):                  # this rank's shard: all-gather it
+                    full = full.full_tensor()
+                target.copy_(full)
+        return self.model
+
+    def nbytes(self, policy: Transformer) -> int:
+        """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
+        from torch.distributed.tensor import DTensor
+        held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
+        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
+
+
+class GroupJudge:
+    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
+    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
+    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
+    the results to the rest."""
+
+    def __init__(self, judge, tp_mesh):
+        self.judge, self.group = judge, tp_mesh.get_group()
+
+    def map(self, jobs):
+        results = [self.judge.map(jobs) if self.judge is not None else None]
+        dist.broadcast_object_list(results, group=self.group, group_src=0)
+        return results[0]
+
+    def close(self):
+        if self.judge is not None:
+            self.judge.close()
+
+
+def start_judge(cfg: Config, mesh):
+    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
+    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
+    tp = mesh["tp"].size() if mesh is not None else 1
+    if tp == 1:
+        return execute.Judge(workers=cfg.judge_workers or cores_per_rank())
+    first = mesh["tp"].get_local_rank() == 0
+    return GroupJudge(execute.Judge(workers=cfg.judge_workers or cores_per_rank() * tp) if first else None, mesh["tp"])
+
+
+def training_state(policy, critic, opts, scheds, step: int) -> dict:
+    """What a checkpoint holds, in the form torch.distributed.checkpoint (DCP) reads and writes: this rank's
+    shards of both models and both optimisers, keyed by parameter name and global shape (so that any number
+    of ranks can read them back, each taking its own rows), the two schedulers and the step."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+    return {"policy": get_model_state_dict(policy), "critic": get_model_state_dict(critic),
+            "policy_optimizer": get_optimizer_state_dict(policy, opts[0]),
+            "critic_optimizer": get_optimizer_state_dict(critic, opts[1]),
+            "policy_scheduler": scheds[0].state_dict(), "critic_scheduler": scheds[1].state_dict(), "step": step}
+
+
+def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_dir: Path, cfg: Config,
+                    export: bool = True, protect: str | None = None):
+    """Write checkpoints/step_N atomically: every rank writes its own shards of the training state (DCP) into
+    a temporary folder, the policy is added as a Hugging Face folder if ``export``, and rank 0 renames the
+    folder into place once everything is on disk, then replaces ``latest``. A kill at any moment leaves the
+    previous checkpoint intact and ``latest`` pointing at a complete one. No process ever gathers the
+    optimiser state: for 8B that would be 190 GB through one process every few steps. The
+    ``keep_checkpoints`` newest are kept, ``protect`` (the best one's name) and the newest export too."""
+    import torch.distributed.checkpoint as dcp
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    checkpoints = run_dir / "checkpoints"
+    final, tmp = checkpoints / f"step_{step:06d}", checkpoints / f".tmp_step_{step:06d}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
+        (tmp / "state").mkdir(parents=True)
+    barrier()
+    with warnings.catch_warnings():     # one process: DCP says it saves without torch.distributed, as intended
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.save(training_state(policy, critic, opts, scheds, step), checkpoint_id=tmp / "state")  # files fsynced
+    if export:
+        export_policy(policy, tmp / "policy", tok_dir, getattr(torch, cfg.dtype))
+    if rank == 0:
+        for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        latest_tmp = checkpoints / ".latest.tmp"
+        latest_tmp.write_text(final.name)
+        os.replace(latest_tmp, checkpoints / "latest")
+        complete = sorted(checkpoints.glob("step_*"))
+        kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
+        for old in complete[:-cfg.keep_checkpoints]:
+            if old.name not in kept:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier()
+
+
+def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
+    """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
+    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never."""
+    from torch.distributed.tensor import DTensor
+    rank0 = not dist.is_initialized() or dist.get_rank() == 0
+    state = {}
+    for name, t in policy.hf_state_dict().items():
+        t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
+        if rank0:
+            state[name] = t.detach().to(device="cpu", dtype=dtype)
+    if rank0:
+        save_hf_folder(state, policy.args, path)
+        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+            if (tok_dir / f).is_file():
+                shutil.copy(tok_dir / f, path / f)
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint ``latest`` names, or else the newest complete one (DCP writes .metadata last)."""
+    checkpoints = run_dir / "checkpoints"
+    pointer = checkpoints / "latest"
+    if pointer.is_file() and (checkpoints / pointer.read_text().strip() / "state" / ".metadata").is_file():
+        return checkpoints / pointer.read_text().strip()
+    complete = sorted(p.parent.parent for p in checkpoints.glob("step_*/state/.metadata"))
+    return complete[-1] if complete else None
+
+
+def load_training_state(checkpoint: Path, policy, critic, opts, scheds) -> int:
+    """Continue from ``checkpoint``, written by any number of ranks: DCP gives each rank its own rows of every
+    saved tensor. Returns the step it was written at."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+    state = training_state(policy, critic, opts, scheds, step=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=checkpoint / "state")
+    for name, model, opt, sched in zip(("policy", "critic"), (policy, critic), opts, scheds):
+        set_model_state_dict(model, state[name])
+        set_optimizer_state_dict(model, opt, state[f"{name}_optimizer"])
+        sched.load_state_dict(state[f"{name}_scheduler"])
+    return state["step"]
+
+
+def load_policy_weights(policy, checkpoint: Path):
+    """Put a checkpoint's policy back into the training policy, sharded or not: each rank reads its own rows
+    of the saved training state (DCP), as when resuming."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+    state = {"policy": get_model_state_dict(policy)}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=checkpoint / "state")
+    set_model_state_dict(policy, state["policy"])
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report."""
+    best = _read_json(run_dir / "checkpoints" / "best.json")
+    return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
+
+
+def write_best(run_dir: Path, best: dict):
+    tmp = run_dir / "checkpoints" / ".best.json.tmp"
+    tmp.write_text(json.dumps(best, indent=2))
+    os.replace(tmp, run_dir / "checkpoints" / "best.json")
+
+
+def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int, int]:
+    """Parameters (in the tensor-parallel projections of TP_PLAN, in the root: embedding, final norm and
+    output head, in the blocks' norms), counted on a model built on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        named = list(Transformer(args, value_head=value_head).named_parameters())
+    split = sum(p.numel() for name, p in named if any(name.endswith(f".{m}.weight") for m in TP_PLAN))
+    norms = sum(p.numel() for name, p in named if name.startswith("layers.") and name.endswith("norm.weight"))
+    return split, sum(p.numel() for _, p in named) - split - norms, norms
+
+
+def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
+                counts=None) -> list[tuple[str, str, str, float]]:
+    """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
+    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
+    blocks' norms (over the dp = world / tp ranks: tiny). The sampling, training and
+    checkpoint phases never hold their buffers at once; loading allocates each rank's block of the persistent
+    weights and nothing else. The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as
+    ``kv_cache_budget`` gives it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
+    (split, root, norms), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
+    dp, n = world // tp, split + root + norms
+    p = (split + root) / world + norms / dp                                  # one policy's parameters per rank
+    v = (critic[0] + critic[1]) / world + critic[2] / dp                     # one critic's
+    mb_tokens = cfg.micro_batch_size * cfg.max_len
+    embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
+    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of each block + embedding and head, bf16"
+    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
+                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
+                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
+                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
+                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + root + norms))]
+    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
+    left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
+    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
+    kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
+    return persistent + [
+        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
+        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
+                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
+        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
+        # Each block's input is kept whole on every tensor-parallel rank; inside the block its heads and MLP
+        # width are split.
+        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
+         mb_tokens * args.dim * 2 * args.n_layers
+         + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
+        ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
+         3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
+        ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
+         4 * args.vocab_size * args.dim),
+        ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
+        ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
+         4 * embedding_rows),
+        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+
+
+def plan_peaks(plan) -> tuple[float, float]:
+    """(GPU peak, host peak of rank 0) of a ``memory_plan``: the persistent state plus the largest phase."""
+    total = defaultdict(float)
+    for where, phase, _, b in plan:
+        total[where, phase] += b
+    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
+        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
+    return gpu, max(total["host", "loading"], total["host", "checkpoint"])
+
+
+def smallest_mesh(args, cfg: Config, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
+    """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
+    degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
+    counts = parameter_counts(args), parameter_counts(args, value_head=True)
+    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and args.n_kv_heads % t == 0
+           and args.n_heads % t == 0 and args.hidden_dim % t == 0]
+    for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
+        for tp in tps:
+            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
+                return world, tp
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 5. The command line: checked inputs, `python rlef.py` (training), `python rlef.py eval`
+# ----------------------------------------------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    """A mistake in what the user gave (a flag value, a data file, a weights folder): ``main`` prints it as one
+    line ``error: ...`` and exits with status 2, as argparse does. A traceback means a bug."""
+
+
+def read_problems(path) -> list[Problem]:
+    try:
+        return load_problems(path)
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+def read_weights(load, path, *args, **kwargs):
+    """``load(path, ...)`` (a ``from_pretrained``), a missing or corrupt folder being a UsageError."""
+    try:
+        return load(path, *args, **kwargs)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot load {path}: {e}") from None
+    except KeyError as e:
+        raise UsageError(f"cannot load {path}: config.json lacks the field {e}") from None
+
+
+def missing_weights_message(cfg: Config, path: Path) -> str:
+    repo = HF_REPOS.get(cfg.model)
+    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first): "
+           f"huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
+           "pass --weights DIR with a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
+    return f"no weights at {path}: {how}"
+
+
+def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
+    """Tokens before the first response of the longest problem: the least context a dialogue needs."""
+    return max(len(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)))
+               for p in problems)
+
+
+def load_inputs(cfg: Config):
+    """Weights folder, tokenizer and problems, checked before any work starts: a mistake in a flag, a data
+    file or a weights folder is one UsageError at start-up, not a traceback hours into a run."""
+    weights = Path(cfg.weights)
+    if not (weights / "config.json").is_file():
+        raise UsageError(missing_weights_message(cfg, weights))
+    for f in (cfg.train_data, cfg.valid_data):
+        if not Path(f).is_file():
+            raise UsageError(f"no dataset at {f}: convert CodeContests first (see data/README.md), e.g. "
+                             "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
+    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((p / "config.json").read_text())), weights)
+    tok = read_weights(Tokenizer.from_pretrained, weights)
+    train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
+    for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
+        if not problems:
+            raise UsageError(f"{f} holds no problems")
+    context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
+    if longest + cfg.max_new_tokens > context:
+        raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
+                         f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
+                         f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
+    return weights, tok, train_set, valid_set
 
 
 def plot_curves(run_dir: Path):
@@ -1315,10 +1329,6 @@ def before_after_table(before, after, ablation, best_step: int | None = None) ->
         out.append(label.ljust(26) + "".join(f"{100 * get(r):23.1f}%" for _, r in cols))
     return "\n".join(out)
 
-
-# ----------------------------------------------------------------------------------------------------------
-# 4. Command line
-# ----------------------------------------------------------------------------------------------------------
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -48,7 +48,7 @@ cfg = rlef.Config(model="tiny", dtype="float32")
 out, local = {}, {}
 for ckpt in sys.argv[2:]:
     torch.manual_seed(0)                                        # the critic's random head
-    for role, model in zip(("policy", "reference", "value"), rlef.load_models(cfg, Path(ckpt), device)):
+    for role, model in zip(("policy", "reference", "critic"), rlef.load_models(cfg, Path(ckpt), device)):
         out[f"{ckpt}/{role}"] = {k: v.full_tensor() for k, v in model.state_dict().items()}
         local[f"{ckpt}/{role}"] = sum(p.to_local().numel() for p in model.parameters())
 if rank == 0:
@@ -69,7 +69,7 @@ def test_sharded_loading_is_bit_identical_to_one_process(tmp_path):
     cfg = rlef.Config(model="tiny", dtype="float32")
     for ckpt in (untied, tied):
         torch.manual_seed(0)
-        for role, model in zip(("policy", "reference", "value"), rlef.load_models(cfg, ckpt, torch.device("cpu"))):
+        for role, model in zip(("policy", "reference", "critic"), rlef.load_models(cfg, ckpt, torch.device("cpu"))):
             one = model.state_dict()
             assert sharded[f"{ckpt}/{role}"].keys() == one.keys()
             for name, tensor in one.items():
@@ -120,7 +120,7 @@ def dcp_bytes_by_rank(state_dir: Path, prefix: str) -> Counter:
 def test_no_rank_saves_more_than_its_half_of_the_optimiser_state(runs):
     tmp, _ = runs
     state = tmp / "two" / "checkpoints" / "step_000002" / "state"
-    for opt in ("policy_optimizer.state.", "value_optimizer.state."):
+    for opt in ("policy_optimizer.state.", "critic_optimizer.state."):
         held = dcp_bytes_by_rank(state, opt)
         assert sorted(held) == ["__0_0.distcp", "__1_0.distcp"]           # one file per rank, each with its rows
         total = sum(held.values())
