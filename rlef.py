@@ -277,12 +277,13 @@ def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, ro
 
 def cache_rows(model, cache_bytes: int, positions: int) -> int:
     """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
-    per_row = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads) * cache_slots(positions)
+    per_token = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads)
+    per_row = per_token * cache_slots(positions)
     return max(1, cache_bytes // per_row)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 2. Evaluation (paper §3, App. B.3): multi-turn 1@3, single-turn 1@3 at equal budget, pass@k, per turn
+# 2. Evaluation (paper §3, App. B.3): multi-turn 1@3, single-turn 1@3 at equal budget, pass@k
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -789,7 +790,7 @@ def reduce_mean(row: dict, device) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 4. Machinery: processes and meshes, sharded models, the sampling replica, checkpoints, the memory plan
+# 4. Machinery: processes and meshes, sharded models, the sampling replica, checkpoints, memory plan
 # ----------------------------------------------------------------------------------------------------------
 
 
