@@ -211,9 +211,8 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
     """Score a batch: old/reference log-probs, old values, rewards, returns and advantages (paper §2.2).
 
     Old log-probs are recomputed by the trainer's policy, not taken from the sampler (whose numerics differ:
-    taking them would make PPO silently off-policy); the gap
-    mean |old - sampler| over action tokens is returned as batch['stats']['logprob_gap']. The KL penalty of
-    the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
+    taking them would make PPO silently off-policy); the gap mean |old - sampler| over action tokens is
+    returned as batch['stats']['logprob_gap']. The KL penalty of the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
 
     ``temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
     is taken at it, so that pi_theta, pi_old and the sampler's pi_b are one distribution, softmax(logits / T),

@@ -709,8 +709,8 @@ def start_run(cfg: Config) -> Run:
     """Everything a run needs before its first batch: checked inputs, the judge, the three models and their
     optimisers (from the last checkpoint when resuming), the sampling replica and the KV-cache budget."""
     rank, world, device = setup_distributed()
-    weights, tok, train_set, valid_set = load_inputs(cfg)
-    mesh, dp_rank, dp = training_mesh(cfg, weights, world, device)
+    weights, args, tok, train_set, valid_set = load_inputs(cfg)
+    mesh, dp_rank, dp = training_mesh(cfg, args, world, device)
     run_dir = Path(cfg.resume or cfg.run_dir)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -868,10 +868,9 @@ def device_mesh(world: int, tp: int, device):
     return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
 
 
-def training_mesh(cfg: Config, weights: Path, world: int, device):
+def training_mesh(cfg: Config, args: ModelArgs, world: int, device):
     """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
     dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
-    args = ModelArgs.from_hf_config(json.loads((weights / "config.json").read_text()))
     tp = tensor_parallel_size(cfg, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     mesh = device_mesh(world, tp, device)
     if mesh is None:
@@ -1264,8 +1263,9 @@ def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
 
 
 def load_inputs(cfg: Config):
-    """Weights folder, tokenizer and problems, checked before any work starts: a mistake in a flag, a data
-    file or a weights folder is one UsageError at start-up, not a traceback hours into a run."""
+    """Weights folder, its architecture (config.json), tokenizer and problems, checked before any work starts:
+    a mistake in a flag, a data file or a weights folder is one UsageError at start-up, not a traceback hours
+    into a run."""
     weights = Path(cfg.weights)
     if not (weights / "config.json").is_file():
         raise UsageError(missing_weights_message(cfg, weights))
@@ -1284,7 +1284,7 @@ def load_inputs(cfg: Config):
         raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
                          f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
                          f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
-    return weights, tok, train_set, valid_set
+    return weights, args, tok, train_set, valid_set
 
 
 def plot_curves(run_dir: Path):

@@ -19,7 +19,7 @@ import rlef
 from conftest import TINY_ARGS, byte_tokenizer, write_checkpoint
 from data import Problem, Test, save_problems
 from model import Tokenizer, Transformer
-from test_train import metrics, run_cli, tiny_args
+from test_train import assert_same_policy, metrics, run_cli, tiny_args
 
 ROOT = Path(rlef.__file__).parent
 TESTS = Path(__file__).parent
@@ -157,10 +157,7 @@ def test_checkpoint_continues_on_a_different_world_size(runs, source, launcher):
     assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
     assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
     assert x["policy_grad_norm"] == pytest.approx(y["policy_grad_norm"], rel=1e-4)
-    p1 = Transformer.from_pretrained(tmp / "one" / "checkpoints" / "step_000003" / "policy")
-    p2 = Transformer.from_pretrained(continued / "checkpoints" / "step_000003" / "policy")
-    for p, q in zip(p1.parameters(), p2.parameters()):
-        assert torch.allclose(p, q, atol=1e-5)
+    assert_same_policy(tmp / "one", continued, step=3)
 
 
 @pytest.mark.slow
@@ -177,10 +174,7 @@ def test_training_on_a_2x2_mesh_matches_one_process_and_resumes_on_one(runs):
         assert x["reward"] == pytest.approx(y["reward"]) and x["solve_rate"] == y["solve_rate"]
         assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
         assert x["policy_grad_norm"] == pytest.approx(y["policy_grad_norm"], rel=1e-4)
-    p1 = Transformer.from_pretrained(tmp / "one" / "checkpoints" / "step_000003" / "policy")
-    p2 = Transformer.from_pretrained(tmp / "2x2-continued" / "checkpoints" / "step_000003" / "policy")
-    for p, q in zip(p1.parameters(), p2.parameters()):
-        assert torch.allclose(p, q, atol=1e-5)
+    assert_same_policy(tmp / "one", tmp / "2x2-continued", step=3)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -34,6 +34,14 @@ def metrics(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
+def assert_same_policy(run_a, run_b, step: int):
+    """The policies two runs exported at ``step`` are equal within 1e-5."""
+    p1, p2 = (Transformer.from_pretrained(Path(run) / "checkpoints" / f"step_{step:06d}" / "policy")
+              for run in (run_a, run_b))
+    for p, q in zip(p1.parameters(), p2.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
 def run_cli(argv, env_extra=None, prelude="", launcher=(sys.executable,), watch=None):
     """Run rlef.py's main in a fresh process (optionally after ``prelude`` code, e.g. a fault injection);
     ``watch(pid)`` is called every 0.1 s while it runs."""
@@ -220,10 +228,7 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
         assert x["policy_loss"] == pytest.approx(y["policy_loss"], abs=1e-5)   # on-policy: ~0 by construction
         assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
         assert x["ref_kl"] == pytest.approx(y["ref_kl"], abs=1e-6)
-    p1 = Transformer.from_pretrained(tmp_path / "one" / "checkpoints" / "step_000002" / "policy")
-    p2 = Transformer.from_pretrained(tmp_path / "two" / "checkpoints" / "step_000002" / "policy")
-    for p, q in zip(p1.parameters(), p2.parameters()):
-        assert torch.allclose(p, q, atol=1e-5)
+    assert_same_policy(tmp_path / "one", tmp_path / "two", step=2)
 
 
 REPLICA_SCRIPT = """
