@@ -23,9 +23,11 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -314,6 +316,8 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens, and autograd would keep
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
+    Under tensor parallelism the output layer is split over the vocabulary (a DTensor: rlef.py's TP_PLAN);
+    each rank then computes its own slice of each chunk (``vocab_parallel_chunk``).
     """
     def one_chunk(h, t):
         logits = h @ weight.t()                                               # (B, c, V)
@@ -323,11 +327,40 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
         entropy = logz - (logits.softmax(-1) * logits).sum(-1)
         return logprobs, entropy
 
+    if hasattr(weight, "device_mesh"):
+        one_chunk = partial(vocab_parallel_chunk, weight=weight, temperature=temperature)
     outs = []
     for s in range(0, hidden.shape[1], chunk_size):
         h, t = hidden[:, s:s + chunk_size], targets[:, s:s + chunk_size]
         outs.append(checkpoint(one_chunk, h, t, use_reentrant=False) if torch.is_grad_enabled() else one_chunk(h, t))
     return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
+
+
+def vocab_parallel_chunk(h, t, weight, temperature: float):
+    """``chunked_logprobs``' chunk for an output layer split over the vocabulary (Megatron-LM's vocabulary-
+    parallel cross-entropy): ``weight`` is a DTensor of which this rank holds V/tp rows. Each rank computes
+    the logits of its own rows only, (B, c, V/tp), so a chunk costs 1/tp of the memory; the softmax's sums
+    over the vocabulary (the normaliser, the target's logit, the entropy's expectation) add up the ranks'
+    partial sums. The same maths as ``one_chunk``, whose logsumexp also subtracts the maximum first."""
+    from torch.distributed.tensor import DTensor, Partial, Replicate
+    mesh = weight.device_mesh
+
+    def vocab_sum(partial_sums):                  # (B, c) on each rank -> their sum, on every rank
+        return DTensor.from_local(partial_sums, mesh, [Partial()]).full_tensor()
+
+    # h is the same on every rank; as a replicated DTensor its gradient (one part per vocabulary slice) is
+    # summed over the ranks in backward, as a column-parallel layer's input is.
+    logits = (DTensor.from_local(h, mesh, [Replicate()], run_check=False) @ weight.t()).to_local()  # (B, c, V/tp)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
+    dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
+    logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)
+    _, (rows, _) = local_block(weight)
+    mine = (t >= rows.start) & (t < rows.stop)                                   # the target is in this slice
+    picked = logits.gather(-1, (t - rows.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
+    logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
+    entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
+    return logprobs, entropy
 
 
 def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:

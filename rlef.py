@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import Replicate
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
 import execute
@@ -529,7 +530,7 @@ class Config:
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
     dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
     tp: int = option(0, "tensor-parallel ranks per model copy; torchrun's world becomes a (world / tp) x tp mesh, "
-                        "FSDP2 over its first dimension (0: 1 up to 8B, the GPUs of one node for 70B)")
+                        "FSDP2 over its first dimension (0: 1 up to 8B, the GPUs of one node for larger models)")
     dry_run: bool = option(False, "print the per-GPU memory plan for --model, --world-size and --tp, allocate nothing")
 
 
@@ -720,7 +721,7 @@ def start_run(cfg: Config) -> Run:
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
-    judge = start_judge(cfg, mesh)                             # started before the models are loaded
+    judge = start_judge(cfg.judge_workers, mesh)               # started before the models are loaded
     try:
         policy, reference, critic = load_models(cfg, weights, device, mesh)
     except (OSError, ValueError) as e:
@@ -841,11 +842,11 @@ def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int
     return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
 
 
-def tensor_parallel_size(cfg: Config, args: ModelArgs, world: int, gpus_per_node: int) -> int:
-    """--tp, or its default: 1 up to 8B, and the GPUs of one node for 70B (tensor parallelism all-reduces
-    twice per block, so it stays within a node's NVLink). Refused unless it divides the world and splits
-    every block into whole heads."""
-    tp = cfg.tp or (gpus_per_node if cfg.model == "70b" else 1)
+def tensor_parallel_size(tp: int, args: ModelArgs, world: int, gpus_per_node: int) -> int:
+    """--tp, or its default (0): 1 for models up to 8B, the GPUs of one node for larger ones (70B: tensor
+    parallelism all-reduces twice per block, so it stays within a node's NVLink). Refused unless it divides
+    the world and splits every block into whole heads."""
+    tp = tp or (min(gpus_per_node, world) if sum(parameter_counts(args)) > 20e9 else 1)
     if world % tp:
         raise UsageError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
                          "that divides the number of processes torchrun starts")
@@ -871,7 +872,7 @@ def device_mesh(world: int, tp: int, device):
 def training_mesh(cfg: Config, args: ModelArgs, world: int, device):
     """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
     dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
-    tp = tensor_parallel_size(cfg, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    tp = tensor_parallel_size(cfg.tp, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     mesh = device_mesh(world, tp, device)
     if mesh is None:
         return None, 0, 1
@@ -883,32 +884,41 @@ def training_mesh(cfg: Config, args: ModelArgs, world: int, device):
 # split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
 # with no communication; the output and down projections are split by input features, and one all-reduce
 # sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
-# both projections are cut into tp equal blocks of whole heads. Everything else (embedding, norms, output
-# head) is computed whole on every "tp" rank.
+# both projections are cut into tp equal blocks of whole heads.
 TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
+# The embedding and the output head (Llama 3: 128k rows each, the largest tensors) are split over the
+# vocabulary. A token's embedding row lives on one rank and the others add zeros (one all-reduce). The
+# head's logits stay split when training (model.vocab_parallel_chunk sums the softmax over the ranks'
+# slices); sampling gathers them, one position of each row. The final norm is computed whole everywhere.
+VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
+              "lm_head": ColwiseParallel(output_layouts=Replicate())}
 
 
 def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
-    """Split every block over ``tp_mesh`` as TP_PLAN says (nothing to do for one rank); each rank's attention
-    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads."""
+    """Split every block over ``tp_mesh`` as TP_PLAN says, and the embedding and vocabulary head as VOCAB_PLAN
+    says (nothing to do for one rank); each rank's attention then computes n_heads / tp query heads against
+    n_kv_heads / tp K/V heads. The critic's scalar head is not split."""
     if tp_mesh is None or tp_mesh.size() == 1:
         return model
     for block in model.layers:
         parallelize_module(block, tp_mesh, TP_PLAN)
         block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
         block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
+    tied = model.lm_head.weight is model.embed_tokens.weight
+    parallelize_module(model, tp_mesh, {k: v for k, v in VOCAB_PLAN.items() if k != "lm_head" or not model.value_head})
+    if tied:                                      # both split the same rows (dim 0): one parameter again
+        model.lm_head.weight = model.embed_tokens.weight
     return model
 
 
 def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
-    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN), then FSDP2 (``fully_shard``) per transformer
-    block over its "dp" ranks (without a mesh: FSDP2 alone), and the root (embedding, final norm, output
-    head: no tensor parallelism) over all ranks: each rank keeps 1/world of the fp32 master weights,
-    gradients and optimiser state (1/dp of the blocks' norms). The ranks of a "tp" row compute the same
-    root gradients, so FSDP2's average over all ranks is the average over "dp". On GPU blocks compute in
-    bf16 (MixedPrecisionPolicy).
+    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN, VOCAB_PLAN), then FSDP2 (``fully_shard``) over its
+    "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
+    (embedding, final norm, output head): each rank keeps 1/world of the fp32 master weights, gradients and
+    optimiser state (1/dp of the norms and of the critic's scalar head, which every "tp" rank holds whole).
+    On GPU the models compute in bf16 (MixedPrecisionPolicy).
 
     What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
     gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
@@ -923,7 +933,7 @@ def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool 
     dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
     for i, block in enumerate(model.layers):
         fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=True)               # default mesh: all ranks
+    fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
     return model
 
 
@@ -951,9 +961,9 @@ class SamplingReplica:
 
     A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
     one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
-    rank holds 1/tp of every block's weights and, when decoding, of the KV cache's heads, and the ranks of
-    a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 17 GiB per rank at tp 8, plus the
-    embedding and head). A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
+    rank holds 1/tp of its weights (all but the norms) and, when decoding, of the KV cache's heads, and the
+    ranks of a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 16 GiB per rank at tp 8).
+    A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
     compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
     that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
     already in the compute dtype is used as it is.
@@ -1012,14 +1022,14 @@ class GroupJudge:
             self.judge.close()
 
 
-def start_judge(cfg: Config, mesh):
+def start_judge(workers: int, mesh):
     """This rank's judge: its own (one test server per core of its share of the node), or under tensor
     parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
     tp = mesh["tp"].size() if mesh is not None else 1
     if tp == 1:
-        return execute.Judge(workers=cfg.judge_workers or cores_per_rank())
+        return execute.Judge(workers=workers or cores_per_rank())
     first = mesh["tp"].get_local_rank() == 0
-    return GroupJudge(execute.Judge(workers=cfg.judge_workers or cores_per_rank() * tp) if first else None, mesh["tp"])
+    return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
 
 
 def training_state(policy, critic, opts, scheds, step: int) -> dict:
@@ -1144,36 +1154,37 @@ def write_best(run_dir: Path, best: dict):
     os.replace(tmp, run_dir / "checkpoints" / "best.json")
 
 
-def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int, int]:
-    """Parameters (in the tensor-parallel projections of TP_PLAN, in the root: embedding, final norm and
-    output head, in the blocks' norms), counted on a model built on the meta device (nothing allocated)."""
+def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
+    """Parameters split over the "tp" ranks (the projections of TP_PLAN, the embedding and vocabulary head of
+    VOCAB_PLAN) and those every "tp" rank holds whole (the norms; the critic's scalar head), counted on a
+    model built on the meta device (nothing allocated)."""
     with torch.device("meta"):
         named = list(Transformer(args, value_head=value_head).named_parameters())
-    split = sum(p.numel() for name, p in named if any(name.endswith(f".{m}.weight") for m in TP_PLAN))
-    norms = sum(p.numel() for name, p in named if name.startswith("layers.") and name.endswith("norm.weight"))
-    return split, sum(p.numel() for _, p in named) - split - norms, norms
+    split_names = [*TP_PLAN, "embed_tokens", *([] if value_head else ["lm_head"])]
+    split = sum(p.numel() for name, p in named if any(name.endswith(f"{m}.weight") for m in split_names))
+    return split, sum(p.numel() for _, p in named) - split
 
 
 def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
                 counts=None) -> list[tuple[str, str, str, float]]:
     """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
     ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
-    blocks' norms (over the dp = world / tp ranks: tiny). The sampling, training and
-    checkpoint phases never hold their buffers at once; loading allocates each rank's block of the persistent
-    weights and nothing else. The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as
-    ``kv_cache_budget`` gives it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
-    (split, root, norms), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
-    dp, n = world // tp, split + root + norms
-    p = (split + root) / world + norms / dp                                  # one policy's parameters per rank
-    v = (critic[0] + critic[1]) / world + critic[2] / dp                     # one critic's
+    norms (over the dp = world / tp ranks: tiny). The sampling, training and checkpoint phases never hold
+    their buffers at once; loading allocates each rank's block of the persistent weights and nothing else.
+    The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as ``kv_cache_budget`` gives
+    it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
+    (split, whole), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
+    dp, n = world // tp, split + whole
+    p = split / world + whole / dp                                            # one policy's parameters per rank
+    v = critic[0] / world + critic[1] / dp                                   # one critic's
     mb_tokens = cfg.micro_batch_size * cfg.max_len
     embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
-    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of each block + embedding and head, bf16"
+    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
     persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
                   ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
                   ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
                   ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
-                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + root + norms))]
+                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + whole))]
     per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
     left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
     rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
@@ -1188,8 +1199,8 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int 
         ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
          mb_tokens * args.dim * 2 * args.n_layers
          + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
-        ("GPU", "training", "log-prob chunk: 256 positions x vocab, fp32, x3 (softmax, backward)",
-         3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size),
+        ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
+                            "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
         ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
          4 * args.vocab_size * args.dim),
         ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
@@ -1379,7 +1390,7 @@ def config_from_args(a) -> Config:
 
 def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
     args, gpu_bytes = PRESETS[cfg.model], gpu_gb * 1e9
-    tp = tensor_parallel_size(cfg, args, world, gpus_per_node=min(8, world))
+    tp = tensor_parallel_size(cfg.tp, args, world, gpus_per_node=8)
     plan = memory_plan(args, world, cfg, gpu_bytes, tp)
     mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
     print(f"memory plan per rank: --model {cfg.model}, {mesh}, batch {cfg.batch_size}, "
@@ -1420,6 +1431,10 @@ def eval_parser() -> argparse.ArgumentParser:
                         "B.3); --no-generated-tests: public + private only")
     parser.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
     parser.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
+    parser.add_argument("--tp", type=int, default=0,
+                        help="under torchrun, ranks that hold one tensor-parallel copy of the model together, each "
+                             "1/tp of it (0: 1 up to 8B, the GPUs of one node for larger models); the world / tp "
+                             "copies split the problems")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -1453,6 +1468,8 @@ def eval_main(argv):
     for name in ("samples", "turns", "batch_size", "problems", "max_new_tokens"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(a, name)}")
+    if a.tp < 0:
+        raise UsageError(f"--tp must be at least 1 (or 0: the default), not {a.tp}")
     if a.temperature < 0 or not 0 < a.top_p <= 1:
         raise UsageError(f"--temperature must be >= 0 and --top-p in (0, 1], not {a.temperature} and {a.top_p}")
     data = Path(a.data) / f"{a.split}.jsonl" if Path(a.data).is_dir() else Path(a.data)
@@ -1463,20 +1480,34 @@ def eval_main(argv):
     problems = read_problems(data)[:a.problems]
     if not problems:
         raise UsageError(f"{data} holds no problems")
-    # Under torchrun the evaluation is data-parallel: every rank holds the whole model and plays its share of
-    # the problems; ``evaluate`` pools the episodes, and rank 0 writes the report.
+    # Under torchrun the evaluation is data-parallel: each copy of the model (one rank, or a row of --tp ranks
+    # that each hold 1/tp of it) plays its share of the problems; ``evaluate`` pools the episodes, and rank 0
+    # writes the report.
     rank, world, device = setup_distributed()
     device = torch.device(a.device) if a.device else device
-    model = read_weights(Transformer.from_pretrained, a.weights, device).eval()
+    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((Path(p) / "config.json").read_text())),
+                        a.weights)
+    tp = tensor_parallel_size(a.tp, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    mesh = device_mesh(world, tp, device)
+    if mesh is not None:
+        log0(f"mesh: {world // tp} x {tp} (copies of the model x tensor-parallel ranks per copy)")
+    split = (lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
+    model = read_weights(Transformer.from_pretrained, a.weights, device, shard=split).eval()
     tok = read_weights(Tokenizer.from_pretrained, a.weights)
     longest = longest_first_prompt(tok, problems)
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
-    gen = torch.Generator(device).manual_seed(a.seed + 7919 * rank)      # ranks draw different samples
+    dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
+    gen = torch.Generator(device).manual_seed(a.seed + 7919 * dp_rank)   # copies draw different samples
     sample = policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen,
                             cache_bytes=int(0.9 * free_memory(device)))
-    with execute.Judge(workers=cores_per_rank()) as judge, torch.no_grad():
-        report = evaluate(sample, tok, problems, judge, a.samples, a.turns, a.feedback, a.generated_tests,
-                          a.batch_size, a.seed, model.args.max_seq_len - max_new_tokens, log=log0)
+    judge = start_judge(0, mesh)
+    try:
+        with torch.no_grad():
+            report = evaluate(sample, tok, problems, judge, a.samples, a.turns, a.feedback, a.generated_tests,
+                              a.batch_size, a.seed, model.args.max_seq_len - max_new_tokens, log=log0,
+                              group=mesh["dp"].get_group() if mesh is not None else None)
+    finally:
+        judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
     if rank == 0:

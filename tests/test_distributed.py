@@ -244,17 +244,20 @@ def test_torchrun_evaluation_report_equals_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_command_under_torchrun_reports_all_problems_once(tmp_path, tiny_checkpoint):
+def test_eval_command_under_torchrun_reports_all_problems_once_with_or_without_tp(tmp_path, tiny_checkpoint):
     save_problems(ADD, tmp_path / "add.jsonl")
     flags = ["eval", "--weights", tiny_checkpoint, "--data", tmp_path / "add.jsonl", "--temperature", "0",
              "--max-new-tokens", "8", "--samples", "2"]
     runs = {}
-    for name, launcher in (("one", (sys.executable,)), ("two", TORCHRUN)):
-        done = subprocess.run([*launcher, str(ROOT / "rlef.py"), *map(str, flags), "--out", tmp_path / f"{name}.json"],
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    for name, launcher, tp in (("one", (sys.executable,), 0), ("two", TORCHRUN, 1), ("tp", TORCHRUN, 2)):
+        done = subprocess.run([*launcher, str(ROOT / "rlef.py"), *map(str, flags), "--tp", str(tp),
+                               "--out", tmp_path / f"{name}.json"], capture_output=True, text=True, timeout=600,
+                              cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.count("multi-turn 1@3") == 1                     # rank 0 alone reports
         runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
-    # Greedy sampling: the same episodes on 1 and 2 ranks, so the same report, over all 5 problems x 2 samples.
-    assert runs["two"] == runs["one"]
+        assert name == "one" or f"mesh: {2 // tp} x {tp}" in done.stdout
+    # Greedy sampling: the same episodes on 1 and 2 ranks (two copies of the model, or one split over both
+    # ranks: --tp 2), so the same report, over all 5 problems x 2 samples.
+    assert runs["two"] == runs["one"] and runs["tp"] == runs["one"]
     assert runs["two"]["problems"] == 5 and runs["two"]["per_turn"][0]["episodes"] == 10

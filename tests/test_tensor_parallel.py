@@ -123,17 +123,16 @@ def assert_close(a: dict, b: dict, atol=1e-5):
 
 
 @pytest.mark.slow
-def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_every_tensor_but_the_blocks_norms(meshes):
+def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_every_tensor_but_the_norms(meshes):
     _, _, held, checkpoints = meshes
     for ckpt in checkpoints:
         one = dict(one_process(ckpt)[0].named_parameters())
         for rank in range(4):
             mine = held[rank][str(ckpt)]
             for name, p in one.items():
-                # Tensor-parallel projections: split over "tp", then "dp"; embedding, final norm and head:
-                # FSDP2 over all 4 ranks; a block's norms: FSDP2 over "dp" with the block.
-                block_norm = name.startswith("layers.") and name.endswith("norm.weight")
-                assert mine[name] == p.numel() / (2 if block_norm else 4), (ckpt.name, rank, name)
+                # Tensor-parallel projections, embedding and head: split over "tp" (heads or vocabulary),
+                # then "dp"; the norms: FSDP2 over "dp" only, whole on each "tp" rank.
+                assert mine[name] == p.numel() / (2 if name.endswith("norm.weight") else 4), (ckpt.name, rank, name)
             # The sampling replica: half of each split projection, and one of the two K/V heads (cache).
             assert mine["replica q_proj"] == one["layers.0.self_attn.q_proj.weight"].numel() / 2
             assert mine["replica kv heads"] == TINY_ARGS.n_kv_heads // 2
@@ -190,18 +189,18 @@ def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
 # The plan (--dry-run) and the flag
 # ----------------------------------------------------------------------------------------------------------
 
-def test_plan_shards_all_but_the_block_norms_over_all_ranks_and_the_replica_over_tp():
+def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
     args, cfg = PRESETS["tiny"], rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
     named = dict(Transformer(args).named_parameters())
-    split = sum(p.numel() for k, p in named.items() if any(k.endswith(f"{m}.weight") for m in rlef.TP_PLAN))
-    norms = sum(p.numel() for k, p in named.items() if k.startswith("layers.") and k.endswith("norm.weight"))
-    assert split == 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 192 * 64)   # 4 blocks: q, o; k, v; gate, up, down
-    assert norms == 4 * 2 * 64
+    norms = sum(p.numel() for k, p in named.items() if k.endswith("norm.weight"))
+    assert norms == 4 * 2 * 64 + 64                                  # 4 blocks' two norms, the final norm
     n = sum(p.numel() for p in named.values())
+    assert rlef.parameter_counts(args) == (n - norms, norms)
+    assert rlef.parameter_counts(args, value_head=True) == (n - norms, norms + 64)   # its scalar head: whole
     plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
     assert plan["policy weights, fp32 master (sharded)"] == 4 * ((n - norms) / 8 + norms / 4)
-    assert plan["sampling replica: 1/2 of each block + embedding and head, bf16, allocated once"] == \
-        2 * (split / 2 + n - split)
+    assert plan["sampling replica: 1/2 of the policy (all but its norms), bf16, allocated once"] == \
+        2 * ((n - norms) / 2 + norms)
     kv = next(b for name, b in plan.items() if name.startswith("KV cache"))
     rollouts = cfg.batch_size // 4
     assert kv == rollouts * cfg.max_len * 2 * args.n_layers * (args.n_kv_heads // 2) * args.head_dim * 2
