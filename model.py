@@ -315,7 +315,8 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     pi is softmax(logits / temperature): the distribution ``generate`` samples from at that temperature.
     Full fp32 logits over a 128k vocabulary cost ~2 GB per 4k tokens, and autograd would keep
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
-    logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T).
+    logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T); the entropy is a
+    statistic (PPO's loss here has no entropy bonus), computed without a graph.
     Under tensor parallelism the output layer is split over the vocabulary (a DTensor: rlef.py's TP_PLAN);
     each rank then computes its own slice of each chunk (``vocab_parallel_chunk``).
     """
@@ -324,7 +325,8 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # fp32 (fp64 stays)
         logz = torch.logsumexp(logits, dim=-1)                                # (B, c)
         logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
-        entropy = logz - (logits.softmax(-1) * logits).sum(-1)
+        with torch.no_grad():
+            entropy = logz - (logits.softmax(-1) * logits).sum(-1)
         return logprobs, entropy
 
     if hasattr(weight, "device_mesh"):
@@ -359,8 +361,21 @@ def vocab_parallel_chunk(h, t, weight, temperature: float):
     mine = (t >= rows.start) & (t < rows.stop)                                   # the target is in this slice
     picked = logits.gather(-1, (t - rows.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
     logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
-    entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
+    with torch.no_grad():
+        entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
     return logprobs, entropy
+
+
+def vocab_parallel_embedding(tokens, weight):
+    """The embedding rows of ``tokens`` (B, T) when ``weight`` (V, dim) is split over the vocabulary (a DTensor,
+    rlef.py's VOCAB_PLAN): each rank looks up the tokens that fall in its own rows, zeros for the others,
+    and the ranks' results are summed (one all-reduce). By hand, because DTensor's embedding would build the
+    whole (V, dim) gradient on every rank in backward; here each rank's gradient covers its own rows."""
+    from torch.distributed.tensor import DTensor, Partial
+    rows, (vocab, _) = local_block(weight)
+    mine = (tokens >= vocab.start) & (tokens < vocab.stop)                      # (B, T)
+    x = F.embedding(torch.where(mine, tokens - vocab.start, 0), rows) * mine[..., None]        # (B, T, dim)
+    return DTensor.from_local(x, weight.device_mesh, [Partial()]).full_tensor()
 
 
 def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
@@ -434,7 +449,10 @@ class Transformer(nn.Module):
             write = slots[:, None, :, None].expand(B, self.kv_heads, T, self.args.head_dim)
             kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
-        x = self.embed_tokens(tokens)                                                     # (B, T, dim)
+        if hasattr(self.embed_tokens.weight, "device_mesh"):    # split over the vocabulary (tensor parallel)
+            x = vocab_parallel_embedding(tokens, self.embed_tokens.weight)                # (B, T, dim)
+        else:
+            x = self.embed_tokens(tokens)                                                 # (B, T, dim)
         for layer, layer_kv in zip(blocks or self.layers, kv):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(layer, x, cos, sin, use_reentrant=False)

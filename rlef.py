@@ -889,9 +889,10 @@ TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwisePar
            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
 # The embedding and the output head (Llama 3: 128k rows each, the largest tensors) are split over the
-# vocabulary. A token's embedding row lives on one rank and the others add zeros (one all-reduce). The
-# head's logits stay split when training (model.vocab_parallel_chunk sums the softmax over the ranks'
-# slices); sampling gathers them, one position of each row. The final norm is computed whole everywhere.
+# vocabulary. A token's embedding row lives on one rank and the others add zeros (one all-reduce:
+# model.vocab_parallel_embedding, which the model calls instead of the module). The head's logits stay
+# split when training (model.vocab_parallel_chunk sums the softmax over the ranks' slices); sampling
+# gathers them, one position of each row. The final norm is computed whole everywhere.
 VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
               "lm_head": ColwiseParallel(output_layouts=Replicate())}
 
@@ -1084,14 +1085,17 @@ def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_
 
 def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
     """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
-    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never."""
+    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never;
+    each rank casts its shard to ``dtype`` first (the same numbers: rounding is per element), so what every
+    rank briefly holds whole is a bf16 tensor, not the fp32 master."""
     from torch.distributed.tensor import DTensor
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     state = {}
     for name, t in policy.hf_state_dict().items():
+        t = t.detach().to(dtype)
         t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
         if rank0:
-            state[name] = t.detach().to(device="cpu", dtype=dtype)
+            state[name] = t.to(device="cpu")
     if rank0:
         save_hf_folder(state, policy.args, path)
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
@@ -1201,8 +1205,8 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int 
          + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
         ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
                             "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
-        ("GPU", "checkpoint", "policy export: one tensor gathered whole at a time (embedding, fp32)",
-         4 * args.vocab_size * args.dim),
+        ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {cfg.dtype})",
+         torch.finfo(getattr(torch, cfg.dtype)).bits // 8 * args.vocab_size * args.dim),
         ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
         ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
          4 * embedding_rows),
