@@ -27,9 +27,9 @@ TOKENS = torch.arange(2 * 40).reshape(2, 40) * 37 % 264                   # (2, 
 PROMPTS = [[5, 17, 99, 3], [200, 1, 42, 42, 7, 9]]
 
 # The whole distributed side: per checkpoint (untied, tied), on the 2 x 2 mesh, what each rank holds, the
-# logits, greedy tokens from the tensor-parallel sampling replica, and one PPO update; the same update on the
-# 4 x 1 mesh (FSDP only); then a checkpoint written on 2 x 2 after that update, and a second update both on
-# 2 x 2 and on 4 x 1 after resuming from it.
+# logits, log-probs and entropy (tempered), greedy tokens from the tensor-parallel sampling replica, and one
+# PPO update; the same update on the 4 x 1 mesh (FSDP only); then a checkpoint written on 2 x 2 after that
+# update, and a second update both on 2 x 2 and on 4 x 1 after resuming from it.
 MESHES = """
 import json, torch, rlef
 from pathlib import Path
@@ -50,6 +50,7 @@ for ckpt in checkpoints:
             held[ckpt] = {k: v.to_local().numel() for k, v in policy.named_parameters()}
             with torch.no_grad():
                 r["logits"] = policy(TOKENS)
+                r["logprobs"] = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
             replica = rlef.SamplingReplica(policy, torch.float32, mesh["tp"]).refresh(policy)
             r["greedy"] = generate(replica, PROMPTS, 12, temperature=0)
             held[ckpt]["replica q_proj"] = replica.layers[0].self_attn.q_proj.weight.to_local().numel()
@@ -139,13 +140,17 @@ def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_every_tensor_but_the_norms(m
 
 
 @pytest.mark.slow
-def test_2x2_forward_and_greedy_generation_equal_one_process(meshes):
+def test_2x2_forward_log_probs_and_greedy_generation_equal_one_process(meshes):
     _, results, _, checkpoints = meshes
     for ckpt in checkpoints:
         policy = one_process(ckpt)[0]
         with torch.no_grad():
             logits = policy(TOKENS)                                  # (2, 40, 264)
         torch.testing.assert_close(results[f"{ckpt}/2x2"]["logits"], logits, atol=1e-5, rtol=0)
+        # Log-probs and entropy from the vocabulary-split head (each rank's slice of every chunk's logits)
+        with torch.no_grad():
+            logprobs = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
+        torch.testing.assert_close(results[f"{ckpt}/2x2"]["logprobs"], logprobs, atol=1e-5, rtol=0)
         greedy = generate(policy, PROMPTS, 12, temperature=0)
         assert [t for t, _ in results[f"{ckpt}/2x2"]["greedy"]] == [t for t, _ in greedy]
         for (_, lp_tp), (_, lp) in zip(results[f"{ckpt}/2x2"]["greedy"], greedy):
