@@ -317,7 +317,7 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T); the entropy is a
     statistic (PPO's loss here has no entropy bonus), computed without a graph.
-    Under tensor parallelism the output layer is split over the vocabulary (a DTensor: rlef.py's TP_PLAN);
+    Under tensor parallelism the output layer is split over the vocabulary (a DTensor: rlef.py's VOCAB_PLAN);
     each rank then computes its own slice of each chunk (``vocab_parallel_chunk``).
     """
     def one_chunk(h, t):
