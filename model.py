@@ -366,16 +366,19 @@ def vocab_parallel_chunk(h, t, weight, temperature: float):
     return logprobs, entropy
 
 
-def vocab_parallel_embedding(tokens, weight):
+def vocab_parallel_embedding(tokens, weight, sequence_parallel: bool = False):
     """The embedding rows of ``tokens`` (B, T) when ``weight`` (V, dim) is split over the vocabulary (a DTensor,
     rlef.py's VOCAB_PLAN): each rank looks up the tokens that fall in its own rows, zeros for the others,
     and the ranks' results are summed (one all-reduce). By hand, because DTensor's embedding would build the
-    whole (V, dim) gradient on every rank in backward; here each rank's gradient covers its own rows."""
-    from torch.distributed.tensor import DTensor, Partial
+    whole (V, dim) gradient on every rank in backward; here each rank's gradient covers its own rows. With
+    ``sequence_parallel`` each rank receives only its share of the positions (a reduce-scatter): a DTensor
+    split on dim 1, which the blocks then keep split."""
+    from torch.distributed.tensor import DTensor, Partial, Shard
     rows, (vocab, _) = local_block(weight)
     mine = (tokens >= vocab.start) & (tokens < vocab.stop)                      # (B, T)
     x = F.embedding(torch.where(mine, tokens - vocab.start, 0), rows) * mine[..., None]        # (B, T, dim)
-    return DTensor.from_local(x, weight.device_mesh, [Partial()]).full_tensor()
+    x = DTensor.from_local(x, weight.device_mesh, [Partial()])
+    return x.redistribute(placements=[Shard(1)]) if sequence_parallel else x.full_tensor()
 
 
 def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
@@ -405,6 +408,7 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.embed_tokens.weight
         self._inv_freq = None                 # RoPE frequencies, kept fp32 whatever .to(dtype) does (see rope())
         self.gradient_checkpointing = False   # recompute each block in backward: memory for compute (8B training)
+        self.sequence_parallel = False        # tensor parallelism only: the residual stream split by position
 
     def init_weights(self, std: float = 0.02):
         """Random initialisation (tests, benchmarks, the tiny model's warm start)."""
@@ -450,7 +454,7 @@ class Transformer(nn.Module):
             kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
         if hasattr(self.embed_tokens.weight, "device_mesh"):    # split over the vocabulary (tensor parallel)
-            x = vocab_parallel_embedding(tokens, self.embed_tokens.weight)                # (B, T, dim)
+            x = vocab_parallel_embedding(tokens, self.embed_tokens.weight, self.sequence_parallel)  # (B, T, dim)
         else:
             x = self.embed_tokens(tokens)                                                 # (B, T, dim)
         for layer, layer_kv in zip(blocks or self.layers, kv):
@@ -460,6 +464,8 @@ class Transformer(nn.Module):
                 x = layer(x, cos, sin, layer_kv, mask)
         if cache is not None:
             cache.lengths.add_(T)
+        if self.sequence_parallel:          # gather the positions that each tensor-parallel rank holds
+            x = x.full_tensor()
         h = self.norm(x)                                                                  # (B, T, dim)
         if self.value_head:
             values = self.lm_head(h).squeeze(-1)                                          # (B, T)

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import Replicate
-from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+from torch.distributed.tensor import Replicate, Shard
+from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel,
+                                               parallelize_module)
 
 import execute
 from data import Problem, load_problems
@@ -895,16 +896,29 @@ TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwisePar
 # gathers them, one position of each row. The final norm is computed whole everywhere.
 VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
               "lm_head": ColwiseParallel(output_layouts=Replicate())}
+# Sequence parallelism (Megatron-LM's), for training: between blocks the residual stream is split over the
+# "tp" ranks by position, so the block inputs that activation checkpointing keeps cost 1/tp each (70B, 4 x
+# 8192 tokens: 41 GiB per GPU, whole). The norms run on each rank's positions; attention and MLP gather
+# their input once; the output and down projections reduce-scatter their sums instead of all-reducing them.
+# Sampling decodes one position at a time, which cannot be split: the replica does not use it.
+SEQUENCE_PLAN = {"input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
+                 "self_attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None, None),
+                                                 desired_input_layouts=(Replicate(), None, None, None, None)),
+                 "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+                 "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+                 "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False)}
 
 
-def tensor_parallel(model: Transformer, tp_mesh) -> Transformer:
-    """Split every block over ``tp_mesh`` as TP_PLAN says, and the embedding and vocabulary head as VOCAB_PLAN
-    says (nothing to do for one rank); each rank's attention then computes n_heads / tp query heads against
-    n_kv_heads / tp K/V heads. The critic's scalar head is not split."""
+def tensor_parallel(model: Transformer, tp_mesh, sequence_parallel: bool = False) -> Transformer:
+    """Split every block over ``tp_mesh`` as TP_PLAN says (and SEQUENCE_PLAN, with ``sequence_parallel``), and
+    the embedding and vocabulary head as VOCAB_PLAN says (nothing to do for one rank); each rank's attention
+    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads. The critic's scalar head is not
+    split."""
     if tp_mesh is None or tp_mesh.size() == 1:
         return model
+    model.sequence_parallel = sequence_parallel
     for block in model.layers:
-        parallelize_module(block, tp_mesh, TP_PLAN)
+        parallelize_module(block, tp_mesh, {**TP_PLAN, **(SEQUENCE_PLAN if sequence_parallel else {})})
         block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
         block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
     tied = model.lm_head.weight is model.embed_tokens.weight
@@ -930,7 +944,7 @@ def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool 
     mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
         if device.type == "cuda" else MixedPrecisionPolicy()
     if mesh is not None:
-        tensor_parallel(model, mesh["tp"])
+        tensor_parallel(model, mesh["tp"], sequence_parallel=True)
     dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
     for i, block in enumerate(model.layers):
         fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
@@ -1198,10 +1212,11 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int 
         ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
                             f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
         ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
-        # Each block's input is kept whole on every tensor-parallel rank; inside the block its heads and MLP
-        # width are split.
-        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block",
-         mb_tokens * args.dim * 2 * args.n_layers
+        # Each rank keeps 1/tp of every block's input (SEQUENCE_PLAN); the block being computed gathers its
+        # input whole and splits its heads and MLP width.
+        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block"
+                            f"{'' if tp == 1 else f', 1/{tp} of the positions each'}",
+         mb_tokens * args.dim * 2 * args.n_layers / tp
          + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
         ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
                             "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),

@@ -26,10 +26,10 @@ TORCHRUN_4 = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--
 TOKENS = torch.arange(2 * 40).reshape(2, 40) * 37 % 264                   # (2, 40) fixed token ids
 PROMPTS = [[5, 17, 99, 3], [200, 1, 42, 42, 7, 9]]
 
-# The whole distributed side: per checkpoint (untied, tied), on the 2 x 2 mesh, what each rank holds, the
-# logits, log-probs and entropy (tempered), greedy tokens from the tensor-parallel sampling replica, and one
-# PPO update; the same update on the 4 x 1 mesh (FSDP only); then a checkpoint written on 2 x 2 after that
-# update, and a second update both on 2 x 2 and on 4 x 1 after resuming from it.
+# The whole distributed side: per checkpoint (untied, tied), on the 2 x 2 mesh, what each rank holds (weights,
+# a block's input), the logits, log-probs and entropy (tempered), greedy tokens from the tensor-parallel
+# sampling replica, and one PPO update; the same update on the 4 x 1 mesh (FSDP only); then a checkpoint
+# written on 2 x 2 after that update, and a second update both on 2 x 2 and on 4 x 1 after resuming from it.
 MESHES = """
 import json, torch, rlef
 from pathlib import Path
@@ -48,8 +48,11 @@ for ckpt in checkpoints:
         r = results[f"{ckpt}/{name}"] = {}
         if name == "2x2":
             held[ckpt] = {k: v.to_local().numel() for k, v in policy.named_parameters()}
+            hook = policy.layers[1].register_forward_pre_hook(
+                lambda block, args: held[ckpt].update({"block input": list(args[0].to_local().shape)}))
             with torch.no_grad():
                 r["logits"] = policy(TOKENS)
+                hook.remove()
                 r["logprobs"] = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
             replica = rlef.SamplingReplica(policy, torch.float32, mesh["tp"]).refresh(policy)
             r["greedy"] = generate(replica, PROMPTS, 12, temperature=0)
@@ -134,6 +137,8 @@ def test_each_rank_of_a_2x2_mesh_holds_a_quarter_of_every_tensor_but_the_norms(m
                 # Tensor-parallel projections, embedding and head: split over "tp" (heads or vocabulary),
                 # then "dp"; the norms: FSDP2 over "dp" only, whole on each "tp" rank.
                 assert mine[name] == p.numel() / (2 if name.endswith("norm.weight") else 4), (ckpt.name, rank, name)
+            # Sequence parallelism: each rank of a "tp" row holds half of the positions of a block's input.
+            assert mine["block input"] == [TOKENS.shape[0], TOKENS.shape[1] // 2, TINY_ARGS.dim]
             # The sampling replica: half of each split projection, and one of the two K/V heads (cache).
             assert mine["replica q_proj"] == one["layers.0.self_attn.q_proj.weight"].numel() / 2
             assert mine["replica kv heads"] == TINY_ARGS.n_kv_heads // 2
