@@ -897,9 +897,9 @@ TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwisePar
 VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
               "lm_head": ColwiseParallel(output_layouts=Replicate())}
 # Sequence parallelism (Megatron-LM's), for training: between blocks the residual stream is split over the
-# "tp" ranks by position, so the block inputs that activation checkpointing keeps cost 1/tp each (70B, 4 x
-# 8192 tokens: 41 GiB per GPU, whole). The norms run on each rank's positions; attention and MLP gather
-# their input once; the output and down projections reduce-scatter their sums instead of all-reducing them.
+# "tp" ranks by position, so the block inputs that activation checkpointing keeps (70B: the largest
+# activations) cost 1/tp each. The norms run on each rank's positions; attention and MLP gather their
+# input once; the output and down projections reduce-scatter their sums instead of all-reducing them.
 # Sampling decodes one position at a time, which cannot be split: the replica does not use it.
 SEQUENCE_PLAN = {"input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
                  "self_attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None, None),
@@ -929,7 +929,7 @@ def tensor_parallel(model: Transformer, tp_mesh, sequence_parallel: bool = False
 
 
 def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
-    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN, VOCAB_PLAN), then FSDP2 (``fully_shard``) over its
+    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN, SEQUENCE_PLAN, VOCAB_PLAN), then FSDP2 over its
     "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
     (embedding, final norm, output head): each rank keeps 1/world of the fp32 master weights, gradients and
     optimiser state (1/dp of the norms and of the critic's scalar head, which every "tp" rank holds whole).
