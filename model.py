@@ -357,9 +357,9 @@ def vocab_parallel_chunk(h, t, weight, temperature: float):
     top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
     dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
     logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)
-    _, (rows, _) = local_block(weight)
-    mine = (t >= rows.start) & (t < rows.stop)                                   # the target is in this slice
-    picked = logits.gather(-1, (t - rows.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
+    _, (vocab, _) = local_block(weight)                                          # this rank's rows: a slice
+    mine = (t >= vocab.start) & (t < vocab.stop)                                 # the target is in this slice
+    picked = logits.gather(-1, (t - vocab.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
     logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
     with torch.no_grad():
         entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
