@@ -1197,6 +1197,7 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int 
     v = critic[0] / world + critic[1] / dp                                   # one critic's
     mb_tokens = cfg.micro_batch_size * cfg.max_len
     embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
+    root = args.vocab_size * args.dim * (1 if args.tie_word_embeddings else 2)   # embedding + head
     replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
     persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
                   ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
@@ -1218,6 +1219,10 @@ def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int 
                             f"{'' if tp == 1 else f', 1/{tp} of the positions each'}",
          mb_tokens * args.dim * 2 * args.n_layers / tp
          + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
+        # FSDP2 gathers one unit at a time for compute: at most the root (embedding and head) with one block,
+        # in bf16, and their gradient, in bf16 and then fp32 for the reduce-scatter.
+        ("GPU", "training", f"gathered for compute: embedding + head + one block{'' if tp == 1 else f', 1/{tp}'}, "
+                            "bf16, with their gradient", 8 * (root + (split - root) / args.n_layers) / tp),
         ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
                             "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
         ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {cfg.dtype})",

@@ -295,6 +295,11 @@ def test_dry_run_arithmetic_matches_the_parameter_count():
     embedding = Transformer(PRESETS["tiny"]).embed_tokens.weight
     assert plan["one tensor's rows read from safetensors (embedding, bf16)"] == 2 * embedding.numel() / 2
     assert plan["policy export on rank 0: the whole policy in bf16"] == 2 * n
+    # What FSDP2 gathers for compute: the root (tied: the embedding is the head) and one block's projections,
+    # in bf16 with a bf16 and an fp32 gradient.
+    block = sum(p.numel() for k, p in Transformer(PRESETS["tiny"]).layers[0].named_parameters() if "norm" not in k)
+    assert plan["gathered for compute: embedding + head + one block, bf16, with their gradient"] == \
+        8 * (embedding.numel() + block)
 
 
 def test_dry_run_prints_plans_for_8b_and_70b(capsys):
