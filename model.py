@@ -56,6 +56,11 @@ class ModelArgs:
         return self.dim // self.n_heads
 
     @classmethod
+    def from_pretrained(cls, path) -> "ModelArgs":
+        """The architecture of the Hugging Face folder ``path``: its config.json."""
+        return cls.from_hf_config(json.loads((Path(path) / "config.json").read_text()))
+
+    @classmethod
     def from_hf_config(cls, cfg: dict) -> "ModelArgs":
         """Read the fields of a Hugging Face LlamaConfig; refuse features this implementation lacks."""
         for flag in ("attention_bias", "mlp_bias"):
@@ -508,7 +513,7 @@ class Transformer(nn.Module):
                                     "(config.json, *.safetensors, tokenizer.json)")
         device = torch.device(device or "cpu")
         dtype = dtype or (torch.float32 if device.type == "cpu" else torch.bfloat16)
-        args = ModelArgs.from_hf_config(json.loads((path / "config.json").read_text()))
+        args = ModelArgs.from_pretrained(path)
         shards = _safetensors_files(path)
         with torch.device("meta"):
             model = cls(args, value_head=value_head).to(dtype)

@@ -1308,7 +1308,7 @@ def load_inputs(cfg: Config):
         if not Path(f).is_file():
             raise UsageError(f"no dataset at {f}: convert CodeContests first (see data/README.md), e.g. "
                              "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
-    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((p / "config.json").read_text())), weights)
+    args = read_weights(ModelArgs.from_pretrained, weights)
     tok = read_weights(Tokenizer.from_pretrained, weights)
     train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
     for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
@@ -1509,8 +1509,7 @@ def eval_main(argv):
     # writes the report.
     rank, world, device = setup_distributed()
     device = torch.device(a.device) if a.device else device
-    args = read_weights(lambda p: ModelArgs.from_hf_config(json.loads((Path(p) / "config.json").read_text())),
-                        a.weights)
+    args = read_weights(ModelArgs.from_pretrained, a.weights)
     tp = tensor_parallel_size(a.tp, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     mesh = device_mesh(world, tp, device)
     if mesh is not None:
