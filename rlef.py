@@ -1487,8 +1487,9 @@ def response_budget(max_new_tokens: int | None, longest_prompt: int, context: in
     return budget
 
 
-def eval_main(argv):
-    a = eval_parser().parse_args(argv)
+def eval_inputs(a) -> tuple[Path, list[Problem]]:
+    """The evaluation's flags, data file and weights folder checked before any work starts: the problem
+    file and its problems."""
     for name in ("samples", "turns", "batch_size", "problems", "max_new_tokens"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(a, name)}")
@@ -1504,6 +1505,12 @@ def eval_main(argv):
     problems = read_problems(data)[:a.problems]
     if not problems:
         raise UsageError(f"{data} holds no problems")
+    return data, problems
+
+
+def eval_main(argv):
+    a = eval_parser().parse_args(argv)
+    data, problems = eval_inputs(a)
     # Under torchrun the evaluation is data-parallel: each copy of the model (one rank, or a row of --tp ranks
     # that each hold 1/tp of it) plays its share of the problems; ``evaluate`` pools the episodes, and rank 0
     # writes the report.
