@@ -31,39 +31,63 @@ process is a fork of the server, the server never holds a program's code, input 
 
 Isolated, where the kernel allows namespaces (checked at start-up):
   - processes: the server is init of its own pid namespace and kills every other process in it after each test
-    (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test. Signals
-    cannot reach the server (the kernel shields a namespace's init) or anything outside.
+    (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test.
+  - the server itself: each test starts as pid 1 of a pid namespace of its own (a small reaper that forks the
+    program's process, so that the program is not init, whose own signals the kernel ignores). The server,
+    the harness and every other test are outside it: prlimit, setpriority, sched_setaffinity/setscheduler,
+    ioprio_set and kill take a pid, a group or a uid *in the caller's namespace*, so the program has nothing
+    to name (chosen over resetting the server's state before each fork: an unprivileged server could not
+    undo a lowered hard limit or a raised nice value, and the program could still disturb the test it is
+    in). Pids start from 1 in every test. As root, tests also run under another uid than the server's. A
+    test process holds only the descriptors it is given (stdin, stdout, stderr, its results and inputs): not
+    the server's request and reply pipes. The harness reads every reply as untrusted: straight from the pipe
+    (no buffer that select() cannot see), a JSON object for header, bounded sizes, one deadline for all of
+    it; anything else replaces the server. The server's own stderr reaches ours labelled.
   - network: a new net namespace whose loopback is down: no connection to anything, 127.0.0.1 included.
   - files: a new root of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes, plus
     /dev/{null,zero,full,random,urandom}, a private /proc, and private size-capped /tmp and /dev/shm (tmpfs)
     that are emptied after each test (the test's working directory is in /tmp). The repository, the data
     (private tests!), home directories, /etc and the host's /tmp are not visible; nothing written reaches the
     host.
-  - identity: as root the server becomes an unprivileged uid of its own (1<<20 + its pid); otherwise a user
-    namespace maps the caller to root and every capability is dropped. no_new_privs: setuid binaries gain
-    nothing. The environment is empty (no secrets, no PYTHON* variables).
+  - identity: as root, tests run as an unprivileged uid of the server's own (1<<20 + its pid); otherwise a user
+    namespace maps the caller to root and every test drops every capability (the server keeps its own, to
+    make each test's pid namespace). no_new_privs: setuid binaries gain nothing. The environment is empty (no
+    secrets, no PYTHON* variables).
   - limits, soft = hard: CPU time (ceil(wall limit) + 1 s), address space (the memory limit on top of what the
     server maps when it forks, so neither the interpreter nor a large stdin is charged), file size (16 MiB),
-    256 open files, 64 processes + threads, no core dumps. The server enforces wall time, drains stdout and
-    stderr while the test runs (stdout past 16 MiB is output_limit; stderr keeps its head and tail), and
-    every 50 ms sums the proportional set size of all the test's processes: past the limit, memory_limit.
+    256 open files, 64 processes + threads, no core dumps; the address space also has room for 64 thread
+    stacks, and glibc keeps one malloc arena (not 64 MiB more per thread), so threads are not refused. The
+    server enforces wall time, drains stdout and stderr while the test runs (stdout past 16 MiB is
+    output_limit; stderr keeps its head and tail), and every 50 ms counts the test's memory: the proportional
+    set size of all its processes plus the bytes queued in unix sockets (kernel memory: a sock_diag dump of
+    the sandbox's network namespace): past the limit, memory_limit. /tmp and /dev/shm hold at most 64 MiB
+    and 8192 files each (inodes are kernel memory, and each costs cleaning time). Ints convert to and from
+    str without Python 3.11's 4,300-digit limit (the paper ran 3.10), in the test and where the harness
+    decodes a function's result (up to INT_DIGITS_LIMIT digits: parsing costs digits squared).
   - state: after each test /tmp, /dev/shm, SysV IPC objects and POSIX message queues are emptied (the server
-    has its own IPC namespace) and, as its own uid, the user keyrings; each test has a fresh session keyring;
+    has its own IPC namespace) and, as the tests' own uid, the user keyrings; each test has a fresh session keyring;
     unix sockets kept alive "in flight" (SCM_RIGHTS to themselves) are collected before the next test.
   - system calls, by a seccomp filter installed in each test child just before the program (also without
     namespaces): new namespaces (unshare, setns, clone with CLONE_NEW*; clone3 answers ENOSYS, so the C library
-    uses clone), memfd_create (memory outside RLIMIT_AS), io_uring, bpf, perf_event_open, userfaultfd, keyrings,
+    uses clone), memfd_create (memory outside RLIMIT_AS), io_uring, bpf, perf_event_open, userfaultfd, inotify
+    and fanotify (they watch other programs' file opens), keyrings,
     SysV IPC and POSIX message queues (state that would outlive the test), mounts and chroot, ptrace and
     process_vm_*, modules, kexec, reboot, swap and the clock fail with EPERM, and so do sockets other than Unix,
     TCP and UDP (netlink, raw, packet, ...). The list and the reason for each entry: _SECCOMP_*. Where the
     kernel refuses the filter, or on machines other than x86_64 and aarch64, one warning says so.
 NOT isolated: the rest of the kernel (the filter is a deny list: the system calls ordinary programs make, and
 any kernel bug behind them, stay reachable); the interpreter and site-packages are readable; memory between two
-50 ms checks and in the kernel (no cgroup); CPU time is not reserved (other load slows tests down); str hashes
-are randomised per server, not per test. As root without CAP_SYS_ADMIN (a container), the user namespace keeps
-uid 0, which the kernel exempts from the process limit. Without namespaces the fallback is rlimits, the seccomp
-filter, a temp dir and a subreaper that kills every descendant; programs then run as you and can read your
-files and use the network: one warning says so.
+50 ms checks; kernel memory other than socket buffers (counted) and tmpfs files (capped): no cgroup, so page
+tables, pipe buffers (which the kernel bounds per uid) and other slabs are not counted; CPU time is not reserved (other load slows tests down); str
+hashes are randomised per server, not per test. Side channels left open: flock/fcntl locks on the read-only
+system files are seen by concurrent sandboxes (denying locks would break programs that lock their own files,
+sqlite for one); the test's /proc is the server's, so it lists the server's pid and reads what /proc shows of
+other processes to anyone (not their memory or descriptors: the server is not dumpable). inotify and fanotify
+are denied. As root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel
+exempts from the process limit. Without namespaces the fallback is rlimits, the seccomp filter, a temp dir and
+a subreaper that kills every descendant; programs then run as you, can read your files, use the network and
+reach the server (prlimit, kill): one warning says so.
+Where the kernel refuses a pid namespace per test, or the socket dump, the isolation string says so.
 Needs Linux >= 5.3 (pidfd); the per-sandbox process limit in a user namespace needs >= 5.14.
 """
 import atexit
@@ -970,6 +994,8 @@ def _isolate() -> tuple[bool, str]:
     _enter_root("/tmp")
     global _SANDBOX_UID, _USERNS
     _SANDBOX_UID, _USERNS = (None if userns else sandbox_uid), userns
+    if not userns:
+        os.setgroups([])   # once here (it costs a test ~0.5 ms): tests inherit no supplementary groups
     who = "user namespace, no capabilities" if userns else f"uid {sandbox_uid}"
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server, nor open its descriptors through /proc
@@ -1094,7 +1120,6 @@ def _drop_privileges() -> None:
                 break
         _c("capset", (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())   # v3 header: none left
         return
-    os.setgroups([])
     os.setgid(_SANDBOX_UID)
     os.setuid(_SANDBOX_UID)
     for keyring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING: they belong to the uid
