@@ -31,39 +31,63 @@ process is a fork of the server, the server never holds a program's code, input 
 
 Isolated, where the kernel allows namespaces (checked at start-up):
   - processes: the server is init of its own pid namespace and kills every other process in it after each test
-    (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test. Signals
-    cannot reach the server (the kernel shields a namespace's init) or anything outside.
+    (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test.
+  - the server itself: each test starts as pid 1 of a pid namespace of its own (a small reaper that forks the
+    program's process, so that the program is not init, whose own signals the kernel ignores). The server,
+    the harness and every other test are outside it: prlimit, setpriority, sched_setaffinity/setscheduler,
+    ioprio_set and kill take a pid, a group or a uid *in the caller's namespace*, so the program has nothing
+    to name (chosen over resetting the server's state before each fork: an unprivileged server could not
+    undo a lowered hard limit or a raised nice value, and the program could still disturb the test it is
+    in). Pids start from 1 in every test. As root, tests also run under another uid than the server's. A
+    test process holds only the descriptors it is given (stdin, stdout, stderr, its results and inputs): not
+    the server's request and reply pipes. The harness reads every reply as untrusted: straight from the pipe
+    (no buffer that select() cannot see), a JSON object for header, bounded sizes, one deadline for all of
+    it; anything else replaces the server. The server's own stderr reaches ours labelled.
   - network: a new net namespace whose loopback is down: no connection to anything, 127.0.0.1 included.
   - files: a new root of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes, plus
     /dev/{null,zero,full,random,urandom}, a private /proc, and private size-capped /tmp and /dev/shm (tmpfs)
     that are emptied after each test (the test's working directory is in /tmp). The repository, the data
     (private tests!), home directories, /etc and the host's /tmp are not visible; nothing written reaches the
     host.
-  - identity: as root the server becomes an unprivileged uid of its own (1<<20 + its pid); otherwise a user
-    namespace maps the caller to root and every capability is dropped. no_new_privs: setuid binaries gain
-    nothing. The environment is empty (no secrets, no PYTHON* variables).
+  - identity: as root, tests run as an unprivileged uid of the server's own (1<<20 + its pid); otherwise a user
+    namespace maps the caller to root and every test drops every capability (the server keeps its own, to
+    make each test's pid namespace). no_new_privs: setuid binaries gain nothing. The environment is empty (no
+    secrets, no PYTHON* variables).
   - limits, soft = hard: CPU time (ceil(wall limit) + 1 s), address space (the memory limit on top of what the
     server maps when it forks, so neither the interpreter nor a large stdin is charged), file size (16 MiB),
-    256 open files, 64 processes + threads, no core dumps. The server enforces wall time, drains stdout and
-    stderr while the test runs (stdout past 16 MiB is output_limit; stderr keeps its head and tail), and
-    every 50 ms sums the proportional set size of all the test's processes: past the limit, memory_limit.
+    256 open files, 64 processes + threads, no core dumps; the address space also has room for 64 thread
+    stacks, and glibc keeps one malloc arena (not 64 MiB more per thread), so threads are not refused. The
+    server enforces wall time, drains stdout and stderr while the test runs (stdout past 16 MiB is
+    output_limit; stderr keeps its head and tail), and every 50 ms counts the test's memory: the proportional
+    set size of all its processes plus the bytes queued in unix sockets (kernel memory: a sock_diag dump of
+    the sandbox's network namespace): past the limit, memory_limit. /tmp and /dev/shm hold at most 64 MiB
+    and 8192 files each (inodes are kernel memory, and each costs cleaning time). Ints convert to and from
+    str without Python 3.11's 4,300-digit limit (the paper ran 3.10), in the test and where the harness
+    decodes a function's result (up to INT_DIGITS_LIMIT digits: parsing costs digits squared).
   - state: after each test /tmp, /dev/shm, SysV IPC objects and POSIX message queues are emptied (the server
-    has its own IPC namespace) and, as its own uid, the user keyrings; each test has a fresh session keyring;
+    has its own IPC namespace) and, as the tests' own uid, the user keyrings; each test has a fresh session keyring;
     unix sockets kept alive "in flight" (SCM_RIGHTS to themselves) are collected before the next test.
   - system calls, by a seccomp filter installed in each test child just before the program (also without
     namespaces): new namespaces (unshare, setns, clone with CLONE_NEW*; clone3 answers ENOSYS, so the C library
-    uses clone), memfd_create (memory outside RLIMIT_AS), io_uring, bpf, perf_event_open, userfaultfd, keyrings,
+    uses clone), memfd_create (memory outside RLIMIT_AS), io_uring, bpf, perf_event_open, userfaultfd, inotify
+    and fanotify (they watch other programs' file opens), keyrings,
     SysV IPC and POSIX message queues (state that would outlive the test), mounts and chroot, ptrace and
     process_vm_*, modules, kexec, reboot, swap and the clock fail with EPERM, and so do sockets other than Unix,
     TCP and UDP (netlink, raw, packet, ...). The list and the reason for each entry: _SECCOMP_*. Where the
     kernel refuses the filter, or on machines other than x86_64 and aarch64, one warning says so.
 NOT isolated: the rest of the kernel (the filter is a deny list: the system calls ordinary programs make, and
 any kernel bug behind them, stay reachable); the interpreter and site-packages are readable; memory between two
-50 ms checks and in the kernel (no cgroup); CPU time is not reserved (other load slows tests down); str hashes
-are randomised per server, not per test. As root without CAP_SYS_ADMIN (a container), the user namespace keeps
-uid 0, which the kernel exempts from the process limit. Without namespaces the fallback is rlimits, the seccomp
-filter, a temp dir and a subreaper that kills every descendant; programs then run as you and can read your
-files and use the network: one warning says so.
+50 ms checks; kernel memory other than socket buffers (counted) and tmpfs files (capped): no cgroup, so page
+tables, pipe buffers (which the kernel bounds per uid) and other slabs are not counted; CPU time is not reserved (other load slows tests down); str
+hashes are randomised per server, not per test. Side channels left open: flock/fcntl locks on the read-only
+system files are seen by concurrent sandboxes (denying locks would break programs that lock their own files,
+sqlite for one); the test's /proc is the server's, so it lists the server's pid and reads what /proc shows of
+other processes to anyone (not their memory or descriptors: the server is not dumpable). inotify and fanotify
+are denied. As root without CAP_SYS_ADMIN (a container), the user namespace keeps uid 0, which the kernel
+exempts from the process limit. Without namespaces the fallback is rlimits, the seccomp filter, a temp dir and
+a subreaper that kills every descendant; programs then run as you, can read your files, use the network and
+reach the server (prlimit, kill): one warning says so.
+Where the kernel refuses a pid namespace per test, or the socket dump, the isolation string says so.
 Needs Linux >= 5.3 (pidfd); the per-sandbox process limit in a user namespace needs >= 5.14.
 """
 import atexit
@@ -539,9 +563,14 @@ def _predicate(setup: str, predicate: str):
 # ---- Harness side: a fork server per Sandbox (Judge keeps a pool of them)
 
 RESULT_LIMIT = 4 << 20             # bytes of a function job's results (JSON lines), per process
+HEADER_LIMIT = 1 << 20             # bytes of a reply frame's JSON header (a few hundred in practice)
+INT_DIGITS_LIMIT = 20_000          # digits of an int in a function's result (parsing costs digits squared)
 MAX_PROCESSES = 64                 # processes + threads of one test
 MAX_OPEN_FILES = 256
+THREAD_STACKS = MAX_PROCESSES * (8 << 20)   # address space for the stacks of that many threads (8 MiB each, as
+#                                            glibc reserves them): reserved, not used, so not charged as memory
 TMPFS_SIZE = "64m"                 # each of the sandbox's /tmp and /dev/shm (RAM), emptied after every test
+TMPFS_INODES = 8192                # files each: their inodes are kernel memory, and cleaning up costs per file
 TMP_PREFIX = "rlef-sandbox-"
 SANDBOX_UID_BASE = 1 << 20         # as root, a server runs its tests as uid SANDBOX_UID_BASE + its pid
 # Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
@@ -556,6 +585,59 @@ def _warn_once(message: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _forward_stderr(pipe, pid: int) -> None:
+    """The fork server's own stderr (its crashes, warnings), labelled, into ours; never a program's output."""
+    for line in pipe:
+        sys.stderr.write(f"[execute.py fork server {pid}] {line.decode('utf-8', 'replace').rstrip()}\n")
+    pipe.close()
+
+
+_digits_lock, _digits_users, _digits_saved = threading.Lock(), 0, 0
+
+
+class _AnyIntDigits:
+    """Lift Python's limit on int <-> str conversion (4,300 digits since 3.11) while the judge encodes or
+    decodes plain data: a program's big int answer is right, not wrong_answer. The limit is per interpreter,
+    so the first thread in lifts it and the last out restores it; sizes are bounded by the caller."""
+
+    def __enter__(self):
+        global _digits_users, _digits_saved
+        with _digits_lock:
+            if _digits_users == 0:
+                _digits_saved = sys.get_int_max_str_digits()
+                sys.set_int_max_str_digits(0)
+            _digits_users += 1
+
+    def __exit__(self, *exc):
+        global _digits_users
+        with _digits_lock:
+            _digits_users -= 1
+            if _digits_users == 0:
+                sys.set_int_max_str_digits(_digits_saved)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > INT_DIGITS_LIMIT:
+        raise ValueError(f"an int of more than {INT_DIGITS_LIMIT} digits")
+    return int(text)
+
+
+def _parse_json(data: bytes):
+    """JSON from a process we do not trust: None for anything malformed (deep nesting included); ints of up to
+    INT_DIGITS_LIMIT digits, past Python's default limit (the fast path first, then the one that allows them)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        return None
+    except ValueError:
+        pass
+    try:
+        with _AnyIntDigits():
+            return json.loads(data, parse_int=_bounded_int)
+    except (ValueError, RecursionError):   # not JSON, not UTF-8, an int past INT_DIGITS_LIMIT
+        return None
 
 
 def _check_limits(time_limit, memory_limit) -> tuple[float, int]:
@@ -591,8 +673,9 @@ class Sandbox:
         if not self.isolate:   # test directories go in a host directory of ours, removed even if the server dies
             self._tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
             cmd += ["--plain", self._tmp]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={},
-                                     close_fds=True, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={}, close_fds=True, start_new_session=True, bufsize=0)
+        threading.Thread(target=_forward_stderr, args=(self.proc.stderr, self.proc.pid), daemon=True).start()
         hello = self._receive(60.0)
         if hello is None or "error" in hello:
             reason = hello["error"] if hello else "the fork server did not start"
@@ -611,20 +694,45 @@ class Sandbox:
                        "call is open to them (user namespaces, io_uring, memory outside the limit in memfds)")
 
     def _receive(self, timeout: float) -> dict | None:
-        """The hello line after start-up."""
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else b""
-        return json.loads(line) if line else None
+        """The hello line after start-up (nothing else is sent before the first request)."""
+        deadline, line = time.monotonic() + timeout, b""
+        while not line.endswith(b"\n") and len(line) < HEADER_LIMIT:
+            chunk = self._read(1, deadline, at_most=HEADER_LIMIT)
+            if chunk is None:
+                return None
+            line += chunk
+        hello = _parse_json(line)
+        return hello if isinstance(hello, dict) else None
 
-    def _frame(self, timeout: float) -> tuple[dict, list[bytes]] | None:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
+    def _read(self, n: int, deadline: float, at_most: int = 0) -> bytes | None:
+        """Exactly ``n`` bytes of the reply pipe (with at_most, whatever is there, up to that) before the
+        deadline, else None. Straight from the pipe's descriptor: a buffered reader would hold bytes that
+        select() cannot see, and frames already read ahead would wait for the timeout."""
+        fd, chunks, got = self.proc.stdout.fileno(), [], 0
+        while got < n:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0 or not select.select([fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(fd, max(at_most, n) - got)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def _frame(self, deadline: float) -> tuple[dict, list[bytes]] | None:
+        """One reply frame, read as untrusted input: a JSON object for header, bounded sizes, the caller's
+        deadline for all of it; None for anything else (the caller then replaces the server)."""
+        size = self._read(8, deadline)
+        if size is None or int.from_bytes(size, "little") > HEADER_LIMIT:
             return None
-        size = self.proc.stdout.read(8)
-        if len(size) < 8:
+        header = _parse_json(self._read(int.from_bytes(size, "little"), deadline) or b"")
+        blobs = header.get("blobs") if isinstance(header, dict) else None
+        if not isinstance(blobs, list) or not all(type(n) is int and 0 <= n <= _Arena.SIZE for n in blobs) \
+                or sum(blobs) > _Arena.SIZE:
             return None
-        header = json.loads(self.proc.stdout.read(int.from_bytes(size, "little")))
-        return header, [self.proc.stdout.read(n) for n in header.get("blobs", [])]
+        data = [self._read(n, deadline) for n in blobs]
+        return None if None in data else (header, data)
 
     def _call(self, header: dict, payload: list[bytes], timeout: float) -> list[tuple[dict, list[bytes]]] | None:
         """Send one request (a JSON header, then the payload bytes) and return the frames of the reply to *it*,
@@ -636,12 +744,12 @@ class Sandbox:
             self._next_id += 1
             header = {**header, "id": self._next_id, "sizes": [len(p) for p in payload]}
             data = json.dumps(header).encode()
-            frames, ok = [], False
+            frames, ok, deadline = [], False, time.monotonic() + timeout
             try:
                 self.proc.stdin.write(len(data).to_bytes(8, "little") + data + b"".join(payload))
                 self.proc.stdin.flush()
                 while True:
-                    frame = self._frame(timeout)
+                    frame = self._frame(deadline)
                     if frame is None or frame[0].get("id") != header["id"]:
                         break
                     frames.append(frame)
@@ -705,7 +813,9 @@ class Sandbox:
         request = {"kind": "calls", "entry_point": entry_point, "time_limit": time_limit,
                    "memory_limit": memory_limit, "calls": len(tests)}
         calls = [[to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}] for _, t in tests]
-        frames = self._call(request, [code.encode(errors="replace"), json.dumps(calls).encode()],
+        with _AnyIntDigits():   # an argument may be an int of more than 4,300 digits
+            calls = json.dumps(calls).encode()
+        frames = self._call(request, [code.encode(errors="replace"), calls],
                             (time_limit + 5.0) * (len(tests) + 1) + 60.0)
         if frames is None:
             return [_result(_SERVER_DIED, shown, None) for shown, _ in tests]
@@ -756,7 +866,7 @@ def _call_reports(frames, n: int) -> list[dict]:
     for run, (stderr, results) in frames:
         stderr_text = "\n".join(line for line in stderr.decode("utf-8", "replace").rstrip().split("\n")
                                 if _HARNESS_FRAME not in line)
-        lines = [_parse_line(line) for line in results.split(b"\n")[:-1]]
+        lines = [_parse_json(line) for line in results.split(b"\n")[:-1]]
         first = run["first"]
         if not run["loaded"]:   # the program did not load: every call from here fails alike
             failure = _load_failure(lines[0] if lines else None, run, stderr_text)
@@ -767,13 +877,6 @@ def _call_reports(frames, n: int) -> list[dict]:
         if first + len(done) < n:   # the call in progress was stopped, or the process ended during it
             reports[first + len(done)] = _stopped_report(run, stderr_text, "before this test finished")
     return reports
-
-
-def _parse_line(line: bytes):
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):   # not JSON, a 5,000-digit integer, nesting deeper than the stack
-        return None
 
 
 def _seconds(value) -> float:
@@ -847,6 +950,7 @@ CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 8192, 16384, 1 << 18)
+M_ARENA_MAX = -8
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 
 
@@ -888,11 +992,29 @@ def _isolate() -> tuple[bool, str]:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates to the host
     notes = _build_root("/tmp")
     _enter_root("/tmp")
-    who = _drop_privileges(userns, sandbox_uid)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # again: changing uid cleared it
+    global _SANDBOX_UID, _USERNS
+    _SANDBOX_UID, _USERNS = (None if userns else sandbox_uid), userns
+    if not userns:
+        os.setgroups([])   # once here (it costs a test ~0.5 ms): tests inherit no supplementary groups
+    who = "user namespace, no capabilities" if userns else f"uid {sandbox_uid}"
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server
-    return True, f"pid/net/mount/ipc/uts namespaces, read-only root, {who}{notes}"
+    _prctl(PR_SET_DUMPABLE, 0)   # a test cannot ptrace its server, nor open its descriptors through /proc
+    return True, f"pid/net/mount/ipc/uts namespaces, read-only root, tests as {who}{notes}{_nested_pid_start()}"
+
+
+def _nested_pid_start() -> str:
+    """Check that the server can give each test a pid namespace of its own (unshare, then setns back to ours
+    so that the next unshare is allowed); notes if it cannot."""
+    global _OWN_PID_NS
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    try:
+        _c("unshare", CLONE_NEWPID)
+        _c("setns", own, CLONE_NEWPID)
+    except OSError as e:
+        os.close(own)
+        return f", tests share the server's pid namespace ({e.strerror}): they can reach it"
+    _OWN_PID_NS = own
+    return ", a pid namespace per test"
 
 
 def _unshare() -> bool:
@@ -921,7 +1043,8 @@ def _build_root(new: str) -> str:
     # /tmp instead of being hidden by it; per-test cleaning leaves the entries that hold those binds alone.
     for scratch in ("/tmp", "/dev/shm"):   # /dev/shm: multiprocessing's semaphores
         os.makedirs(new + scratch)
-        _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={TMPFS_SIZE}")
+        _mount("tmpfs", new + scratch, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"mode=1777,size={TMPFS_SIZE},nr_inodes={TMPFS_INODES}")
         _SCRATCH_KEEP.update(scratch + "/" + p[len(scratch) + 1:].split("/")[0] for p in dirs
                              if p.startswith(scratch + "/"))
     _bind_read_only(new, dirs, devices, sources)
@@ -963,12 +1086,17 @@ def _mount_proc_and_mqueue(new: str) -> str:
             f.write("1")   # SysV shared memory dies with its processes instead of piling up across tests
     except OSError as e:   # e.g. a container that masks parts of /proc: programs get no /proc
         notes = f", no /proc ({e.strerror})"
-    try:   # POSIX message queues of our IPC namespace, visible so that they can be removed after each test
+    return notes + _mount_mqueue(new)
+
+
+def _mount_mqueue(new: str) -> str:
+    """POSIX message queues of our IPC namespace, visible so that they can be removed after each test."""
+    try:
         os.makedirs(new + "/dev/mqueue")
         _mount("mqueue", new + "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        return ""
     except OSError as e:
-        notes += f", no /dev/mqueue ({e.strerror})"
-    return notes
+        return f", no /dev/mqueue ({e.strerror})"
 
 
 def _enter_root(new: str) -> None:
@@ -980,23 +1108,22 @@ def _enter_root(new: str) -> None:
     _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _drop_privileges(userns: bool, sandbox_uid: int) -> str:
-    """In a user namespace we are its uid 0: drop every capability, and what exec could regain. As real root,
-    become ``sandbox_uid``, a uid of our own. Returns who the tests run as."""
-    global _OWN_UID
-    if userns:
+def _drop_privileges() -> None:
+    """In a test's first process (the server keeps its privileges: it makes a pid namespace per test). In a
+    user namespace we are its uid 0: drop every capability, and what exec could regain. As real root, become
+    the server's sandbox uid, a uid of its own, after emptying that uid's keyrings (the last test's state)."""
+    if _USERNS:
         for cap in range(64):
             try:
                 _prctl(PR_CAPBSET_DROP, cap)
             except OSError:
                 break
         _c("capset", (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())   # v3 header: none left
-        return "user namespace, no capabilities"
-    os.setgroups([])
-    os.setgid(sandbox_uid)
-    os.setuid(sandbox_uid)
-    _OWN_UID = True
-    return f"uid {sandbox_uid}"
+        return
+    os.setgid(_SANDBOX_UID)
+    os.setuid(_SANDBOX_UID)
+    for keyring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING: they belong to the uid
+        _libc.syscall(_SYS_KEYCTL, 7, keyring)   # KEYCTL_CLEAR (never the caller's: user-namespace mode)
 
 
 # ---- Seccomp: the system calls no test may make (a filter installed in each test child, before the program)
@@ -1016,6 +1143,10 @@ _SECCOMP_DENIED = {   # name: (x86_64 number, aarch64 number), None where the ar
     # io_uring, eBPF, perf events, userfaultfd (it stalls the kernel mid-copy: how exploits win races), x86's LDT.
     "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
     "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282), "modify_ldt": (154, None),
+    # Watching files: inotify on the read-only system files reports when another sandbox, or the trainer,
+    # opens them (a side channel between programs); fanotify likewise.
+    "inotify_init": (253, None), "inotify_init1": (294, 26), "inotify_add_watch": (254, 27),
+    "fanotify_init": (300, 262),
     # State that outlives a test: keyrings belong to the uid; SysV IPC objects and POSIX message queues to the
     # server's IPC namespace, not to one test. (The multiplexed `ipc` call exists on neither architecture.)
     "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
@@ -1189,6 +1320,38 @@ def _descendants() -> list[int]:
     return found
 
 
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_MEMINFO, UNIX_DIAG_MEMINFO = 4, 20, 0x20, 5
+NLM_F_REQUEST_DUMP, NLMSG_ERROR, NLMSG_DONE = 0x301, 2, 3
+_count_sockets = False   # set once the kernel has answered a dump of our network namespace's unix sockets
+
+
+def _socket_memory() -> int:
+    """Bytes queued in the unix sockets of our network namespace (all of them are the test's): socket buffers
+    are kernel memory that no address space counts, and a few hundred sockets hold hundreds of MiB. Read with
+    a sock_diag dump (the kernel's `ss`): each socket's rmem_alloc + wmem_alloc. OSError if it cannot."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as s:
+        # struct nlmsghdr, then struct unix_diag_req: family, protocol, pad, states, ino, show, cookie[2]
+        s.send(struct.pack("=IHHII", 16 + 24, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP, 1, 0)
+               + struct.pack("=BBHIIIII", AF_UNIX, 0, 0, 0xFFFFFFFF, 0, UDIAG_SHOW_MEMINFO, 0xFFFFFFFF, 0xFFFFFFFF))
+        total = 0
+        while True:
+            data, at = s.recv(1 << 16), 0
+            while at + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, at)
+                if kind == NLMSG_DONE:
+                    return total
+                if kind == NLMSG_ERROR or length < 16:
+                    raise OSError(errno.EIO, "sock_diag refused the dump")
+                attr = at + 16 + 16   # past struct unix_diag_msg: its attributes (u16 length, u16 type, data)
+                while attr + 4 <= at + length:
+                    attr_length, attr_type = struct.unpack_from("=HH", data, attr)
+                    if attr_type == UNIX_DIAG_MEMINFO and attr_length >= 16:
+                        rmem_alloc, _, wmem_alloc = struct.unpack_from("=III", data, attr + 4)
+                        total += rmem_alloc + wmem_alloc
+                    attr += max(4, (attr_length + 3) & ~3)
+                at += (length + 3) & ~3
+
+
 def _test_memory(namespaced: bool) -> int:
     """Bytes of memory the test's processes hold together: the sum of their proportional set sizes (PSS), so a
     page shared by several processes counts once. RLIMIT_AS bounds each process; this bounds them all."""
@@ -1207,7 +1370,7 @@ def _test_memory(namespaced: bool) -> int:
                 pass
         except (OSError, StopIteration, ValueError):
             pass   # exited meanwhile
-    return total
+    return total + (_socket_memory() if _count_sockets else 0)
 
 
 class _Arena:
@@ -1217,10 +1380,10 @@ class _Arena:
     locals. The arena is wiped in the children (MADV_WIPEONFORK) and dropped after every job; the programs'
     code and stdin travel from the harness to the test process by splice() into a memfd, never through here."""
     STDOUT, STDERR_HEAD, STDERR_TAIL, SINK = OUTPUT_LIMIT, 4 << 10, 60 << 10, 64 << 10
+    SIZE = STDOUT + STDERR_HEAD + STDERR_TAIL + RESULT_LIMIT + SINK
 
     def __init__(self):
-        self.size = self.STDOUT + self.STDERR_HEAD + self.STDERR_TAIL + RESULT_LIMIT + self.SINK
-        self.map = mmap.mmap(-1, self.size)
+        self.map = mmap.mmap(-1, self.SIZE)
         try:
             self.map.madvise(18)                    # MADV_WIPEONFORK (Linux >= 4.14): zeros in every child
         except OSError:
@@ -1335,17 +1498,25 @@ def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int]
     page = os.sysconf("SC_PAGE_SIZE")
     limits = {"time": request["time_limit"], "memory": request["memory_limit"], "base_rss": rss_pages * page}
     fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd, 3: captures["results"].write_fd}
+    if _SANDBOX_UID is not None:
+        os.chown(workdir, _SANDBOX_UID, _SANDBOX_UID)
+    status_read, status_write = os.pipe()
     start = time.monotonic()
-    pid = os.fork()
+    pid = _fork_in_own_pid_namespace()
     if pid == 0:
-        _child(child_main, workdir, fds, cpu_limit, request["memory_limit"] + vm_pages * page)
+        as_limit = request["memory_limit"] + vm_pages * page + THREAD_STACKS
+        _test_init(functools.partial(_child, child_main, workdir, fds, cpu_limit, as_limit), status_write)
+    os.close(status_write)
     for capture in captures.values():
         os.close(capture.write_fd)
     stopped = _supervise(pid, captures, limits)
     if stopped:
         os.kill(pid, signal.SIGKILL)
-    _, status, usage = os.wait4(pid, 0)
+    _, status, usage = os.wait4(pid, 0)   # usage: the test's first process and all it reaped
     seconds = time.monotonic() - start
+    reported = os.read(status_read, 4)     # the program's own wait status, unless its first process was killed
+    os.close(status_read)
+    status = int.from_bytes(reported, "little") if len(reported) == 4 else status
     _kill_descendants(_NAMESPACED)
     for capture in captures.values():   # every writer is gone: read to the end, then close
         os.set_blocking(capture.read_fd, True)
@@ -1479,9 +1650,6 @@ def _clean_up(workdir: str) -> None:
             continue
         for ipc_id in ids:
             remove(ipc_id)
-    if _OWN_UID:   # the user keyring belongs to our own uid (never clear the caller's: user-namespace mode)
-        for keyring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
-            _libc.syscall(_SYS_KEYCTL, 7, keyring)   # KEYCTL_CLEAR
 
 
 def _remove(path: str) -> None:
@@ -1527,6 +1695,46 @@ def _remove(path: str) -> None:
         os.close(top)
 
 
+def _fork_in_own_pid_namespace() -> int:
+    """os.fork(), the child made pid 1 of a new pid namespace where the kernel allows it (_nested_pid_start)."""
+    if _OWN_PID_NS is None:
+        return os.fork()
+    _c("unshare", CLONE_NEWPID)   # only our next fork enters it
+    try:
+        pid = os.fork()
+    except BaseException:
+        pid = 1
+        raise
+    finally:
+        if pid:   # the server: back to our own namespace, so that the next test may unshare again
+            _c("setns", _OWN_PID_NS, CLONE_NEWPID)
+    return pid
+
+
+def _test_init(child, status_fd: int):
+    """A test's first process. Where the kernel allows it, pid 1 of a pid namespace of the test's own: the
+    server, the harness and every other test are outside it, so the program cannot name them to prlimit,
+    setpriority, sched_setaffinity, ioprio_set or kill, and pids start from 1 in every test. It drops to the
+    tests' identity, forks the program's process (``child``, which must not be init: init ignores the signals
+    a program sends itself), reaps every process, and writes the program's wait status on ``status_fd``. Its
+    exit kills whatever is left in the namespace. Never returns."""
+    status = 1
+    try:
+        if _NAMESPACED:
+            _drop_privileges()
+        pid = os.fork()
+        if pid == 0:
+            child()
+        os.closerange(0, status_fd)   # nothing of the server's stays open here
+        os.closerange(status_fd + 1, _MAX_FD)
+        while (found := os.waitpid(-1, 0))[0] != pid:
+            pass
+        os.write(status_fd, found[1].to_bytes(4, "little"))
+        status = 0
+    finally:
+        os._exit(status)
+
+
 def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
     """The forked test process: its descriptors, limits, fresh stdio; then child_main(). Never returns."""
     status = 1
@@ -1537,12 +1745,17 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
             os.dup2(fd, target + 64)   # two steps, so that no target overwrites a source still to be copied
         for target in fds:
             os.dup2(target + 64, target)
-        os.closerange(max(fds) + 1, 1 << 16)   # the server's control pipes, other pipes, pidfds
+        kept = sorted(fds)   # close every other descriptor: the server's reply pipe above all
+        for low, high in zip([-1] + kept, kept + [_MAX_FD]):
+            if low + 1 < high:   # (closerange(n, n) closes everything from n on)
+                os.closerange(low + 1, high)
         for res, value in ((resource.RLIMIT_CPU, cpu_limit), (resource.RLIMIT_AS, as_limit),
                            (resource.RLIMIT_FSIZE, OUTPUT_LIMIT), (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
                            (resource.RLIMIT_NPROC, MAX_PROCESSES), (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(res, (value, value))   # soft = hard: the program cannot raise them again
         signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a fresh interpreter
+        sys.set_int_max_str_digits(0)   # Python 3.10's ints, the paper's: printing 2**20000 is no error
+        _libc.mallopt(M_ARENA_MAX, 1)   # glibc reserves 64 MiB of address space per thread's arena: one for all
         os.environ.clear()
         # Python's own stdio on a POSIX system: utf-8, "\n" newlines untranslated, block-buffered (not a tty).
         sys.stdin = sys.__stdin__ = io.open(0, "r", encoding="utf-8", newline="\n", closefd=False)
@@ -1686,7 +1899,8 @@ def _exit_status(code) -> int:
     return 1
 
 
-_REQUESTS_FD, _NAMESPACED, _OWN_UID = 0, False, False
+_REQUESTS_FD, _NAMESPACED, _SANDBOX_UID, _USERNS, _OWN_PID_NS = 0, False, None, False, None
+_MAX_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # above every descriptor the server may hold
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
 
 
@@ -1712,7 +1926,7 @@ def _serve(plain_tmp: str | None) -> None:
     if not _NAMESPACED:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         tempfile.tempdir = plain_tmp
-    isolation += ", " + _seccomp_start()
+    isolation += ", " + _seccomp_start() + _socket_memory_start()
     arena = _Arena()
     gc.freeze()   # keep the server's objects out of the children's collections (fewer copy-on-write faults)
     hello = {"namespaced": _NAMESPACED, "seccomp": _seccomp_call is not None, "isolation": isolation}
@@ -1733,6 +1947,19 @@ def _serve(plain_tmp: str | None) -> None:
                 _run_program(arena, request, code, data, reply)
         except Exception:
             reply({"server_error": traceback.format_exc(), "last": True}, [])
+
+
+def _socket_memory_start() -> str:
+    """Count socket buffers from now on, if the kernel answers (in our own network namespace only)."""
+    global _count_sockets
+    if not _NAMESPACED:
+        return ", socket buffers not counted (no network namespace of our own)"
+    try:
+        _socket_memory()
+    except OSError as e:
+        return f", socket buffers not counted ({e.strerror})"
+    _count_sockets = True
+    return ", socket buffers counted"
 
 
 # ---- CLI: python execute.py SOLUTION.py PROBLEM.json
