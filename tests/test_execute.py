@@ -1173,7 +1173,7 @@ def test_hostile_outputs_and_replies_are_judged_in_linear_time():
 
 def test_output_comparison_reads_tokens_one_at_a_time():
     import tracemalloc
-    output = "ab " * (4 << 20)   # 12 MiB of short tokens: str.split() makes 4M strings (~250 MB)
+    output = "ab " * (1 << 20)   # 3 MiB of short tokens: str.split() makes a million strings (~60 MB)
     tracemalloc.start()
     try:
         assert not outputs_match("ab ab", output)
@@ -1181,7 +1181,7 @@ def test_output_comparison_reads_tokens_one_at_a_time():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB"
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB"
 
 
 OLD_FENCE = re.compile(r"```([\w+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
@@ -1227,7 +1227,8 @@ def double(n):
         calls = frame.f_locals.get("calls")
         if isinstance(calls, list):
             cache[0] = 0
-            threading.Thread(target=bank, args=(calls[1:],), daemon=True).start()
+            slow_ones = [call for call in calls if call[0][0] not in (0, 1, 2)]
+            threading.Thread(target=bank, args=(slow_ones,), daemon=True).start()
     if n in (0, 1, 2):
         time.sleep(0.8)        # honest quick calls, each within its limit, while the thread works
         return 2 * n
