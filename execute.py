@@ -13,7 +13,8 @@ stdout is compared here; a function's results come back as plain data and are co
 values never enter the sandbox); a program that exits early, crashes after its answer, or leaves processes
 behind gains nothing.
 
-Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error.
+Verdicts: pass, wrong_answer, runtime_error, timeout, memory_limit (a MemoryError), output_limit, syntax_error,
+and judge_error: the machinery failed (Judge replaces the server), a failure like any other, never a pass.
 A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
 separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
 a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
@@ -99,6 +100,7 @@ import faulthandler
 import functools
 import gc
 import io
+import itertools
 import json
 import math
 import mmap
@@ -137,7 +139,10 @@ OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.out
 
 # ---- Code extraction, verdicts and output comparison
 
-_FENCE = re.compile(r"```([\w+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
+# Linear time on any response: the language tag and the blanks after it are possessive (*+, atomic (?>)), so a
+# fence that is never closed is scanned once, not once per character of its tag (a backtracking regex spends
+# quadratic time on "```" + 10 KB of letters). Where a block is closed, the matches are the same.
+_FENCE = re.compile(r"```([\w+-]*+)[ \t]*+(?>\n?)(.*?)```", re.DOTALL)
 
 
 def extract_code(response: str) -> str | None:
@@ -148,10 +153,14 @@ def extract_code(response: str) -> str | None:
     return (python or bare or [None])[-1]
 
 
+VERDICTS = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error",
+            "judge_error")
+
+
 @dataclasses.dataclass
 class TestResult:
     __test__ = False               # not a pytest test class
-    verdict: str                   # pass wrong_answer runtime_error timeout memory_limit output_limit syntax_error
+    verdict: str                   # one of VERDICTS
     input: str
     expected: str | None           # None: the test is the program itself exiting 0 (an appended assert)
     output: str = ""               # stdout, first OUTPUT_KEEP characters
@@ -163,14 +172,25 @@ class TestResult:
         return self.verdict == "pass"
 
 
-_INT = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# Every regex that reads a program's output is unambiguous and possessive: one pass, no backtracking, so a
+# 4 MiB token costs milliseconds (the old "\d+\.?\d*" backtracked quadratically: 40 KB took 41 s).
+_INT = re.compile(r"[+-]?+\d++")
+_NUMBER = re.compile(r"[+-]?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][+-]?+\d++)?+")
+_TOKEN = re.compile(r"\S++")   # \s is str.isspace(), as str.split() uses
 
 
 def outputs_match(expected: str, output: str) -> bool:
-    """The judge's comparison rule (module docstring): tokens, equal counts, floats only where expected."""
-    want, got = expected.split(), output.split()
-    return len(want) == len(got) and all(_tokens_match(w, g) for w, g in zip(want, got))
+    """The judge's comparison rule (module docstring): tokens, equal counts, floats only where expected.
+    Tokens are read one at a time and the output's are read only as far as the expected ones go: 16 MiB of
+    short tokens never become millions of strings (str.split() would hold ~385 MB), and the work is linear."""
+    if expected == output:
+        return True
+    want, got = _TOKEN.finditer(expected), _TOKEN.finditer(output)
+    for w in want:
+        g = next(got, None)
+        if g is None or not _tokens_match(w.group(), g.group()):
+            return False
+    return next(got, None) is None
 
 
 def _tokens_match(want: str, got: str) -> bool:
@@ -187,6 +207,8 @@ _HARNESS_FRAME = f'File "{os.path.abspath(__file__)}"'
 
 def _result(raw: dict, test_input: str, expected: str | None) -> TestResult:
     """Turn the fork server's raw report of one run into a verdict."""
+    if "judge_error" in raw:
+        return TestResult("judge_error", test_input, expected, error=f"{JUDGE_ERROR}: {raw['judge_error']}")
     if "syntax_error" in raw:
         return TestResult("syntax_error", test_input, expected, error=raw["syntax_error"])
     out = raw["stdout"]
@@ -221,7 +243,8 @@ def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME
 
 _TRUNCATED = "... <<truncated>>"
 _MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
-             "output_limit": "Output limit exceeded"}   # the last: our choice, in the paper's style
+             "output_limit": "Output limit exceeded",   # this and the next: our choice, in the paper's style
+             "judge_error": "The test could not be run: the judge failed (not the program)"}
 
 
 def _cap(text: str) -> str:
@@ -273,7 +296,7 @@ def function_feedback(tests: list[str], results: list[TestResult], format_line: 
             continue
         last = r.error.rstrip().rsplit("\n", 1)[-1]
         body = {"timeout": "Execution took too long.", "memory_limit": "Out of memory.",
-                "output_limit": "Output limit exceeded."}.get(r.verdict) or (
+                "output_limit": "Output limit exceeded.", "judge_error": JUDGE_ERROR + "."}.get(r.verdict) or (
             f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
         bullets.append(f"- Failure: `{_cap(test)}`:\n{body}")
     message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
@@ -307,7 +330,7 @@ class Judge:
     """
 
     def __init__(self, workers: int | None = None, isolate: bool = True):
-        self.workers = workers or os.cpu_count() or 1
+        self.workers, self.isolate = workers or os.cpu_count() or 1, isolate
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
         self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
         self._idle = queue.SimpleQueue()
@@ -315,14 +338,39 @@ class Judge:
             self._idle.put(sandbox)
 
     def _run(self, job) -> list[TestResult]:
+        """One job on an idle sandbox. A failure of the machinery while the job runs (after its first request
+        was sent: the arguments were fine) is never the caller's nor a pass: every test of the job gets the
+        verdict judge_error, the sandbox is replaced, and the next job runs on a fresh server. An argument
+        refused before anything was sent is the caller's mistake, and raised."""
+        job = ({**job, "tests": list(job["tests"])} if isinstance(job, dict)
+               else (job[0], list(job[1]), *job[2:]))   # counted before running: one verdict per test, always
         sandbox = self._idle.get()
+        sent = sandbox._next_id
         try:
             if isinstance(job, dict):
                 run = sandbox.run_function_tests if "entry_point" in job else sandbox.run_tests
                 return run(**job)
             return sandbox.run_tests(*job)
+        except Exception as e:
+            if sandbox._next_id == sent:
+                raise
+            sandbox = self._replace(sandbox)
+            return judge_errors(job["tests"] if isinstance(job, dict) else job[1], e)
         finally:
             self._idle.put(sandbox)
+
+    def _replace(self, broken: "Sandbox") -> "Sandbox":
+        """A fresh sandbox in place of one that failed; if none starts, the old one (it restarts its server on
+        its next request, or fails that job the same way): the run goes on either way."""
+        try:
+            broken.close()
+            fresh = Sandbox(self.isolate)
+        except Exception as e:
+            warnings.warn(f"execute.py: a test server could not be replaced ({type(e).__name__}: {e})",
+                          RuntimeWarning, stacklevel=2)
+            return broken
+        self._sandboxes[self._sandboxes.index(broken)] = fresh
+        return fresh
 
     def map(self, jobs) -> list[list[TestResult]]:
         return list(self._pool.map(self._run, jobs))
@@ -337,6 +385,19 @@ class Judge:
 
     def __exit__(self, *exc):
         self.close()
+
+
+JUDGE_ERROR = _MESSAGES["judge_error"]
+
+
+def judge_errors(tests, error: BaseException) -> list[TestResult]:
+    """The verdicts of a job the machinery failed on: judge_error for each test (a failure: reward -1 as any
+    other, never a pass), the exception in ``error`` for whoever reads the results."""
+    warnings.warn(f"execute.py: the judge failed on a job ({type(error).__name__}: {error}); its {len(tests)} "
+                  "tests are judge_error", RuntimeWarning, stacklevel=2)
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return [TestResult("judge_error", shown, expected if isinstance(expected, (str, type(None))) else None,
+                       error=f"{JUDGE_ERROR}: {detail}") for shown, expected in tests]
 
 
 # A problem, below, is any object with the fields of data.Problem used here: kind ("stdio" or "function"),
@@ -438,18 +499,34 @@ def from_plain(data, _depth: int = 0):
     raise ValueError(f"not an encoding of plain data: {str(data)[:80]}")
 
 
+EQUAL_HASH_LIMIT = 8   # distinct values that may share one hash in a set or dict built from a program's reply
+
+
 def _hashable(items) -> list:
-    """Elements for a set or dict keys, refused when many share a hash: 20,000 integers k * (2**61 - 1) would
-    make building the set quadratic (seconds to minutes of the judge's time for a program that ran in none)."""
+    """Elements for a set or dict keys, refused when more than EQUAL_HASH_LIMIT *distinct* values share a hash.
+    Numbers hash predictably (k * (2**61 - 1) all hash to 0; tuples and frozensets of numbers follow), and a set
+    of m distinct values with one hash takes m**2 / 2 comparisons to build: 20,000 of them hide among any number
+    of ordinary values and cost the judge seconds for a program that ran in none. Equal values are harmless
+    (each finds its twin at once), so only distinct ones count. Linear: each hash's group holds at most
+    EQUAL_HASH_LIMIT values, and distinct hashes collide in a table only briefly (CPython perturbs its probes
+    with every bit of the hash); str and bytes hashes are salted per process, which a program cannot know."""
     items = list(items)
-    if len(items) > 64 and len({hash(x) for x in items}) < len(items) // 2:
-        raise ValueError("too many equal hashes")
+    by_hash: dict[int, list] = {}
+    for x in items:
+        group = by_hash.setdefault(hash(x), [])
+        if x not in group:   # `in` on a list: == only, never a hash, so each test costs at most the limit
+            if len(group) == EQUAL_HASH_LIMIT:
+                raise ValueError(f"more than {EQUAL_HASH_LIMIT} distinct values share a hash")
+            group.append(x)
     return items
 
 
 # Builtins a test may apply to the result before comparing (`assert sorted(f(x)) == ...`, `round(f(x), 2)`).
 WRAPPERS = {f.__name__: f for f in (abs, bool, dict, float, frozenset, int, len, list, max, min, round, set, sorted,
                                     str, sum, tuple)}
+# The values a wrapper hashes: the elements of set() and frozenset(), the keys of dict() (pairs of anything else).
+_HASHING_WRAPPERS = {"set": list, "frozenset": list,
+                     "dict": lambda r: list(r) if isinstance(r, dict) else [k for k, _ in r]}
 # Float tolerance for "==" where floats are involved (as EvalPlus: relative 1e-7, absolute 1e-6).
 FLOAT_REL_TOL, FLOAT_ABS_TOL = 1e-7, 1e-6
 COMPARES = ("==", "!=", "is", "truthy", "falsy", "close", "isclose", "predicate")
@@ -517,8 +594,12 @@ class FunctionTest:
         """Whether ``result`` (decoded plain data, never the program's own object) satisfies this test."""
         try:
             for name, *extra in self.wrap:
+                if name in _HASHING_WRAPPERS:   # set(result) hashes what the program sent: same guard as from_plain
+                    _hashable(_HASHING_WRAPPERS[name](result))
                 result = WRAPPERS[name](result, *extra)
-            if self.compare == "predicate":
+            if self.compare == "predicate":   # dataset code: it may well build set(result)
+                if type(result) in (list, tuple):
+                    _hashable(x for x in result if type(x) not in (list, dict, set))
                 return bool(_predicate(self.setup, self.predicate)(result))
             return bool(_COMPARE[self.compare](self, result))
         except Exception:   # e.g. sorted() of mixed types, abs() of a string: not the expected value
@@ -773,7 +854,7 @@ class Sandbox:
         # The server enforces the time limit; this timeout only guards against a server that died.
         frames = self._call(request, [code.encode(errors="replace"), stdin.encode(errors="replace")], time_limit + 60)
         if frames is None:
-            return _SERVER_DIED
+            return self._server_died()
         (run, (stdout, stderr, results)), = frames
         raw = {**run, "stdout": stdout.decode("utf-8", "replace"), "stderr": _stderr_text(run, stderr)}
         if results.startswith(b'{"syntax_error"'):
@@ -798,8 +879,9 @@ class Sandbox:
                            memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
         """One TestResult per (shown_assert, FunctionTest): the program is loaded once, ``entry_point`` is
         called with each test's arguments, and each result is checked here (see FunctionTest.passes). Each
-        call has the time limit; a call that times out or ends the process is charged alone, and the next
-        call runs in a fresh process."""
+        call has the time limit, from the moment its arguments are handed to the program (never earlier: see
+        _CallFeeder) to its result; a call that times out or ends the process is charged alone, and the next
+        call runs in a fresh process. A result's seconds are the server's measure of that span."""
         _check_str("code", code)
         _check_str("entry_point", entry_point)
         tests = list(tests)
@@ -810,17 +892,23 @@ class Sandbox:
         time_limit, memory_limit = _check_limits(time_limit, memory_limit)
         if not tests:
             return []
-        request = {"kind": "calls", "entry_point": entry_point, "time_limit": time_limit,
-                   "memory_limit": memory_limit, "calls": len(tests)}
-        calls = [[to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}] for _, t in tests]
+        # One JSON line per call; the server hands them to the program one at a time (see _CallFeeder).
         with _AnyIntDigits():   # an argument may be an int of more than 4,300 digits
-            calls = json.dumps(calls).encode()
-        frames = self._call(request, [code.encode(errors="replace"), calls],
+            calls = [json.dumps([to_plain(list(t.args)), {k: to_plain(v) for k, v in t.kwargs.items()}]).encode()
+                     + b"\n" for _, t in tests]
+        request = {"kind": "calls", "entry_point": entry_point, "time_limit": time_limit,
+                   "memory_limit": memory_limit, "calls": len(tests), "call_sizes": [len(c) for c in calls]}
+        frames = self._call(request, [code.encode(errors="replace"), b"".join(calls)],
                             (time_limit + 5.0) * (len(tests) + 1) + 60.0)
         if frames is None:
-            return [_result(_SERVER_DIED, shown, None) for shown, _ in tests]
+            return [_result(self._server_died(), shown, None) for shown, _ in tests]
         reports = _call_reports(frames, len(tests))
         return [_call_result(raw, shown, test) for raw, (shown, test) in zip(reports, tests)]
+
+    def _server_died(self) -> dict:
+        """The raw report of a test whose server died. In namespaces no program can kill it (it is init of its
+        pid namespace), so the machinery failed: judge_error. Without them a program can: runtime_error."""
+        return {**_SERVER_DIED, "judge_error": "the test server died"} if self.namespaced else _SERVER_DIED
 
     def close(self) -> None:
         if self.proc is not None:
@@ -872,10 +960,15 @@ def _call_reports(frames, n: int) -> list[dict]:
             failure = _load_failure(lines[0] if lines else None, run, stderr_text)
             reports[first:] = [failure] * (n - first)
             break
-        done = [_call_report(line) for line in lines[1:n - first + 1]]
+        # Each call's seconds are the server's (from its release to its line), never the program's word.
+        seconds = [_seconds(t) for t in run.get("call_seconds", [])]
+        done = [{**_call_report(line), "seconds": t} for line, t in zip(lines[1:n - first + 1], seconds + [0.0] * n)]
         reports[first:first + len(done)] = done
         if first + len(done) < n:   # the call in progress was stopped, or the process ended during it
-            reports[first + len(done)] = _stopped_report(run, stderr_text, "before this test finished")
+            stopped = _stopped_report(run, stderr_text, "before this test finished")
+            if len(seconds) > len(done):
+                stopped["seconds"] = seconds[len(done)]
+            reports[first + len(done)] = stopped
     return reports
 
 
@@ -1450,10 +1543,11 @@ class _Capture:
         return [(self.start, self.head), (ring + ring_end, self.tail - ring_end), (ring, ring_end)]
 
 
-def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
+def _supervise(pid: int, captures: dict, limits: dict, feeder: "_CallFeeder | None" = None) -> str | None:
     """Wait for the test's process while draining its pipes. Returns why it was stopped ("timeout",
     "memory_limit", "output_limit") or None if it ended by itself. The deadline is limits["time"] seconds after
-    the start and, for function jobs, after each of the lines the results pipe may deliver (one per call)."""
+    the start and, for function jobs, after each of the lines the results pipe may deliver (one per call), when
+    ``feeder`` hands the program the next call's arguments."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     by_fd = {c.read_fd: name for name, c in captures.items()}
@@ -1476,6 +1570,10 @@ def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
         if captures["results"].lines > lines_seen:   # at most one per call (max_lines): no heartbeats
             lines_seen = captures["results"].lines
             deadline = time.monotonic() + limits["time"]
+            if feeder is not None:
+                feeder.release(lines_seen)
+        if feeder is not None:   # wake up when the pipe has room for the rest of a released call
+            poller.register(feeder.write_fd, select.POLLOUT if feeder.pump() else 0)
         if pidfd in events:
             break
         now = time.monotonic()
@@ -1489,7 +1587,8 @@ def _supervise(pid: int, captures: dict, limits: dict) -> str | None:
     return stopped
 
 
-def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int) -> dict:
+def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int,
+               feeder: "_CallFeeder | None" = None) -> dict:
     """Fork one test process that runs ``child_main()`` with ``inputs`` ({child fd: our fd}) and the captures'
     pipes as stdout, stderr and fd 3 (results); supervise it; kill everything it left; clean up; report."""
     workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
@@ -1509,7 +1608,7 @@ def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int]
     os.close(status_write)
     for capture in captures.values():
         os.close(capture.write_fd)
-    stopped = _supervise(pid, captures, limits)
+    stopped = _supervise(pid, captures, limits, feeder)
     if stopped:
         os.kill(pid, signal.SIGKILL)
     _, status, usage = os.wait4(pid, 0)   # usage: the test's first process and all it reaped
@@ -1555,15 +1654,20 @@ _LOADED = b'{"loaded": true}\n'
 def _run_calls(arena: _Arena, request: dict, code: int, calls: int, reply) -> None:
     """A function job: load the program, call the function once per test, one line per call. A call that times
     out, runs out of memory or ends the process is charged alone, and the next calls get a fresh process: one
-    frame per process (the run, its stderr, its complete result lines). The lines are checked by the harness."""
-    n, first = request["calls"], 0
+    frame per process (the run, the seconds of each call begun, its stderr, its complete result lines). The
+    lines are checked by the harness."""
+    n, first, sizes = request["calls"], 0, request["call_sizes"]
+    offsets = [0, *itertools.accumulate(sizes)]
     while first < n:
         captures = _captures(arena, max_lines=n - first + 1)
-        for fd in (code, calls):   # the previous process read them to the end (the offset is shared)
-            os.lseek(fd, 0, os.SEEK_SET)
-        inputs = {0: _memfd("stdin", b""), 4: os.dup(calls), 5: os.dup(code)}
+        os.lseek(code, 0, os.SEEK_SET)   # the previous process read it to the end (the offset is shared)
+        feeder = _CallFeeder(calls, offsets, first)
+        inputs = {0: _memfd("stdin", b""), 4: feeder.read_fd, 5: os.dup(code)}
         cpu_limit = math.ceil(request["time_limit"]) * (n - first + 1) + 1
-        run = _fork_test(lambda: _calls_child(request["entry_point"], first), request, captures, inputs, cpu_limit)
+        run = _fork_test(lambda: _calls_child(request["entry_point"], n - first), request, captures, inputs,
+                         cpu_limit, feeder)
+        os.close(feeder.write_fd)
+        run["call_seconds"] = feeder.seconds(time.monotonic())
         results = captures["results"]
         loaded = results.lines >= 1 and arena.map.find(_LOADED, results.start, results.start + len(_LOADED)) == results.start
         reported = results.lines - 1 if loaded else 0
@@ -1574,6 +1678,52 @@ def _run_calls(arena: _Arena, request: dict, code: int, calls: int, reply) -> No
         reply({**run, "first": first, "loaded": loaded, "last": following >= n},
               [captures["stderr"].parts(), results.parts(complete_lines=True)])
         first = following
+
+
+class _CallFeeder:
+    """Sequential release: a function job's calls reach the test process one at a time, each only once the
+    result line of the one before (or the "loaded" line) has arrived, and the call's time limit runs from that
+    moment. With every argument at hand from the start, a program could compute a slow call in a background
+    thread while earlier calls are being timed (time banking: a 2 s call passing a 1 s limit). Now the
+    arguments do not exist in the process before the call's clock starts, so whatever works on them, in any
+    thread or process, works inside that call's limit; the work a thread can do earlier needs no argument,
+    the same as what the module could compute while loading. And since each call's clock starts when the
+    previous one stops, the process's whole life is bounded by the sum of the calls' limits (and the load's).
+    The calls stay in the memfd the harness's request was spliced into and move to the pipe by splice(): never
+    through this server's heap (see _Arena)."""
+
+    def __init__(self, calls_fd: int, offsets: list[int], first: int):
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)   # a program that does not read must not stall the server
+        self.calls_fd, self.offsets, self.first = calls_fd, offsets, first
+        self.released, self.sent_to = first, offsets[first]   # calls handed out; bytes written so far
+        self.times: list[float] = []                          # when each line arrived (monotonic)
+
+    def release(self, lines: int) -> None:
+        """``lines`` result lines have arrived: the first is "loaded", each later one ends a call; hand out one
+        call per line (never more than there are)."""
+        now = time.monotonic()
+        self.times += [now] * (lines - len(self.times))
+        self.released = min(self.first + lines, len(self.offsets) - 1)
+
+    def pump(self) -> bool:
+        """Move what is released into the pipe, as far as it has room; True while some is left."""
+        end = self.offsets[self.released]
+        while self.sent_to < end:
+            try:
+                moved = os.splice(self.calls_fd, self.write_fd, end - self.sent_to, offset_src=self.sent_to,
+                                  flags=os.SPLICE_F_NONBLOCK)
+            except BlockingIOError:
+                return True
+            if not moved:
+                return False
+            self.sent_to += moved
+        return False
+
+    def seconds(self, end: float) -> list[float]:
+        """Each begun call's time, from its release to its result line (the one in progress: to ``end``)."""
+        ends = self.times[1:] + [end]
+        return [b - a for a, b in zip(self.times, ends)][:self.released - self.first]
 
 
 def _memfd(name: str, data: bytes) -> int:
@@ -1828,15 +1978,15 @@ def _program_child() -> int:
     return status
 
 
-def _calls_child(entry_point: str, first: int) -> int:
+def _calls_child(entry_point: str, count: int) -> int:
     """Load a function problem's solution (as module `solution`: its `if __name__ == "__main__"` part does not
-    run), then call the function once per test from the ``first``-th on and write one line per call to fd 3:
-    the result as plain data, or the exception. The expected values are not here: only arguments ever were."""
+    run), then, ``count`` times, read the next call's arguments from fd 4 (the server writes them only after the
+    previous line) and write one line to fd 3: the result as plain data, or the exception. The expected values
+    are not here: only arguments ever were, and only those of calls already begun."""
     compiled = _compile_solution()
     if compiled is None:
         return 0
-    with open(4, "rb") as f:
-        calls = json.loads(f.read())[first:]
+    calls = open(4, "rb")
     results = open(3, "wb", buffering=0)
 
     def send(report: dict) -> None:
@@ -1852,24 +2002,24 @@ def _calls_child(entry_point: str, first: int) -> int:
         send({"load_error": _describe(e, "while it was loaded, before the tests ran"), "exception": type(e).__name__})
         return 0
     results.write(_LOADED)
-    for args, kwargs in calls:
-        start = time.perf_counter()
+    for _ in range(count):
+        line = calls.readline()
+        if not line:
+            break
+        args, kwargs = json.loads(line)
         try:
             value = function(*from_plain(args), **{k: from_plain(v) for k, v in kwargs.items()})
         except BaseException as e:
-            send({"error": _describe(e, "during the test"), "exception": type(e).__name__,
-                  "seconds": time.perf_counter() - start})
+            send({"error": _describe(e, "during the test"), "exception": type(e).__name__})
             continue
-        seconds = time.perf_counter() - start
         try:
-            send({"value": to_plain(value, copy_subclasses=True), "seconds": seconds})
+            send({"value": to_plain(value, copy_subclasses=True)})
         except BaseException:
             try:   # `assert f(x)` asks only for truth, as Python's own assert would (a re.Match, say)
                 truth = bool(value)
             except BaseException:
                 truth = None
-            send({"not_plain": f"an object of type {type(value).__name__}, not plain data", "truth": truth,
-                  "seconds": seconds})
+            send({"not_plain": f"an object of type {type(value).__name__}, not plain data", "truth": truth})
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

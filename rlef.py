@@ -74,6 +74,7 @@ class Dialogue:
     feedbacks: list[str] = field(default_factory=list)
     done: bool = False
     solved: bool = False                                      # final response passes public + private tests
+    final_verdict: str = ""                                   # its verdict on them (no_code: it had no code)
 
     def add_context(self, tokens: list[int]):
         self.tokens += tokens
@@ -177,8 +178,9 @@ def judge_final_responses(judge, dialogues: list[Dialogue], extra_tests: bool):
     passed = [d for d in dialogues if d.verdicts[-1] == "pass"]
     hidden = [all_tests(d.problem, extra_tests)[len(d.problem.public_tests):] for d in passed]
     rest = iter(run_judge(judge, [(d.problem, d.codes[-1], tests) for d, tests in zip(passed, hidden)]))
-    for d in dialogues:
-        d.solved = d.verdicts[-1] == "pass" and verdict_of(next(rest)) == "pass"   # next(): in the order of `passed`
+    for d in dialogues:   # next(): in the order of `passed`
+        d.final_verdict = verdict_of(next(rest)) if d.verdicts[-1] == "pass" else d.verdicts[-1]
+        d.solved = d.final_verdict == "pass"   # judge_error (the machinery failed) is a failure like any other
         d.turn_rewards[-1] += 1.0 if d.solved else -1.0
 
 
@@ -340,17 +342,19 @@ def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3
     # Judge every multi-turn response on all tests, for the solve rate after each turn.
     responses = [(d, code) for _, d in multi for code in d.codes if code]
     results = run_judge(judge, [(d.problem, code, all_tests(d.problem, extra_tests)) for d, code in responses])
-    solves = {}                                               # (problem name, code) -> passes all tests
+    verdicts = {}                                             # (problem name, code) -> its verdict on all tests
     for (d, code), res in zip(responses, results):
-        solves[d.problem.name, code] = verdict_of(res) == "pass"
+        verdicts[d.problem.name, code] = verdict_of(res)
     records = []
     for s, d in multi:
-        solved_after = [solves.get((d.problem.name, code), False) for code in d.codes]
+        after = [verdicts.get((d.problem.name, code), "no_code") for code in d.codes]
         records.append({"mode": "multi", "problem": d.problem.name, "sample": s, "codes": d.codes,
-                        "verdicts": d.verdicts, "solved": d.solved, "solved_after": solved_after})
+                        "verdicts": d.verdicts, "solved": d.solved, "solved_after": [v == "pass" for v in after],
+                        "judge_errors": (d.verdicts + [d.final_verdict] + after).count("judge_error")})
     for s, attempt, d in single:
         records.append({"mode": "single", "problem": d.problem.name, "sample": s, "attempt": attempt,
-                        "verdict": d.verdicts[0], "solved": d.solved})
+                        "verdict": d.verdicts[0], "solved": d.solved,
+                        "judge_errors": (d.verdicts + [d.final_verdict]).count("judge_error")})
     return records
 
 
@@ -371,7 +375,11 @@ def eval_report(records: list[dict], problems, samples: int, turns: int, feedbac
     records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
     multi = [r for r in records if r["mode"] == "multi"]
     report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode,
-              "tests": tests_used(problems, extra_tests)}
+              "tests": tests_used(problems, extra_tests),
+              # judged on the tests the policy was shown, nothing else: their solve rate says little
+              "public_tests_only": sum(len(all_tests(p, extra_tests)) == len(p.public_tests) for p in problems),
+              # verdicts the machinery failed to give (counted as failures): nonzero means a broken judge
+              "judge_errors": sum(r.get("judge_errors", 0) for r in records)}
     report["multi_turn_1@3"] = sum(r["solved"] for r in multi) / len(multi)
     # Single-turn at equal budget: each problem's single-turn samples in groups of ``turns`` (one per sample).
     by_problem = defaultdict(list)
@@ -458,7 +466,11 @@ def format_report(report: dict) -> str:
                      f"{r['messages']:.0f} kept their own: no other problem's message yet)")
     turns = int(report["turns"])
     lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {feedback}",
-             f"  tests: {report['tests']}",
+             f"  tests: {report['tests']}"
+             + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
+                if report.get("public_tests_only") else ""),
+             *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
+               if report.get("judge_errors") else []),
              f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",
              f"  single-turn 1@{turns}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
              "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
@@ -642,6 +654,7 @@ def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: d
            "valid_code": sum(c is not None for d in dialogues for c in d.codes) / n_turns,
            **ppo_stats, "sampled_tokens": sum(sum(d.action_mask) for d in dialogues), "decode_slots": usage["slots"]}
     row = reduce_mean(row, run.device)
+    row["final_verdicts"] = verdict_counts(dialogues, run)
     # slot_efficiency: the share of the rows computed at each decode step that produced a token someone reads.
     row.update(updates=(step + 1) * run.cfg.minibatches * run.cfg.epochs,
                slot_efficiency=row["sampled_tokens"] / row["decode_slots"],
@@ -652,8 +665,18 @@ def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: d
          f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
          f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
          f"slots {100 * row['slot_efficiency']:.0f}% | "
-         f"sample {row['sample_s']:.1f}s exec {row['exec_s']:.1f}s train {row['train_s']:.1f}s")
+         f"sample {row['sample_s']:.1f}s exec {row['exec_s']:.1f}s train {row['train_s']:.1f}s"
+         + (f" | JUDGE ERRORS {row['final_verdicts']['judge_error']}" if row["final_verdicts"]["judge_error"] else ""))
     return row
+
+
+def verdict_counts(dialogues: list[Dialogue], run: Run) -> dict[str, int]:
+    """How many of the batch's episodes ended with each final verdict, over all ranks; judge_error (the
+    machinery failed on the episode, which then counts as failed) is in the step's line when it happens."""
+    names = ("no_code",) + execute.VERDICTS
+    mine = Counter(d.final_verdict for d in dialogues)
+    mean = reduce_mean({v: mine[v] for v in names}, run.device)   # the ranks of a "tp" row hold the same episodes
+    return {v: round(mean[v] * run.dp) for v in names}
 
 
 def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
@@ -1314,12 +1337,25 @@ def load_inputs(cfg: Config):
     for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
         if not problems:
             raise UsageError(f"{f} holds no problems")
+    check_private_tests(cfg.train_data, train_set)
     context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
     if longest + cfg.max_new_tokens > context:
         raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
                          f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
                          f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
     return weights, args, tok, train_set, valid_set
+
+
+def check_private_tests(path, problems: list[Problem]):
+    """Training rewards the final response on public + private tests. Without private tests that reward is
+    decided by the public tests the policy was shown (and may copy from the examples), so such problems are
+    refused, as the paper drops them (paper §3.1)."""
+    without = [p.name for p in problems if not p.private_tests]
+    if without:
+        names = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
+        raise UsageError(f"{path}: {len(without)} of {len(problems)} training problems have no private tests "
+                         f"({names}); their reward would be decided by the public tests the policy is shown. "
+                         "Remove them (the paper drops them, §3.1) or give them private tests")
 
 
 def plot_curves(run_dir: Path):

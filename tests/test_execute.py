@@ -1116,7 +1116,8 @@ def test_a_test_process_holds_only_the_descriptors_it_is_given(sandbox):
            "        open_fds.append(fd)\n    except OSError:\n        pass\nprint(open_fds)\n"
     assert judge(sandbox, code, expected="[]").verdict == "pass"
     function = code.replace("print(open_fds)\n", "def f():\n    return open_fds\n")
-    [r] = sandbox.run_function_tests(function, "f", [("f() == [3]", F([], expected=[3]))])   # fd 3: its results
+    # fd 3: where it writes its results; fd 4: where its calls arrive, one at a time
+    [r] = sandbox.run_function_tests(function, "f", [("f() == [3, 4]", F([], expected=[3, 4]))])
     assert r.verdict == "pass", r
 
 
@@ -1288,3 +1289,172 @@ def test_the_servers_own_stderr_is_labelled(capfd):
     err = capfd.readouterr().err
     assert "Traceback" in err and all(line.startswith("[execute.py fork server ")
                                       for line in err.splitlines() if line.strip()), err
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Round 3 (judging side): judge failures are verdicts, hostile output is judged in linear time and bounded
+# memory, a function call's time limit bounds the work that produces its answer
+# ------------------------------------------------------------------------------------------------------------
+
+def test_a_failure_inside_the_judge_is_a_judge_error_and_the_next_job_runs_on_a_fresh_server(monkeypatch):
+    real, failures = execute._result, []
+    def fails_once(raw, test_input, expected):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("planted failure")
+        return real(raw, test_input, expected)
+    monkeypatch.setattr(execute, "_result", fails_once)
+    with execute.Judge(workers=1) as judge_:
+        first = judge_._sandboxes[0]
+        with pytest.warns(RuntimeWarning, match="planted failure"):
+            [broken] = judge_.map([("print(input())", [("1", "1"), ("2", "2")])])
+        assert [r.verdict for r in broken] == ["judge_error"] * 2 and "planted failure" in broken[0].error
+        assert judge_._sandboxes[0] is not first and first.proc is None   # replaced, the old one closed
+        [[ok]] = judge_.map([("print(input())", [("3", "3")])])
+        assert ok.verdict == "pass"
+
+
+def test_a_judge_error_is_a_failure_and_its_feedback_blames_the_judge():
+    with pytest.warns(RuntimeWarning, match="judge failed"):
+        r = execute.judge_errors([("1", "1")], RuntimeError("x"))[0]
+    assert not r.passed and "judge failed" in feedback([r])
+    assert "judge failed" in execute.function_feedback(["assert f(1) == 1"], [r])
+
+
+def test_a_server_killed_mid_request_is_a_judge_error_not_the_programs_fault():
+    with execute.Judge(workers=1) as judge_:
+        if not judge_._sandboxes[0].namespaced:
+            pytest.skip("without namespaces a program can kill its server: that stays a runtime_error")
+        server = judge_._sandboxes[0].proc
+        threading = __import__("threading")
+        threading.Timer(0.5, server.kill).start()
+        [[r]] = judge_.map([("import time\ntime.sleep(3)\nprint(1)", [("", "1")])])
+        assert r.verdict == "judge_error", r
+        [[ok]] = judge_.map([("print(2)", [("", "2")])])
+        assert ok.verdict == "pass"
+
+
+def test_the_judge_still_raises_on_a_callers_mistake():
+    with execute.Judge(workers=1) as judge_, pytest.raises(TypeError, match="code must be a str"):
+        judge_.map([(b"print(1)", [("", "1")])])
+
+
+HOSTILE_JUDGING = """
+import sys, execute
+P = (1 << 61) - 1
+colliding = list(range(1, 20001)) + [k * P for k in range(1, 20001)]   # 20,000 distinct values with hash 0
+token = "1" * 200_000
+assert not execute.outputs_match("1.5", token + "x") and not execute.outputs_match("2", token + "e")
+assert not execute.outputs_match("0.5", "." + token + "x")
+assert execute.extract_code("```" + "a" * 200_000) is None and execute.extract_code("```py" + "-" * 200_000) is None
+for tag in ("set", "frozenset"):
+    try:
+        execute.from_plain({tag: colliding})
+        sys.exit(tag + " accepted")
+    except ValueError:
+        pass
+for wrap, value in (("set", colliding), ("frozenset", colliding), ("dict", [[v, 0] for v in colliding])):
+    assert not execute.FunctionTest([], expected=set(range(5)), wrap=[[wrap]]).passes(value)
+print("judged")
+"""
+
+
+def test_hostile_outputs_and_replies_are_judged_in_linear_time():
+    """A 200 KB numeric token, an unclosed fence before 200 KB of letters, and sets of 20,000 values sharing
+    one hash took the old judge minutes (quadratic backtracking, quadratic hash tables); now milliseconds. The
+    watchdog is 60 s: a bound a thousand times too generous to be a timing test."""
+    done = subprocess.run([sys.executable, "-c", HOSTILE_JUDGING], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "judged", done.stderr
+
+
+def test_output_comparison_reads_tokens_one_at_a_time():
+    import tracemalloc
+    output = "ab " * (1 << 20)   # 3 MiB of short tokens: str.split() makes a million strings (~60 MB)
+    tracemalloc.start()
+    try:
+        assert not outputs_match("ab ab", output)
+        assert outputs_match(output, output) and outputs_match(output.upper(), output)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB"
+
+
+OLD_FENCE = re.compile(r"```([\w+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
+OLD_NUMBER, OLD_INT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"), re.compile(r"[+-]?\d+")
+
+
+def test_the_linear_regexes_accept_exactly_what_the_old_ones_did():
+    import random
+    rng = random.Random(0)
+    pieces = ["`", "```", "a", "py", "python", " ", "\n", "\t", "+", "-", "x\n", "é"]
+    for _ in range(30000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(14)))
+        assert execute._FENCE.findall(text) == OLD_FENCE.findall(text), text
+    for _ in range(30000):
+        token = "".join(rng.choice("0123456789.eE+-x") for _ in range(rng.randrange(9)))
+        assert bool(execute._NUMBER.fullmatch(token)) == bool(OLD_NUMBER.fullmatch(token)), token
+        assert bool(execute._INT.fullmatch(token)) == bool(OLD_INT.fullmatch(token)), token
+    words = ["1", "1.0", "1.0000001", "A", "a", "", " ", "\n", "\u2003", "1e5", "-0"]
+    for _ in range(30000):
+        a, b = ("".join(rng.choice(words) + rng.choice(" \n\t") for _ in range(rng.randrange(5))) for _ in "ab")
+        want, got = a.split(), b.split()
+        old = len(want) == len(got) and all(execute._tokens_match(w, g) for w, g in zip(want, got))
+        assert outputs_match(a, b) == old, (a, b)
+
+
+def test_sets_of_many_equal_values_are_still_plain_data():
+    assert execute.from_plain({"set": [0] * 50000 + [1.0, 1, True, 2]}) == {0, 1, 2}
+    assert F([[1] * 1000 + [2]], expected={1, 2}, wrap=[["set"]]).passes([1] * 1000 + [2])
+
+
+BANKING = """
+import sys, threading, time
+cache = {}
+def slow(n):
+    time.sleep(2.0)   # the work of one call: twice its limit
+    return 2 * n
+def bank(calls):
+    for args, _ in calls:
+        cache[args[0]] = slow(args[0])
+def double(n):
+    if not cache and n == 0:   # all the calls' arguments, if the harness holds them already: work ahead
+        frame = sys._getframe(1)
+        calls = frame.f_locals.get("calls")
+        if isinstance(calls, list):
+            cache[0] = 0
+            slow_ones = [call for call in calls if call[0][0] not in (0, 1, 2)]
+            threading.Thread(target=bank, args=(slow_ones,), daemon=True).start()
+    if n in (0, 1, 2):
+        time.sleep(0.8)        # honest quick calls, each within its limit, while the thread works
+        return 2 * n
+    while n not in cache:      # the slow call: answered from the bank if there is one, else computed now
+        if not any(t.name != "MainThread" for t in threading.enumerate()):
+            return slow(n)
+        time.sleep(0.01)
+    return cache[n]
+"""
+
+
+def test_a_background_thread_cannot_bank_time_for_a_later_call(sandbox):
+    """A call's arguments reach the program only when its clock starts, so a slow call (2 s, limit 1 s) cannot
+    be computed while earlier calls are timed."""
+    tests = [(f"assert double({n}) == {2 * n}", F([n], expected=2 * n)) for n in (0, 1, 2, 7)]
+    results = sandbox.run_function_tests(BANKING, "double", tests, time_limit=1.0)
+    assert [r.verdict for r in results[:3]] == ["pass"] * 3 and results[3].verdict == "timeout", results
+
+
+def test_a_program_sees_only_the_arguments_of_calls_begun():
+    code = ("import os, select\ndef f(n):\n    ready = select.select([4], [], [], 0.2)[0]\n"
+            "    return len(os.read(4, 1 << 16)) if ready else 0\n")
+    tests = [(f"assert f({n}) == 0", F([n], expected=0)) for n in range(4)]
+    with execute.Sandbox() as sb:
+        assert [r.verdict for r in sb.run_function_tests(code, "f", tests)] == ["pass"] * 4
+
+
+def test_a_calls_seconds_are_the_servers_measure_not_the_programs_word(sandbox):
+    code = ("import os, time\ndef f(n):\n    time.sleep(0.3)\n    os.write(3, b'{\"value\": 1, \"seconds\": 0.0}\\n')\n"
+            "    time.sleep(0.3)\n    return 1\n")
+    [r] = sandbox.run_function_tests(code, "f", [("assert f(1) == 1", F([1], expected=1))], time_limit=2.0)
+    assert r.verdict == "pass" and r.seconds >= 0.3, r

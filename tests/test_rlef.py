@@ -402,3 +402,57 @@ def test_eval_of_the_shipped_tiny_policy_fits_its_context(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("note: --max-new-tokens lowered from 1024 to") == 1
     assert report["problems"] == 2 and (tmp_path / "r.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Round 3: a failure of the judge is a verdict (judge_error), counted; problems judged on public tests only
+# ------------------------------------------------------------------------------------------------------------
+
+def fail_the_judge_on_private_tests(monkeypatch):
+    """Make the machinery raise while it judges a private test of the double problems (input 0)."""
+    real_result, real_call_result = execute._result, execute._call_result
+    def result(raw, test_input, expected):
+        if test_input == "0\n":
+            raise RuntimeError("planted judge failure")
+        return real_result(raw, test_input, expected)
+    def call_result(raw, shown, test):
+        if "double(0)" in shown:
+            raise RuntimeError("planted judge failure")
+        return real_call_result(raw, shown, test)
+    monkeypatch.setattr(execute, "_result", result)
+    monkeypatch.setattr(execute, "_call_result", call_result)
+
+
+def test_a_judge_failure_fails_the_episode_is_counted_and_the_next_episode_is_judged(tok, judge, case, monkeypatch,
+                                                                                      capsys):
+    problem, right, _, _ = case
+    fail_the_judge_on_private_tests(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="planted judge failure"):
+        d, = rlef.rollout(Scripted(tok, right), tok, [problem], judge)
+    assert d.verdicts == ["pass"] and d.final_verdict == "judge_error"
+    assert not d.solved and d.turn_rewards == [-1.0]            # a failure like any other, never a pass
+    run = type("Run", (), {"device": torch.device("cpu"), "dp": 1, "cfg": rlef.Config(minibatches=1, epochs=1)})
+    usage = {"slots": 10, "sample_s": 1.0, "exec_s": 1.0, "train_s": 1.0}
+    row = rlef.step_statistics(run, 0, [d], {"ref_kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}, usage)
+    assert row["final_verdicts"]["judge_error"] == 1 and "JUDGE ERRORS 1" in capsys.readouterr().out
+    monkeypatch.undo()
+    d, = rlef.rollout(Scripted(tok, right), tok, [problem], judge)
+    assert d.solved and d.final_verdict == "pass"
+
+
+def test_the_evaluation_report_counts_judge_errors(tok, judge, monkeypatch):
+    problem, right, _, _ = STDIO
+    fail_the_judge_on_private_tests(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="planted judge failure"):
+        report = rlef.evaluate(Scripted(tok, right), tok, [problem], judge, log=lambda *a, **k: None)
+    assert report["multi_turn_1@3"] == 0.0 and report["judge_errors"] > 0
+    assert "JUDGE ERRORS" in rlef.format_report(report)
+
+
+def test_the_evaluation_report_says_how_many_problems_had_only_public_tests(tok, judge):
+    problem, right, _, _ = STDIO
+    public_only = Problem(name="double-public", description=problem.description,
+                          public_tests=problem.public_tests, private_tests=[])
+    report = rlef.evaluate(Scripted(tok, right), tok, [problem, public_only], judge, log=lambda *a, **k: None)
+    assert report["public_tests_only"] == 1 and report["judge_errors"] == 0
+    assert "1 problems have no others: judged on public tests only" in rlef.format_report(report)

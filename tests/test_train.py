@@ -1,5 +1,6 @@
 """rlef.py training: checkpoints survive SIGKILL, resume exactly, reload in HF format; torchrun on CPU; dry run."""
 import concurrent.futures
+import dataclasses
 import json
 import os
 import signal
@@ -379,3 +380,15 @@ def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_
     assert not (checkpoints / "step_000003" / "policy").exists()
     assert rlef.latest_checkpoint(tmp_path) == checkpoints / "step_000003"
     assert rlef.load_training_state(checkpoints / "step_000003", policy, value, opts, scheds) == 3
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Round 3: training refuses problems without private tests (their reward would be the public tests' verdict)
+# ------------------------------------------------------------------------------------------------------------
+
+def test_training_refuses_problems_without_private_tests_and_names_them(tmp_path, tiny_checkpoint, capsys):
+    data = tmp_path / "problems.jsonl"
+    save_problems([PROBLEMS[0], dataclasses.replace(PROBLEMS[1], name="no-private", private_tests=[])], data)
+    err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(data),
+                      "--valid-data", str(data), "--run-dir", str(tmp_path / "run")], capsys)
+    assert "1 of 2 training problems have no private tests (no-private)" in err and "§3.1" in err
