@@ -578,3 +578,59 @@ def test_values_are_read_where_the_paper_reads_them(mode):
         count += len(expected)
     _, stats = _grads_after_update(policy, critic, batch, micro_batch_size=2)
     assert stats["value_loss"] == pytest.approx(0.5 * squared / count, rel=1e-9)
+
+
+@needs_model
+def test_the_update_clips_ratios_at_the_papers_0_2_by_default():
+    # Every token's ratio pi_theta / pi_old is 1.25 (old log-probs lowered by log 1.25; the sampler's equal
+    # the old ones, so the importance weight min(pi / pi_b, 1) is 1): beyond 1 + 0.2, so the clipped branch
+    # is taken on every token with a positive advantage, and on none with a negative one (there the
+    # unclipped -A r is the larger loss). At ratio 1.15 nothing is clipped.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+    mask = batch["action_mask"]
+    positive_share = ((batch["advantages"] > 0) & mask).sum().item() / mask.sum().item()
+    assert 0.2 < positive_share < 0.8
+    for ratio, clipped in ((1.25, positive_share), (1.15, 0.0)):
+        shifted = dict(batch, old_logprobs=batch["old_logprobs"] - math.log(ratio))
+        shifted["sampler_logprobs"] = shifted["old_logprobs"]
+        p_opt, _ = ppo.make_optimizer(copy.deepcopy(policy))
+        v_opt, _ = ppo.make_optimizer(copy.deepcopy(critic))
+        stats = ppo.ppo_update(copy.deepcopy(policy), copy.deepcopy(critic), p_opt, v_opt, shifted, minibatches=1,
+                               micro_batch_size=4)
+        assert stats["clip_fraction"] == pytest.approx(clipped), ratio
+
+
+def rows_of(batch: dict, rows: slice) -> dict:
+    """The prepared batch restricted to some episodes (per-episode tensors sliced, the rest kept)."""
+    B = len(batch["tokens"])
+    return {k: v[rows] if isinstance(v, torch.Tensor) and v.dim() and len(v) == B else v for k, v in batch.items()}
+
+
+@needs_model
+def test_each_mini_batch_step_uses_only_its_own_gradient():
+    # Two mini-batches, learning rate 0 (the weights stay put): the gradient left after the update is the
+    # second mini-batch's alone, exactly what an update on its episodes only leaves. Gradients carried over
+    # from the first mini-batch (a missing zero_grad) would be added to it.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+
+    def grads_left(batch, minibatches):
+        p, c = copy.deepcopy(policy), copy.deepcopy(critic)
+        p_opt, _ = ppo.make_optimizer(p, lr=0.0)
+        v_opt, _ = ppo.make_optimizer(c, lr=0.0)
+        ppo.ppo_update(p, c, p_opt, v_opt, batch, minibatches=minibatches, micro_batch_size=1, max_grad_norm=1e9)
+        return [q.grad for q in p.parameters()] + [q.grad for q in c.parameters()]
+    for a, b in zip(grads_left(batch, 2), grads_left(rows_of(batch, slice(2, 4)), 1)):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(a, b)
+
+
+def test_clip_grad_norm_scales_the_global_norm_down_to_max_norm_only():
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+    a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([12.0])            # global norm sqrt(9+16+144) = 13
+    assert ppo.clip_grad_norm([a, b], max_norm=6.5).item() == pytest.approx(13.0)
+    torch.testing.assert_close(a.grad, torch.tensor([1.5, 2.0]), rtol=1e-6, atol=0)   # halved: norm 6.5
+    torch.testing.assert_close(b.grad, torch.tensor([6.0]), rtol=1e-6, atol=0)
+    assert ppo.clip_grad_norm([a, b], max_norm=100.0).item() == pytest.approx(6.5)
+    torch.testing.assert_close(a.grad, torch.tensor([1.5, 2.0]), rtol=1e-6, atol=0)   # below max_norm: untouched

@@ -94,6 +94,18 @@ def test_final_judgement_includes_private_tests(tok, judge, case):
     assert not d.solved and d.turn_rewards == [-1.0]        # ... but the private tests fail it
 
 
+def test_training_rewards_ignore_generated_tests_which_only_evaluation_adds(tok, judge):
+    # data/README.md: generated tests judge evaluation's final responses (appendix B.3), never training's
+    # rewards. This answer passes public and private tests and fails the generated one.
+    problem = Problem("double", "Print twice n", [Test("2\n", "4\n")], [Test("5\n", "10\n")],
+                      generated_tests=[Test("1000\n", "2000\n")])
+    answer = "```python\nn = int(input())\nprint(2 * n if n < 100 else 0)\n```"
+    d, = rlef.rollout(Scripted(tok, answer), tok, [problem], judge)           # as the training loop calls it
+    assert d.solved and d.turn_rewards == [1.0]
+    d, = rlef.rollout(Scripted(tok, answer), tok, [problem], judge, extra_tests=True)
+    assert not d.solved and d.turn_rewards == [-1.0]
+
+
 def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge, case):
     problem, right, _, _ = case
     if problem.prompt:

@@ -272,6 +272,14 @@ def test_update_counts_follow_the_papers_reading():
     assert "--batches" in help_text and "--warmup-updates" in help_text and "--steps" not in help_text
 
 
+def test_training_defaults_are_the_papers():
+    # Paper §2.2 and appendix B: 3 turns, beta 0.05, PPO clip 0.2 and value clip 0.2, AdamW at lr 2e-7 with
+    # weight decay 0.1, the turn-level value, rollouts sampled at temperature 1.0 (the trainer scores at it).
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    assert (cfg.turns, cfg.beta, cfg.clip_eps, cfg.value_clip) == (3, 0.05, 0.2, 0.2)
+    assert (cfg.lr, cfg.weight_decay, cfg.advantage, cfg.temperature) == (2e-7, 0.1, "turn", 1.0)
+
+
 @pytest.mark.slow
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
