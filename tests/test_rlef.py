@@ -397,10 +397,16 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     answer = "```python\nn = int(input())\nprint(2 * n if n < 100 else 0)\n```"
     data = tmp_path / "problems.jsonl"
     save_problems([problem], data)
-    monkeypatch.setattr(rlef, "policy_sampler", lambda model, tok, *a, **k: Scripted(tok, answer))
+    settings = []                                   # (temperature, top_p) the sampler is built with
+
+    def policy_sampler(model, tok, max_new_tokens, temperature, top_p, *a, **k):
+        settings.append((temperature, top_p))
+        return Scripted(tok, answer)
+    monkeypatch.setattr(rlef, "policy_sampler", policy_sampler)
     argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "r.json")]
     report = rlef.main(argv)
     assert report["multi_turn_1@3"] == 0.0 and report["tests"] == "public + private + generated"
+    assert settings == [(0.2, 0.95)] and report["turns"] == 3    # 1@3 at the paper's settings (appendix B.3)
     assert "tests: public + private + generated" in capsys.readouterr().out
     report = rlef.main(argv + ["--no-generated-tests"])
     assert report["multi_turn_1@3"] == 1.0 and report["tests"] == "public + private (generated tests left out)"
