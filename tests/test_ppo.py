@@ -465,3 +465,172 @@ def test_two_data_parallel_ranks_give_the_single_process_gradient(tmp_path):
         torch.testing.assert_close(out["advantages"], batch["advantages"][rows, :L])  # whitened across ranks
         for a, b in zip(single, out["grads"]):
             assert ((a - b).norm() / a.norm()).item() <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------------------
+# the direction of learning: one update, measured from outside the update code
+# ------------------------------------------------------------------------------------------------------
+
+def two_answers_to_one_prompt():
+    """The same 5-token prompt answered twice: one response solved the problem (+1), the other did not (-1).
+    On-policy (sampler log-probs = the policy's), so every ratio starts at 1 and nothing is clipped."""
+    prompt = [3, 9, 4, 1, 5]
+    good, bad = [7, 7, 2, 8], [6, 1, 6, 1]
+    return [Episode(prompt + resp, [0] * 5 + [1] * 4, [-1] * 5 + [0] * 4, [4], [reward], [0.0] * 9)
+            for resp, reward in ((good, 1.0), (bad, -1.0))]
+
+
+def response_logprob(policy, batch, row):
+    """Sum of log pi over the action tokens of one episode, computed here by log_softmax and gather."""
+    tokens = batch["tokens"][row:row + 1]
+    with torch.no_grad():
+        logp = policy(tokens[:, :-1]).log_softmax(-1).gather(-1, tokens[:, 1:, None])[0, :, 0]   # (T-1,)
+    return logp[batch["action_mask"][row, 1:]].sum().item()
+
+
+def critic_squared_error(critic, batch):
+    """sum_t (V(c_t) - G_t)^2 over the batch's turns, V read at value_positions by indexing the critic's output."""
+    with torch.no_grad():
+        v = critic(batch["tokens"])                                          # (B, T)
+    values = v.gather(1, batch["value_positions"])                           # (B, N)
+    return ((values - batch["returns"]) ** 2)[batch["turn_mask"]].sum().item()
+
+
+@needs_model
+def test_one_update_raises_positive_advantage_tokens_lowers_negative_ones_and_fits_the_critic():
+    # What training is for, checked outside the loss code: one PPO step on a tiny model with a large
+    # learning rate makes the solved answer more likely and the failed one less likely, and moves the
+    # critic's V(c_t) towards the returns G_t. A sign flipped anywhere between the losses and .backward()
+    # (policy or critic) reverses one of these, while every gradient-equality test still passes.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(two_answers_to_one_prompt(), policy, ref, critic, micro_batch_size=2)
+    batch["sampler_logprobs"] = batch["old_logprobs"].clone()
+    adv = batch["advantages"][batch["action_mask"]].view(2, 4)
+    assert (adv[0] > 0).all() and (adv[1] < 0).all()                         # +1 vs -1: whitened to +1 / -1
+    good_before, bad_before = response_logprob(policy, batch, 0), response_logprob(policy, batch, 1)
+    error_before = critic_squared_error(critic, batch)
+    p_opt, _ = ppo.make_optimizer(policy, lr=1e-3, weight_decay=0.0, warmup_updates=1)
+    v_opt, _ = ppo.make_optimizer(critic, lr=1e-3, weight_decay=0.0, warmup_updates=1)
+    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=2, max_grad_norm=1e9)
+    good_after, bad_after = response_logprob(policy, batch, 0), response_logprob(policy, batch, 1)
+    assert good_after - good_before > 0.5                                    # nats, over the 4 tokens (~+1.1)
+    assert bad_after - bad_before < -0.5                                     # (~-1.9)
+    assert critic_squared_error(critic, batch) < 0.75 * error_before         # (~0.48x)
+
+
+@needs_model
+def test_reference_log_probs_come_from_the_reference_and_give_the_kl_an_independent_computation_gives():
+    # The reference rho differs from the policy (another seed): the KL penalty is not 0, and batch's
+    # ref_logprobs, kl_penalty and rewards equal what log_softmax on each model gives, per turn by hand.
+    policy, _, critic = tiny_models(torch.float64, seed=0)
+    _, ref, _ = tiny_models(torch.float64, seed=1)
+    episodes = four_episodes()
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, beta=0.05, micro_batch_size=3)
+    kl_sum, n_tokens = 0.0, 0
+    for b, e in enumerate(episodes):
+        tokens = torch.tensor([e.tokens])
+        with torch.no_grad():
+            lp_pi = policy(tokens[:, :-1]).log_softmax(-1).gather(-1, tokens[:, 1:, None])[0, :, 0].tolist()
+            lp_rho = ref(tokens[:, :-1]).log_softmax(-1).gather(-1, tokens[:, 1:, None])[0, :, 0].tolist()
+        for t, r in enumerate(e.turn_rewards):
+            idx = [i for i, tid in enumerate(e.turn_ids) if tid == t]        # token i is scored at i - 1
+            assert batch["ref_logprobs"][b, idx].tolist() == pytest.approx([lp_rho[i - 1] for i in idx], abs=1e-10)
+            log_ratio = [lp_pi[i - 1] - lp_rho[i - 1] for i in idx]
+            expected_reward = r - 0.05 * sum(log_ratio) / len(idx)           # the turn's MEAN log-ratio (§2.2)
+            assert batch["rewards"][b, t].item() == pytest.approx(expected_reward, abs=1e-7)   # r is stored in fp32
+            kl_sum, n_tokens = kl_sum + sum(log_ratio), n_tokens + len(idx)
+    assert abs(kl_sum / n_tokens) > 0.01                                     # the two models really differ
+    assert batch["stats"]["kl_penalty"] == pytest.approx(kl_sum / n_tokens, abs=1e-10)
+    # The update reports the same KL to the reference (first step: pi_theta = pi_old).
+    _, stats = _grads_after_update(policy, critic, batch, micro_batch_size=2)
+    assert stats["ref_kl"] == pytest.approx(kl_sum / n_tokens, abs=1e-10)
+    # Without a reference (rho = pi_old) the penalty is exactly 0 and the rewards are the execution rewards.
+    no_ref = ppo.prepare_batch(episodes, policy, None, critic, micro_batch_size=3)
+    assert no_ref["stats"]["kl_penalty"] == 0.0
+    assert torch.equal(no_ref["rewards"][no_ref["turn_mask"]], no_ref["turn_rewards"][no_ref["turn_mask"]])
+
+
+@needs_model
+@pytest.mark.parametrize("mode", ["turn", "token"])
+def test_values_are_read_where_the_paper_reads_them(mode):
+    # Turn-level (§2.2): V(c_t) is the critic's output at the last context token before response t.
+    # Token-level (the GAE ablation): the value of action token i is V(tokens[:, :i]), the output at i - 1.
+    # Checked against the critic's whole output, indexed here; and the update's first-step value loss is
+    # 1/2 mean (V_old - G)^2 over the same positions (values = old values before any step, so no clipping).
+    policy, ref, critic = tiny_models(torch.float64)
+    episodes = four_episodes()
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, advantage_mode=mode, micro_batch_size=3)
+    squared, count = 0.0, 0
+    for b, e in enumerate(episodes):
+        with torch.no_grad():
+            v = critic(torch.tensor([e.tokens]))[0]                           # (T_b,): V(tokens[:j+1]) at j
+        if mode == "turn":
+            expected = [v[p].item() for p in e.value_positions]
+            got = batch["old_values"][b, :len(expected)].tolist()
+            ret = batch["returns"][b, :len(expected)].tolist()
+        else:
+            actions = [i for i, a in enumerate(e.action_mask) if a]
+            expected = [v[i - 1].item() for i in actions]
+            got = batch["old_values"][b, actions].tolist()
+            ret = batch["returns"][b, actions].tolist()
+        assert got == pytest.approx(expected, abs=1e-10)
+        squared += sum((x - g) ** 2 for x, g in zip(expected, ret))
+        count += len(expected)
+    _, stats = _grads_after_update(policy, critic, batch, micro_batch_size=2)
+    assert stats["value_loss"] == pytest.approx(0.5 * squared / count, rel=1e-9)
+
+
+@needs_model
+def test_the_update_clips_ratios_at_the_papers_0_2_by_default():
+    # Every token's ratio pi_theta / pi_old is 1.25 (old log-probs lowered by log 1.25; the sampler's equal
+    # the old ones, so the importance weight min(pi / pi_b, 1) is 1): beyond 1 + 0.2, so the clipped branch
+    # is taken on every token with a positive advantage, and on none with a negative one (there the
+    # unclipped -A r is the larger loss). At ratio 1.15 nothing is clipped.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+    mask = batch["action_mask"]
+    positive_share = ((batch["advantages"] > 0) & mask).sum().item() / mask.sum().item()
+    assert 0.2 < positive_share < 0.8
+    for ratio, clipped in ((1.25, positive_share), (1.15, 0.0)):
+        shifted = dict(batch, old_logprobs=batch["old_logprobs"] - math.log(ratio))
+        shifted["sampler_logprobs"] = shifted["old_logprobs"]
+        p_opt, _ = ppo.make_optimizer(copy.deepcopy(policy))
+        v_opt, _ = ppo.make_optimizer(copy.deepcopy(critic))
+        stats = ppo.ppo_update(copy.deepcopy(policy), copy.deepcopy(critic), p_opt, v_opt, shifted, minibatches=1,
+                               micro_batch_size=4)
+        assert stats["clip_fraction"] == pytest.approx(clipped), ratio
+
+
+def rows_of(batch: dict, rows: slice) -> dict:
+    """The prepared batch restricted to some episodes (per-episode tensors sliced, the rest kept)."""
+    B = len(batch["tokens"])
+    return {k: v[rows] if isinstance(v, torch.Tensor) and v.dim() and len(v) == B else v for k, v in batch.items()}
+
+
+@needs_model
+def test_each_mini_batch_step_uses_only_its_own_gradient():
+    # Two mini-batches, learning rate 0 (the weights stay put): the gradient left after the update is the
+    # second mini-batch's alone, exactly what an update on its episodes only leaves. Gradients carried over
+    # from the first mini-batch (a missing zero_grad) would be added to it.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+
+    def grads_left(batch, minibatches):
+        p, c = copy.deepcopy(policy), copy.deepcopy(critic)
+        p_opt, _ = ppo.make_optimizer(p, lr=0.0)
+        v_opt, _ = ppo.make_optimizer(c, lr=0.0)
+        ppo.ppo_update(p, c, p_opt, v_opt, batch, minibatches=minibatches, micro_batch_size=1, max_grad_norm=1e9)
+        return [q.grad for q in p.parameters()] + [q.grad for q in c.parameters()]
+    for a, b in zip(grads_left(batch, 2), grads_left(rows_of(batch, slice(2, 4)), 1)):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(a, b)
+
+
+def test_clip_grad_norm_scales_the_global_norm_down_to_max_norm_only():
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+    a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([12.0])            # global norm sqrt(9+16+144) = 13
+    assert ppo.clip_grad_norm([a, b], max_norm=6.5).item() == pytest.approx(13.0)
+    torch.testing.assert_close(a.grad, torch.tensor([1.5, 2.0]), rtol=1e-6, atol=0)   # halved: norm 6.5
+    torch.testing.assert_close(b.grad, torch.tensor([6.0]), rtol=1e-6, atol=0)
+    assert ppo.clip_grad_norm([a, b], max_norm=100.0).item() == pytest.approx(6.5)
+    torch.testing.assert_close(a.grad, torch.tensor([1.5, 2.0]), rtol=1e-6, atol=0)   # below max_norm: untouched

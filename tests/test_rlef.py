@@ -94,6 +94,18 @@ def test_final_judgement_includes_private_tests(tok, judge, case):
     assert not d.solved and d.turn_rewards == [-1.0]        # ... but the private tests fail it
 
 
+def test_training_rewards_ignore_generated_tests_which_only_evaluation_adds(tok, judge):
+    # data/README.md: generated tests judge evaluation's final responses (appendix B.3), never training's
+    # rewards. This answer passes public and private tests and fails the generated one.
+    problem = Problem("double", "Print twice n", [Test("2\n", "4\n")], [Test("5\n", "10\n")],
+                      generated_tests=[Test("1000\n", "2000\n")])
+    answer = "```python\nn = int(input())\nprint(2 * n if n < 100 else 0)\n```"
+    d, = rlef.rollout(Scripted(tok, answer), tok, [problem], judge)           # as the training loop calls it
+    assert d.solved and d.turn_rewards == [1.0]
+    d, = rlef.rollout(Scripted(tok, answer), tok, [problem], judge, extra_tests=True)
+    assert not d.solved and d.turn_rewards == [-1.0]
+
+
 def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge, case):
     problem, right, _, _ = case
     if problem.prompt:
@@ -385,10 +397,16 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     answer = "```python\nn = int(input())\nprint(2 * n if n < 100 else 0)\n```"
     data = tmp_path / "problems.jsonl"
     save_problems([problem], data)
-    monkeypatch.setattr(rlef, "policy_sampler", lambda model, tok, *a, **k: Scripted(tok, answer))
+    settings = []                                   # (temperature, top_p) the sampler is built with
+
+    def policy_sampler(model, tok, max_new_tokens, temperature, top_p, *a, **k):
+        settings.append((temperature, top_p))
+        return Scripted(tok, answer)
+    monkeypatch.setattr(rlef, "policy_sampler", policy_sampler)
     argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "r.json")]
     report = rlef.main(argv)
     assert report["multi_turn_1@3"] == 0.0 and report["tests"] == "public + private + generated"
+    assert settings == [(0.2, 0.95)] and report["turns"] == 3    # 1@3 at the paper's settings (appendix B.3)
     assert "tests: public + private + generated" in capsys.readouterr().out
     report = rlef.main(argv + ["--no-generated-tests"])
     assert report["multi_turn_1@3"] == 1.0 and report["tests"] == "public + private (generated tests left out)"
@@ -456,3 +474,134 @@ def test_the_evaluation_report_says_how_many_problems_had_only_public_tests(tok,
     report = rlef.evaluate(Scripted(tok, right), tok, [problem, public_only], judge, log=lambda *a, **k: None)
     assert report["public_tests_only"] == 1 and report["judge_errors"] == 0
     assert "1 problems have no others: judged on public tests only" in rlef.format_report(report)
+
+
+# ---- The report's rules, from a scripted evaluation whose samples differ ---------------------------------------
+
+def test_scripted_evaluation_with_differing_samples_gives_exact_1_at_3_pass_at_k_and_chrf(tok, judge):
+    # One problem, 2 samples. The k-th batched call answers script[k] (W: fails a public test; P: passes only
+    # the public tests; R: solves the problem). In call order, per sample: the multi-turn rollout, then the
+    # 3 single-turn samples.
+    DOUBLE, _, W, P = STDIO
+    R = "```python\nn = int(input())\nprint(n + n)\n```"        # right, and longer than W: chrF is asymmetric
+    script = [W, W, R,      # sample 0, multi-turn: solved at turn 3
+              W, R, P,      # sample 0, single-turn: the first to pass the public tests (R) is submitted: solved
+              P,            # sample 1, multi-turn: P passes the public tests, the episode stops, unsolved
+              P, R, W]      # sample 1, single-turn: P is submitted (not R, which comes later): unsolved
+    policy = Scripted(tok, script)
+    report = rlef.evaluate(policy, tok, [DOUBLE], judge, samples=2, log=lambda *a, **k: None)
+    assert policy.calls == len(script)
+    assert report["multi_turn_1@3"] == 0.5
+    # Submitting the first sample would give 0 (W, P); submitting any solved one, 1.0.
+    assert report["single_turn_1@3"] == 0.5
+    # pass@k counts SOLVED samples (R twice of 6), not those passing the public tests (4 of 6):
+    # pass@1 = 2/6, pass@3 = 1 - C(4, 3) / C(6, 3) = 1 - 4/20; there are too few samples for pass@10.
+    assert report["pass@k"] == {"pass@1": pytest.approx(1 / 3), "pass@3": pytest.approx(0.8)}
+    assert report["mean_turns"] == 2.0
+    turn1, turn2, turn3 = report["per_turn"]
+    assert [t["solve_rate"] for t in report["per_turn"]] == [0.0, 0.0, 0.5]   # sample 1 keeps P, unsolved
+    assert [t["episodes"] for t in report["per_turn"]] == [2, 1, 1]
+    assert turn1["verdicts"] == {"wrong_answer": 1, "pass": 1} and turn3["verdicts"] == {"pass": 1}
+    assert (turn1["code_changed"], turn2["code_changed"], turn3["code_changed"]) == (None, 0.0, 1.0)
+    assert turn2["chrF_to_previous"] == pytest.approx(100.0)                  # W again: no change
+    w_code, r_code = execute.extract_code(W), execute.extract_code(R)
+    # chrF(hypothesis = the new code, reference = the previous one), as sacrebleu's sentence_score(new, [old]).
+    assert abs(rlef.chrf(r_code, w_code) - rlef.chrf(w_code, r_code)) > 1
+    assert turn3["chrF_to_previous"] == pytest.approx(rlef.chrf(r_code, w_code))
+    sacrebleu = pytest.importorskip("sacrebleu")
+    assert turn3["chrF_to_previous"] == pytest.approx(sacrebleu.metrics.CHRF().sentence_score(r_code, [w_code]).score,
+                                                      abs=0.01)
+
+
+# ---- The random-feedback ablation over three turns ------------------------------------------------------------
+
+SQUARE = Problem("square", "Print n squared", [Test("3\n", "9\n")], [Test("4\n", "16\n")])
+# Each problem's public inputs: a feedback message names the failing ones, so it tells whose tests it came from.
+PUBLIC_INPUTS = {"double": ("`2`", "`5`"), "triple": ("`7`",), "square": ("`3`",)}
+
+
+def problems_named_in(message: str) -> set[str]:
+    return {name for name, inputs in PUBLIC_INPUTS.items() if any(f"input {i}" in message for i in inputs)}
+
+
+@pytest.mark.parametrize("construction", ["incorrect solutions", "message swap"])
+def test_random_feedback_shows_another_problems_message_at_every_turn(tok, judge, construction):
+    # Three problems, three turns, many seeds: both feedback messages of every episode come from ANOTHER
+    # problem (a donor drawn from the problem itself would be 1 in 3 per message), and it is the message the
+    # policy reads in its context, not only the one recorded.
+    DOUBLE, _, WRONG, _ = STDIO
+    if construction == "incorrect solutions":
+        problems = [DOUBLE_WITH_INCORRECT, TRIPLE, Problem("square", SQUARE.description, SQUARE.public_tests,
+                                                           SQUARE.private_tests, incorrect_solutions=["print(4)"])]
+    else:
+        problems = [DOUBLE, Problem("triple", "Print 3n", [Test("7\n", "21\n")], []), SQUARE]
+    own = {p.name: execute.describe_failures(p, p.public_tests, r) for p, r in zip(problems, execute.run_judge(
+        judge, [(p, execute.extract_code(WRONG), p.public_tests) for p in problems]))}
+    for seed in range(8):
+        shared = rlef.RandomFeedback(problems, judge, random.Random(seed))
+        dialogues = rlef.rollout(Scripted(tok, WRONG), tok, problems, judge, turns=3, random_feedback=shared)
+        assert shared.construction == construction
+        for d in dialogues:
+            assert len(d.feedbacks) == 2 and len(d.codes) == 3
+            context = tok.decode(d.tokens)
+            for message in d.feedbacks:
+                named = problems_named_in(message)
+                assert len(named) == 1 and d.problem.name not in named, (seed, d.problem.name, message)
+                assert message.strip() in context
+            assert own[d.problem.name].strip() not in context
+        assert shared.describe()["messages"] == 6 and shared.describe().get("kept_real", 0) == 0
+
+
+# ---- The judge's limits for a problem: the rule, written once --------------------------------------------------
+
+# The rule, in one place. App. A.2: a problem runs under its own limits where the data set gives them, else
+# 10 s and 1 GB per test. A contest's time limit is set for C++; this project multiplies it by 3 for Python
+# (execute.PYTHON_TIME_FACTOR, our choice: with factor 1 this is the paper's rule as written).
+PYTHON_FACTOR, DEFAULT_SECONDS, DEFAULT_BYTES = 3.0, 10.0, 1 << 30
+
+
+def limits_by_the_rule(problem: Problem) -> tuple[float, int]:
+    seconds = problem.time_limit * PYTHON_FACTOR if problem.time_limit else DEFAULT_SECONDS
+    return seconds, problem.memory_limit or DEFAULT_BYTES
+
+
+class RecordingJudge:
+    """The real judge, keeping every job it is given."""
+
+    def __init__(self, judge):
+        self.judge, self.jobs = judge, []
+
+    def map(self, jobs):
+        self.jobs += jobs
+        return self.judge.map(jobs)
+
+
+def job_limits(job) -> tuple[str, float, int]:
+    """(first test's input, time limit, memory limit) of a job, a stdio tuple or a function-problem dict."""
+    if isinstance(job, dict):
+        return job["tests"][0][0], job["time_limit"], job["memory_limit"]
+    code, tests, seconds, memory = job
+    return tests[0][0], seconds, memory
+
+
+def test_every_job_of_an_episode_runs_under_the_problems_limits_by_the_rule(tok, judge, tmp_path):
+    # Limits travel from the data file (read back by load_problems) through the MDP to every judge job:
+    # the public tests of each turn and the final judgement on the private ones.
+    limited = Problem("limited", "Print twice n", [Test("2\n", "4\n")], [Test("6\n", "12\n")], time_limit=1.5,
+                      memory_limit=300 << 20)
+    no_limits = Problem("no limits", "Print twice n", [Test("3\n", "6\n")], [Test("7\n", "14\n")])
+    function = Problem("function", MBPP[0].description, MBPP[0].public_tests, MBPP[0].private_tests, kind="function",
+                       entry_point="double", time_limit=0.5)
+    save_problems([limited, no_limits, function], tmp_path / "p.jsonl")
+    problems = load_problems(tmp_path / "p.jsonl")
+    expected = {p.public_tests[0].input: limits_by_the_rule(p) for p in problems}
+    expected |= {p.private_tests[0].input: limits_by_the_rule(p) for p in problems}
+    assert expected["2\n"] == (4.5, 300 << 20) and expected["3\n"] == (10.0, 1 << 30)
+    recorder = RecordingJudge(judge)
+    answer = "```python\ndef double(n):\n    return 2 * n\nif __name__ == '__main__':\n    print(2 * int(input()))\n```"
+    dialogues = rlef.rollout(Scripted(tok, answer), tok, problems, recorder, turns=3)
+    assert all(d.solved for d in dialogues)                  # public, then private tests: 2 jobs per problem
+    assert len(recorder.jobs) == 6
+    for job in recorder.jobs:
+        first_input, seconds, memory = job_limits(job)
+        assert (seconds, memory) == expected[first_input], first_input

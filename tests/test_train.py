@@ -194,6 +194,75 @@ def test_training_at_another_temperature_scores_tokens_where_they_were_sampled(t
     assert row["logprob_gap"] < 1e-4
 
 
+def tempered_logprobs(model, tokens: list[int], temperature: float) -> torch.Tensor:
+    """log softmax(logits / T) of each token after the first, by plain indexing: (len(tokens) - 1,)."""
+    t = torch.tensor([tokens])
+    with torch.no_grad():
+        logits = model(t[:, :-1]).double() / temperature                    # (1, L-1, V)
+    return logits.log_softmax(-1).gather(-1, t[:, 1:, None])[0, :, 0]
+
+
+@pytest.mark.slow
+def test_training_wires_the_frozen_reference_into_the_kl_and_evaluates_at_the_papers_settings(
+        tmp_path, tiny_checkpoint, monkeypatch):
+    # Spies on what the loop hands to the PPO code and to the sampler, in a real 2-batch run at --temperature
+    # 0.7 (training samples at it, top-p 1) with a large learning rate, evaluated after the last batch.
+    # 1. Every batch is scored against the reference: a model other than the policy, frozen, holding the
+    #    initial weights. After one update the policy has moved, so batch 2's KL penalty is not 0, and it
+    #    equals mean(log pi - log rho) over the response tokens, both computed here from the models' logits.
+    # 2. Evaluation (the valid set, then the random-feedback ablation) samples at the paper's temperature 0.2
+    #    and top-p 0.95 (appendix B.3), training at --temperature and top-p 1.0.
+    import inspect
+    import ppo
+    from model import generate
+    initial = Transformer.from_pretrained(tiny_checkpoint)
+    scored, sampled, in_eval = [], [], [False]
+    real_prepare, real_evaluate = rlef.prepare_batch, rlef.evaluate
+
+    def prepare_batch(*args, **kwargs):
+        call = inspect.signature(ppo.prepare_batch).bind(*args, **kwargs)
+        call.apply_defaults()
+        a = call.arguments
+        batch = real_prepare(*args, **kwargs)
+        log_ratios = [tempered_logprobs(a["policy"], e.tokens, 0.7)[i - 1] -
+                      tempered_logprobs(initial, e.tokens, 0.7)[i - 1]
+                      for e in a["episodes"] for i, m in enumerate(e.action_mask) if m]
+        scored.append(dict(a, kl=float(sum(log_ratios) / len(log_ratios)), batch=batch))
+        return batch
+
+    def evaluate(*args, **kwargs):
+        in_eval[0] = True
+        try:
+            return real_evaluate(*args, **kwargs)
+        finally:
+            in_eval[0] = False
+
+    def spy_generate(*args, **kwargs):
+        call = inspect.signature(generate).bind(*args, **kwargs)
+        call.apply_defaults()
+        sampled.append((in_eval[0], call.arguments["temperature"], call.arguments["top_p"]))
+        return generate(*args, **kwargs)
+    monkeypatch.setattr(rlef, "prepare_batch", prepare_batch)
+    monkeypatch.setattr(rlef, "evaluate", evaluate)
+    monkeypatch.setattr(rlef, "generate", spy_generate)
+    rlef.main(tiny_args(tmp_path, tiny_checkpoint, batches=2, temperature=0.7, lr=1e-2, **{"eval-every": 2}))
+
+    assert len(scored) == 2
+    for s in scored:
+        ref = s["ref_policy"]
+        assert ref is not None and ref is not s["policy"]
+        assert not any(p.requires_grad for p in ref.parameters())
+        for p, q in zip(ref.parameters(), initial.parameters()):
+            assert torch.equal(p, q)                                          # still the initial weights
+        assert (s["beta"], s["advantage_mode"], s["temperature"]) == (0.05, "turn", 0.7)
+    assert scored[1]["kl"] > 0.1                                   # the policy has moved (about 1 nat per token)
+    assert scored[1]["batch"]["stats"]["kl_penalty"] == pytest.approx(scored[1]["kl"], rel=1e-4, abs=1e-6)
+    assert scored[0]["batch"]["stats"]["kl_penalty"] == pytest.approx(0.0, abs=1e-6)   # before any update
+    training = {(t, p) for evaluating, t, p in sampled if not evaluating}
+    evaluation = {(t, p) for evaluating, t, p in sampled if evaluating}
+    assert training == {(0.7, 1.0)} and evaluation == {(0.2, 0.95)}
+
+
 def test_update_counts_follow_the_papers_reading():
     # "12,000 updates" for 8B with "4 updates of 256" per batch of 1,024 rollouts: 3,000 batches.
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
@@ -202,6 +271,14 @@ def test_update_counts_follow_the_papers_reading():
     assert (cfg.warmup_updates, cfg.eval_every * cfg.minibatches) == (50, 800)   # 50 warm-up steps, eval every 800
     help_text = rlef.train_parser().format_help()
     assert "--batches" in help_text and "--warmup-updates" in help_text and "--steps" not in help_text
+
+
+def test_training_defaults_are_the_papers():
+    # Paper §2.2 and appendix B: 3 turns, beta 0.05, PPO clip 0.2 and value clip 0.2, AdamW at lr 2e-7 with
+    # weight decay 0.1, the turn-level value, rollouts sampled at temperature 1.0 (the trainer scores at it).
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    assert (cfg.turns, cfg.beta, cfg.clip_eps, cfg.value_clip) == (3, 0.05, 0.2, 0.2)
+    assert (cfg.lr, cfg.weight_decay, cfg.advantage, cfg.temperature) == (2e-7, 0.1, "turn", 1.0)
 
 
 @pytest.mark.slow
