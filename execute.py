@@ -33,17 +33,18 @@ process is a fork of the server, the server never holds a program's code, input 
 Isolated, where the kernel allows namespaces (checked at start-up):
   - processes: the server is init of its own pid namespace and kills every other process in it after each test
     (kill(-1) from init), so forks, double forks, setsid daemons and threads never outlive their test.
-  - the server itself: each test starts as pid 1 of a pid namespace of its own (a small reaper that forks the
-    program's process, so that the program is not init, whose own signals the kernel ignores). The server,
-    the harness and every other test are outside it: prlimit, setpriority, sched_setaffinity/setscheduler,
-    ioprio_set and kill take a pid, a group or a uid *in the caller's namespace*, so the program has nothing
-    to name (chosen over resetting the server's state before each fork: an unprivileged server could not
-    undo a lowered hard limit or a raised nice value, and the program could still disturb the test it is
-    in). Pids start from 1 in every test. As root, tests also run under another uid than the server's. A
-    test process holds only the descriptors it is given (stdin, stdout, stderr, its results and inputs): not
-    the server's request and reply pipes. The harness reads every reply as untrusted: straight from the pipe
-    (no buffer that select() cannot see), a JSON object for header, bounded sizes, one deadline for all of
-    it; anything else replaces the server. The server's own stderr reaches ours labelled.
+  - the server itself: each test runs in a pid namespace of its own, as pid 2 (pid 1 is an init that runs no
+    code: a clone sharing the server's memory; the program is not init, whose own signals the kernel ignores,
+    and its parent, the server, is outside: getppid() is 0). The server, the harness and every other test are
+    outside it: prlimit, setpriority, sched_setaffinity/setscheduler, ioprio_set and kill take a pid, a group
+    or a uid *in the caller's namespace*, so the program has nothing to name (chosen over resetting the
+    server's state before each fork: an unprivileged server could not undo a lowered hard limit or a raised
+    nice value, and the program could still disturb the test it is in). Pids start from 1 in every test. As
+    root, tests also run under another uid than the server's. A test process holds only the descriptors it is
+    given (stdin, stdout, stderr, its results and inputs): not the server's request and reply pipes. The
+    harness reads every reply as untrusted: straight from the pipe (no buffer that select() cannot see), a
+    JSON object for header, bounded sizes, one deadline for all of it; anything else replaces the server. The
+    server's own stderr reaches ours labelled.
   - network: a new net namespace whose loopback is down: no connection to anything, 127.0.0.1 included.
   - files: a new root of read-only bind mounts of /usr, /bin, /lib* and the interpreter's prefixes, plus
     /dev/{null,zero,full,random,urandom}, a private /proc, and private size-capped /tmp and /dev/shm (tmpfs)
@@ -1039,6 +1040,7 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
 # ---- Server side: isolation (once), then fork a child per test
 
 _libc = ctypes.CDLL(None, use_errno=True)
+CLONE_VM, CLONE_FILES = 0x100, 0x400
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
@@ -1096,13 +1098,20 @@ def _isolate() -> tuple[bool, str]:
 
 
 def _nested_pid_start() -> str:
-    """Check that the server can give each test a pid namespace of its own (unshare, then setns back to ours
-    so that the next unshare is allowed); notes if it cannot."""
-    global _OWN_PID_NS
+    """Check that the server can give each test a pid namespace of its own, with a test init as its pid 1
+    (unshare, _start_test_init, then setns back to ours so that the next unshare is allowed); notes if not."""
+    global _OWN_PID_NS, _INIT_STACK, _ALL_SIGNALS
+    _INIT_STACK = ctypes.create_string_buffer(1 << 16)   # the init's C stack: it never runs Python
+    _ALL_SIGNALS = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t with every signal in it
     own = os.open("/proc/self/ns/pid", os.O_RDONLY)
     try:
         _c("unshare", CLONE_NEWPID)
-        _c("setns", own, CLONE_NEWPID)
+        try:
+            init = _start_test_init()
+            os.kill(init, signal.SIGKILL)
+            os.waitpid(init, 0)
+        finally:
+            _c("setns", own, CLONE_NEWPID)
     except OSError as e:
         os.close(own)
         return f", tests share the server's pid namespace ({e.strerror}): they can reach it"
@@ -1202,7 +1211,7 @@ def _enter_root(new: str) -> None:
 
 
 def _drop_privileges() -> None:
-    """In a test's first process (the server keeps its privileges: it makes a pid namespace per test). In a
+    """In a test's process (the server keeps its privileges: it makes a pid namespace per test). In a
     user namespace we are its uid 0: drop every capability, and what exec could regain. As real root, become
     the server's sandbox uid, a uid of its own, after emptying that uid's keyrings (the last test's state)."""
     if _USERNS:
@@ -1445,11 +1454,12 @@ def _socket_memory() -> int:
                 at += (length + 3) & ~3
 
 
-def _test_memory(namespaced: bool) -> int:
+def _test_memory(namespaced: bool, init: int | None) -> int:
     """Bytes of memory the test's processes hold together: the sum of their proportional set sizes (PSS), so a
-    page shared by several processes counts once. RLIMIT_AS bounds each process; this bounds them all."""
-    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()] if namespaced \
-        else _descendants()
+    page shared by several processes counts once. RLIMIT_AS bounds each process; this bounds them all. The
+    test's ``init`` shares the server's memory: it is not the test's."""
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (os.getpid(), init)] \
+        if namespaced else _descendants()
     total, page = 0, os.sysconf("SC_PAGE_SIZE")
     for pid in pids:
         try:
@@ -1543,11 +1553,13 @@ class _Capture:
         return [(self.start, self.head), (ring + ring_end, self.tail - ring_end), (ring, ring_end)]
 
 
-def _supervise(pid: int, captures: dict, limits: dict, feeder: "_CallFeeder | None" = None) -> str | None:
+def _supervise(pid: int, init: int | None, captures: dict, limits: dict,
+               feeder: "_CallFeeder | None" = None) -> str | None:
     """Wait for the test's process while draining its pipes. Returns why it was stopped ("timeout",
     "memory_limit", "output_limit") or None if it ended by itself. The deadline is limits["time"] seconds after
     the start and, for function jobs, after each of the lines the results pipe may deliver (one per call), when
-    ``feeder`` hands the program the next call's arguments."""
+    ``feeder`` hands the program the next call's arguments. ``init``: the test's init, whose memory (the
+    server's) is not the test's."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     by_fd = {c.read_fd: name for name, c in captures.items()}
@@ -1581,7 +1593,7 @@ def _supervise(pid: int, captures: dict, limits: dict, feeder: "_CallFeeder | No
             stopped = "timeout"
         elif stopped is None and now >= next_memory_check:
             next_memory_check = now + 0.05
-            if _test_memory(_NAMESPACED) > limits["memory"] + limits["base_rss"]:
+            if _test_memory(_NAMESPACED, init) > limits["memory"] + limits["base_rss"]:
                 stopped = "memory_limit"
     os.close(pidfd)
     return stopped
@@ -1599,24 +1611,18 @@ def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int]
     fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd, 3: captures["results"].write_fd}
     if _SANDBOX_UID is not None:
         os.chown(workdir, _SANDBOX_UID, _SANDBOX_UID)
-    status_read, status_write = os.pipe()
     start = time.monotonic()
-    pid = _fork_in_own_pid_namespace()
+    pid, init = _fork_in_own_pid_namespace()
     if pid == 0:
-        as_limit = request["memory_limit"] + vm_pages * page + THREAD_STACKS
-        _test_init(functools.partial(_child, child_main, workdir, fds, cpu_limit, as_limit), status_write)
-    os.close(status_write)
+        _child(child_main, workdir, fds, cpu_limit, request["memory_limit"] + vm_pages * page + THREAD_STACKS)
     for capture in captures.values():
         os.close(capture.write_fd)
-    stopped = _supervise(pid, captures, limits, feeder)
+    stopped = _supervise(pid, init, captures, limits, feeder)
     if stopped:
         os.kill(pid, signal.SIGKILL)
-    _, status, usage = os.wait4(pid, 0)   # usage: the test's first process and all it reaped
+    _, status, usage = os.wait4(pid, 0)   # usage: the program's process and the children it waited for
     seconds = time.monotonic() - start
-    reported = os.read(status_read, 4)     # the program's own wait status, unless its first process was killed
-    os.close(status_read)
-    status = int.from_bytes(reported, "little") if len(reported) == 4 else status
-    _kill_descendants(_NAMESPACED)
+    _kill_descendants(_NAMESPACED)   # the init too: the test's namespace ends with it
     for capture in captures.values():   # every writer is gone: read to the end, then close
         os.set_blocking(capture.read_fd, True)
         while capture.drain():
@@ -1845,50 +1851,65 @@ def _remove(path: str) -> None:
         os.close(top)
 
 
-def _fork_in_own_pid_namespace() -> int:
-    """os.fork(), the child made pid 1 of a new pid namespace where the kernel allows it (_nested_pid_start)."""
+def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
+    """os.fork() into a new pid namespace whose pid 1 is a test init (_start_test_init), where the kernel allows
+    it (_nested_pid_start). Returns (the child's pid, the init's pid or None); the child gets (0, None).
+
+    The program's process is the namespace's pid 2, not its init: the kernel ignores the signals init sends
+    itself. Its parent, the server, is outside the namespace, so the program has no pid to name it by (getppid()
+    is 0), nor the harness or any other test: prlimit, setpriority, sched_setaffinity/setscheduler, ioprio_set
+    and kill take pids in the caller's namespace. Pids start from 1 in every test."""
     if _OWN_PID_NS is None:
-        return os.fork()
-    _c("unshare", CLONE_NEWPID)   # only our next fork enters it
+        return os.fork(), None
+    _c("unshare", CLONE_NEWPID)   # our next children enter it: the first one is its pid 1
+    pid = init = None
     try:
+        init = _start_test_init()
         pid = os.fork()
     except BaseException:
-        pid = 1
+        if init is not None:
+            os.kill(init, signal.SIGKILL)
+            os.waitpid(init, 0)
         raise
     finally:
-        if pid:   # the server: back to our own namespace, so that the next test may unshare again
+        if pid != 0:   # the server: back to our own namespace, so that the next test may unshare again
             _c("setns", _OWN_PID_NS, CLONE_NEWPID)
+    return pid, init
+
+
+def _start_test_init() -> int:
+    """Start pid 1 of the pid namespace just unshared; return its pid. A namespace needs an init for as long as it
+    lives, to adopt orphans, but this one runs nothing: a second fork of the server per test (its page tables,
+    Python's fork hooks, an exit that unmaps it all) would cost about as much as the program's own fork. So the
+    init is a clone that shares the server's memory and descriptor table (nothing is copied, and it keeps no
+    pipe open that the server closes) and makes one C call on a stack of its own: sigsuspend with every signal
+    blocked, so that nothing a program sends it ever runs (and the kernel drops what an init has no handler for).
+    SIGCHLD is ignored in it, so the kernel itself reaps whatever dies under it. The program, which drops its
+    privileges (_child), cannot trace it (it is not dumpable) nor reach the server through it: limits,
+    priority and affinity are per process, not per memory. The server kills it after the test, and the
+    namespace with it (_kill_descendants)."""
+    top = (ctypes.addressof(_INIT_STACK) + len(_INIT_STACK)) & ~0xF
+    # The init copies our signal dispositions when it is cloned. Ours are back to normal before the program is
+    # forked; meanwhile a child of ours that ends would be reaped by the kernel (the last test's are all reaped).
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), ctypes.c_void_p(top),
+                          CLONE_VM | CLONE_FILES | signal.SIGCHLD, _ALL_SIGNALS)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    if pid == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone: {os.strerror(err)}")
     return pid
 
 
-def _test_init(child, status_fd: int):
-    """A test's first process. Where the kernel allows it, pid 1 of a pid namespace of the test's own: the
-    server, the harness and every other test are outside it, so the program cannot name them to prlimit,
-    setpriority, sched_setaffinity, ioprio_set or kill, and pids start from 1 in every test. It drops to the
-    tests' identity, forks the program's process (``child``, which must not be init: init ignores the signals
-    a program sends itself), reaps every process, and writes the program's wait status on ``status_fd``. Its
-    exit kills whatever is left in the namespace. Never returns."""
+def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
+    """The forked test process: the tests' identity, its descriptors, limits, fresh stdio; then child_main().
+    Never returns."""
     status = 1
     try:
         if _NAMESPACED:
             _drop_privileges()
-        pid = os.fork()
-        if pid == 0:
-            child()
-        os.closerange(0, status_fd)   # nothing of the server's stays open here
-        os.closerange(status_fd + 1, _MAX_FD)
-        while (found := os.waitpid(-1, 0))[0] != pid:
-            pass
-        os.write(status_fd, found[1].to_bytes(4, "little"))
-        status = 0
-    finally:
-        os._exit(status)
-
-
-def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
-    """The forked test process: its descriptors, limits, fresh stdio; then child_main(). Never returns."""
-    status = 1
-    try:
         os.setsid()
         os.chdir(workdir)
         for target, fd in sorted(fds.items()):
@@ -2050,6 +2071,7 @@ def _exit_status(code) -> int:
 
 
 _REQUESTS_FD, _NAMESPACED, _SANDBOX_UID, _USERNS, _OWN_PID_NS = 0, False, None, False, None
+_INIT_STACK = _ALL_SIGNALS = None   # the test init's stack and signal mask (_nested_pid_start)
 _MAX_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # above every descriptor the server may hold
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
 
