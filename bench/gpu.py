@@ -326,8 +326,9 @@ def e2e_setup(args, device, cfg):
     reference = random_model(args, device, compute).requires_grad_(False)
     policy.gradient_checkpointing = value.gradient_checkpointing = True
     if dist.is_initialized():
-        policy, value = rlef.shard(policy, device, cfg), rlef.shard(value, device, cfg)
-        reference = rlef.shard(reference, device, cfg, trained=False)
+        dtype = getattr(torch, cfg.dtype)
+        policy, value = rlef.shard(policy, device, dtype), rlef.shard(value, device, dtype)
+        reference = rlef.shard(reference, device, dtype, trained=False)
     return policy, value, reference, make_optimizer(policy, 1e-6), make_optimizer(value, 1e-6), compute
 
 
