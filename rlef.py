@@ -41,8 +41,8 @@ from execute import describe_failures, run_judge
 from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_training_state, read_best,
                                save_checkpoint, write_best)
 from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_peaks, smallest_mesh
-from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, log0, setup_distributed, shard,
-                            tensor_parallel, tensor_parallel_size, training_mesh)
+from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
+                            shard, tensor_parallel, tensor_parallel_size, training_mesh)
 from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
 
@@ -804,8 +804,8 @@ def load_models(cfg: Config, weights: Path, device, mesh=None):
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
     sharded = mesh is not None or dist.is_initialized()
     compute = getattr(torch, cfg.dtype)
-    trained = (lambda model: shard(model, device, compute, mesh)) if sharded else None
-    frozen = (lambda model: shard(model, device, compute, mesh, trained=False)) if sharded else None
+    trained = for_loading(lambda model: shard(model, device, compute, mesh)) if sharded else None
+    frozen = for_loading(lambda model: shard(model, device, compute, mesh, trained=False)) if sharded else None
     policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
     critic = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
     reference = Transformer.from_pretrained(weights, device, compute if device.type == "cuda" else dtype,
@@ -1117,7 +1117,7 @@ def eval_main(argv):
     mesh = device_mesh(world, tp, device)
     if mesh is not None:
         log0(f"mesh: {world // tp} x {tp} (copies of the model x tensor-parallel ranks per copy)")
-    split = (lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
+    split = for_loading(lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
     model = read_weights(Transformer.from_pretrained, a.weights, device, shard=split).eval()
     tok = read_weights(Tokenizer.from_pretrained, a.weights)
     longest = longest_first_prompt(tok, problems)

@@ -14,11 +14,13 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import Replicate, Shard
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
 from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel,
                                                parallelize_module)
 
-from model import ModelArgs, Transformer
+from model import Head, ModelArgs, Transformer, chunked_logprobs
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -100,13 +102,6 @@ def training_mesh(world: int, tp: int, device):
 TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
-# The embedding and the output head (Llama 3: 128k rows each, the largest tensors) are split over the
-# vocabulary. A token's embedding row lives on one rank and the others add zeros (one all-reduce:
-# model.vocab_parallel_embedding, which the model calls instead of the module). The head's logits stay
-# split when training (model.vocab_parallel_chunk sums the softmax over the ranks' slices); sampling
-# gathers them, one position of each row. The final norm is computed whole everywhere.
-VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
-              "lm_head": ColwiseParallel(output_layouts=Replicate())}
 # Sequence parallelism (Megatron-LM's), for training: between blocks the residual stream is split over the
 # "tp" ranks by position, so the block inputs that activation checkpointing keeps (70B: the largest
 # activations) cost 1/tp each. The norms run on each rank's positions; attention and MLP gather their
@@ -118,11 +113,14 @@ SEQUENCE_PLAN = {"input_layernorm": SequenceParallel(), "post_attention_layernor
                  "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
                  "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
                  "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False)}
+# ... and after the last block the positions are gathered, so that the final norm and the head see them all.
+GATHER_PLAN = {"norm": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
+                                          use_local_output=True)}
 
 
 def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
-    """Parameters split over the "tp" ranks (the projections of TP_PLAN, the embedding and vocabulary head of
-    VOCAB_PLAN) and those every "tp" rank holds whole (the norms; the critic's scalar head), counted on a
+    """Parameters split over the "tp" ranks (the projections of TP_PLAN, the embedding and the vocabulary head:
+    ``split_vocabulary``) and those every "tp" rank holds whole (the norms; the critic's scalar head), counted on a
     model built on the meta device (nothing allocated)."""
     with torch.device("meta"):
         named = list(Transformer(args, value_head=value_head).named_parameters())
@@ -132,27 +130,110 @@ def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, in
 
 
 def tensor_parallel(model: Transformer, tp_mesh, sequence_parallel: bool = False) -> Transformer:
-    """Split every block over ``tp_mesh`` as TP_PLAN says (and SEQUENCE_PLAN, with ``sequence_parallel``), and
-    the embedding and vocabulary head as VOCAB_PLAN says (nothing to do for one rank); each rank's attention
-    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads. The critic's scalar head is not
-    split."""
+    """Split a model built on the meta device over ``tp_mesh``: every block as TP_PLAN says (and SEQUENCE_PLAN,
+    with ``sequence_parallel``), the embedding and vocabulary head over the vocabulary (``split_vocabulary``);
+    nothing to do for one rank. Each rank's attention then computes n_heads / tp query heads against
+    n_kv_heads / tp K/V heads, read off its projections' outputs; the model's KV cache holds those K/V heads.
+    The critic's scalar head is not split."""
     if tp_mesh is None or tp_mesh.size() == 1:
         return model
-    model.sequence_parallel = sequence_parallel
     for block in model.layers:
         parallelize_module(block, tp_mesh, {**TP_PLAN, **(SEQUENCE_PLAN if sequence_parallel else {})})
-        block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
-        block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
-    tied = model.lm_head.weight is model.embed_tokens.weight
-    parallelize_module(model, tp_mesh, {k: v for k, v in VOCAB_PLAN.items() if k != "lm_head" or not model.value_head})
-    if tied:                                      # both split the same rows (dim 0): one parameter again
-        model.lm_head.weight = model.embed_tokens.weight
+    split_vocabulary(model, tp_mesh, sequence_parallel)
+    if sequence_parallel:
+        parallelize_module(model, tp_mesh, GATHER_PLAN)
+    model.kv_heads = model.args.n_kv_heads // tp_mesh.size()
     return model
 
 
+def split_vocabulary(model: Transformer, tp_mesh, sequence_parallel: bool):
+    """Swap in the vocabulary-parallel embedding and head, their rows (Llama 3: 128k each, the largest tensors)
+    split over ``tp_mesh``. A token's embedding row lives on one rank and the others add zeros (one
+    all-reduce). The head's logits stay split when training (``vocab_parallel_chunk`` sums the softmax over
+    the ranks' slices); sampling gathers them, one position of each row. The final norm is computed whole
+    everywhere. A tied head and embedding split the same rows (dim 0): they stay one parameter."""
+    tied = model.lm_head.weight is model.embed_tokens.weight
+    old = model.embed_tokens.weight
+    model.embed_tokens = VocabParallelEmbedding(model.args.vocab_size, model.args.dim, device="meta")
+    model.embed_tokens.weight = nn.Parameter(distribute_tensor(old, tp_mesh, [Shard(0)]),
+                                             requires_grad=old.requires_grad)
+    model.embed_tokens.sequence_parallel = sequence_parallel
+    if model.value_head:
+        return
+    head = VocabParallelHead(model.args.dim, model.args.vocab_size, bias=False, device="meta")
+    head.weight = model.lm_head.weight
+    model.lm_head = parallelize_module(head, tp_mesh, ColwiseParallel(output_layouts=Replicate()))
+    if tied:
+        model.lm_head.weight = model.embed_tokens.weight
+
+
+class VocabParallelEmbedding(nn.Embedding):
+    """The embedding with its (V, dim) weight split over the vocabulary (a DTensor, ``split_vocabulary``): each
+    rank looks up the tokens that fall in its own rows, zeros for the others, and the ranks' results are
+    summed (one all-reduce). By hand, because DTensor's embedding would build the whole (V, dim) gradient on
+    every rank in backward; here each rank's gradient covers its own rows. With ``sequence_parallel`` each
+    rank receives only its share of the positions (a reduce-scatter): a DTensor split on dim 1, which the
+    blocks then keep split (SEQUENCE_PLAN)."""
+    sequence_parallel = False
+
+    def forward(self, tokens):                                                     # (B, T) -> (B, T, dim)
+        rows, (vocab, _) = local_block(self.weight)
+        mine = (tokens >= vocab.start) & (tokens < vocab.stop)                      # (B, T)
+        x = F.embedding(torch.where(mine, tokens - vocab.start, 0), rows) * mine[..., None]    # (B, T, dim)
+        x = DTensor.from_local(x, self.weight.device_mesh, [Partial()])
+        return x.redistribute(placements=[Shard(1)]) if self.sequence_parallel else x.full_tensor()
+
+
+class VocabParallelHead(Head):
+    """The output head with its (V, dim) weight split over the vocabulary: calling it gives whole logits
+    (ColwiseParallel gathers them, ``split_vocabulary``), its log-probs are computed on each rank's slice
+    (``vocab_parallel_chunk``)."""
+
+    def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
+        return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature, vocab_parallel_chunk)
+
+
+def vocab_parallel_chunk(h, t, weight, temperature: float):
+    """``chunked_logprobs``' chunk for an output layer split over the vocabulary (Megatron-LM's vocabulary-
+    parallel cross-entropy): ``weight`` is a DTensor of which this rank holds V/tp rows. Each rank computes
+    the logits of its own rows only, (B, c, V/tp), so a chunk costs 1/tp of the memory; the softmax's sums
+    over the vocabulary (the normaliser, the target's logit, the entropy's expectation) add up the ranks'
+    partial sums. The same maths as ``model.logprobs_chunk``, whose logsumexp also subtracts the maximum first."""
+    mesh = weight.device_mesh
+
+    def vocab_sum(partial_sums):                  # (B, c) on each rank -> their sum, on every rank
+        return DTensor.from_local(partial_sums, mesh, [Partial()]).full_tensor()
+
+    # h is the same on every rank; as a replicated DTensor its gradient (one part per vocabulary slice) is
+    # summed over the ranks in backward, as a column-parallel layer's input is.
+    logits = (DTensor.from_local(h, mesh, [Replicate()], run_check=False) @ weight.t()).to_local()  # (B, c, V/tp)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
+    dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
+    logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)
+    _, (vocab, _) = local_block(weight)                                          # this rank's rows: a slice
+    mine = (t >= vocab.start) & (t < vocab.stop)                                 # the target is in this slice
+    picked = logits.gather(-1, (t - vocab.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
+    logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
+    with torch.no_grad():
+        entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
+    return logprobs, entropy
+
+
+def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of a
+    plain tensor; of a sharded one (a DTensor: FSDP2 splits rows, tensor parallelism rows or columns, both
+    over a 2-D mesh), this rank's rows x columns, as DTensor itself places them."""
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    if not isinstance(t, DTensor):
+        return t, tuple(slice(0, n) for n in t.shape)
+    shape, offset = compute_local_shape_and_global_offset(t.shape, t.device_mesh, t.placements)
+    return t.to_local(), tuple(slice(o, o + n) for o, n in zip(offset, shape))
+
+
 def shard(model: torch.nn.Module, device, dtype: torch.dtype, mesh=None, trained: bool = True):
-    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN, SEQUENCE_PLAN, VOCAB_PLAN), then FSDP2 over its
-    "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
+    """Tensor parallelism over the mesh's "tp" ranks (``tensor_parallel``, with SEQUENCE_PLAN), then FSDP2 over
+    its "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
     (embedding, final norm, output head): each rank keeps 1/world of the fp32 master weights, gradients and
     optimiser state (1/dp of the norms and of the critic's scalar head, which every "tp" rank holds whole).
     On GPU the models compute in ``dtype`` (MixedPrecisionPolicy; bf16 in RLEF's runs).
@@ -172,6 +253,15 @@ def shard(model: torch.nn.Module, device, dtype: torch.dtype, mesh=None, trained
         fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
     fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
     return model
+
+
+def for_loading(split):
+    """``Transformer.from_pretrained``'s ``shard``: ``split(model)`` (``shard`` or ``tensor_parallel``) on the
+    meta-device model, then each parameter's block on this rank as DTensor places it (``local_block``)."""
+    def shard_for_loading(model):
+        split(model)
+        return local_block
+    return shard_for_loading
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,7 +295,6 @@ class SamplingReplica:
 
     @torch.no_grad()
     def refresh(self, policy: Transformer) -> Transformer:
-        from torch.distributed.tensor import DTensor, Replicate
         if self.model is not policy:
             mine = dict(self.model.named_parameters())
             for name, p in policy.named_parameters():
@@ -221,7 +310,6 @@ class SamplingReplica:
 
     def nbytes(self, policy: Transformer) -> int:
         """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
-        from torch.distributed.tensor import DTensor
         held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
         return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
 
@@ -236,7 +324,6 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
     with FSDP2 x tensor parallelism (``shard``) the split projections are sharded over a 2-D mesh and the rest
     (embedding, norms) over its data-parallel rows only. Each mesh's norm is computed where its gradients
     are, then the total from those."""
-    from torch.distributed.tensor import DTensor
     parameters = [p for p in parameters if p.grad is not None]
     by_mesh = {}
     for p in parameters:
