@@ -27,7 +27,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -214,7 +213,7 @@ class KVCache:
     ones past a row's length masked.
 
     ``n_kv_heads`` is the K/V heads this process computes: all of them (default), or its share when the
-    model is tensor-parallel (``Transformer.kv_heads``), each rank then caching only its own heads.
+    model's projections are split over processes (``Transformer.kv_heads``), each then caching its own heads.
     """
 
     def __init__(self, args: ModelArgs, batch_size: int, max_len: int, device=None, dtype=torch.float32,
@@ -248,9 +247,10 @@ def cache_slots(positions: int) -> int:
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
-        # The heads this module computes. Tensor parallelism (rlef.py) splits the projections by heads and
-        # sets these to this rank's share, n_heads / tp and n_kv_heads / tp; the code below is the same.
-        self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
+        # The projections' widths say how many heads this module computes: forward reads them off their
+        # outputs (view(B, T, -1, hd)), so a module whose projections were split by heads (tensor parallelism,
+        # infra/parallel.py: n_heads / tp and n_kv_heads / tp per rank) runs this same code.
+        self.head_dim = args.head_dim
         self.q_proj = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
         self.k_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
         self.v_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
@@ -261,9 +261,10 @@ class Attention(nn.Module):
         (B, n_kv, L, hd) at ``slots`` (B, n_kv, T, hd: each row's slot, broadcast) and attend to the whole
         cache under ``mask`` (B, 1, g*T, L)."""
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)      # (B, n_heads, T, hd)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, n_kv, T, hd)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, n_kv, T, hd)
+        q = self.q_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_heads, T, hd)
+        k = self.k_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_kv, T, hd)
+        v = self.v_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_kv, T, hd)
+        n_heads, n_kv = q.shape[1], k.shape[1]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if kv is None:      # training / scoring: the whole sequence at once, plain causal attention
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
@@ -273,8 +274,8 @@ class Attention(nn.Module):
             v_cache.scatter_(2, slots, v)
             # Grouped-query attention without copying K/V: the g = n_heads / n_kv query heads that share a
             # K/V head become g*T query rows of that head (head h uses K/V head h // g, as HF's repeat_kv).
-            g = self.n_heads // self.n_kv_heads
-            q = q.reshape(B, self.n_kv_heads, g * T, self.head_dim)                       # (B, n_kv, g*T, hd)
+            g = n_heads // n_kv
+            q = q.reshape(B, n_kv, g * T, self.head_dim)                                  # (B, n_kv, g*T, hd)
             if T == 1:
                 # Decoding: g query rows per head. The fused attention kernels parallelise over blocks of
                 # query rows, which a decode step does not have, and leave most of a GPU idle; two batched
@@ -283,7 +284,7 @@ class Attention(nn.Module):
                 y = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v_cache.dtype) @ v_cache
             else:
                 y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask)   # (B, n_kv, g*T, hd)
-            y = y.reshape(B, self.n_heads, T, self.head_dim)
+            y = y.reshape(B, n_heads, T, self.head_dim)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))                           # (B, T, dim)
 
 
@@ -313,7 +314,7 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature: float = 1.0):
+def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature: float = 1.0, one_chunk=None):
     """log pi(target | prefix) and the entropy of pi at each position, without materialising all logits.
 
     hidden (B, T, dim) are final-norm hidden states, weight (V, dim) the output layer, targets (B, T).
@@ -322,20 +323,10 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     them for the backward pass. Each chunk is checkpointed: only ``hidden`` is saved, and the chunk's
     logits are recomputed during backward. Returns (logprobs, entropy), both fp32 (B, T); the entropy is a
     statistic (PPO's loss here has no entropy bonus), computed without a graph.
-    Under tensor parallelism the output layer is split over the vocabulary (a DTensor: rlef.py's VOCAB_PLAN);
-    each rank then computes its own slice of each chunk (``vocab_parallel_chunk``).
+    ``one_chunk`` (default ``logprobs_chunk``) computes one chunk; a head split over the vocabulary brings its
+    own (infra/parallel.py).
     """
-    def one_chunk(h, t):
-        logits = h @ weight.t()                                               # (B, c, V)
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # fp32 (fp64 stays)
-        logz = torch.logsumexp(logits, dim=-1)                                # (B, c)
-        logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
-        with torch.no_grad():
-            entropy = logz - (logits.softmax(-1) * logits).sum(-1)
-        return logprobs, entropy
-
-    if hasattr(weight, "device_mesh"):
-        one_chunk = partial(vocab_parallel_chunk, weight=weight, temperature=temperature)
+    one_chunk = partial(one_chunk or logprobs_chunk, weight=weight, temperature=temperature)
     outs = []
     for s in range(0, hidden.shape[1], chunk_size):
         h, t = hidden[:, s:s + chunk_size], targets[:, s:s + chunk_size]
@@ -343,59 +334,24 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
     return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
 
 
-def vocab_parallel_chunk(h, t, weight, temperature: float):
-    """``chunked_logprobs``' chunk for an output layer split over the vocabulary (Megatron-LM's vocabulary-
-    parallel cross-entropy): ``weight`` is a DTensor of which this rank holds V/tp rows. Each rank computes
-    the logits of its own rows only, (B, c, V/tp), so a chunk costs 1/tp of the memory; the softmax's sums
-    over the vocabulary (the normaliser, the target's logit, the entropy's expectation) add up the ranks'
-    partial sums. The same maths as ``one_chunk``, whose logsumexp also subtracts the maximum first."""
-    from torch.distributed.tensor import DTensor, Partial, Replicate
-    mesh = weight.device_mesh
-
-    def vocab_sum(partial_sums):                  # (B, c) on each rank -> their sum, on every rank
-        return DTensor.from_local(partial_sums, mesh, [Partial()]).full_tensor()
-
-    # h is the same on every rank; as a replicated DTensor its gradient (one part per vocabulary slice) is
-    # summed over the ranks in backward, as a column-parallel layer's input is.
-    logits = (DTensor.from_local(h, mesh, [Replicate()], run_check=False) @ weight.t()).to_local()  # (B, c, V/tp)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
-    top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
-    dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
-    logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)
-    _, (vocab, _) = local_block(weight)                                          # this rank's rows: a slice
-    mine = (t >= vocab.start) & (t < vocab.stop)                                 # the target is in this slice
-    picked = logits.gather(-1, (t - vocab.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
-    logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
+def logprobs_chunk(h, t, weight, temperature: float):
+    """``chunked_logprobs`` for one chunk: h (B, c, dim), targets t (B, c) -> (logprobs, entropy) (B, c)."""
+    logits = h @ weight.t()                                                   # (B, c, V)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # fp32 (fp64 stays)
+    logz = torch.logsumexp(logits, dim=-1)                                    # (B, c)
+    logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
     with torch.no_grad():
-        entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
+        entropy = logz - (logits.softmax(-1) * logits).sum(-1)
     return logprobs, entropy
 
 
-def vocab_parallel_embedding(tokens, weight, sequence_parallel: bool = False):
-    """The embedding rows of ``tokens`` (B, T) when ``weight`` (V, dim) is split over the vocabulary (a DTensor,
-    rlef.py's VOCAB_PLAN): each rank looks up the tokens that fall in its own rows, zeros for the others,
-    and the ranks' results are summed (one all-reduce). By hand, because DTensor's embedding would build the
-    whole (V, dim) gradient on every rank in backward; here each rank's gradient covers its own rows. With
-    ``sequence_parallel`` each rank receives only its share of the positions (a reduce-scatter): a DTensor
-    split on dim 1, which the blocks then keep split."""
-    from torch.distributed.tensor import DTensor, Partial, Shard
-    rows, (vocab, _) = local_block(weight)
-    mine = (tokens >= vocab.start) & (tokens < vocab.stop)                      # (B, T)
-    x = F.embedding(torch.where(mine, tokens - vocab.start, 0), rows) * mine[..., None]        # (B, T, dim)
-    x = DTensor.from_local(x, weight.device_mesh, [Partial()])
-    return x.redistribute(placements=[Shard(1)]) if sequence_parallel else x.full_tensor()
+class Head(nn.Linear):
+    """The output layer, hidden (..., dim) -> logits (..., V), and the log-probs of given targets under it
+    computed a chunk at a time (``chunked_logprobs``). A head split over the vocabulary replaces both
+    (infra/parallel.py)."""
 
-
-def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of a
-    plain tensor; of a sharded one (a DTensor: FSDP2 splits rows, tensor parallelism rows or columns, both
-    over a 2-D mesh), this rank's rows x columns, as DTensor itself places them."""
-    from torch.distributed.tensor import DTensor
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-    if not isinstance(t, DTensor):
-        return t, tuple(slice(0, n) for n in t.shape)
-    shape, offset = compute_local_shape_and_global_offset(t.shape, t.device_mesh, t.placements)
-    return t.to_local(), tuple(slice(o, o + n) for o, n in zip(offset, shape))
+    def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
+        return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature)
 
 
 class Transformer(nn.Module):
@@ -408,12 +364,14 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(args) for _ in range(args.n_layers))
         self.norm = RMSNorm(args.dim, args.norm_eps)
         # The critic (RLEF §2.2) swaps the vocabulary projection for a scalar one; it is never tied.
-        self.lm_head = nn.Linear(args.dim, 1 if value_head else args.vocab_size, bias=False)
+        self.lm_head = Head(args.dim, 1 if value_head else args.vocab_size, bias=False)
         if args.tie_word_embeddings and not value_head:
             self.lm_head.weight = self.embed_tokens.weight
         self._inv_freq = None                 # RoPE frequencies, kept fp32 whatever .to(dtype) does (see rope())
         self.gradient_checkpointing = False   # recompute each block in backward: memory for compute (8B training)
-        self.sequence_parallel = False        # tensor parallelism only: the residual stream split by position
+        # K/V heads this process computes and caches (KVCache's size): all of them, unless tensor parallelism
+        # (infra/parallel.py) split the projections, which also sets this to the share each rank holds.
+        self.kv_heads = args.n_kv_heads
 
     def init_weights(self, std: float = 0.02):
         """Random initialisation (tests, benchmarks, the tiny model's warm start)."""
@@ -423,11 +381,6 @@ class Transformer(nn.Module):
             else:
                 nn.init.normal_(p, std=std)
         return self
-
-    @property
-    def kv_heads(self) -> int:
-        """K/V heads this process computes and caches: all, or this rank's share under tensor parallelism."""
-        return self.layers[0].self_attn.n_kv_heads
 
     def rope(self, device) -> torch.Tensor:
         # Not a buffer: model.to(torch.bfloat16) would round the frequencies, and positions * bf16 angles are
@@ -455,13 +408,10 @@ class Transformer(nn.Module):
             # previous sequence (generate reuses rows).
             mask = (keys <= slots[:, :, None])[:, None]                                   # (B, 1, T, L)
             mask = mask.repeat(1, 1, self.args.n_heads // self.args.n_kv_heads, 1)       # (B, 1, g*T, L)
-            write = slots[:, None, :, None].expand(B, self.kv_heads, T, self.args.head_dim)
+            write = slots[:, None, :, None].expand(B, cache.k[0].shape[1], T, self.args.head_dim)
             kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
-        if hasattr(self.embed_tokens.weight, "device_mesh"):    # split over the vocabulary (tensor parallel)
-            x = vocab_parallel_embedding(tokens, self.embed_tokens.weight, self.sequence_parallel)  # (B, T, dim)
-        else:
-            x = self.embed_tokens(tokens)                                                 # (B, T, dim)
+        x = self.embed_tokens(tokens)                                                     # (B, T, dim)
         for layer, layer_kv in zip(blocks or self.layers, kv):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(layer, x, cos, sin, use_reentrant=False)
@@ -469,14 +419,12 @@ class Transformer(nn.Module):
                 x = layer(x, cos, sin, layer_kv, mask)
         if cache is not None:
             cache.lengths.add_(T)
-        if self.sequence_parallel:          # gather the positions that each tensor-parallel rank holds
-            x = x.full_tensor()
         h = self.norm(x)                                                                  # (B, T, dim)
         if self.value_head:
             values = self.lm_head(h).squeeze(-1)                                          # (B, T)
             return values.to(torch.promote_types(values.dtype, torch.float32))
         if targets is not None:
-            return chunked_logprobs(h, self.lm_head.weight, targets, chunk_size, temperature)
+            return self.lm_head.logprobs(h, targets, chunk_size, temperature)
         if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
             h = h[:, -1:]
         return self.lm_head(h)                                                            # (B, T or 1, V)
@@ -503,9 +451,10 @@ class Transformer(nn.Module):
         bf16 elsewhere. With ``value_head=True`` the vocabulary head is skipped and a random scalar head is
         created: the critic of RLEF §2.2 (a folder saved from a critic loads its trained head instead).
 
-        ``shard(model)`` (tensor parallelism and FSDP2's ``fully_shard``, rlef.py) runs while the model is still
-        on the meta device: storage is then allocated for this process's block of each parameter only, and only
-        that block is read from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
+        ``shard(model)`` (tensor parallelism and FSDP2's ``fully_shard``, infra/parallel.py) splits the model while
+        it is still on the meta device and returns the function that gives each parameter's block on this
+        process (as ``whole_block`` does for an unsplit model): storage is then allocated for that block only,
+        and only that block is read from the files, so no process ever holds the whole model (8B: 30 GiB in fp32).
         """
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -517,21 +466,20 @@ class Transformer(nn.Module):
         shards = _safetensors_files(path)
         with torch.device("meta"):
             model = cls(args, value_head=value_head).to(dtype)
-        if shard is not None:
-            shard(model)
+        block_of = whole_block if shard is None else shard(model)
         model.to_empty(device=device)               # uninitialised storage, allocated once in the final dtype
         if args.tie_word_embeddings and not value_head and model.lm_head.weight is not model.embed_tokens.weight:
             model.lm_head.weight = model.embed_tokens.weight    # to_empty gives the two names separate storage
         expected = model.hf_state_dict()             # name -> tensor sharing storage with the parameter
         if value_head:   # random scalar head, unless the folder is a saved critic (lm_head of shape (1, dim))
-            head, where = local_block(model.lm_head.weight)
+            head, where = block_of(model.lm_head.weight)
             # Drawn whole and cut, so that every world size gets the same head from the same seed.
             full = torch.empty(model.lm_head.weight.shape, device=head.device, dtype=head.dtype)
             with torch.no_grad():
                 head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[where])
         loaded = set()
         for shard_file in shards:
-            loaded |= _read_blocks(path / shard_file, expected, skip_vocab_head=value_head)
+            loaded |= _read_blocks(path / shard_file, expected, block_of, skip_vocab_head=value_head)
         missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
             raise ValueError(f"{path}: tensors missing from the checkpoint: {missing[:5]}"
@@ -544,6 +492,12 @@ class Transformer(nn.Module):
         save_hf_folder(self.hf_state_dict(), self.args, path, max_shard_bytes, **token_ids)
 
 
+def whole_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of it.
+    A model split over processes has its own answer (``from_pretrained``'s ``shard``)."""
+    return t, tuple(slice(0, n) for n in t.shape)
+
+
 def _safetensors_files(path: Path) -> list[str]:
     """The safetensors files of an HF folder: the shards its index lists, or the single model.safetensors."""
     index = path / "model.safetensors.index.json"
@@ -554,10 +508,10 @@ def _safetensors_files(path: Path) -> list[str]:
     raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
 
 
-def _read_blocks(file: Path, expected: dict[str, torch.Tensor], skip_vocab_head: bool) -> set[str]:
-    """Copy this process's block of every tensor in ``file`` into ``expected`` (name -> parameter), checking
-    names and shapes; only the block is read from disk. Returns the names read. ``skip_vocab_head``: a
-    critic keeps its own head rather than a policy's vocabulary head."""
+def _read_blocks(file: Path, expected: dict[str, torch.Tensor], block_of, skip_vocab_head: bool) -> set[str]:
+    """Copy this process's block (``block_of``) of every tensor in ``file`` into ``expected`` (name ->
+    parameter), checking names and shapes; only the block is read from disk. Returns the names read.
+    ``skip_vocab_head``: a critic keeps its own head rather than a policy's vocabulary head."""
     from safetensors import safe_open
     if not file.is_file():
         raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")
@@ -577,7 +531,7 @@ def _read_blocks(file: Path, expected: dict[str, torch.Tensor], skip_vocab_head:
             if tuple(stored.get_shape()) != tuple(expected[name].shape):
                 raise ValueError(f"{file}: tensor {name!r} has shape {tuple(stored.get_shape())}, "
                                  f"config.json implies {tuple(expected[name].shape)}")
-            block, where = local_block(expected[name])
+            block, where = block_of(expected[name])
             with torch.no_grad():
                 block.copy_(stored[where])
             loaded.add(name)

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from infra.parallel import clip_grad_norm
+
 
 @dataclass
 class Episode:
@@ -254,26 +256,6 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
     batch.update(old_logprobs=old, ref_logprobs=ref, old_values=values, returns=returns, rewards=rewards,
                  advantages=advantages, advantage_mode=advantage_mode, temperature=temperature, stats=stats)
     return batch
-
-
-def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
-    """torch.nn.utils.clip_grad_norm_ (scale all gradients so that their global L2 norm is at most max_norm;
-    return the norm before) for parameters that live on different device meshes, which torch's refuses:
-    with FSDP2 x tensor parallelism (rlef.py) the split projections are sharded over a 2-D mesh and the rest
-    (embedding, norms) over its data-parallel rows only. Each mesh's norm is computed where its gradients
-    are, then the total from those."""
-    from torch.distributed.tensor import DTensor
-    parameters = [p for p in parameters if p.grad is not None]
-    by_mesh = {}
-    for p in parameters:
-        by_mesh.setdefault(p.grad.device_mesh if isinstance(p.grad, DTensor) else None, []).append(p.grad)
-    norms = [torch.nn.utils.get_total_norm(grads) for grads in by_mesh.values()]
-    norms = [n.full_tensor() if isinstance(n, DTensor) else n for n in norms]
-    total = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.tensor(0.0)
-    coef = float((max_norm / (total + 1e-6)).clamp(max=1.0))        # a number: it scales DTensors too
-    for p in parameters:
-        p.grad.mul_(coef)
-    return total
 
 
 def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,

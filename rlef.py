@@ -6,15 +6,15 @@ tries again, up to three responses. The last response is judged on the *private*
 episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty) trains the model with PPO
 (ppo.py). Only the model's own tokens are trained; what the environment says is context.
 
-This file reads top to bottom as the method, then the machinery it runs on:
+This file reads top to bottom as the method; the machinery that runs it at scale (meshes, sharding, the
+sampling replica, checkpoints, the memory plan) is imported from infra/:
 
     1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
                                                                                (paper §2.1, appendix C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
-    4. Machinery: processes and the (dp, tp) mesh, sharded models, the sampling replica, atomic
-       checkpoints, the memory plan of --dry-run
+    4. The three models (policy, reference, critic) loaded sharded, and the judge of a tensor-parallel row
     5. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
 """
 from __future__ import annotations
@@ -24,27 +24,26 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 import typing
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import Replicate, Shard
-from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel,
-                                               parallelize_module)
 
 import execute
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures, run_judge
-from model import (HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate,
-                   save_hf_folder)
+from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_training_state, read_best,
+                               save_checkpoint, write_best)
+from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_peaks, smallest_mesh
+from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
+                            shard, tensor_parallel, tensor_parallel_size, training_mesh)
+from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate
 from ppo import Episode, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -735,7 +734,7 @@ def start_run(cfg: Config) -> Run:
     optimisers (from the last checkpoint when resuming), the sampling replica and the KV-cache budget."""
     rank, world, device = setup_distributed()
     weights, args, tok, train_set, valid_set = load_inputs(cfg)
-    mesh, dp_rank, dp = training_mesh(cfg, args, world, device)
+    mesh, dp_rank, dp = training_mesh(world, checked_tp(cfg.tp, args, world), device)
     run_dir = Path(cfg.resume or cfg.run_dir)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -815,164 +814,8 @@ def reduce_mean(row: dict, device) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 4. Machinery: processes and meshes, sharded models, the sampling replica, checkpoints, memory plan
+# 4. The models and the judge on a mesh (the machinery itself is in infra/)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def log0(*args, **kwargs):
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        print(*args, **kwargs, flush=True)
-
-
-def setup_distributed():
-    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world > 1 or device.type == "cuda":
-        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
-        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return rank, world, device
-
-
-def cores_per_rank() -> int:
-    """This process's share of the node's CPU cores: torchrun starts LOCAL_WORLD_SIZE ranks per node, and each
-    starts its own test servers (execute.Judge) and compute threads."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-def free_memory(device) -> int:
-    """Bytes this rank can still allocate: the GPU's free memory, or on a CPU its share of the host's."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        meminfo = Path("/proc/meminfo").read_text()
-        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
-    except (OSError, IndexError):
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    return available // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-
-
-def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int) -> int:
-    """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
-    are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
-    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
-    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
-    n = sum(p.numel() for m in (policy, critic) for p in m.parameters())      # a DTensor counts its whole tensor
-    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
-
-
-def tensor_parallel_size(tp: int, args: ModelArgs, world: int, gpus_per_node: int) -> int:
-    """--tp, or its default (0): 1 for models up to 8B, the GPUs of one node for larger ones (70B: tensor
-    parallelism all-reduces twice per block, so it stays within a node's NVLink). Refused unless it divides
-    the world and splits every block into whole heads."""
-    tp = tp or (min(gpus_per_node, world) if sum(parameter_counts(args)) > 20e9 else 1)
-    if world % tp:
-        raise UsageError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
-                         "that divides the number of processes torchrun starts")
-    for what, n in (("query heads", args.n_heads), ("key/value heads", args.n_kv_heads),
-                    ("MLP width", args.hidden_dim)):
-        if n % tp:
-            fits = [t for t in (1, 2, 4, 8, 16) if args.n_heads % t == args.n_kv_heads % t == args.hidden_dim % t == 0]
-            raise UsageError(f"--tp {tp} does not divide the model's {n} {what}: each rank computes whole heads "
-                             f"and an equal share of the MLP; use --tp {' or '.join(map(str, fits))}")
-    return tp
-
-
-def device_mesh(world: int, tp: int, device):
-    """torchrun's ranks as a 2-D mesh ("dp", "tp"): each row of ``tp`` consecutive ranks (on one node) holds one
-    tensor-parallel copy of every model, and the world / tp rows shard those copies further with FSDP2 and
-    split each batch between them (data parallel). None for a plain single process."""
-    if not dist.is_initialized():
-        return None
-    from torch.distributed.device_mesh import init_device_mesh
-    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
-
-
-def training_mesh(cfg: Config, args: ModelArgs, world: int, device):
-    """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
-    dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
-    tp = tensor_parallel_size(cfg.tp, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    mesh = device_mesh(world, tp, device)
-    if mesh is None:
-        return None, 0, 1
-    log0(f"mesh: {world // tp} x {tp} (data parallel x tensor parallel)")
-    return mesh, mesh["dp"].get_local_rank(), mesh["dp"].size()
-
-
-# Tensor parallelism inside each block (Megatron-LM's split): the query/key/value and gate/up projections are
-# split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
-# with no communication; the output and down projections are split by input features, and one all-reduce
-# sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
-# both projections are cut into tp equal blocks of whole heads.
-TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
-           "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
-           "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
-# The embedding and the output head (Llama 3: 128k rows each, the largest tensors) are split over the
-# vocabulary. A token's embedding row lives on one rank and the others add zeros (one all-reduce:
-# model.vocab_parallel_embedding, which the model calls instead of the module). The head's logits stay
-# split when training (model.vocab_parallel_chunk sums the softmax over the ranks' slices); sampling
-# gathers them, one position of each row. The final norm is computed whole everywhere.
-VOCAB_PLAN = {"embed_tokens": RowwiseParallel(input_layouts=Replicate()),
-              "lm_head": ColwiseParallel(output_layouts=Replicate())}
-# Sequence parallelism (Megatron-LM's), for training: between blocks the residual stream is split over the
-# "tp" ranks by position, so the block inputs that activation checkpointing keeps (70B: the largest
-# activations) cost 1/tp each. The norms run on each rank's positions; attention and MLP gather their
-# input once; the output and down projections reduce-scatter their sums instead of all-reducing them.
-# Sampling decodes one position at a time, which cannot be split: the replica does not use it.
-SEQUENCE_PLAN = {"input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
-                 "self_attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None, None),
-                                                 desired_input_layouts=(Replicate(), None, None, None, None)),
-                 "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
-                 "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
-                 "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False)}
-
-
-def tensor_parallel(model: Transformer, tp_mesh, sequence_parallel: bool = False) -> Transformer:
-    """Split every block over ``tp_mesh`` as TP_PLAN says (and SEQUENCE_PLAN, with ``sequence_parallel``), and
-    the embedding and vocabulary head as VOCAB_PLAN says (nothing to do for one rank); each rank's attention
-    then computes n_heads / tp query heads against n_kv_heads / tp K/V heads. The critic's scalar head is not
-    split."""
-    if tp_mesh is None or tp_mesh.size() == 1:
-        return model
-    model.sequence_parallel = sequence_parallel
-    for block in model.layers:
-        parallelize_module(block, tp_mesh, {**TP_PLAN, **(SEQUENCE_PLAN if sequence_parallel else {})})
-        block.self_attn.n_heads = model.args.n_heads // tp_mesh.size()
-        block.self_attn.n_kv_heads = model.args.n_kv_heads // tp_mesh.size()
-    tied = model.lm_head.weight is model.embed_tokens.weight
-    parallelize_module(model, tp_mesh, {k: v for k, v in VOCAB_PLAN.items() if k != "lm_head" or not model.value_head})
-    if tied:                                      # both split the same rows (dim 0): one parameter again
-        model.lm_head.weight = model.embed_tokens.weight
-    return model
-
-
-def shard(model: torch.nn.Module, device, cfg: Config, mesh=None, trained: bool = True):
-    """Tensor parallelism over the mesh's "tp" ranks (TP_PLAN, SEQUENCE_PLAN, VOCAB_PLAN), then FSDP2 over its
-    "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
-    (embedding, final norm, output head): each rank keeps 1/world of the fp32 master weights, gradients and
-    optimiser state (1/dp of the norms and of the critic's scalar head, which every "tp" rank holds whole).
-    On GPU the models compute in bf16 (MixedPrecisionPolicy).
-
-    What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
-    gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
-    update. So the root (embedding and output head, the largest tensors: 8B, 2.1 GB in bf16) is resharded
-    after every forward and gathered again for backward, and only a trained model keeps its last block
-    (backward needs it immediately)."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    mp = MixedPrecisionPolicy(param_dtype=getattr(torch, cfg.dtype), reduce_dtype=torch.float32) \
-        if device.type == "cuda" else MixedPrecisionPolicy()
-    if mesh is not None:
-        tensor_parallel(model, mesh["tp"], sequence_parallel=True)
-    dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
-    for i, block in enumerate(model.layers):
-        fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
-    fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
-    return model
 
 
 def load_models(cfg: Config, weights: Path, device, mesh=None):
@@ -983,62 +826,15 @@ def load_models(cfg: Config, weights: Path, device, mesh=None):
     (``load_training_state``)."""
     dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
     sharded = mesh is not None or dist.is_initialized()
-    trained = (lambda model: shard(model, device, cfg, mesh)) if sharded else None
-    frozen = (lambda model: shard(model, device, cfg, mesh, trained=False)) if sharded else None
+    compute = getattr(torch, cfg.dtype)
+    trained = for_loading(lambda model: shard(model, device, compute, mesh)) if sharded else None
+    frozen = for_loading(lambda model: shard(model, device, compute, mesh, trained=False)) if sharded else None
     policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
     critic = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
-    reference = Transformer.from_pretrained(weights, device, getattr(torch, cfg.dtype) if device.type == "cuda"
-                                            else dtype, shard=frozen).eval().requires_grad_(False)
+    reference = Transformer.from_pretrained(weights, device, compute if device.type == "cuda" else dtype,
+                                            shard=frozen).eval().requires_grad_(False)
     policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
     return policy, reference, critic
-
-
-class SamplingReplica:
-    """The policy as rollouts and evaluation decode it: a ``Transformer`` without FSDP hooks in the compute
-    dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
-
-    A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
-    one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
-    rank holds 1/tp of its weights (all but the norms) and, when decoding, of the KV cache's heads, and the
-    ranks of a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 16 GiB per rank at tp 8).
-    A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
-    compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
-    that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
-    already in the compute dtype is used as it is.
-    """
-
-    def __init__(self, policy: Transformer, dtype: torch.dtype, tp_mesh=None):
-        self.dtype = dtype
-        if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
-            self.model = policy                                  # nothing to gather or cast
-            return
-        with torch.device("meta"):
-            replica = tensor_parallel(Transformer(policy.args).to(dtype), tp_mesh)
-        self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
-        if policy.args.tie_word_embeddings:
-            self.model.lm_head.weight = self.model.embed_tokens.weight
-
-    @torch.no_grad()
-    def refresh(self, policy: Transformer) -> Transformer:
-        from torch.distributed.tensor import DTensor, Replicate
-        if self.model is not policy:
-            mine = dict(self.model.named_parameters())
-            for name, p in policy.named_parameters():
-                full, target = p.detach().to(self.dtype), mine[name]
-                if isinstance(target, DTensor):                  # tensor-parallel: keep this rank's heads
-                    if full.device_mesh.ndim == 2:               # sharded over "dp" too, unless FSDP holds it
-                        full = full.redistribute(placements=[Replicate(), *target.placements])    # gathered
-                    full, target = full.to_local(), target.to_local()
-                elif isinstance(full, DTensor):                  # this rank's shard: all-gather it
-                    full = full.full_tensor()
-                target.copy_(full)
-        return self.model
-
-    def nbytes(self, policy: Transformer) -> int:
-        """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
-        from torch.distributed.tensor import DTensor
-        held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
-        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
 
 
 class GroupJudge:
@@ -1070,215 +866,6 @@ def start_judge(workers: int, mesh):
     return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
 
 
-def training_state(policy, critic, opts, scheds, step: int) -> dict:
-    """What a checkpoint holds, in the form torch.distributed.checkpoint (DCP) reads and writes: this rank's
-    shards of both models and both optimisers, keyed by parameter name and global shape (so that any number
-    of ranks can read them back, each taking its own rows), the two schedulers and the step."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
-    return {"policy": get_model_state_dict(policy), "critic": get_model_state_dict(critic),
-            "policy_optimizer": get_optimizer_state_dict(policy, opts[0]),
-            "critic_optimizer": get_optimizer_state_dict(critic, opts[1]),
-            "policy_scheduler": scheds[0].state_dict(), "critic_scheduler": scheds[1].state_dict(), "step": step}
-
-
-def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_dir: Path, cfg: Config,
-                    export: bool = True, protect: str | None = None):
-    """Write checkpoints/step_N atomically: every rank writes its own shards of the training state (DCP) into
-    a temporary folder, the policy is added as a Hugging Face folder if ``export``, and rank 0 renames the
-    folder into place once everything is on disk, then replaces ``latest``. A kill at any moment leaves the
-    previous checkpoint intact and ``latest`` pointing at a complete one. No process ever gathers the
-    optimiser state: for 8B that would be 190 GB through one process every few steps. The
-    ``keep_checkpoints`` newest are kept, ``protect`` (the best one's name) and the newest export too."""
-    import torch.distributed.checkpoint as dcp
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    checkpoints = run_dir / "checkpoints"
-    final, tmp = checkpoints / f"step_{step:06d}", checkpoints / f".tmp_step_{step:06d}"
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
-        (tmp / "state").mkdir(parents=True)
-    barrier()
-    with warnings.catch_warnings():     # one process: DCP says it saves without torch.distributed, as intended
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.save(training_state(policy, critic, opts, scheds, step), checkpoint_id=tmp / "state")  # files fsynced
-    if export:
-        export_policy(policy, tmp / "policy", tok_dir, getattr(torch, cfg.dtype))
-    if rank == 0:
-        for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        latest_tmp = checkpoints / ".latest.tmp"
-        latest_tmp.write_text(final.name)
-        os.replace(latest_tmp, checkpoints / "latest")
-        complete = sorted(checkpoints.glob("step_*"))
-        kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
-        for old in complete[:-cfg.keep_checkpoints]:
-            if old.name not in kept:
-                shutil.rmtree(old, ignore_errors=True)
-    barrier()
-
-
-def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
-    """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
-    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never;
-    each rank casts its shard to ``dtype`` first (the same numbers: rounding is per element), so what every
-    rank briefly holds whole is a bf16 tensor, not the fp32 master."""
-    from torch.distributed.tensor import DTensor
-    rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    state = {}
-    for name, t in policy.hf_state_dict().items():
-        t = t.detach().to(dtype)
-        t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
-        if rank0:
-            state[name] = t.to(device="cpu")
-    if rank0:
-        save_hf_folder(state, policy.args, path)
-        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-            if (tok_dir / f).is_file():
-                shutil.copy(tok_dir / f, path / f)
-
-
-def barrier():
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` names, or else the newest complete one (DCP writes .metadata last)."""
-    checkpoints = run_dir / "checkpoints"
-    pointer = checkpoints / "latest"
-    if pointer.is_file() and (checkpoints / pointer.read_text().strip() / "state" / ".metadata").is_file():
-        return checkpoints / pointer.read_text().strip()
-    complete = sorted(p.parent.parent for p in checkpoints.glob("step_*/state/.metadata"))
-    return complete[-1] if complete else None
-
-
-def load_training_state(checkpoint: Path, policy, critic, opts, scheds) -> int:
-    """Continue from ``checkpoint``, written by any number of ranks: DCP gives each rank its own rows of every
-    saved tensor. Returns the step it was written at."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-    state = training_state(policy, critic, opts, scheds, step=0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.load(state, checkpoint_id=checkpoint / "state")
-    for name, model, opt, sched in zip(("policy", "critic"), (policy, critic), opts, scheds):
-        set_model_state_dict(model, state[name])
-        set_optimizer_state_dict(model, opt, state[f"{name}_optimizer"])
-        sched.load_state_dict(state[f"{name}_scheduler"])
-    return state["step"]
-
-
-def load_policy_weights(policy, checkpoint: Path):
-    """Put a checkpoint's policy back into the training policy, sharded or not: each rank reads its own rows
-    of the saved training state (DCP), as when resuming."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
-    state = {"policy": get_model_state_dict(policy)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.load(state, checkpoint_id=checkpoint / "state")
-    set_model_state_dict(policy, state["policy"])
-
-
-def read_best(run_dir: Path) -> dict | None:
-    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report."""
-    best = _read_json(run_dir / "checkpoints" / "best.json")
-    return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
-
-
-def write_best(run_dir: Path, best: dict):
-    tmp = run_dir / "checkpoints" / ".best.json.tmp"
-    tmp.write_text(json.dumps(best, indent=2))
-    os.replace(tmp, run_dir / "checkpoints" / "best.json")
-
-
-def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
-    """Parameters split over the "tp" ranks (the projections of TP_PLAN, the embedding and vocabulary head of
-    VOCAB_PLAN) and those every "tp" rank holds whole (the norms; the critic's scalar head), counted on a
-    model built on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        named = list(Transformer(args, value_head=value_head).named_parameters())
-    split_names = [*TP_PLAN, "embed_tokens", *([] if value_head else ["lm_head"])]
-    split = sum(p.numel() for name, p in named if any(name.endswith(f"{m}.weight") for m in split_names))
-    return split, sum(p.numel() for _, p in named) - split
-
-
-def memory_plan(args, world: int, cfg: Config, gpu_bytes: float = 80e9, tp: int = 1,
-                counts=None) -> list[tuple[str, str, str, float]]:
-    """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
-    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
-    norms (over the dp = world / tp ranks: tiny). The sampling, training and checkpoint phases never hold
-    their buffers at once; loading allocates each rank's block of the persistent weights and nothing else.
-    The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as ``kv_cache_budget`` gives
-    it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
-    (split, whole), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
-    dp, n = world // tp, split + whole
-    p = split / world + whole / dp                                            # one policy's parameters per rank
-    v = critic[0] / world + critic[1] / dp                                   # one critic's
-    mb_tokens = cfg.micro_batch_size * cfg.max_len
-    embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
-    root = args.vocab_size * args.dim * (1 if args.tie_word_embeddings else 2)   # embedding + head
-    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
-    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
-                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
-                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
-                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
-                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + whole))]
-    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
-    left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
-    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
-    kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
-    return persistent + [
-        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
-        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
-                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
-        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
-        # Each rank keeps 1/tp of every block's input (SEQUENCE_PLAN); the block being computed gathers its
-        # input whole and splits its heads and MLP width.
-        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block"
-                            f"{'' if tp == 1 else f', 1/{tp} of the positions each'}",
-         mb_tokens * args.dim * 2 * args.n_layers / tp
-         + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
-        # FSDP2 gathers one unit at a time for compute: at most the root (embedding and head) with one block,
-        # in bf16, and their gradient, in bf16 and then fp32 for the reduce-scatter.
-        ("GPU", "training", f"gathered for compute: embedding + head + one block{'' if tp == 1 else f', 1/{tp}'}, "
-                            "bf16, with their gradient", 8 * (root + (split - root) / args.n_layers) / tp),
-        ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
-                            "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
-        ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {cfg.dtype})",
-         torch.finfo(getattr(torch, cfg.dtype)).bits // 8 * args.vocab_size * args.dim),
-        ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
-        ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
-         4 * embedding_rows),
-        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
-
-
-def plan_peaks(plan) -> tuple[float, float]:
-    """(GPU peak, host peak of rank 0) of a ``memory_plan``: the persistent state plus the largest phase."""
-    total = defaultdict(float)
-    for where, phase, _, b in plan:
-        total[where, phase] += b
-    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
-        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
-    return gpu, max(total["host", "loading"], total["host", "checkpoint"])
-
-
-def smallest_mesh(args, cfg: Config, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
-    """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
-    degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
-    counts = parameter_counts(args), parameter_counts(args, value_head=True)
-    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and args.n_kv_heads % t == 0
-           and args.n_heads % t == 0 and args.hidden_dim % t == 0]
-    for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
-        for tp in tps:
-            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
-                return world, tp
-    return None
-
-
 # ----------------------------------------------------------------------------------------------------------
 # 5. The command line: checked inputs, `python rlef.py` (training), `python rlef.py eval`
 # ----------------------------------------------------------------------------------------------------------
@@ -1287,6 +874,15 @@ def smallest_mesh(args, cfg: Config, gpu_bytes: float, gpus_per_node: int = 8, m
 class UsageError(Exception):
     """A mistake in what the user gave (a flag value, a data file, a weights folder): ``main`` prints it as one
     line ``error: ...`` and exits with status 2, as argparse does. A traceback means a bug."""
+
+
+def checked_tp(tp: int, args: ModelArgs, world: int, gpus_per_node: int | None = None) -> int:
+    """--tp (0: its default) for ``world`` ranks, nodes of ``gpus_per_node`` (default: torchrun's ranks per node)."""
+    gpus_per_node = gpus_per_node or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    try:
+        return tensor_parallel_size(tp, args, world, gpus_per_node)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def read_problems(path) -> list[Problem]:
@@ -1450,7 +1046,7 @@ def config_from_args(a) -> Config:
 
 def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
     args, gpu_bytes = PRESETS[cfg.model], gpu_gb * 1e9
-    tp = tensor_parallel_size(cfg.tp, args, world, gpus_per_node=8)
+    tp = checked_tp(cfg.tp, args, world, gpus_per_node=8)
     plan = memory_plan(args, world, cfg, gpu_bytes, tp)
     mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
     print(f"memory plan per rank: --model {cfg.model}, {mesh}, batch {cfg.batch_size}, "
@@ -1553,11 +1149,11 @@ def eval_main(argv):
     rank, world, device = setup_distributed()
     device = torch.device(a.device) if a.device else device
     args = read_weights(ModelArgs.from_pretrained, a.weights)
-    tp = tensor_parallel_size(a.tp, args, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    tp = checked_tp(a.tp, args, world)
     mesh = device_mesh(world, tp, device)
     if mesh is not None:
         log0(f"mesh: {world // tp} x {tp} (copies of the model x tensor-parallel ranks per copy)")
-    split = (lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
+    split = for_loading(lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
     model = read_weights(Transformer.from_pretrained, a.weights, device, shard=split).eval()
     tok = read_weights(Tokenizer.from_pretrained, a.weights)
     longest = longest_first_prompt(tok, problems)

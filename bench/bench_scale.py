@@ -8,7 +8,7 @@ wraps rlef's phases (load_models, the rollout + PPO update, save_checkpoint, eva
 phase's peak resident set (VmHWM, reset between phases through /proc/self/clear_refs) and its seconds.
 The table gives, per rank, the peak of every phase and of the whole run, and the whole-run peak as a
 multiple of the single process's, measured in the same invocation; then the sampling replica's bytes
-(``rlef.SamplingReplica``: under torchrun a whole copy of the policy in the compute dtype, fp32 on a CPU,
+(``infra.parallel.SamplingReplica``: under torchrun a whole copy of the policy in the compute dtype, fp32 on a CPU,
 kept for the run; a single process samples with the policy itself) and the peak without them. Model-written
 programs run in the judge's own processes, which are not counted (one per rank, the same in every row).
 

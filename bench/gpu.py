@@ -20,7 +20,7 @@ What it prints (random weights throughout: speed does not depend on their values
 
 6. One RLEF training step end to end (``rlef.rollout``, ``ppo.prepare_batch``, ``ppo.ppo_update``), for the 1B
    and 3B presets with random weights: 64 episodes of up to 3 turns on synthetic problems (prompts of ~150-650
-   tokens), each response really decoded by the sampling replica (``rlef.SamplingReplica``, continuous
+   tokens), each response really decoded by the sampling replica (``infra.parallel.SamplingReplica``, continuous
    batching in the rows the memory left allows) with a length drawn uniformly from 50-1,024 tokens, then
    replaced by a right or wrong program of that length that the judge really runs. Seconds per step split
    into sampling / execution / training; sampling tokens/s against the decode floor of its own steps (each
@@ -326,8 +326,9 @@ def e2e_setup(args, device, cfg):
     reference = random_model(args, device, compute).requires_grad_(False)
     policy.gradient_checkpointing = value.gradient_checkpointing = True
     if dist.is_initialized():
-        policy, value = rlef.shard(policy, device, cfg), rlef.shard(value, device, cfg)
-        reference = rlef.shard(reference, device, cfg, trained=False)
+        dtype = getattr(torch, cfg.dtype)
+        policy, value = rlef.shard(policy, device, dtype), rlef.shard(value, device, dtype)
+        reference = rlef.shard(reference, device, dtype, trained=False)
     return policy, value, reference, make_optimizer(policy, 1e-6), make_optimizer(value, 1e-6), compute
 
 

@@ -17,6 +17,7 @@ import torch
 import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
+from infra.parallel import parameter_counts
 from model import PRESETS, Transformer, generate
 from test_ppo import four_episodes
 
@@ -205,8 +206,8 @@ def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
     norms = sum(p.numel() for k, p in named.items() if k.endswith("norm.weight"))
     assert norms == 4 * 2 * 64 + 64                                  # 4 blocks' two norms, the final norm
     n = sum(p.numel() for p in named.values())
-    assert rlef.parameter_counts(args) == (n - norms, norms)
-    assert rlef.parameter_counts(args, value_head=True) == (n - norms, norms + 64)   # its scalar head: whole
+    assert parameter_counts(args) == (n - norms, norms)
+    assert parameter_counts(args, value_head=True) == (n - norms, norms + 64)   # its scalar head: whole
     plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
     assert plan["policy weights, fp32 master (sharded)"] == 4 * ((n - norms) / 8 + norms / 4)
     assert plan["sampling replica: 1/2 of the policy (all but its norms), bf16, allocated once"] == \

@@ -317,7 +317,7 @@ from model import Transformer, generate
 
 rank, world, device = rlef.setup_distributed()
 checkpoint, out = sys.argv[1], sys.argv[2]
-policy = rlef.shard(Transformer.from_pretrained(checkpoint), device, rlef.Config(model="tiny"))
+policy = rlef.shard(Transformer.from_pretrained(checkpoint), device, torch.bfloat16)
 replica = rlef.SamplingReplica(policy, torch.float32)
 prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45, 46], [7, 8], [100 + rank] * 5]
 

@@ -1,0 +1,112 @@
+"""Memory per GPU: the plan behind ``python rlef.py --dry-run`` and the KV-cache budget of a live run.
+
+``memory_plan`` counts, phase by phase, the bytes each rank of a (world / tp) x tp mesh holds (FSDP2 x tensor
+parallelism, infra/parallel.py) without allocating anything; ``smallest_mesh`` searches the fewest nodes on
+which that plan fits. ``kv_cache_budget`` measures what a running rank has left for its rollouts' KV cache.
+The settings read are the run's (``cfg``: rlef.Config's batch_size, micro_batch_size, max_len, rollout_batch,
+dtype).
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from infra.parallel import parameter_counts
+from model import KVCache, Transformer
+
+
+def free_memory(device) -> int:
+    """Bytes this rank can still allocate: the GPU's free memory, or on a CPU its share of the host's."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError):
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return available // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int) -> int:
+    """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
+    are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
+    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
+    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
+    n = sum(p.numel() for m in (policy, critic) for p in m.parameters())      # a DTensor counts its whole tensor
+    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
+
+
+def memory_plan(args, world: int, cfg, gpu_bytes: float = 80e9, tp: int = 1,
+                counts=None) -> list[tuple[str, str, str, float]]:
+    """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
+    ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
+    norms (over the dp = world / tp ranks: tiny). The sampling, training and checkpoint phases never hold
+    their buffers at once; loading allocates each rank's block of the persistent weights and nothing else.
+    The KV cache gets what the persistent rows leave of 90% of ``gpu_bytes``, as ``kv_cache_budget`` gives
+    it. ``counts``: ``parameter_counts`` of policy and critic, if known."""
+    (split, whole), critic = counts or (parameter_counts(args), parameter_counts(args, value_head=True))
+    dp, n = world // tp, split + whole
+    p = split / world + whole / dp                                            # one policy's parameters per rank
+    v = critic[0] / world + critic[1] / dp                                   # one critic's
+    mb_tokens = cfg.micro_batch_size * cfg.max_len
+    embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
+    root = args.vocab_size * args.dim * (1 if args.tie_word_embeddings else 2)   # embedding + head
+    replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
+    persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
+                  ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
+                  ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
+                  ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
+                  ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + whole))]
+    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
+    left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
+    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
+    kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
+    return persistent + [
+        ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
+        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
+                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
+        ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
+        # Each rank keeps 1/tp of every block's input (SEQUENCE_PLAN); the block being computed gathers its
+        # input whole and splits its heads and MLP width.
+        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block"
+                            f"{'' if tp == 1 else f', 1/{tp} of the positions each'}",
+         mb_tokens * args.dim * 2 * args.n_layers / tp
+         + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
+        # FSDP2 gathers one unit at a time for compute: at most the root (embedding and head) with one block,
+        # in bf16, and their gradient, in bf16 and then fp32 for the reduce-scatter.
+        ("GPU", "training", f"gathered for compute: embedding + head + one block{'' if tp == 1 else f', 1/{tp}'}, "
+                            "bf16, with their gradient", 8 * (root + (split - root) / args.n_layers) / tp),
+        ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
+                            "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
+        ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {cfg.dtype})",
+         torch.finfo(getattr(torch, cfg.dtype)).bits // 8 * args.vocab_size * args.dim),
+        ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
+        ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
+         4 * embedding_rows),
+        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+
+
+def plan_peaks(plan) -> tuple[float, float]:
+    """(GPU peak, host peak of rank 0) of a ``memory_plan``: the persistent state plus the largest phase."""
+    total = defaultdict(float)
+    for where, phase, _, b in plan:
+        total[where, phase] += b
+    gpu = max(total["GPU", "loading"], total["GPU", "persistent"] + max(
+        total["GPU", "sampling"], total["GPU", "training"], total["GPU", "checkpoint"]))
+    return gpu, max(total["host", "loading"], total["host", "checkpoint"])
+
+
+def smallest_mesh(args, cfg, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
+    """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
+    degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
+    counts = parameter_counts(args), parameter_counts(args, value_head=True)
+    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and args.n_kv_heads % t == 0
+           and args.n_heads % t == 0 and args.hidden_dim % t == 0]
+    for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
+        for tp in tps:
+            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
+                return world, tp
+    return None

@@ -1,0 +1,337 @@
+"""Parallelism, applied from outside to an unchanged ``model.Transformer``.
+
+* Processes: one (``python rlef.py``) or one per GPU (``torchrun``), arranged as a 2-D device mesh ("dp", "tp").
+* Tensor parallelism within a "tp" row (Megatron-LM's split): ``TP_PLAN`` for the blocks, the vocabulary split
+  for the embedding and the output head, ``SEQUENCE_PLAN`` for the residual stream between blocks (training).
+* FSDP2 over the "dp" rows (``shard``), on the meta-device model, so that every rank reads only its own block
+  of each tensor from the files (``Transformer.from_pretrained``'s ``shard``).
+* The sampling replica: the policy as rollouts decode it, without FSDP hooks, in the compute dtype.
+* Gradient clipping over parameters that live on different meshes.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
+from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel,
+                                               parallelize_module)
+
+from model import Head, ModelArgs, Transformer, chunked_logprobs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Processes and the mesh
+# ----------------------------------------------------------------------------------------------------------
+
+def log0(*args, **kwargs):
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(*args, **kwargs, flush=True)
+
+
+def setup_distributed():
+    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 or device.type == "cuda":
+        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
+        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return rank, world, device
+
+
+def cores_per_rank() -> int:
+    """This process's share of the node's CPU cores: torchrun starts LOCAL_WORLD_SIZE ranks per node, and each
+    starts its own test servers (execute.Judge) and compute threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def tensor_parallel_size(tp: int, args: ModelArgs, world: int, gpus_per_node: int) -> int:
+    """--tp, or its default (0): 1 for models up to 8B, the GPUs of one node for larger ones (70B: tensor
+    parallelism all-reduces twice per block, so it stays within a node's NVLink). Refused unless it divides
+    the world and splits every block into whole heads."""
+    tp = tp or (min(gpus_per_node, world) if sum(parameter_counts(args)) > 20e9 else 1)
+    if world % tp:
+        raise ValueError(f"--tp {tp} does not divide the {world} ranks: the mesh is (world / tp) x tp; pass a --tp "
+                         "that divides the number of processes torchrun starts")
+    for what, n in (("query heads", args.n_heads), ("key/value heads", args.n_kv_heads),
+                    ("MLP width", args.hidden_dim)):
+        if n % tp:
+            fits = [t for t in (1, 2, 4, 8, 16) if args.n_heads % t == args.n_kv_heads % t == args.hidden_dim % t == 0]
+            raise ValueError(f"--tp {tp} does not divide the model's {n} {what}: each rank computes whole heads "
+                             f"and an equal share of the MLP; use --tp {' or '.join(map(str, fits))}")
+    return tp
+
+
+def device_mesh(world: int, tp: int, device):
+    """torchrun's ranks as a 2-D mesh ("dp", "tp"): each row of ``tp`` consecutive ranks (on one node) holds one
+    tensor-parallel copy of every model, and the world / tp rows shard those copies further with FSDP2 and
+    split each batch between them (data parallel). None for a plain single process."""
+    if not dist.is_initialized():
+        return None
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
+
+
+def training_mesh(world: int, tp: int, device):
+    """The mesh of a run (None for a single process) and this rank's place on its "dp" dimension: (mesh,
+    dp rank, dp size). The ranks of a "tp" row share a dp rank: they play the same episodes."""
+    mesh = device_mesh(world, tp, device)
+    if mesh is None:
+        return None, 0, 1
+    log0(f"mesh: {world // tp} x {tp} (data parallel x tensor parallel)")
+    return mesh, mesh["dp"].get_local_rank(), mesh["dp"].size()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tensor parallelism and FSDP2
+# ----------------------------------------------------------------------------------------------------------
+
+# Tensor parallelism inside each block (Megatron-LM's split): the query/key/value and gate/up projections are
+# split by output features, so each rank computes its own heads (and its slice of the MLP's inner width)
+# with no communication; the output and down projections are split by input features, and one all-reduce
+# sums their partial outputs. Query heads h and the K/V head h // g they share stay on one rank, because
+# both projections are cut into tp equal blocks of whole heads.
+TP_PLAN = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
+           "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
+           "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
+# Sequence parallelism (Megatron-LM's), for training: between blocks the residual stream is split over the
+# "tp" ranks by position, so the block inputs that activation checkpointing keeps (70B: the largest
+# activations) cost 1/tp each. The norms run on each rank's positions; attention and MLP gather their
+# input once; the output and down projections reduce-scatter their sums instead of all-reducing them.
+# Sampling decodes one position at a time, which cannot be split: the replica does not use it.
+SEQUENCE_PLAN = {"input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
+                 "self_attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None, None),
+                                                 desired_input_layouts=(Replicate(), None, None, None, None)),
+                 "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+                 "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+                 "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False)}
+# ... and after the last block the positions are gathered, so that the final norm and the head see them all.
+GATHER_PLAN = {"norm": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
+                                          use_local_output=True)}
+
+
+def parameter_counts(args: ModelArgs, value_head: bool = False) -> tuple[int, int]:
+    """Parameters split over the "tp" ranks (the projections of TP_PLAN, the embedding and the vocabulary head:
+    ``split_vocabulary``) and those every "tp" rank holds whole (the norms; the critic's scalar head), counted on a
+    model built on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        named = list(Transformer(args, value_head=value_head).named_parameters())
+    split_names = [*TP_PLAN, "embed_tokens", *([] if value_head else ["lm_head"])]
+    split = sum(p.numel() for name, p in named if any(name.endswith(f"{m}.weight") for m in split_names))
+    return split, sum(p.numel() for _, p in named) - split
+
+
+def tensor_parallel(model: Transformer, tp_mesh, sequence_parallel: bool = False) -> Transformer:
+    """Split a model built on the meta device over ``tp_mesh``: every block as TP_PLAN says (and SEQUENCE_PLAN,
+    with ``sequence_parallel``), the embedding and vocabulary head over the vocabulary (``split_vocabulary``);
+    nothing to do for one rank. Each rank's attention then computes n_heads / tp query heads against
+    n_kv_heads / tp K/V heads, read off its projections' outputs; the model's KV cache holds those K/V heads.
+    The critic's scalar head is not split."""
+    if tp_mesh is None or tp_mesh.size() == 1:
+        return model
+    for block in model.layers:
+        parallelize_module(block, tp_mesh, {**TP_PLAN, **(SEQUENCE_PLAN if sequence_parallel else {})})
+    split_vocabulary(model, tp_mesh, sequence_parallel)
+    if sequence_parallel:
+        parallelize_module(model, tp_mesh, GATHER_PLAN)
+    model.kv_heads = model.args.n_kv_heads // tp_mesh.size()
+    return model
+
+
+def split_vocabulary(model: Transformer, tp_mesh, sequence_parallel: bool):
+    """Swap in the vocabulary-parallel embedding and head, their rows (Llama 3: 128k each, the largest tensors)
+    split over ``tp_mesh``. A token's embedding row lives on one rank and the others add zeros (one
+    all-reduce). The head's logits stay split when training (``vocab_parallel_chunk`` sums the softmax over
+    the ranks' slices); sampling gathers them, one position of each row. The final norm is computed whole
+    everywhere. A tied head and embedding split the same rows (dim 0): they stay one parameter."""
+    tied = model.lm_head.weight is model.embed_tokens.weight
+    old = model.embed_tokens.weight
+    model.embed_tokens = VocabParallelEmbedding(model.args.vocab_size, model.args.dim, device="meta")
+    model.embed_tokens.weight = nn.Parameter(distribute_tensor(old, tp_mesh, [Shard(0)]),
+                                             requires_grad=old.requires_grad)
+    model.embed_tokens.sequence_parallel = sequence_parallel
+    if model.value_head:
+        return
+    head = VocabParallelHead(model.args.dim, model.args.vocab_size, bias=False, device="meta")
+    head.weight = model.lm_head.weight
+    model.lm_head = parallelize_module(head, tp_mesh, ColwiseParallel(output_layouts=Replicate()))
+    if tied:
+        model.lm_head.weight = model.embed_tokens.weight
+
+
+class VocabParallelEmbedding(nn.Embedding):
+    """The embedding with its (V, dim) weight split over the vocabulary (a DTensor, ``split_vocabulary``): each
+    rank looks up the tokens that fall in its own rows, zeros for the others, and the ranks' results are
+    summed (one all-reduce). By hand, because DTensor's embedding would build the whole (V, dim) gradient on
+    every rank in backward; here each rank's gradient covers its own rows. With ``sequence_parallel`` each
+    rank receives only its share of the positions (a reduce-scatter): a DTensor split on dim 1, which the
+    blocks then keep split (SEQUENCE_PLAN)."""
+    sequence_parallel = False
+
+    def forward(self, tokens):                                                     # (B, T) -> (B, T, dim)
+        rows, (vocab, _) = local_block(self.weight)
+        mine = (tokens >= vocab.start) & (tokens < vocab.stop)                      # (B, T)
+        x = F.embedding(torch.where(mine, tokens - vocab.start, 0), rows) * mine[..., None]    # (B, T, dim)
+        x = DTensor.from_local(x, self.weight.device_mesh, [Partial()])
+        return x.redistribute(placements=[Shard(1)]) if self.sequence_parallel else x.full_tensor()
+
+
+class VocabParallelHead(Head):
+    """The output head with its (V, dim) weight split over the vocabulary: calling it gives whole logits
+    (ColwiseParallel gathers them, ``split_vocabulary``), its log-probs are computed on each rank's slice
+    (``vocab_parallel_chunk``)."""
+
+    def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
+        return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature, vocab_parallel_chunk)
+
+
+def vocab_parallel_chunk(h, t, weight, temperature: float):
+    """``chunked_logprobs``' chunk for an output layer split over the vocabulary (Megatron-LM's vocabulary-
+    parallel cross-entropy): ``weight`` is a DTensor of which this rank holds V/tp rows. Each rank computes
+    the logits of its own rows only, (B, c, V/tp), so a chunk costs 1/tp of the memory; the softmax's sums
+    over the vocabulary (the normaliser, the target's logit, the entropy's expectation) add up the ranks'
+    partial sums. The same maths as ``model.logprobs_chunk``, whose logsumexp also subtracts the maximum first."""
+    mesh = weight.device_mesh
+
+    def vocab_sum(partial_sums):                  # (B, c) on each rank -> their sum, on every rank
+        return DTensor.from_local(partial_sums, mesh, [Partial()]).full_tensor()
+
+    # h is the same on every rank; as a replicated DTensor its gradient (one part per vocabulary slice) is
+    # summed over the ranks in backward, as a column-parallel layer's input is.
+    logits = (DTensor.from_local(h, mesh, [Replicate()], run_check=False) @ weight.t()).to_local()  # (B, c, V/tp)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
+    dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
+    logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)
+    _, (vocab, _) = local_block(weight)                                          # this rank's rows: a slice
+    mine = (t >= vocab.start) & (t < vocab.stop)                                 # the target is in this slice
+    picked = logits.gather(-1, (t - vocab.start).clamp(0, logits.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
+    logprobs = vocab_sum(torch.where(mine, picked, 0.0)) - logz
+    with torch.no_grad():
+        entropy = logz - vocab_sum(((logits - logz[..., None]).exp() * logits).sum(-1))
+    return logprobs, entropy
+
+
+def local_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of a
+    plain tensor; of a sharded one (a DTensor: FSDP2 splits rows, tensor parallelism rows or columns, both
+    over a 2-D mesh), this rank's rows x columns, as DTensor itself places them."""
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    if not isinstance(t, DTensor):
+        return t, tuple(slice(0, n) for n in t.shape)
+    shape, offset = compute_local_shape_and_global_offset(t.shape, t.device_mesh, t.placements)
+    return t.to_local(), tuple(slice(o, o + n) for o, n in zip(offset, shape))
+
+
+def shard(model: torch.nn.Module, device, dtype: torch.dtype, mesh=None, trained: bool = True):
+    """Tensor parallelism over the mesh's "tp" ranks (``tensor_parallel``, with SEQUENCE_PLAN), then FSDP2 over
+    its "dp" ranks (without a mesh: FSDP2 alone over all ranks), per transformer block and for the root
+    (embedding, final norm, output head): each rank keeps 1/world of the fp32 master weights, gradients and
+    optimiser state (1/dp of the norms and of the critic's scalar head, which every "tp" rank holds whole).
+    On GPU the models compute in ``dtype`` (MixedPrecisionPolicy; bf16 in RLEF's runs).
+
+    What FSDP2 does not reshard after a forward stays gathered until a backward: for a forward without
+    gradients (the reference always, policy and critic when scoring a batch) that is for good, or until the
+    update. So the root (embedding and output head, the largest tensors: 8B, 2.1 GB in bf16) is resharded
+    after every forward and gathered again for backward, and only a trained model keeps its last block
+    (backward needs it immediately)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32) \
+        if device.type == "cuda" else MixedPrecisionPolicy()
+    if mesh is not None:
+        tensor_parallel(model, mesh["tp"], sequence_parallel=True)
+    dp = None if mesh is None else mesh["dp"]                   # None: FSDP2 over all ranks
+    for i, block in enumerate(model.layers):
+        fully_shard(block, mesh=dp, mp_policy=mp, reshard_after_forward=not trained or i < len(model.layers) - 1)
+    fully_shard(model, mesh=dp, mp_policy=mp, reshard_after_forward=True)
+    return model
+
+
+def for_loading(split):
+    """``Transformer.from_pretrained``'s ``shard``: ``split(model)`` (``shard`` or ``tensor_parallel``) on the
+    meta-device model, then each parameter's block on this rank as DTensor places it (``local_block``)."""
+    def shard_for_loading(model):
+        split(model)
+        return local_block
+    return shard_for_loading
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sampling replica
+# ----------------------------------------------------------------------------------------------------------
+
+class SamplingReplica:
+    """The policy as rollouts and evaluation decode it: a ``Transformer`` without FSDP hooks in the compute
+    dtype, allocated once for the run and refreshed with the policy's weights once per rollout phase.
+
+    A plain module can be recorded as a CUDA graph and compiled (``model.decoder``), which an FSDP-sharded
+    one cannot. With ``tp_mesh`` (more than one rank) the replica is tensor-parallel like the policy: each
+    rank holds 1/tp of its weights (all but the norms) and, when decoding, of the KV cache's heads, and the
+    ranks of a "tp" row decode the same prompts together (70B: 131 GiB in bf16, 16 GiB per rank at tp 8).
+    A refresh gathers one parameter at a time over the "dp" ranks only, cast to the
+    compute dtype before the gather as FSDP's mixed precision does, so the replica holds the very weights
+    that the sharded forward computes with; it is a collective (every rank calls it). An unsharded policy
+    already in the compute dtype is used as it is.
+    """
+
+    def __init__(self, policy: Transformer, dtype: torch.dtype, tp_mesh=None):
+        self.dtype = dtype
+        if not hasattr(policy, "unshard") and policy.embed_tokens.weight.dtype == dtype:
+            self.model = policy                                  # nothing to gather or cast
+            return
+        with torch.device("meta"):
+            replica = tensor_parallel(Transformer(policy.args).to(dtype), tp_mesh)
+        self.model = replica.to_empty(device=policy.embed_tokens.weight.device).eval().requires_grad_(False)
+        if policy.args.tie_word_embeddings:
+            self.model.lm_head.weight = self.model.embed_tokens.weight
+
+    @torch.no_grad()
+    def refresh(self, policy: Transformer) -> Transformer:
+        if self.model is not policy:
+            mine = dict(self.model.named_parameters())
+            for name, p in policy.named_parameters():
+                full, target = p.detach().to(self.dtype), mine[name]
+                if isinstance(target, DTensor):                  # tensor-parallel: keep this rank's heads
+                    if full.device_mesh.ndim == 2:               # sharded over "dp" too, unless FSDP holds it
+                        full = full.redistribute(placements=[Replicate(), *target.placements])    # gathered
+                    full, target = full.to_local(), target.to_local()
+                elif isinstance(full, DTensor):                  # this rank's shard: all-gather it
+                    full = full.full_tensor()
+                target.copy_(full)
+        return self.model
+
+    def nbytes(self, policy: Transformer) -> int:
+        """Memory the replica adds to the policy's on this rank: 0 when it is the policy."""
+        held = [p.to_local() if isinstance(p, DTensor) else p for p in self.model.parameters()]
+        return 0 if self.model is policy else sum(p.numel() * p.element_size() for p in held)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradient clipping
+# ----------------------------------------------------------------------------------------------------------
+
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ (scale all gradients so that their global L2 norm is at most max_norm;
+    return the norm before) for parameters that live on different device meshes, which torch's refuses:
+    with FSDP2 x tensor parallelism (``shard``) the split projections are sharded over a 2-D mesh and the rest
+    (embedding, norms) over its data-parallel rows only. Each mesh's norm is computed where its gradients
+    are, then the total from those."""
+    parameters = [p for p in parameters if p.grad is not None]
+    by_mesh = {}
+    for p in parameters:
+        by_mesh.setdefault(p.grad.device_mesh if isinstance(p.grad, DTensor) else None, []).append(p.grad)
+    norms = [torch.nn.utils.get_total_norm(grads) for grads in by_mesh.values()]
+    norms = [n.full_tensor() if isinstance(n, DTensor) else n for n in norms]
+    total = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.tensor(0.0)
+    coef = float((max_norm / (total + 1e-6)).clamp(max=1.0))        # a number: it scales DTensors too
+    for p in parameters:
+        p.grad.mul_(coef)
+    return total
