@@ -22,6 +22,7 @@ import pytest
 
 import execute
 from execute import NO_CODE_FEEDBACK, TestResult, extract_code, feedback, outputs_match, python_time_limit
+from infra import sandbox as infra_sandbox
 
 # The sandbox's /tmp entries a test left or uses, not counting one that holds the interpreter (a venv under /tmp
 # is bound read-only inside the sandbox's /tmp, and per-test cleaning leaves it alone).
@@ -56,7 +57,7 @@ def host_files() -> set[str]:
     """rlef-* paths on the host; a fallback sandbox's own directory counts by its contents (its test dirs)."""
     found = set()
     for p in (p for d in HOST_DIRS if d.is_dir() for p in d.glob("rlef-*")):
-        found |= {str(q) for q in p.rglob("*")} if p.name.startswith(execute.TMP_PREFIX) else {str(p)}
+        found |= {str(q) for q in p.rglob("*")} if p.name.startswith(infra_sandbox.TMP_PREFIX) else {str(p)}
     return found
 
 
@@ -164,7 +165,7 @@ CASES = [
          "pass", expected="42"),
     Case("reads_files_outside_its_directory", "leaked = []\nfor path in %r:\n    try:\n"
          "        leaked.append(open(path).read()[:10])\n    except OSError:\n        pass\nprint(leaked)\n"
-         % [str(SECRET), execute.__file__, str(ROOT / "data" / "problems.jsonl"), "/etc/passwd",
+         % [str(SECRET), execute.__file__, infra_sandbox.__file__, str(ROOT / "data" / "problems.jsonl"), "/etc/passwd",
             str(Path.home() / ".bashrc")], "pass", expected="[]", namespaced_only=True),
     Case("sees_only_the_interpreter", "import os\nprint(os.listdir(%r) if os.path.isdir(%r) else [])\n"
          % (str(ROOT), str(ROOT)), "pass", expected="['.venv']" if sys.prefix == str(ROOT / ".venv") else "[]",
@@ -376,7 +377,7 @@ def test_secrets_in_the_trainers_environment_do_not_reach_programs(monkeypatch):
 
 def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
     """The fallback (kernels or containers without namespaces): rlimits, a temp dir and a subreaper."""
-    execute._warned = False
+    infra_sandbox._warned = False
     with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation") as warned:
         with execute.Sandbox(isolate=False) as sb, execute.Sandbox(isolate=False):
             sb.server_processes = set()
@@ -398,7 +399,7 @@ def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
 def test_the_fallback_without_namespaces_is_filtered_too():
     """Without namespaces the filter is what stands between a program and the kernel (for a root caller's
     programs: with every capability), so the fallback installs it too."""
-    execute._warned = False
+    infra_sandbox._warned = False
     with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation"):
         sb = execute.Sandbox(isolate=False)
     with sb:
@@ -416,9 +417,9 @@ def test_the_fallback_without_namespaces_is_filtered_too():
 def test_without_seccomp_one_warning_and_programs_still_run():
     """Where the kernel refuses the filter (here an outer filter of ours makes seccomp() fail, as a container
     runtime may): one warning, the isolation string says so, and programs run as before, unfiltered."""
-    if os.uname().machine not in execute._SECCOMP_ARCH:
+    if os.uname().machine not in infra_sandbox._SECCOMP_ARCH:
         pytest.skip("no seccomp table for " + os.uname().machine)
-    seccomp_nr = execute._SECCOMP_ARCH[os.uname().machine][2]
+    seccomp_nr = infra_sandbox._SECCOMP_ARCH[os.uname().machine][2]
     outer = [(0x20, 0, 0, 0), (0x15, 0, 1, seccomp_nr), (0x06, 0, 0, 0x50000 | 22), (0x06, 0, 0, 0x7FFF0000)]
     script = f"""if True:
         import ctypes, json, struct, sys, warnings
@@ -553,19 +554,19 @@ def run_filter(program: bytes, arch: int, nr: int, *args: int) -> int:
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_seccomp_filter_denies_the_attack_surface_and_allows_ordinary_calls(machine):
-    program, column = execute._seccomp_filter(machine), int(machine == "aarch64")
+    program, column = infra_sandbox._seccomp_filter(machine), int(machine == "aarch64")
     action = lambda numbers, *args: run_filter(program, AUDIT_ARCH[machine], numbers[column], *args)
-    assert REQUIRED_DENIED <= set(execute._SECCOMP_DENIED)
-    for name, numbers in execute._SECCOMP_DENIED.items():
+    assert REQUIRED_DENIED <= set(infra_sandbox._SECCOMP_DENIED)
+    for name, numbers in infra_sandbox._SECCOMP_DENIED.items():
         if numbers[column] is not None:
             assert action(numbers) == (ENOSYS if name == "clone3" else EPERM), name
     for name, numbers in ORDINARY.items():
         assert action(numbers) == ALLOW, name
-    ruled = {numbers[column] for numbers in execute._SECCOMP_DENIED.values()} | {
-        rule[0][column] for rule in execute._SECCOMP_CONDITIONAL.values()}
+    ruled = {numbers[column] for numbers in infra_sandbox._SECCOMP_DENIED.values()} | {
+        rule[0][column] for rule in infra_sandbox._SECCOMP_CONDITIONAL.values()}
     for nr in set(range(1024)) - ruled:   # every other call, whatever its number
         assert run_filter(program, AUDIT_ARCH[machine], nr) == ALLOW, nr
-    clone, socket_, socketpair, personality = (execute._SECCOMP_CONDITIONAL[name][0] for name in
+    clone, socket_, socketpair, personality = (infra_sandbox._SECCOMP_CONDITIONAL[name][0] for name in
                                                ("clone", "socket", "socketpair", "personality"))
     for kind, flags in CLONE_FLAGS.items():
         assert action(clone, flags) == ALLOW, kind
@@ -595,8 +596,8 @@ def test_seccomp_numbers_are_the_kernels(machine):
     defines = re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)", Path(path).read_text())
     kernel = {name: int(nr) for name, nr in defines}
     column = int(machine == "aarch64")
-    tables = {**execute._SECCOMP_DENIED, **{name: rule[0] for name, rule in execute._SECCOMP_CONDITIONAL.items()},
-              "seccomp": tuple(execute._SECCOMP_ARCH[m][2] for m in ("x86_64", "aarch64")), **ORDINARY}
+    tables = {**infra_sandbox._SECCOMP_DENIED, **{name: rule[0] for name, rule in infra_sandbox._SECCOMP_CONDITIONAL.items()},
+              "seccomp": tuple(infra_sandbox._SECCOMP_ARCH[m][2] for m in ("x86_64", "aarch64")), **ORDINARY}
     for name, numbers in tables.items():
         assert kernel.get(name) == numbers[column], name   # None: the architecture has no such call
     for name, nr in NR.items():
@@ -914,7 +915,7 @@ def test_a_large_stdin_is_not_charged_to_the_program(sandbox):
 
 def test_stderr_beyond_its_cap_is_truncated_not_fatal(sandbox):
     r = judge(sandbox, "import sys\nsys.stderr.write('e' * (50 << 20))\nprint(42)\n", expected="42")
-    assert r.verdict == "pass" and len(r.error) <= execute.ERROR_KEEP * 2, (r.verdict, len(r.error))
+    assert r.verdict == "pass" and len(r.error) <= infra_sandbox.ERROR_KEEP * 2, (r.verdict, len(r.error))
 
 
 def test_stdout_beyond_the_cap_is_output_limit(sandbox):
@@ -1231,7 +1232,7 @@ def test_orphans_are_reaped_during_the_test_not_left_to_count_against_its_proces
     count toward the 64 processes of RLIMIT_NPROC and a daemonising program would fail its 65th fork."""
     code = ("import os\nfor _ in range(3 * {}):\n    if os.fork() == 0:\n        try:\n            if os.fork() == 0:\n"
             "                os._exit(0)\n        except OSError:\n            os._exit(1)\n        os._exit(0)\n"
-            "    assert os.wait()[1] == 0, 'a fork failed'\nprint('forked')\n").format(execute.MAX_PROCESSES)
+            "    assert os.wait()[1] == 0, 'a fork failed'\nprint('forked')\n").format(infra_sandbox.MAX_PROCESSES)
     r = judge(sandbox, code, expected="forked", time_limit=10.0)
     assert r.verdict == "pass", r
 
@@ -1254,7 +1255,7 @@ def test_scratch_file_systems_cap_their_number_of_files(sandbox):
             "            open(f'{d}/rlef-f{n}', 'w').close()\n            made += 1\n    except OSError:\n        pass\n"
             "print(made)\n")
     r = judge(sandbox, code, time_limit=10.0)
-    assert r.verdict == "pass" and int(r.output) <= 2 * execute.TMPFS_INODES, r
+    assert r.verdict == "pass" and int(r.output) <= 2 * infra_sandbox.TMPFS_INODES, r
     # left: nothing in /dev/shm, and in /tmp only the next test's own directory
     assert judge(sandbox, OWN_TMP_ENTRIES + "print(len(os.listdir('/dev/shm')), len(entries))\n").output == "0 1\n"
 
@@ -1296,7 +1297,7 @@ def test_the_servers_own_stderr_is_labelled(capfd):
         sb.proc.wait(10)
         time.sleep(0.5)
     err = capfd.readouterr().err
-    assert "Traceback" in err and all(line.startswith("[execute.py fork server ")
+    assert "Traceback" in err and all(line.startswith("[infra/sandbox.py fork server ")
                                       for line in err.splitlines() if line.strip()), err
 
 
