@@ -1,8 +1,10 @@
 """Judge model-written Python and write RLEF's execution feedback (paper §2.1, App. C).
 
-    extract_code(response)               the last ```python block (else the last bare ``` block), or None
-    Judge(workers=N).map(jobs)           many programs in parallel, one TestResult per test; run_judge: per problem
-    feedback(results), NO_CODE_FEEDBACK  the paper's user messages (function_feedback: HumanEval+ / MBPP+)
+    extract_code(response)                   the last ```python block (else the last bare ``` block), or None
+    Judge(workers=N).map(items)              (problem, code, tests) items in parallel: one TestResult per test;
+                                             stdin/stdout or function tests by problem.kind (run_judge: the same)
+    describe_failures(problem, results)      the paper's feedback message (App. C); NO_CODE_FEEDBACK
+    Sandbox().run_tests / run_function_tests one program on one fork server (run_tests: on a shared one)
     python execute.py SOLUTION.py PROBLEM.json
 
 The reward is the judge's verdict, and PPO optimises exactly that number: any way for a program to pass without
@@ -39,6 +41,7 @@ import re
 import sys
 import threading
 import traceback
+import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,7 +60,7 @@ MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback messag
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
 
 
-# ---- Code extraction, verdicts and output comparison
+# ---- Code extraction
 
 # Linear time on any response: the language tag and the blanks after it are possessive (*+, atomic (?>)), so a
 # fence that is never closed is scanned once, not once per character of its tag (a backtracking regex spends
@@ -73,8 +76,22 @@ def extract_code(response: str) -> str | None:
     return (python or bare or [None])[-1]
 
 
-VERDICTS = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error",
-            "judge_error")
+# ---- Verdicts, and what the feedback says for each
+
+# verdict: the words of its bullet in the feedback (paper App. C.1; the function problems' feedback adds a ".").
+# None: the bullet shows the test's output (wrong_answer) or the program's traceback instead.
+VERDICT_MESSAGES = {
+    "pass": None,
+    "wrong_answer": None,
+    "runtime_error": None,
+    "timeout": "Execution took too long",
+    "memory_limit": "Out of memory",                # the server stopped it, or a MemoryError
+    "output_limit": "Output limit exceeded",        # this and the next: our choice, in the paper's style
+    "syntax_error": None,                           # our choice: its traceback, as a runtime error's
+    "judge_error": "The test could not be run: the judge failed (not the program)",   # the machinery failed
+}
+VERDICTS = tuple(VERDICT_MESSAGES)
+JUDGE_ERROR = VERDICT_MESSAGES["judge_error"]
 
 
 @dataclasses.dataclass
@@ -91,6 +108,8 @@ class TestResult:
     def passed(self) -> bool:
         return self.verdict == "pass"
 
+
+# ---- Output comparison (the judge's rule for stdin/stdout problems)
 
 # Every regex that reads a program's output is unambiguous and possessive: one pass, no backtracking, so a
 # 4 MiB token costs milliseconds (the old "\d+\.?\d*" backtracked quadratically: 40 KB took 41 s).
@@ -122,225 +141,10 @@ def _tokens_match(want: str, got: str) -> bool:
     return False
 
 
-def _result(raw: dict, test_input: str, expected: str | None) -> TestResult:
-    """Turn the fork server's raw report of one run into a verdict."""
-    if "judge_error" in raw:
-        return TestResult("judge_error", test_input, expected, error=f"{JUDGE_ERROR}: {raw['judge_error']}")
-    if "syntax_error" in raw:
-        return TestResult("syntax_error", test_input, expected, error=raw["syntax_error"])
-    out, err = raw["stdout"], raw["stderr"]
-    failed = raw["signal"] is not None or raw["exit"] != 0
-    if raw.get("stopped") in ("timeout", "memory_limit", "output_limit"):
-        verdict = raw["stopped"]   # the server stopped it: out of time, of memory (all its processes), of output
-    elif failed and err.rsplit("\n", 1)[-1].startswith("MemoryError"):
-        verdict = "memory_limit"
-    elif failed:
-        verdict = "runtime_error"
-        if raw["signal"] is not None:
-            err += ("\n" if err else "") + f"Process killed by {sandbox.signal_name(raw['signal'])}"
-        elif not err:
-            err = f"Process exited with code {raw['exit']}"
-    elif expected is None or outputs_match(expected, out):
-        verdict = "pass"
-    else:
-        verdict = "wrong_answer"
-    return TestResult(verdict, test_input, expected, out[:OUTPUT_KEEP], err, raw["seconds"])
-
-
 def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME_FACTOR,
                       default: float = DEFAULT_TIME_LIMIT) -> float:
     """A contest's (C++) time limit scaled for Python; the paper's 10 s where the problem has none."""
     return default if not contest_seconds else contest_seconds * factor
-
-
-
-# ---- The paper's feedback messages (paper §2.1, App. C)
-
-_MESSAGES = {"timeout": "Execution took too long", "memory_limit": "Out of memory",
-             "output_limit": "Output limit exceeded",   # this and the next: our choice, in the paper's style
-             "judge_error": "The test could not be run: the judge failed (not the program)"}
-
-
-def _cap(text: str) -> str:
-    text = text.rstrip()   # trailing newlines/spaces never decide a verdict; they would only push the backtick
-    return text if len(text) <= FIELD_LIMIT else text[:FIELD_LIMIT - len(sandbox.TRUNCATED)] + sandbox.TRUNCATED
-
-
-def _cap_traceback(text: str) -> str:
-    """Keep the first line ("Traceback ...") and the tail, where the exception is."""
-    text = text.rstrip()
-    if len(text) <= FIELD_LIMIT:
-        return text
-    first = text.split("\n", 1)[0][:FIELD_LIMIT // 4]
-    tail = FIELD_LIMIT - len(first) - len(sandbox.TRUNCATED) - 2
-    return f"{first}\n{sandbox.TRUNCATED}\n{text[-tail:]}"
-
-
-def feedback(results: list[TestResult]) -> str:
-    """The user message after a failing response: one bullet per failing (public) test, as in the paper.
-    Our choices: output_limit says "Output limit exceeded"; a syntax error shows its traceback like a runtime
-    error; fields are capped at FIELD_LIMIT characters and bullets past MESSAGE_LIMIT are left out (the first
-    is always kept). Returns "" when every test passed."""
-    bullets = []
-    for r in results:
-        if r.verdict == "pass":
-            continue
-        if r.verdict == "wrong_answer":
-            body = f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`"
-        else:
-            body = _MESSAGES.get(r.verdict) or _cap_traceback(r.error)   # runtime and syntax errors
-        bullet = f"- input `{_cap(r.input)}` failed:\n{body}"
-        if bullets and sum(map(len, bullets)) + len(bullet) > MESSAGE_LIMIT:
-            break
-        bullets.append(bullet)
-    if not bullets:
-        return ""
-    return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
-
-
-def function_feedback(tests: list[str], results: list[TestResult], format_line: bool = False) -> str:
-    """The feedback for function-completion problems (App. C.4/C.5, HumanEval+ / MBPP+): every
-    assert of the public tests is listed, failures with their assertion error (or traceback, or the time-out
-    message), successes plainly; MBPP+ appends the format line. Each test ran on its own, so each failure
-    shows its own error. Our choices, in the same style: "Out of memory." and "Output limit exceeded."."""
-    bullets = []
-    for test, r in zip(tests, results):
-        if r.verdict == "pass":
-            bullets.append(f"- Success: `{_cap(test)}`")
-            continue
-        last = r.error.rstrip().rsplit("\n", 1)[-1]
-        body = {"timeout": "Execution took too long.", "memory_limit": "Out of memory.",
-                "output_limit": "Output limit exceeded.", "judge_error": JUDGE_ERROR + "."}.get(r.verdict) or (
-            f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
-        bullets.append(f"- Failure: `{_cap(test)}`:\n{body}")
-    message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
-    return message + ("\n" + FORMAT_LINE if format_line else "")
-
-
-# ---- The judge: one program, many in parallel, and a problem's tests with their feedback message
-
-_default_sandbox, _default_lock = None, threading.Lock()
-
-
-def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
-              memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
-    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests)."""
-    global _default_sandbox
-    with _default_lock:
-        if _default_sandbox is None:
-            _default_sandbox = Sandbox()
-            atexit.register(_default_sandbox.close)
-        return _default_sandbox.run_tests(code, tests, time_limit, memory_limit)
-
-
-class Judge:
-    """A pool of fork servers. Start it before loading a model (it works after, too: nothing is forked).
-
-        with Judge(workers=8) as judge:
-            results = judge.map([(code, tests), (code2, tests2, time_limit, memory_limit), ...])
-
-    A job is a tuple of run_tests' arguments or a dict of them; a dict with "entry_point" is a function job
-    (Sandbox.run_function_tests). map returns one result list per job, in order.
-    """
-
-    def __init__(self, workers: int | None = None, isolate: bool = True):
-        self.workers, self.isolate = workers or os.cpu_count() or 1, isolate
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
-        self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
-        self._idle = queue.SimpleQueue()
-        for sandbox in self._sandboxes:
-            self._idle.put(sandbox)
-
-    def _run(self, job) -> list[TestResult]:
-        """One job on an idle sandbox. A failure of the machinery while the job runs (after its first request
-        was sent: the arguments were fine) is never the caller's nor a pass: every test of the job gets the
-        verdict judge_error, the sandbox is replaced, and the next job runs on a fresh server. An argument
-        refused before anything was sent is the caller's mistake, and raised."""
-        job = ({**job, "tests": list(job["tests"])} if isinstance(job, dict)
-               else (job[0], list(job[1]), *job[2:]))   # counted before running: one verdict per test, always
-        sandbox = self._idle.get()
-        sent = sandbox._next_id
-        try:
-            if isinstance(job, dict):
-                run = sandbox.run_function_tests if "entry_point" in job else sandbox.run_tests
-                return run(**job)
-            return sandbox.run_tests(*job)
-        except Exception as e:
-            if sandbox._next_id == sent:
-                raise
-            sandbox = self._replace(sandbox)
-            return judge_errors(job["tests"] if isinstance(job, dict) else job[1], e)
-        finally:
-            self._idle.put(sandbox)
-
-    def _replace(self, broken: "Sandbox") -> "Sandbox":
-        """A fresh sandbox in place of one that failed; if none starts, the old one (it restarts its server on
-        its next request, or fails that job the same way): the run goes on either way."""
-        try:
-            broken.close()
-            fresh = Sandbox(self.isolate)
-        except Exception as e:
-            warnings.warn(f"execute.py: a test server could not be replaced ({type(e).__name__}: {e})",
-                          RuntimeWarning, stacklevel=2)
-            return broken
-        self._sandboxes[self._sandboxes.index(broken)] = fresh
-        return fresh
-
-    def map(self, jobs) -> list[list[TestResult]]:
-        return list(self._pool.map(self._run, jobs))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        for sandbox in self._sandboxes:
-            sandbox.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-JUDGE_ERROR = _MESSAGES["judge_error"]
-
-
-def judge_errors(tests, error: BaseException) -> list[TestResult]:
-    """The verdicts of a job the machinery failed on: judge_error for each test (a failure: reward -1 as any
-    other, never a pass), the exception in ``error`` for whoever reads the results."""
-    warnings.warn(f"execute.py: the judge failed on a job ({type(error).__name__}: {error}); its {len(tests)} "
-                  "tests are judge_error", RuntimeWarning, stacklevel=2)
-    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-    return [TestResult("judge_error", shown, expected if isinstance(expected, (str, type(None))) else None,
-                       error=f"{JUDGE_ERROR}: {detail}") for shown, expected in tests]
-
-
-# A problem, below, is any object with the fields of data.Problem used here: kind ("stdio" or "function"),
-# time_limit, memory_limit, entry_point and prompt; a test has input, output and (function problems) check.
-
-def judge_job(problem, code: str, tests):
-    """The job for Judge.map that runs ``code`` on ``tests``; its result list has one result per test, in order.
-    A function problem's asserts are never run beside the program (it could end the process first, or return
-    an object equal to anything): the judge calls the function and checks each result itself, so that every
-    failing assert still shows its own error (App. C.4)."""
-    time_limit = python_time_limit(problem.time_limit)
-    memory = problem.memory_limit or DEFAULT_MEMORY_LIMIT
-    if problem.kind == "function":
-        return {"code": code, "entry_point": problem.entry_point, "tests": [(t.input, t.check) for t in tests],
-                "time_limit": time_limit, "memory_limit": memory}
-    return (code, [(t.input, t.output) for t in tests], time_limit, memory)
-
-
-def run_judge(judge, items) -> list[list[TestResult]]:
-    """Judge (problem, code, tests) items in parallel; one result list (one result per test) per item."""
-    jobs = [judge_job(problem, code, tests) for problem, code, tests in items]
-    return judge.map(jobs) if jobs else []
-
-
-def describe_failures(problem, tests, results: list[TestResult]) -> str:
-    """The feedback message for the public-test results of one response (paper §2.1, App. C.4/C.5)."""
-    if problem.kind == "function":
-        return function_feedback([t.input for t in tests], results, format_line=not problem.prompt)
-    return feedback(results)
 
 
 # ---- Function problems (HumanEval, MBPP): plain data in, plain data out
@@ -470,10 +274,31 @@ def _predicate(setup: str, predicate: str):
     return eval(compile(predicate, "<test>", "eval"), namespace)
 
 
+# ---- From the sandbox's reports to verdicts
 
-def _check_str(name: str, value) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+def _result(raw: dict, test_input: str, expected: str | None) -> TestResult:
+    """Turn the fork server's raw report of one run into a verdict."""
+    if "judge_error" in raw:
+        return TestResult("judge_error", test_input, expected, error=f"{JUDGE_ERROR}: {raw['judge_error']}")
+    if "syntax_error" in raw:
+        return TestResult("syntax_error", test_input, expected, error=raw["syntax_error"])
+    out, err = raw["stdout"], raw["stderr"]
+    failed = raw["signal"] is not None or raw["exit"] != 0
+    if raw.get("stopped") in ("timeout", "memory_limit", "output_limit"):
+        verdict = raw["stopped"]   # the server stopped it: out of time, of memory (all its processes), of output
+    elif failed and err.rsplit("\n", 1)[-1].startswith("MemoryError"):
+        verdict = "memory_limit"
+    elif failed:
+        verdict = "runtime_error"
+        if raw["signal"] is not None:
+            err += ("\n" if err else "") + f"Process killed by {sandbox.signal_name(raw['signal'])}"
+        elif not err:
+            err = f"Process exited with code {raw['exit']}"
+    elif expected is None or outputs_match(expected, out):
+        verdict = "pass"
+    else:
+        verdict = "wrong_answer"
+    return TestResult(verdict, test_input, expected, out[:OUTPUT_KEEP], err, raw["seconds"])
 
 
 def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
@@ -496,6 +321,68 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
     verdict = raw["verdict"]
     return TestResult(verdict, shown, None, error=raw.get("error", ""), seconds=seconds)
 
+
+# ---- The paper's feedback (paper §2.1, App. C)
+
+def _cap(text: str) -> str:
+    text = text.rstrip()   # trailing newlines/spaces never decide a verdict; they would only push the backtick
+    return text if len(text) <= FIELD_LIMIT else text[:FIELD_LIMIT - len(sandbox.TRUNCATED)] + sandbox.TRUNCATED
+
+
+def _cap_traceback(text: str) -> str:
+    """Keep the first line ("Traceback ...") and the tail, where the exception is."""
+    text = text.rstrip()
+    if len(text) <= FIELD_LIMIT:
+        return text
+    first = text.split("\n", 1)[0][:FIELD_LIMIT // 4]
+    tail = FIELD_LIMIT - len(first) - len(sandbox.TRUNCATED) - 2
+    return f"{first}\n{sandbox.TRUNCATED}\n{text[-tail:]}"
+
+
+def describe_failures(problem, results: list[TestResult]) -> str:
+    """The user message after a failing response, from its public tests' results (paper §2.1). A stdin/stdout
+    problem (App. C.1): one bullet per failing test. A function problem (App. C.4 HumanEval+, C.5 MBPP+):
+    every assert listed, failures with their assertion error (or traceback, or message), successes plainly;
+    MBPP+, whose prompt is not prefilled with code, ends with the format line. Our choices: fields are capped
+    at FIELD_LIMIT characters, and a stdin/stdout message leaves out bullets past MESSAGE_LIMIT (the first is
+    always kept); it is "" when every test passed. ``problem``: anything with data.Problem's kind and prompt."""
+    if problem.kind == "function":
+        return _function_feedback(results, format_line=not problem.prompt)
+    bullets = []
+    for r in results:
+        if r.verdict == "pass":
+            continue
+        if r.verdict == "wrong_answer":
+            body = f"Expected output `{_cap(r.expected or '')}` but got `{_cap(r.output)}`"
+        else:
+            body = VERDICT_MESSAGES[r.verdict] or _cap_traceback(r.error)   # runtime and syntax errors
+        bullet = f"- input `{_cap(r.input)}` failed:\n{body}"
+        if bullets and sum(map(len, bullets)) + len(bullet) > MESSAGE_LIMIT:
+            break
+        bullets.append(bullet)
+    if not bullets:
+        return ""
+    return "Your code failed the following tests:\n\n" + "\n".join(bullets) + "\n\nGive it another try.\n" + FORMAT_LINE
+
+
+def _function_feedback(results: list[TestResult], format_line: bool) -> str:
+    """App. C.4/C.5: each assert (a function test's input is the assert as the model sees it) ran on its own,
+    so each failure shows its own error."""
+    bullets = []
+    for r in results:
+        if r.verdict == "pass":
+            bullets.append(f"- Success: `{_cap(r.input)}`")
+            continue
+        last = r.error.rstrip().rsplit("\n", 1)[-1]
+        message = VERDICT_MESSAGES[r.verdict]
+        body = message + "." if message else (
+            f"`{_cap(last)}`" if last.startswith("AssertionError") else _cap_traceback(r.error))
+        bullets.append(f"- Failure: `{_cap(r.input)}`:\n{body}")
+    message = "Your code failed some test cases:\n\n" + "\n".join(bullets) + "\n\nGive it another try."
+    return message + ("\n" + FORMAT_LINE if format_line else "")
+
+
+# ---- The judge: a pool of sandboxes, one call for every problem
 
 class Sandbox(sandbox.ForkServer):
     """One fork server (infra/sandbox.py) whose raw reports become verdicts here; one job at a time."""
@@ -541,7 +428,117 @@ def _limits(time_limit, memory_limit) -> tuple[float, int]:
                                 DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
 
 
+def _check_str(name: str, value) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
+
+class Judge:
+    """A pool of fork servers, one job at a time each. Start it before loading a model (it works after, too:
+    nothing is forked).
+
+        with Judge(workers=8) as judge:
+            results = judge.map([(problem, code, tests), ...])   # one TestResult per test, in order, per item
+
+    A problem is any object with the fields of data.Problem used here: kind ("stdio" or "function"),
+    time_limit, memory_limit and entry_point; a test has input, output and (function problems) check.
+    """
+
+    def __init__(self, workers: int | None = None, isolate: bool = True):
+        self.workers, self.isolate = workers or os.cpu_count() or 1, isolate
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
+        self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
+        self._idle = queue.SimpleQueue()
+        for server in self._sandboxes:
+            self._idle.put(server)
+
+    def map(self, items) -> list[list[TestResult]]:
+        return list(self._pool.map(self._judge, items))
+
+    def _judge(self, item) -> list[TestResult]:
+        """One (problem, code, tests) on an idle sandbox. A stdin/stdout program runs once per test and its
+        stdout is compared here. A function problem's asserts are never run beside the program (it could end
+        the process first, or return an object equal to anything): the judge calls the function and checks
+        each result itself, so that every failing assert still shows its own error (App. C.4).
+        A failure of the machinery while the job runs (after its first request was sent: the arguments were
+        fine) is never the caller's nor a pass: every test of the job gets the verdict judge_error, the sandbox
+        is replaced, and the next job runs on a fresh server. An argument refused before anything was sent is
+        the caller's mistake, and raised."""
+        problem, code, tests = item
+        tests = list(tests)   # counted before running: one verdict per test, always
+        limits = python_time_limit(problem.time_limit), problem.memory_limit or DEFAULT_MEMORY_LIMIT
+        server = self._idle.get()
+        sent = server._next_id
+        try:
+            if problem.kind == "function":
+                return server.run_function_tests(code, problem.entry_point, [(t.input, t.check) for t in tests],
+                                                 *limits)
+            return server.run_tests(code, [(t.input, t.output) for t in tests], *limits)
+        except Exception as e:
+            if server._next_id == sent:
+                raise
+            server = self._replace(server)
+            return judge_errors(tests, e)
+        finally:
+            self._idle.put(server)
+
+    def _replace(self, broken: "Sandbox") -> "Sandbox":
+        """A fresh sandbox in place of one that failed; if none starts, the old one (it restarts its server on
+        its next request, or fails that job the same way): the run goes on either way."""
+        try:
+            broken.close()
+            fresh = Sandbox(self.isolate)
+        except Exception as e:
+            warnings.warn(f"execute.py: a test server could not be replaced ({type(e).__name__}: {e})",
+                          RuntimeWarning, stacklevel=2)
+            return broken
+        self._sandboxes[self._sandboxes.index(broken)] = fresh
+        return fresh
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for server in self._sandboxes:
+            server.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def judge_errors(tests, error: BaseException) -> list[TestResult]:
+    """The verdicts of a job the machinery failed on: judge_error for each test (a failure: reward -1 as any
+    other, never a pass), the exception in ``error`` for whoever reads the results."""
+    warnings.warn(f"execute.py: the judge failed on a job ({type(error).__name__}: {error}); its {len(tests)} "
+                  "tests are judge_error", RuntimeWarning, stacklevel=2)
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return [TestResult("judge_error", t.input, t.output, error=f"{JUDGE_ERROR}: {detail}") for t in tests]
+
+
+def run_judge(judge, items) -> list[list[TestResult]]:
+    """rlef.py's judge call: (problem, code, tests) items on ``judge`` (a Judge, or rlef's GroupJudge, which
+    has its map); one result list (one result per test) per item."""
+    items = list(items)
+    return judge.map(items) if items else []
+
+
+_default_sandbox, _default_lock = None, threading.Lock()
+
+
+def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
+              memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
+    """Judge one program on (input, expected_output) tests with a shared fork server (see Sandbox.run_tests)."""
+    global _default_sandbox
+    with _default_lock:
+        if _default_sandbox is None:
+            _default_sandbox = Sandbox()
+            atexit.register(_default_sandbox.close)
+        return _default_sandbox.run_tests(code, tests, time_limit, memory_limit)
+
+
 # ---- CLI: python execute.py SOLUTION.py PROBLEM.json
+
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
@@ -560,7 +557,8 @@ def main(argv: list[str]) -> None:
         kind, n = ("public", i) if i < len(public) else ("private", i - len(public))
         print(f"{kind} test {n}: {r.verdict} ({r.seconds:.3f} s)")
     print()
-    print(feedback(results[:len(public)]) or "All public tests pass.")
+    stdio = types.SimpleNamespace(kind="stdio", prompt="")   # what describe_failures reads of a problem
+    print(describe_failures(stdio, results[:len(public)]) or "All public tests pass.")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import types
 import warnings
 
 OUTPUT_LIMIT = 16 << 20            # bytes of stdout (and of any file the program writes)
-ERROR_KEEP = 64 << 10              # characters of a function call's error kept (its traceback's tail)
+ERROR_KEEP = 64 << 10              # characters of stderr (head and tail) or of a call's error (tail) kept
 TRUNCATED = "... <<truncated>>"    # where kept text was cut
 
 RESULT_LIMIT = 4 << 20             # bytes of a function job's results (JSON lines), per process
@@ -347,7 +347,8 @@ class ForkServer:
         if frames is None:
             return self._server_died()
         (run, (stdout, stderr, results)), = frames
-        raw = {**run, "stdout": stdout.decode("utf-8", "replace"), "stderr": _without_harness(_stderr_text(run, stderr))}
+        raw = {**run, "stdout": stdout.decode("utf-8", "replace"),
+               "stderr": _without_harness(_stderr_text(run, stderr))}
         if results.startswith(b'{"syntax_error"'):
             raw["syntax_error"] = json.loads(results)["syntax_error"]
         return raw

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import execute
-from execute import NO_CODE_FEEDBACK, TestResult, extract_code, feedback, outputs_match, python_time_limit
+from data import Problem, Test
+from execute import NO_CODE_FEEDBACK, TestResult, describe_failures, extract_code, outputs_match, python_time_limit
 from infra import sandbox as infra_sandbox
 
 # The sandbox's /tmp entries a test left or uses, not counting one that holds the interpreter (a venv under /tmp
@@ -33,6 +34,7 @@ ROOT = Path(execute.__file__).resolve().parent
 TAG = uuid.uuid4().hex[:8]
 HOST_DIRS = [Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"), ROOT, ROOT / "tests", Path.home()]
 SECRET = Path(f"/tmp/rlef-secret-{TAG}")
+STDIO = Problem("p", "", [], [])   # what describe_failures reads of a stdin/stdout problem: its kind
 FORMAT = ("Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
           "Use the backticks for your code only.")
 
@@ -468,12 +470,21 @@ def test_module_level_run_tests():
 # The parallel judge
 # ------------------------------------------------------------------------------------------------------------
 
-def test_judge_map_keeps_job_order_and_accepts_tuples_and_dicts():
-    jobs = [(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
-    jobs.append(dict(code="import time\ntime.sleep(5)", tests=[("", None)], time_limit=0.5))
+def stdio(code: str, tests, contest_time_limit: float | None = None) -> tuple:
+    """A Judge.map item: (a stdin/stdout problem, code, its tests) from (input, expected_output) pairs."""
+    return Problem("p", "", [], [], time_limit=contest_time_limit), code, [Test(i, o) for i, o in tests]
+
+
+def test_judge_map_keeps_job_order_and_picks_stdio_or_function_tests_from_the_problem():
+    jobs = [stdio(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
+    jobs.append(stdio("import time\ntime.sleep(5)", [("", None)], contest_time_limit=0.5 / execute.PYTHON_TIME_FACTOR))
+    double = Problem("d", "", [], [], kind="function", entry_point="double")
+    asserts = [Test("assert double(2) == 4", None, F([2], expected=4)), Test("assert double(2) == 5", None, F([2], expected=5))]
+    jobs.append((double, "def double(n):\n    return 2 * n\n", asserts))
     with execute.Judge(workers=2) as judge_:
         results = judge_.map(jobs)
-    assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout"]
+    assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout", "pass"]
+    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError"
 
 
 def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
@@ -485,14 +496,14 @@ def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
 
 def test_1000_trivial_programs_leave_no_process_and_no_file():
     before = host_files()
-    jobs = [("print(int(input()) + 1)", [(str(i), str(i + 1))]) for i in range(1000)]
+    jobs = [stdio("print(int(input()) + 1)", [(str(i), str(i + 1))]) for i in range(1000)]
     with execute.Judge(workers=2) as judge_:
         servers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid) | {sb.proc.pid}}
         results = judge_.map(jobs)
         assert descendants(os.getpid()) >= servers
         leftovers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid)} - servers
         assert leftovers == set()
-        tmp = judge_.map([(OWN_TMP_ENTRIES + "print(len(entries))", [("", "1")])])
+        tmp = judge_.map([stdio(OWN_TMP_ENTRIES + "print(len(entries))", [("", "1")])])
     assert [r[0].verdict for r in results] == ["pass"] * 1000
     if judge_._sandboxes[0].namespaced:
         assert tmp[0][0].verdict == "pass", tmp   # the sandbox's /tmp holds only the running test's directory
@@ -654,7 +665,7 @@ def failing(verdict, **kw):
 
 
 def test_feedback_wrong_answer():
-    assert feedback([failing("wrong_answer", output="5\n")]) == (
+    assert describe_failures(STDIO, [failing("wrong_answer", output="5\n")]) == (
         "Your code failed the following tests:\n\n"
         "- input `3\n1 2 3` failed:\n"
         "Expected output `6` but got `5`\n\n"
@@ -664,7 +675,7 @@ def test_feedback_wrong_answer():
 def test_feedback_runtime_error_shows_the_traceback():
     tb = ('Traceback (most recent call last):\n  File "solution.py", line 1, in <module>\n'
           "ZeroDivisionError: division by zero")
-    assert feedback([failing("runtime_error", error=tb)]) == (
+    assert describe_failures(STDIO, [failing("runtime_error", error=tb)]) == (
         "Your code failed the following tests:\n\n"
         "- input `3\n1 2 3` failed:\n" + tb + "\n\n"
         "Give it another try.\n" + FORMAT)
@@ -674,7 +685,7 @@ def test_feedback_timeout_memory_output_limit_and_syntax_error():
     syntax = "  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
     results = [failing("timeout", input="1"), failing("memory_limit", input="2"), failing("output_limit", input="3"),
                failing("syntax_error", input="4", error=syntax)]
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `1` failed:\nExecution took too long\n"
         "- input `2` failed:\nOut of memory\n"
@@ -686,17 +697,17 @@ def test_feedback_timeout_memory_output_limit_and_syntax_error():
 
 def test_feedback_lists_only_failing_tests():
     results = [failing("pass", input="1"), failing("wrong_answer", input="2", output="7"), failing("pass", input="3")]
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `2` failed:\nExpected output `6` but got `7`\n\n"
         "Give it another try.\n" + FORMAT)
-    assert feedback([failing("pass")]) == ""
+    assert describe_failures(STDIO, [failing("pass")]) == ""
 
 
 def test_feedback_caps_long_fields_at_512_characters():
     r = failing("wrong_answer", input="1" * 1000, expected="2" * 600, output="3" * 512)
     cap = lambda c: c * 495 + "... <<truncated>>"
-    assert feedback([r]) == (
+    assert describe_failures(STDIO, [r]) == (
         "Your code failed the following tests:\n\n"
         f"- input `{cap('1')}` failed:\nExpected output `{cap('2')}` but got `{'3' * 512}`\n\n"
         "Give it another try.\n" + FORMAT)
@@ -705,7 +716,8 @@ def test_feedback_caps_long_fields_at_512_characters():
 def test_feedback_keeps_the_first_line_and_the_tail_of_a_long_traceback():
     lines = ["Traceback (most recent call last):"] + [f'  File "solution.py", line {i}, in f' for i in range(100)]
     tb = "\n".join(lines + ["RecursionError: maximum recursion depth exceeded"])
-    capped = feedback([failing("runtime_error", error=tb)]).split("failed:\n", 1)[1].split("\n\nGive it", 1)[0]
+    message = describe_failures(STDIO, [failing("runtime_error", error=tb)])
+    capped = message.split("failed:\n", 1)[1].split("\n\nGive it", 1)[0]
     assert len(capped) == 512
     assert capped.startswith("Traceback (most recent call last):\n... <<truncated>>\n")
     assert capped.endswith('line 99, in f\nRecursionError: maximum recursion depth exceeded')
@@ -714,7 +726,7 @@ def test_feedback_keeps_the_first_line_and_the_tail_of_a_long_traceback():
 
 def test_feedback_drops_failures_past_about_1k_tokens():
     results = [failing("wrong_answer", input=str(i) * 500, expected="x" * 500, output="y" * 500) for i in range(10)]
-    message = feedback(results)
+    message = describe_failures(STDIO, results)
     assert message.count("- input `") == 2 and message.endswith("\n\nGive it another try.\n" + FORMAT)
 
 
@@ -725,7 +737,7 @@ def test_no_code_feedback():
 
 def test_feedback_end_to_end(sandbox):
     results = sandbox.run_tests("print(int(input()) + 2)", [("2\n", "4\n"), ("5\n", "10\n")])
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `5` failed:\nExpected output `10` but got `7`\n\n"
         "Give it another try.\n" + FORMAT)
@@ -1317,18 +1329,18 @@ def test_a_failure_inside_the_judge_is_a_judge_error_and_the_next_job_runs_on_a_
     with execute.Judge(workers=1) as judge_:
         first = judge_._sandboxes[0]
         with pytest.warns(RuntimeWarning, match="planted failure"):
-            [broken] = judge_.map([("print(input())", [("1", "1"), ("2", "2")])])
+            [broken] = judge_.map([stdio("print(input())", [("1", "1"), ("2", "2")])])
         assert [r.verdict for r in broken] == ["judge_error"] * 2 and "planted failure" in broken[0].error
         assert judge_._sandboxes[0] is not first and first.proc is None   # replaced, the old one closed
-        [[ok]] = judge_.map([("print(input())", [("3", "3")])])
+        [[ok]] = judge_.map([stdio("print(input())", [("3", "3")])])
         assert ok.verdict == "pass"
 
 
 def test_a_judge_error_is_a_failure_and_its_feedback_blames_the_judge():
     with pytest.warns(RuntimeWarning, match="judge failed"):
-        r = execute.judge_errors([("1", "1")], RuntimeError("x"))[0]
-    assert not r.passed and "judge failed" in feedback([r])
-    assert "judge failed" in execute.function_feedback(["assert f(1) == 1"], [r])
+        r = execute.judge_errors([Test("1", "1")], RuntimeError("x"))[0]
+    assert not r.passed and "judge failed" in describe_failures(STDIO, [r])
+    assert "judge failed" in describe_failures(Problem("f", "", [], [], kind="function", entry_point="f"), [r])
 
 
 def test_a_server_killed_mid_request_is_a_judge_error_not_the_programs_fault():
@@ -1338,15 +1350,15 @@ def test_a_server_killed_mid_request_is_a_judge_error_not_the_programs_fault():
         server = judge_._sandboxes[0].proc
         threading = __import__("threading")
         threading.Timer(0.5, server.kill).start()
-        [[r]] = judge_.map([("import time\ntime.sleep(3)\nprint(1)", [("", "1")])])
+        [[r]] = judge_.map([stdio("import time\ntime.sleep(3)\nprint(1)", [("", "1")])])
         assert r.verdict == "judge_error", r
-        [[ok]] = judge_.map([("print(2)", [("", "2")])])
+        [[ok]] = judge_.map([stdio("print(2)", [("", "2")])])
         assert ok.verdict == "pass"
 
 
 def test_the_judge_still_raises_on_a_callers_mistake():
     with execute.Judge(workers=1) as judge_, pytest.raises(TypeError, match="code must be a str"):
-        judge_.map([(b"print(1)", [("", "1")])])
+        judge_.map([stdio(b"print(1)", [("", "1")])])
 
 
 HOSTILE_JUDGING = """
