@@ -1540,6 +1540,7 @@ def _serve(plain_tmp: str | None) -> None:
     sys.dont_write_bytecode = True
     for name in PRELOAD:
         __import__(name)
+    compile("", "<warm-up>", "exec")   # the first compile() in a process builds the AST's types: here, not per test
     try:
         _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
