@@ -155,7 +155,7 @@ def end_turn(d: Dialogue, public_results: list | None, last_turn: bool):
         d.done = True
     else:
         d.feedbacks.append(execute.NO_CODE_FEEDBACK if public_results is None else
-                           describe_failures(d.problem, d.problem.public_tests, public_results))
+                           describe_failures(d.problem, public_results))
 
 
 def continue_dialogue(d: Dialogue, tok: Tokenizer, max_len: int | None):
@@ -237,7 +237,7 @@ class RandomFeedback:
         for k, res in zip(passing, crashes):
             results[k] = res
         for (p, i), res in zip(new, results):
-            self.messages[(p.name, i)] = describe_failures(p, p.public_tests, res)
+            self.messages[(p.name, i)] = describe_failures(p, res)
         for d, (p, i) in zip(dialogues, picks):
             d.feedbacks[-1] = self.messages[(p.name, i)]
 

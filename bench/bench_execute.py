@@ -23,8 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import execute  # noqa: E402
+from data import Problem, Test  # noqa: E402
 
 PROGRAM = "print(int(input()) * 2)"
+JOB = (Problem("double", "", [], []), PROGRAM, [Test("21\n", "42")])   # a Judge.map item: (problem, code, tests)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -61,9 +63,9 @@ def baseline(workers: int, n: int) -> tuple[float, float]:
 
 def isolated(workers: int, n: int) -> tuple[float, float, str]:
     with execute.Judge(workers=workers) as judge:
-        judge.map([(PROGRAM, [("21\n", "42")])] * (4 * workers))   # warm-up
+        judge.map([JOB] * (4 * workers))   # warm-up
         start, cpu = time.perf_counter(), cpu_seconds()
-        results = judge.map([(PROGRAM, [("21\n", "42")])] * n)
+        results = judge.map([JOB] * n)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         assert all(r[0].verdict == "pass" for r in results)
         return n / seconds, cpu / n, judge._sandboxes[0].isolation

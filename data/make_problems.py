@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data import Problem, Test, save_problems
+from execute import outputs_match
 
 OUT = Path(__file__).with_name("problems.jsonl")
 # Contest-style limits (set "for C++"); execute.py scales the time limit for Python.
@@ -1389,26 +1390,6 @@ def run(code: str, stdin: str) -> tuple[int, str]:
     return r.returncode, r.stdout
 
 
-def same_output(got: str, expected: str) -> bool:
-    """The judge's rule, as documented in execute.py: equal whitespace-separated tokens, compared as strings,
-    case-insensitively, or as numbers within 1e-6 relative error when the expected token is a float literal.
-    Used here only to check that a wrong solution really is judged wrong."""
-    a, b = got.split(), expected.split()
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b):
-        if x == y or x.lower() == y.lower():
-            continue
-        if "." in y:
-            try:
-                if abs(float(x) - float(y)) <= 1e-6 * max(1.0, abs(float(y))):
-                    continue
-            except ValueError:
-                pass
-        return False
-    return True
-
-
 def check_and_fill(spec: Spec) -> None:
     if not spec.public or len(spec.public) > 3 or len(spec.private) < 4:
         raise SystemExit(f"{spec.name}: needs 1-3 public and 4+ private inputs")
@@ -1420,7 +1401,7 @@ def check_and_fill(spec: Spec) -> None:
         if rc != 0 or not out.strip():
             raise SystemExit(f"{spec.name}: reference solution failed (exit {rc}) on input {stdin[:80]!r}")
         spec.outputs[stdin] = out
-    if all(same_output(run(spec.wrong, stdin)[1], spec.outputs[stdin]) for stdin in inputs):
+    if all(outputs_match(spec.outputs[stdin], run(spec.wrong, stdin)[1]) for stdin in inputs):   # the judge's rule
         raise SystemExit(f"{spec.name}: the wrong solution passes every test; add a test that catches it")
 
 

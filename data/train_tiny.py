@@ -66,7 +66,8 @@ def build_tokenizer(vocab_size: int):
             test = p.public_tests[0]
             yield initial_prompt(p)
             yield f"```python\n{p.solutions[0].strip()}\n```"
-            yield execute.feedback([execute.TestResult("wrong_answer", test.input, test.output, "x" + test.output)])
+            wrong = execute.TestResult("wrong_answer", test.input, test.output, "x" + test.output)
+            yield execute.describe_failures(p, [wrong])
             yield execute.NO_CODE_FEEDBACK
     tok = HFTokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -113,7 +114,7 @@ def retry_contexts(tok: Tokenizer, problems, rng: random.Random, judge) -> list[
     replies = [p.solutions[0].strip().replace(*rng.choice(BUGS), 1) for p in problems]
     results = execute.run_judge(judge, [(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
     return [first_turn(tok, p) + tok.encode(f"```python\n{r}\n```")
-            + [tok.eot_id] + tok.encode_message("user", execute.describe_failures(p, p.public_tests, res))
+            + [tok.eot_id] + tok.encode_message("user", execute.describe_failures(p, res))
             + tok.encode_header("assistant") for p, r, res in zip(problems, replies, results)]
 
 

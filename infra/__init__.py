@@ -7,6 +7,8 @@ One file per topic:
                      sampling replica; gradient clipping over several meshes
     checkpoints.py   atomic DCP checkpoints of the training state, the policy exported as a Hugging Face
                      folder, ``latest`` and ``best.json``
+    sandbox.py       the judge's fork servers: namespaces, mounts, seccomp, limits, cleanup, the reply protocol
+                     and the plain-data encoding (standard library only: it is also the server process)
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
 
 Nothing here imports rlef: settings arrive as plain values (or as the run's config object, read by field name).

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 import execute
-from execute import NO_CODE_FEEDBACK, TestResult, extract_code, feedback, outputs_match, python_time_limit
+from data import Problem, Test
+from execute import NO_CODE_FEEDBACK, TestResult, describe_failures, extract_code, outputs_match, python_time_limit
+from infra import sandbox as infra_sandbox
 
 # The sandbox's /tmp entries a test left or uses, not counting one that holds the interpreter (a venv under /tmp
 # is bound read-only inside the sandbox's /tmp, and per-test cleaning leaves it alone).
@@ -32,6 +34,7 @@ ROOT = Path(execute.__file__).resolve().parent
 TAG = uuid.uuid4().hex[:8]
 HOST_DIRS = [Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"), ROOT, ROOT / "tests", Path.home()]
 SECRET = Path(f"/tmp/rlef-secret-{TAG}")
+STDIO = Problem("p", "", [], [])   # what describe_failures reads of a stdin/stdout problem: its kind
 FORMAT = ("Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
           "Use the backticks for your code only.")
 
@@ -56,7 +59,7 @@ def host_files() -> set[str]:
     """rlef-* paths on the host; a fallback sandbox's own directory counts by its contents (its test dirs)."""
     found = set()
     for p in (p for d in HOST_DIRS if d.is_dir() for p in d.glob("rlef-*")):
-        found |= {str(q) for q in p.rglob("*")} if p.name.startswith(execute.TMP_PREFIX) else {str(p)}
+        found |= {str(q) for q in p.rglob("*")} if p.name.startswith(infra_sandbox.TMP_PREFIX) else {str(p)}
     return found
 
 
@@ -164,7 +167,7 @@ CASES = [
          "pass", expected="42"),
     Case("reads_files_outside_its_directory", "leaked = []\nfor path in %r:\n    try:\n"
          "        leaked.append(open(path).read()[:10])\n    except OSError:\n        pass\nprint(leaked)\n"
-         % [str(SECRET), execute.__file__, str(ROOT / "data" / "problems.jsonl"), "/etc/passwd",
+         % [str(SECRET), execute.__file__, infra_sandbox.__file__, str(ROOT / "data" / "problems.jsonl"), "/etc/passwd",
             str(Path.home() / ".bashrc")], "pass", expected="[]", namespaced_only=True),
     Case("sees_only_the_interpreter", "import os\nprint(os.listdir(%r) if os.path.isdir(%r) else [])\n"
          % (str(ROOT), str(ROOT)), "pass", expected="['.venv']" if sys.prefix == str(ROOT / ".venv") else "[]",
@@ -376,7 +379,7 @@ def test_secrets_in_the_trainers_environment_do_not_reach_programs(monkeypatch):
 
 def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
     """The fallback (kernels or containers without namespaces): rlimits, a temp dir and a subreaper."""
-    execute._warned = False
+    infra_sandbox._warned = False
     with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation") as warned:
         with execute.Sandbox(isolate=False) as sb, execute.Sandbox(isolate=False):
             sb.server_processes = set()
@@ -398,7 +401,7 @@ def test_without_namespaces_one_warning_and_leftovers_are_still_killed():
 def test_the_fallback_without_namespaces_is_filtered_too():
     """Without namespaces the filter is what stands between a program and the kernel (for a root caller's
     programs: with every capability), so the fallback installs it too."""
-    execute._warned = False
+    infra_sandbox._warned = False
     with pytest.warns(RuntimeWarning, match="WITHOUT namespace isolation"):
         sb = execute.Sandbox(isolate=False)
     with sb:
@@ -416,9 +419,9 @@ def test_the_fallback_without_namespaces_is_filtered_too():
 def test_without_seccomp_one_warning_and_programs_still_run():
     """Where the kernel refuses the filter (here an outer filter of ours makes seccomp() fail, as a container
     runtime may): one warning, the isolation string says so, and programs run as before, unfiltered."""
-    if os.uname().machine not in execute._SECCOMP_ARCH:
+    if os.uname().machine not in infra_sandbox._SECCOMP_ARCH:
         pytest.skip("no seccomp table for " + os.uname().machine)
-    seccomp_nr = execute._SECCOMP_ARCH[os.uname().machine][2]
+    seccomp_nr = infra_sandbox._SECCOMP_ARCH[os.uname().machine][2]
     outer = [(0x20, 0, 0, 0), (0x15, 0, 1, seccomp_nr), (0x06, 0, 0, 0x50000 | 22), (0x06, 0, 0, 0x7FFF0000)]
     script = f"""if True:
         import ctypes, json, struct, sys, warnings
@@ -467,12 +470,21 @@ def test_module_level_run_tests():
 # The parallel judge
 # ------------------------------------------------------------------------------------------------------------
 
-def test_judge_map_keeps_job_order_and_accepts_tuples_and_dicts():
-    jobs = [(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
-    jobs.append(dict(code="import time\ntime.sleep(5)", tests=[("", None)], time_limit=0.5))
+def stdio(code: str, tests, contest_time_limit: float | None = None) -> tuple:
+    """A Judge.map item: (a stdin/stdout problem, code, its tests) from (input, expected_output) pairs."""
+    return Problem("p", "", [], [], time_limit=contest_time_limit), code, [Test(i, o) for i, o in tests]
+
+
+def test_judge_map_keeps_job_order_and_picks_stdio_or_function_tests_from_the_problem():
+    jobs = [stdio(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
+    jobs.append(stdio("import time\ntime.sleep(5)", [("", None)], contest_time_limit=0.5 / execute.PYTHON_TIME_FACTOR))
+    double = Problem("d", "", [], [], kind="function", entry_point="double")
+    asserts = [Test("assert double(2) == 4", None, F([2], expected=4)), Test("assert double(2) == 5", None, F([2], expected=5))]
+    jobs.append((double, "def double(n):\n    return 2 * n\n", asserts))
     with execute.Judge(workers=2) as judge_:
         results = judge_.map(jobs)
-    assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout"]
+    assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout", "pass"]
+    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError"
 
 
 def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
@@ -484,14 +496,14 @@ def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
 
 def test_1000_trivial_programs_leave_no_process_and_no_file():
     before = host_files()
-    jobs = [("print(int(input()) + 1)", [(str(i), str(i + 1))]) for i in range(1000)]
+    jobs = [stdio("print(int(input()) + 1)", [(str(i), str(i + 1))]) for i in range(1000)]
     with execute.Judge(workers=2) as judge_:
         servers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid) | {sb.proc.pid}}
         results = judge_.map(jobs)
         assert descendants(os.getpid()) >= servers
         leftovers = {p for sb in judge_._sandboxes for p in descendants(sb.proc.pid)} - servers
         assert leftovers == set()
-        tmp = judge_.map([(OWN_TMP_ENTRIES + "print(len(entries))", [("", "1")])])
+        tmp = judge_.map([stdio(OWN_TMP_ENTRIES + "print(len(entries))", [("", "1")])])
     assert [r[0].verdict for r in results] == ["pass"] * 1000
     if judge_._sandboxes[0].namespaced:
         assert tmp[0][0].verdict == "pass", tmp   # the sandbox's /tmp holds only the running test's directory
@@ -553,19 +565,19 @@ def run_filter(program: bytes, arch: int, nr: int, *args: int) -> int:
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_seccomp_filter_denies_the_attack_surface_and_allows_ordinary_calls(machine):
-    program, column = execute._seccomp_filter(machine), int(machine == "aarch64")
+    program, column = infra_sandbox._seccomp_filter(machine), int(machine == "aarch64")
     action = lambda numbers, *args: run_filter(program, AUDIT_ARCH[machine], numbers[column], *args)
-    assert REQUIRED_DENIED <= set(execute._SECCOMP_DENIED)
-    for name, numbers in execute._SECCOMP_DENIED.items():
+    assert REQUIRED_DENIED <= set(infra_sandbox._SECCOMP_DENIED)
+    for name, numbers in infra_sandbox._SECCOMP_DENIED.items():
         if numbers[column] is not None:
             assert action(numbers) == (ENOSYS if name == "clone3" else EPERM), name
     for name, numbers in ORDINARY.items():
         assert action(numbers) == ALLOW, name
-    ruled = {numbers[column] for numbers in execute._SECCOMP_DENIED.values()} | {
-        rule[0][column] for rule in execute._SECCOMP_CONDITIONAL.values()}
+    ruled = {numbers[column] for numbers in infra_sandbox._SECCOMP_DENIED.values()} | {
+        rule[0][column] for rule in infra_sandbox._SECCOMP_CONDITIONAL.values()}
     for nr in set(range(1024)) - ruled:   # every other call, whatever its number
         assert run_filter(program, AUDIT_ARCH[machine], nr) == ALLOW, nr
-    clone, socket_, socketpair, personality = (execute._SECCOMP_CONDITIONAL[name][0] for name in
+    clone, socket_, socketpair, personality = (infra_sandbox._SECCOMP_CONDITIONAL[name][0] for name in
                                                ("clone", "socket", "socketpair", "personality"))
     for kind, flags in CLONE_FLAGS.items():
         assert action(clone, flags) == ALLOW, kind
@@ -595,8 +607,8 @@ def test_seccomp_numbers_are_the_kernels(machine):
     defines = re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)", Path(path).read_text())
     kernel = {name: int(nr) for name, nr in defines}
     column = int(machine == "aarch64")
-    tables = {**execute._SECCOMP_DENIED, **{name: rule[0] for name, rule in execute._SECCOMP_CONDITIONAL.items()},
-              "seccomp": tuple(execute._SECCOMP_ARCH[m][2] for m in ("x86_64", "aarch64")), **ORDINARY}
+    tables = {**infra_sandbox._SECCOMP_DENIED, **{name: rule[0] for name, rule in infra_sandbox._SECCOMP_CONDITIONAL.items()},
+              "seccomp": tuple(infra_sandbox._SECCOMP_ARCH[m][2] for m in ("x86_64", "aarch64")), **ORDINARY}
     for name, numbers in tables.items():
         assert kernel.get(name) == numbers[column], name   # None: the architecture has no such call
     for name, nr in NR.items():
@@ -653,7 +665,7 @@ def failing(verdict, **kw):
 
 
 def test_feedback_wrong_answer():
-    assert feedback([failing("wrong_answer", output="5\n")]) == (
+    assert describe_failures(STDIO, [failing("wrong_answer", output="5\n")]) == (
         "Your code failed the following tests:\n\n"
         "- input `3\n1 2 3` failed:\n"
         "Expected output `6` but got `5`\n\n"
@@ -663,7 +675,7 @@ def test_feedback_wrong_answer():
 def test_feedback_runtime_error_shows_the_traceback():
     tb = ('Traceback (most recent call last):\n  File "solution.py", line 1, in <module>\n'
           "ZeroDivisionError: division by zero")
-    assert feedback([failing("runtime_error", error=tb)]) == (
+    assert describe_failures(STDIO, [failing("runtime_error", error=tb)]) == (
         "Your code failed the following tests:\n\n"
         "- input `3\n1 2 3` failed:\n" + tb + "\n\n"
         "Give it another try.\n" + FORMAT)
@@ -673,7 +685,7 @@ def test_feedback_timeout_memory_output_limit_and_syntax_error():
     syntax = "  File \"solution.py\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
     results = [failing("timeout", input="1"), failing("memory_limit", input="2"), failing("output_limit", input="3"),
                failing("syntax_error", input="4", error=syntax)]
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `1` failed:\nExecution took too long\n"
         "- input `2` failed:\nOut of memory\n"
@@ -685,17 +697,17 @@ def test_feedback_timeout_memory_output_limit_and_syntax_error():
 
 def test_feedback_lists_only_failing_tests():
     results = [failing("pass", input="1"), failing("wrong_answer", input="2", output="7"), failing("pass", input="3")]
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `2` failed:\nExpected output `6` but got `7`\n\n"
         "Give it another try.\n" + FORMAT)
-    assert feedback([failing("pass")]) == ""
+    assert describe_failures(STDIO, [failing("pass")]) == ""
 
 
 def test_feedback_caps_long_fields_at_512_characters():
     r = failing("wrong_answer", input="1" * 1000, expected="2" * 600, output="3" * 512)
     cap = lambda c: c * 495 + "... <<truncated>>"
-    assert feedback([r]) == (
+    assert describe_failures(STDIO, [r]) == (
         "Your code failed the following tests:\n\n"
         f"- input `{cap('1')}` failed:\nExpected output `{cap('2')}` but got `{'3' * 512}`\n\n"
         "Give it another try.\n" + FORMAT)
@@ -704,7 +716,8 @@ def test_feedback_caps_long_fields_at_512_characters():
 def test_feedback_keeps_the_first_line_and_the_tail_of_a_long_traceback():
     lines = ["Traceback (most recent call last):"] + [f'  File "solution.py", line {i}, in f' for i in range(100)]
     tb = "\n".join(lines + ["RecursionError: maximum recursion depth exceeded"])
-    capped = feedback([failing("runtime_error", error=tb)]).split("failed:\n", 1)[1].split("\n\nGive it", 1)[0]
+    message = describe_failures(STDIO, [failing("runtime_error", error=tb)])
+    capped = message.split("failed:\n", 1)[1].split("\n\nGive it", 1)[0]
     assert len(capped) == 512
     assert capped.startswith("Traceback (most recent call last):\n... <<truncated>>\n")
     assert capped.endswith('line 99, in f\nRecursionError: maximum recursion depth exceeded')
@@ -713,7 +726,7 @@ def test_feedback_keeps_the_first_line_and_the_tail_of_a_long_traceback():
 
 def test_feedback_drops_failures_past_about_1k_tokens():
     results = [failing("wrong_answer", input=str(i) * 500, expected="x" * 500, output="y" * 500) for i in range(10)]
-    message = feedback(results)
+    message = describe_failures(STDIO, results)
     assert message.count("- input `") == 2 and message.endswith("\n\nGive it another try.\n" + FORMAT)
 
 
@@ -724,7 +737,7 @@ def test_no_code_feedback():
 
 def test_feedback_end_to_end(sandbox):
     results = sandbox.run_tests("print(int(input()) + 2)", [("2\n", "4\n"), ("5\n", "10\n")])
-    assert feedback(results) == (
+    assert describe_failures(STDIO, results) == (
         "Your code failed the following tests:\n\n"
         "- input `5` failed:\nExpected output `10` but got `7`\n\n"
         "Give it another try.\n" + FORMAT)
@@ -914,7 +927,7 @@ def test_a_large_stdin_is_not_charged_to_the_program(sandbox):
 
 def test_stderr_beyond_its_cap_is_truncated_not_fatal(sandbox):
     r = judge(sandbox, "import sys\nsys.stderr.write('e' * (50 << 20))\nprint(42)\n", expected="42")
-    assert r.verdict == "pass" and len(r.error) <= execute.ERROR_KEEP * 2, (r.verdict, len(r.error))
+    assert r.verdict == "pass" and len(r.error) <= infra_sandbox.ERROR_KEEP * 2, (r.verdict, len(r.error))
 
 
 def test_stdout_beyond_the_cap_is_output_limit(sandbox):
@@ -1231,7 +1244,7 @@ def test_orphans_are_reaped_during_the_test_not_left_to_count_against_its_proces
     count toward the 64 processes of RLIMIT_NPROC and a daemonising program would fail its 65th fork."""
     code = ("import os\nfor _ in range(3 * {}):\n    if os.fork() == 0:\n        try:\n            if os.fork() == 0:\n"
             "                os._exit(0)\n        except OSError:\n            os._exit(1)\n        os._exit(0)\n"
-            "    assert os.wait()[1] == 0, 'a fork failed'\nprint('forked')\n").format(execute.MAX_PROCESSES)
+            "    assert os.wait()[1] == 0, 'a fork failed'\nprint('forked')\n").format(infra_sandbox.MAX_PROCESSES)
     r = judge(sandbox, code, expected="forked", time_limit=10.0)
     assert r.verdict == "pass", r
 
@@ -1254,7 +1267,7 @@ def test_scratch_file_systems_cap_their_number_of_files(sandbox):
             "            open(f'{d}/rlef-f{n}', 'w').close()\n            made += 1\n    except OSError:\n        pass\n"
             "print(made)\n")
     r = judge(sandbox, code, time_limit=10.0)
-    assert r.verdict == "pass" and int(r.output) <= 2 * execute.TMPFS_INODES, r
+    assert r.verdict == "pass" and int(r.output) <= 2 * infra_sandbox.TMPFS_INODES, r
     # left: nothing in /dev/shm, and in /tmp only the next test's own directory
     assert judge(sandbox, OWN_TMP_ENTRIES + "print(len(os.listdir('/dev/shm')), len(entries))\n").output == "0 1\n"
 
@@ -1296,7 +1309,7 @@ def test_the_servers_own_stderr_is_labelled(capfd):
         sb.proc.wait(10)
         time.sleep(0.5)
     err = capfd.readouterr().err
-    assert "Traceback" in err and all(line.startswith("[execute.py fork server ")
+    assert "Traceback" in err and all(line.startswith("[infra/sandbox.py fork server ")
                                       for line in err.splitlines() if line.strip()), err
 
 
@@ -1316,18 +1329,18 @@ def test_a_failure_inside_the_judge_is_a_judge_error_and_the_next_job_runs_on_a_
     with execute.Judge(workers=1) as judge_:
         first = judge_._sandboxes[0]
         with pytest.warns(RuntimeWarning, match="planted failure"):
-            [broken] = judge_.map([("print(input())", [("1", "1"), ("2", "2")])])
+            [broken] = judge_.map([stdio("print(input())", [("1", "1"), ("2", "2")])])
         assert [r.verdict for r in broken] == ["judge_error"] * 2 and "planted failure" in broken[0].error
         assert judge_._sandboxes[0] is not first and first.proc is None   # replaced, the old one closed
-        [[ok]] = judge_.map([("print(input())", [("3", "3")])])
+        [[ok]] = judge_.map([stdio("print(input())", [("3", "3")])])
         assert ok.verdict == "pass"
 
 
 def test_a_judge_error_is_a_failure_and_its_feedback_blames_the_judge():
     with pytest.warns(RuntimeWarning, match="judge failed"):
-        r = execute.judge_errors([("1", "1")], RuntimeError("x"))[0]
-    assert not r.passed and "judge failed" in feedback([r])
-    assert "judge failed" in execute.function_feedback(["assert f(1) == 1"], [r])
+        r = execute.judge_errors([Test("1", "1")], RuntimeError("x"))[0]
+    assert not r.passed and "judge failed" in describe_failures(STDIO, [r])
+    assert "judge failed" in describe_failures(Problem("f", "", [], [], kind="function", entry_point="f"), [r])
 
 
 def test_a_server_killed_mid_request_is_a_judge_error_not_the_programs_fault():
@@ -1337,15 +1350,15 @@ def test_a_server_killed_mid_request_is_a_judge_error_not_the_programs_fault():
         server = judge_._sandboxes[0].proc
         threading = __import__("threading")
         threading.Timer(0.5, server.kill).start()
-        [[r]] = judge_.map([("import time\ntime.sleep(3)\nprint(1)", [("", "1")])])
+        [[r]] = judge_.map([stdio("import time\ntime.sleep(3)\nprint(1)", [("", "1")])])
         assert r.verdict == "judge_error", r
-        [[ok]] = judge_.map([("print(2)", [("", "2")])])
+        [[ok]] = judge_.map([stdio("print(2)", [("", "2")])])
         assert ok.verdict == "pass"
 
 
 def test_the_judge_still_raises_on_a_callers_mistake():
     with execute.Judge(workers=1) as judge_, pytest.raises(TypeError, match="code must be a str"):
-        judge_.map([(b"print(1)", [("", "1")])])
+        judge_.map([stdio(b"print(1)", [("", "1")])])
 
 
 HOSTILE_JUDGING = """

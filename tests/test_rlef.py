@@ -81,7 +81,7 @@ def test_turn_limit_and_feedback_from_public_tests_only(tok, judge, case):
     assert d.turn_rewards == [0.0, 0.0, -1.0]
     assert d.verdicts[0] in ("wrong_answer", "runtime_error") and len(set(d.verdicts)) == 1
     public, = execute.run_judge(judge, [(problem, d.codes[0], problem.public_tests)])
-    expected = execute.describe_failures(problem, problem.public_tests, public)
+    expected = execute.describe_failures(problem, public)
     assert d.feedbacks == [expected, expected]
     assert "5" in expected and "-3" not in expected           # the failing public test, never a private one
     assert expected.strip() in tok.decode(d.tokens)
@@ -208,13 +208,12 @@ def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_pu
     wrong = STDIO[2]
     d, t = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, TRIPLE], judge, turns=2,
                         feedback_mode="random", rng=random.Random(0))
-    triples_feedback = execute.describe_failures(TRIPLE, TRIPLE.public_tests, execute.run_judge(
+    triples_feedback = execute.describe_failures(TRIPLE, execute.run_judge(
         judge, [(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
     assert d.feedbacks == [triples_feedback]             # triple's own incorrect solution on triple's own test
     assert "Expected output `21` but got `0`" in triples_feedback
-    assert t.feedbacks == [execute.describe_failures(DOUBLE_WITH_INCORRECT, DOUBLE_WITH_INCORRECT.public_tests,
-                                                  execute.run_judge(judge, [(DOUBLE_WITH_INCORRECT, "print(1)",
-                                                                          DOUBLE_WITH_INCORRECT.public_tests)])[0])]
+    assert t.feedbacks == [execute.describe_failures(DOUBLE_WITH_INCORRECT, execute.run_judge(
+        judge, [(DOUBLE_WITH_INCORRECT, "print(1)", DOUBLE_WITH_INCORRECT.public_tests)])[0])]
 
 
 def test_random_feedback_from_an_incorrect_solution_that_passes_public_tests_is_a_not_implemented_error(tok, judge):
@@ -341,7 +340,7 @@ def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, jud
     problem = Problem("d", "d", tests, [], kind="function", entry_point="double", time_limit=0.5)
     results, = execute.run_judge(judge, [(problem, code, tests)])
     assert [r.verdict for r in results] == ["pass", "wrong_answer", "runtime_error", "timeout"]
-    message = execute.describe_failures(problem, tests, results)
+    message = execute.describe_failures(problem, results)
     assert message == (
         "Your code failed some test cases:\n\n"
         "- Success: `assert double(2) == 4`\n"
@@ -355,7 +354,7 @@ def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, jud
         "- Failure: `assert double(5) == 10`:\nExecution took too long.\n\n"
         "Give it another try.\n" + execute.FORMAT_LINE)                   # MBPP+ ends with the format line
     prefilled = Problem("d", "d", tests, [], kind="function", entry_point="double", prompt="def double(n):\n")
-    assert execute.describe_failures(prefilled, tests, results).endswith("\n\nGive it another try.")  # HumanEval+
+    assert execute.describe_failures(prefilled, results).endswith("\n\nGive it another try.")  # HumanEval+
 
 
 def test_every_canonical_humaneval_solution_passes_through_the_environment_and_return_none_fails(judge):
@@ -379,10 +378,10 @@ def test_every_canonical_humaneval_solution_passes_through_the_environment_and_r
 
 
 def test_function_feedback_for_memory_and_output_limits():
-    tests = ["assert big(1)", "assert loud(1)"]
-    results = [execute.TestResult("memory_limit", "", None, error="MemoryError"),
-               execute.TestResult("output_limit", "", None)]
-    assert execute.function_feedback(tests, results) == (
+    problem = Problem("f", "f", [], [], kind="function", entry_point="big", prompt="def big(n):\n")   # HumanEval+
+    results = [execute.TestResult("memory_limit", "assert big(1)", None, error="MemoryError"),
+               execute.TestResult("output_limit", "assert loud(1)", None)]
+    assert execute.describe_failures(problem, results) == (
         "Your code failed some test cases:\n\n"
         "- Failure: `assert big(1)`:\nOut of memory.\n"
         "- Failure: `assert loud(1)`:\nOutput limit exceeded.\n\n"
@@ -535,7 +534,7 @@ def test_random_feedback_shows_another_problems_message_at_every_turn(tok, judge
                                                            SQUARE.private_tests, incorrect_solutions=["print(4)"])]
     else:
         problems = [DOUBLE, Problem("triple", "Print 3n", [Test("7\n", "21\n")], []), SQUARE]
-    own = {p.name: execute.describe_failures(p, p.public_tests, r) for p, r in zip(problems, execute.run_judge(
+    own = {p.name: execute.describe_failures(p, r) for p, r in zip(problems, execute.run_judge(
         judge, [(p, execute.extract_code(WRONG), p.public_tests) for p in problems]))}
     for seed in range(8):
         shared = rlef.RandomFeedback(problems, judge, random.Random(seed))
@@ -566,7 +565,7 @@ def limits_by_the_rule(problem: Problem) -> tuple[float, int]:
 
 
 class RecordingJudge:
-    """The real judge, keeping every job it is given."""
+    """The real judge, keeping every (problem, code, tests) job it is given."""
 
     def __init__(self, judge):
         self.judge, self.jobs = judge, []
@@ -576,17 +575,26 @@ class RecordingJudge:
         return self.judge.map(jobs)
 
 
-def job_limits(job) -> tuple[str, float, int]:
-    """(first test's input, time limit, memory limit) of a job, a stdio tuple or a function-problem dict."""
-    if isinstance(job, dict):
-        return job["tests"][0][0], job["time_limit"], job["memory_limit"]
-    code, tests, seconds, memory = job
-    return tests[0][0], seconds, memory
+def record_limits(monkeypatch) -> list[tuple[str, float, int]]:
+    """(first test's input, time limit, memory limit) of every program the sandboxes run, as they receive them."""
+    ran = []
+    run_tests, run_function_tests = execute.Sandbox.run_tests, execute.Sandbox.run_function_tests
+
+    def recorded(run):
+        def run_and_record(self, code, *args):
+            *rest, tests, seconds, memory = args   # (entry_point,) tests, time limit, memory limit
+            tests = list(tests)
+            ran.append((tests[0][0], seconds, memory))
+            return run(self, code, *rest, tests, seconds, memory)
+        return run_and_record
+    monkeypatch.setattr(execute.Sandbox, "run_tests", recorded(run_tests))
+    monkeypatch.setattr(execute.Sandbox, "run_function_tests", recorded(run_function_tests))
+    return ran
 
 
-def test_every_job_of_an_episode_runs_under_the_problems_limits_by_the_rule(tok, judge, tmp_path):
-    # Limits travel from the data file (read back by load_problems) through the MDP to every judge job:
-    # the public tests of each turn and the final judgement on the private ones.
+def test_every_job_of_an_episode_runs_under_the_problems_limits_by_the_rule(tok, judge, tmp_path, monkeypatch):
+    # Limits travel from the data file (read back by load_problems) through the MDP to every program the
+    # sandboxes run: the public tests of each turn and the final judgement on the private ones.
     limited = Problem("limited", "Print twice n", [Test("2\n", "4\n")], [Test("6\n", "12\n")], time_limit=1.5,
                       memory_limit=300 << 20)
     no_limits = Problem("no limits", "Print twice n", [Test("3\n", "6\n")], [Test("7\n", "14\n")])
@@ -597,11 +605,10 @@ def test_every_job_of_an_episode_runs_under_the_problems_limits_by_the_rule(tok,
     expected = {p.public_tests[0].input: limits_by_the_rule(p) for p in problems}
     expected |= {p.private_tests[0].input: limits_by_the_rule(p) for p in problems}
     assert expected["2\n"] == (4.5, 300 << 20) and expected["3\n"] == (10.0, 1 << 30)
-    recorder = RecordingJudge(judge)
+    recorder, ran = RecordingJudge(judge), record_limits(monkeypatch)
     answer = "```python\ndef double(n):\n    return 2 * n\nif __name__ == '__main__':\n    print(2 * int(input()))\n```"
     dialogues = rlef.rollout(Scripted(tok, answer), tok, problems, recorder, turns=3)
     assert all(d.solved for d in dialogues)                  # public, then private tests: 2 jobs per problem
-    assert len(recorder.jobs) == 6
-    for job in recorder.jobs:
-        first_input, seconds, memory = job_limits(job)
+    assert len(recorder.jobs) == 6 and len(ran) == 6
+    for first_input, seconds, memory in ran:
         assert (seconds, memory) == expected[first_input], first_input
