@@ -44,7 +44,7 @@ from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_pe
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
                             shard, tensor_parallel, tensor_parallel_size, training_mesh)
 from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate
-from ppo import Episode, make_optimizer, ppo_update, prepare_batch
+from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
 
@@ -557,6 +557,14 @@ PRESET_DEFAULTS = {
 }
 
 
+def ppo_settings(cfg: Config) -> PPOSettings:
+    """The learning rule's settings. PPO scores the tokens under the distribution they were drawn from
+    (ppo.prepare_batch); greedy sampling (temperature 0, for tests) records the untempered model's log-probs."""
+    return PPOSettings(beta=cfg.beta, advantage_mode=cfg.advantage, temperature=cfg.temperature or 1.0,
+                       clip_eps=cfg.clip_eps, value_clip=cfg.value_clip, max_grad_norm=cfg.max_grad_norm,
+                       minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size, epochs=cfg.epochs)
+
+
 @dataclass
 class Run:
     """What the phases of one training run share; ``start_run`` builds it."""
@@ -595,12 +603,9 @@ def train(cfg: Config):
     for step in range(run.start, cfg.batches):
         dialogues, usage = play_batch(run, step)
         t_train = time.time()
-        # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
-        # sampling (temperature 0, for tests) records the untempered model's log-probs.
-        batch = prepare_batch([d.episode() for d in dialogues], run.policy, run.reference, run.critic, cfg.beta,
-                              cfg.advantage, cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
-        stats = ppo_update(run.policy, run.critic, *run.optimizers, batch, cfg.minibatches, cfg.micro_batch_size,
-                           cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, run.schedulers)
+        settings = ppo_settings(cfg)
+        batch = prepare_batch([d.episode() for d in dialogues], run.policy, run.reference, run.critic, settings)
+        stats = ppo_update(run.policy, run.critic, *run.optimizers, batch, settings, run.schedulers)
         for opt in run.optimizers:     # gradients are dead until the next update: free them (rollouts need the room)
             opt.zero_grad(set_to_none=True)
         usage["train_s"] = time.time() - t_train

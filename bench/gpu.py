@@ -334,7 +334,7 @@ def e2e_setup(args, device, cfg):
 
 def e2e_one(name, args, device, smoke, ceil, tok, judge):
     import rlef
-    from ppo import ppo_update, prepare_batch
+    from ppo import PPOSettings, ppo_update, prepare_batch
     cfg = rlef.Config(model="tiny")
     policy, value, reference, (popt, psched), (vopt, vsched), compute = e2e_setup(args, device, cfg)
     replica = rlef.SamplingReplica(policy, compute)
@@ -369,8 +369,9 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
         with torch.no_grad():
             dialogues = rlef.rollout(timed, tok, problems, judge, 3, max_len=args.max_seq_len - lengths[1])
         t1 = time.perf_counter()
-        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, 0.05, "turn", 4)
-        ppo_update(policy, value, popt, vopt, batch, 4, 4, schedulers=(psched, vsched))
+        settings = PPOSettings(beta=0.05, advantage_mode="turn", minibatches=4, micro_batch_size=4)
+        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, settings)
+        ppo_update(policy, value, popt, vopt, batch, settings, schedulers=(psched, vsched))
         for opt in (popt, vopt):                           # as rlef.train_step: gradients freed after the update
             opt.zero_grad(set_to_none=True)
         sync(device)

@@ -93,9 +93,9 @@ def ppo_step(policy, reference, value, mesh=None, opts=None, scheds=None, steps:
     if steps == 0:
         return opts, scheds, None
     dp_rank, dp = (mesh["dp"].get_local_rank(), mesh["dp"].size()) if mesh is not None else (0, 1)
-    batch = ppo.prepare_batch(four_episodes()[dp_rank::dp], policy, reference, value, micro_batch_size=1)
-    stats = ppo.ppo_update(policy, value, *opts, batch, minibatches=1, micro_batch_size=1, max_grad_norm=0.5,
-                           schedulers=scheds)
+    settings = ppo.PPOSettings(minibatches=1, micro_batch_size=1, max_grad_norm=0.5)
+    batch = ppo.prepare_batch(four_episodes()[dp_rank::dp], policy, reference, value, settings)
+    stats = ppo.ppo_update(policy, value, *opts, batch, settings, schedulers=scheds)
     stats = rlef.reduce_mean(stats, torch.device("cpu"))                 # each rank's share: averaged, as rlef does
     grads = {k: p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad.clone()
              for k, p in policy.named_parameters()}

@@ -254,7 +254,8 @@ def test_training_wires_the_frozen_reference_into_the_kl_and_evaluates_at_the_pa
         assert not any(p.requires_grad for p in ref.parameters())
         for p, q in zip(ref.parameters(), initial.parameters()):
             assert torch.equal(p, q)                                          # still the initial weights
-        assert (s["beta"], s["advantage_mode"], s["temperature"]) == (0.05, "turn", 0.7)
+        settings = s["settings"]
+        assert (settings.beta, settings.advantage_mode, settings.temperature) == (0.05, "turn", 0.7)
     assert scored[1]["kl"] > 0.1                                   # the policy has moved (about 1 nat per token)
     assert scored[1]["batch"]["stats"]["kl_penalty"] == pytest.approx(scored[1]["kl"], rel=1e-4, abs=1e-6)
     assert scored[0]["batch"]["stats"]["kl_penalty"] == pytest.approx(0.0, abs=1e-6)   # before any update
