@@ -94,18 +94,15 @@ class Dialogue:
 
 
 def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
-            feedback_mode: str = "real", rng: random.Random | None = None, max_len: int | None = None,
-            random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
+            max_len: int | None = None, random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
     """Play one episode per problem, all in lockstep: each turn, every active episode is sampled in ONE
     batched call, ``sample(list_of_token_lists) -> [(new_tokens, logprobs)]``, and all programs are judged
     in parallel. The episode ends when a response passes the public tests or after ``turns`` responses;
     then its last response is judged on public + private (+ generated, with ``extra_tests``) tests.
 
-    feedback_mode "random" is the paper's ablation: the feedback shown comes from a different problem
-    (``RandomFeedback``; pass one to share its state over the rollouts of a whole evaluation).
+    With a ``random_feedback`` (``RandomFeedback``), the paper's ablation: the feedback shown comes from a
+    different problem; one serves the rollouts of a whole evaluation.
     """
-    if feedback_mode == "random" and random_feedback is None:
-        random_feedback = RandomFeedback(problems, judge, rng or random.Random(0))
     dialogues = [Dialogue(p) for p in problems]
     for d in dialogues:
         d.add_context(tok.encode_chat([{"role": "user", "content": initial_prompt(d.problem)}])
@@ -290,10 +287,21 @@ def cache_rows(model, cache_bytes: int, positions: int) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
-             extra_tests: bool = True, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
-             log=print, feedback_donors: list[Problem] | None = None, group=None) -> dict:
-    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem
+@dataclass(frozen=True)
+class EvalSettings:
+    """How an evaluation plays its episodes; defaults are the paper's evaluation (paper §3, appendix B.3)."""
+    samples: int = 1                 # rollouts per problem (paper: 200 for 1@3)
+    turns: int = 3                   # responses per multi-turn episode, and single-turn samples per problem
+    feedback_mode: str = "real"      # "random": feedback from other problems (the ablation, appendix C.2)
+    extra_tests: bool = True         # final responses judged on the generated tests too (appendix B.3)
+    batch_size: int = 64             # problems whose episodes are sampled together
+    seed: int = 0                    # the random feedback's draws
+    max_len: int | None = None       # no further turn starts in a dialogue longer than this
+
+
+def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings(), log=print,
+             feedback_donors: list[Problem] | None = None, group=None) -> dict:
+    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``settings.samples`` rollouts per problem
     (``eval_report``). Under torchrun every rank plays the episodes of its share of the problems, the
     per-episode records are gathered, and the report is computed once from all of them: what one process
     reports on the same episodes (an average of per-rank rates over unequal shares would not be).
@@ -306,34 +314,33 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     tensor-parallel copy of the policy play the same share together.
     """
     rank, world = (dist.get_rank(group), dist.get_world_size(group)) if dist.is_initialized() else (0, 1)
-    random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(seed)) \
-        if feedback_mode == "random" else None
-    records = eval_episodes(sample, tok, problems[rank::world], judge, samples, turns, feedback_mode, extra_tests,
-                            batch_size, max_len, log, random_feedback)
+    random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(settings.seed)) \
+        if settings.feedback_mode == "random" else None
+    records = eval_episodes(sample, tok, problems[rank::world], judge, settings, log, random_feedback)
     described = [random_feedback.describe()] if random_feedback else []
     if world > 1:
         shares = [None] * world
         dist.all_gather_object(shares, (records, described), group=group)
         records, described = [r for rs, _ in shares for r in rs], [d for _, ds in shares for d in ds]
-    report = eval_report(records, problems, samples, turns, feedback_mode, extra_tests)
+    report = eval_report(records, problems, settings)
     if described:            # the same construction on every rank; its counts add up
         report["random_feedback"] = {k: v if k == "construction" else sum(d[k] for d in described)
                                      for k, v in described[0].items()}
     return report
 
 
-def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
-                  extra_tests: bool = True, batch_size: int = 64, max_len: int | None = None, log=print,
+def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=print,
                   random_feedback: RandomFeedback | None = None) -> list[dict]:
     """Play the evaluation: per problem and sample, one multi-turn rollout of up to ``turns`` responses and
     ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs."""
+    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
     multi, single = [], []                                    # (sample, dialogue), (sample, attempt, dialogue)
     t0, total = time.time(), len(problems) * samples * (1 + turns)
     for s in range(samples):
-        for i in range(0, len(problems), batch_size):
-            chunk = problems[i:i + batch_size]
-            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode,
-                                              max_len=max_len, random_feedback=random_feedback)]
+        for i in range(0, len(problems), settings.batch_size):
+            chunk = problems[i:i + settings.batch_size]
+            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, settings.max_len,
+                                              random_feedback)]
             for attempt in range(turns):
                 single += [(s, attempt, d) for d in rollout(sample, tok, chunk, judge, 1, extra_tests)]
             log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
@@ -357,8 +364,7 @@ def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3
     return records
 
 
-def eval_report(records: list[dict], problems, samples: int, turns: int, feedback_mode: str,
-                extra_tests: bool = True) -> dict:
+def eval_report(records: list[dict], problems, settings: EvalSettings) -> dict:
     """The paper's measures from the episode records of ``eval_episodes`` (paper §3):
 
     - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
@@ -370,10 +376,11 @@ def eval_report(records: list[dict], problems, samples: int, turns: int, feedbac
     Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
     out the same however the episodes were split over ranks.
     """
+    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
     position = {p.name: i for i, p in enumerate(problems)}
     records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
     multi = [r for r in records if r["mode"] == "multi"]
-    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode,
+    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": settings.feedback_mode,
               "tests": tests_used(problems, extra_tests),
               # judged on the tests the policy was shown, nothing else: their solve rate says little
               "public_tests_only": sum(len(all_tests(p, extra_tests)) == len(p.public_tests) for p in problems),
@@ -688,8 +695,9 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
     generated tests, appendix B.3), each rank a share, pooled; rank 0 writes eval_step<N>_<feedback>.json."""
     gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.dp_rank)
     with torch.no_grad():
-        report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, run.cfg.eval_samples,
-                          run.cfg.turns, feedback_mode, extra_tests=True, max_len=run.max_len, log=log0,
+        settings = EvalSettings(samples=run.cfg.eval_samples, turns=run.cfg.turns, feedback_mode=feedback_mode,
+                                extra_tests=True, max_len=run.max_len)
+        report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, settings, log=log0,
                           group=None if run.mesh is None else run.mesh["dp"].get_group())
     log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
     if run.rank == 0:
@@ -1170,8 +1178,9 @@ def eval_main(argv):
     judge = start_judge(0, mesh)
     try:
         with torch.no_grad():
-            report = evaluate(sample, tok, problems, judge, a.samples, a.turns, a.feedback, a.generated_tests,
-                              a.batch_size, a.seed, model.args.max_seq_len - max_new_tokens, log=log0,
+            settings = EvalSettings(a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
+                                    max_len=model.args.max_seq_len - max_new_tokens)
+            report = evaluate(sample, tok, problems, judge, settings, log=log0,
                               group=mesh["dp"].get_group() if mesh is not None else None)
     finally:
         judge.close()

@@ -166,9 +166,9 @@ def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path
     monkeypatch.setattr(rlef, "policy_sampler", lambda model, *a, **k: weights_seen.append(
         model.embed_tokens.weight.detach().clone()) or real_sampler(model, *a, **k))
 
-    def evaluate(sample, tok, problems, judge, samples, turns, feedback_mode, **kw):
-        calls.append((feedback_mode, {**kw, "problems": problems}))
-        return fake_report(next(scores) if feedback_mode == "real" else 0.1, feedback_mode)
+    def evaluate(sample, tok, problems, judge, settings, **kw):
+        calls.append((settings.feedback_mode, {**kw, "extra_tests": settings.extra_tests, "problems": problems}))
+        return fake_report(next(scores) if settings.feedback_mode == "real" else 0.1, settings.feedback_mode)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
     rlef.main(tiny_args(tmp_path, tiny_checkpoint, **{"eval-every": 1, "checkpoint-every": 1,
                                                       "keep-checkpoints": 1}))
