@@ -28,7 +28,7 @@ import sys
 import time
 import typing
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -43,7 +43,7 @@ from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_trai
 from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_peaks, smallest_mesh
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
                             shard, tensor_parallel, tensor_parallel_size, training_mesh)
-from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate
+from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, cache_slots, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -258,17 +258,18 @@ class RandomFeedback:
                 **({"kept_real": self.kept_real} if self.construction == "message swap" else {})}
 
 
-def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rows: int = 0,
-                   cache_bytes: int | None = None, usage: dict | None = None, compile: bool = False):
-    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, ``rows``
-    episodes decoding together (0: as many as a KV cache of ``cache_bytes`` holds; all when that is None),
-    a finished one's row going to the next (continuous batching). ``usage`` counts tokens, slots and seconds."""
+def policy_sampler(model, tok, max_new_tokens, sampling: Sampling, generator, cache_bytes: int | None = None,
+                   usage: dict | None = None):
+    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, stopped by
+    the tokenizer's stop tokens, ``sampling.rows`` episodes decoding together (0 or None: as many as a KV
+    cache of ``cache_bytes`` holds; all when that is None), a finished one's row going to the next
+    (continuous batching). ``usage`` counts tokens, slots and seconds."""
     def sample(prompts):
         t0 = time.time()
-        n = rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
-                     else len(prompts))
-        out = generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, rows=n,
-                       usage=usage, compile=compile)
+        n = sampling.rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
+                              else len(prompts))
+        out = generate(model, prompts, max_new_tokens, replace(sampling, stop_ids=tok.stop_ids, rows=n), generator,
+                       usage)
         if usage is not None:            # rollout time = sampling + judging: this splits the two
             usage["seconds"] = usage.get("seconds", 0.0) + time.time() - t0
         return out
@@ -652,8 +653,9 @@ def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
 def sampler(run: Run, temperature: float, top_p: float, generator, usage: dict | None = None):
     """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
     cfg = run.cfg
-    return policy_sampler(run.replica.refresh(run.policy), run.tok, cfg.max_new_tokens, temperature, top_p,
-                          generator, cfg.rollout_batch, run.cache_bytes, usage, cfg.compile)
+    sampling = Sampling(temperature, top_p, rows=cfg.rollout_batch, compile=cfg.compile)
+    return policy_sampler(run.replica.refresh(run.policy), run.tok, cfg.max_new_tokens, sampling, generator,
+                          run.cache_bytes, usage)
 
 
 def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: dict, usage: dict) -> dict:
@@ -1173,7 +1175,7 @@ def eval_main(argv):
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
     gen = torch.Generator(device).manual_seed(a.seed + 7919 * dp_rank)   # copies draw different samples
-    sample = policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen,
+    sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
                             cache_bytes=int(0.9 * free_memory(device)))
     judge = start_judge(0, mesh)
     try:

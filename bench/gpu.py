@@ -7,7 +7,7 @@ What it prints (random weights throughout: speed does not depend on their values
 
 1. Ceilings: device-to-device copy bandwidth (bytes read + written per second) and a large bf16 matmul rate.
 2. Numerics: bf16 GPU logits against fp32 CPU logits of the same small random model (relative error).
-3. Compiled vs eager sampling (``model.decoder``): greedy tokens of the trained tiny policy (data/tiny/policy)
+3. Compiled vs eager sampling (``infra.decoding.decoder``): greedy tokens of the trained tiny policy (data/tiny/policy)
    on the held-out tiny problems, fp32 and bf16, eager vs CUDA graph vs torch.compile + CUDA graph.
 4. Decode tokens/s for the 8B preset, bf16, prompt 512, batch 1/16/64, eager / CUDA graph / compiled, each as
    a percentage of the bandwidth floor: a decode step must read every weight once (the input embedding
@@ -42,7 +42,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, decoder, generate, sample_next  # noqa: E402
+from infra.decoding import decoder  # noqa: E402
+from model import PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, sample_next  # noqa: E402
 from ppo import policy_loss_sum  # noqa: E402
 
 SMOKE_ARGS = ModelArgs(dim=128, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=512, hidden_dim=256, max_seq_len=4096)
@@ -143,7 +144,7 @@ def greedy_identity(device, smoke):
             if mode == "CUDA graph" and device.type != "cuda":
                 continue
             kw = {**kw, "cuda_graph": kw["cuda_graph"] and device.type == "cuda"}     # CPU: compile only
-            runs[mode] = [t for t, _ in generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, **kw)]
+            runs[mode] = [t for t, _ in generate(model, prompts, 40, Sampling(temperature=0, stop_ids=tok.stop_ids, **kw))]
         same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
         out[str(dtype)] = same
         print(f"tiny policy {str(dtype)[6:]:>8}: sequences identical to eager out of {len(prompts)}: "
@@ -207,8 +208,8 @@ def decode_speed(device, smoke, ceil):
     model32 = random_model(args, device, torch.float32).eval()
     prompts = torch.randint(0, args.vocab_size, (16, prompt_len), device=device).tolist()
     on_gpu = device.type == "cuda"
-    runs = {mode: [t for t, _ in generate(model32, prompts, 32, temperature=0, compile=kw["compile"],
-                                          cuda_graph=kw["cuda_graph"] and on_gpu)]
+    runs = {mode: [t for t, _ in generate(model32, prompts, 32, Sampling(temperature=0, compile=kw["compile"],
+                                                                          cuda_graph=kw["cuda_graph"] and on_gpu))]
             for mode, kw in MODES.items() if on_gpu or mode != "CUDA graph"}
     fp32_same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
     print(f"decode {name} float32 (generate, 16 x 32 greedy tokens): sequences identical to eager: "
@@ -293,7 +294,7 @@ def scripted_sampler(model, tok, rows, cache_bytes, lengths, rng, generator, usa
         budgets = [rng.randint(*lengths) for _ in prompts]
         n_rows = rows or rlef.cache_rows(model, cache_bytes, max(map(len, prompts)) + max(budgets))
         slots = usage.get("slots", 0)
-        out = generate(model, prompts, budgets, temperature=1.0, generator=generator, rows=n_rows, usage=usage)
+        out = generate(model, prompts, budgets, Sampling(temperature=1.0, rows=n_rows), generator=generator, usage=usage)
         calls.append({"rows": n_rows, "steps": (usage["slots"] - slots) // n_rows,
                       "prompts": [len(p) for p in prompts], "responses": budgets})
         replies = []

@@ -214,7 +214,8 @@ def test_trainer_scores_tokens_under_the_distribution_the_sampler_drew_them_from
     # temperature instead of the sampler's staleness (which is zero here: same weights).
     policy, ref, critic = tiny_models(dtype=torch.float32)
     prompts = [[1, 2, 3, 4, 5], [6, 7, 8]]
-    outs = model.generate(policy, prompts, 12, temperature, 1.0, generator=torch.Generator().manual_seed(0))
+    outs = model.generate(policy, prompts, 12, model.Sampling(temperature=temperature, top_p=1.0),
+                          generator=torch.Generator().manual_seed(0))
     episodes = [Episode(p + new, [0] * len(p) + [1] * len(new), [-1] * len(p) + [0] * len(new), [len(p) - 1], [1.0],
                         [0.0] * len(p) + lps) for p, (new, lps) in zip(prompts, outs)]
     batch = ppo.prepare_batch(episodes, policy, ref, critic,

@@ -9,7 +9,7 @@ import rlef
 from data import Problem, Test, load_problems, save_problems
 from data.prompts import initial_prompt, prefill
 from conftest import byte_tokenizer, function_tests
-from model import Tokenizer, Transformer
+from model import Sampling, Tokenizer, Transformer
 
 ROOT = rlef.ROOT
 
@@ -171,7 +171,7 @@ def test_one_turn_of_a_batch_is_one_generate_call(tok, judge, tiny_checkpoint, m
     monkeypatch.setattr(rlef, "generate", lambda m, prompts, *a, **k: calls.append(len(prompts)) or
                         real_generate(m, prompts, *a, **k))
     problems = [DOUBLE, Problem("other", "A much longer statement " * 5, [Test("1\n", "1\n")], [])]
-    sample = rlef.policy_sampler(model, tok, 8, 1.0, 1.0, torch.Generator().manual_seed(0))
+    sample = rlef.policy_sampler(model, tok, 8, Sampling(1.0, 1.0), torch.Generator().manual_seed(0))
     dialogues = rlef.rollout(sample, tok, problems, judge, turns=3)
     assert calls == [2, 2, 2]                           # random model: no code, every episode runs 3 turns
     assert len({len(d.tokens) for d in dialogues}) == 2
@@ -244,8 +244,8 @@ def test_message_swap_draws_from_the_whole_evaluation_not_one_batch(tok, judge):
      "messages swapped between problems; 1 of 2 kept their own"),
 ])
 def test_the_report_says_how_random_feedback_was_built(tok, judge, problems, construction, shown):
-    report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, rlef.EvalSettings(turns=2, feedback_mode="random", batch_size=1),
-                           log=lambda *a, **k: None)
+    settings = rlef.EvalSettings(turns=2, feedback_mode="random", batch_size=1)
+    report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, settings, log=lambda *a, **k: None)
     assert report["random_feedback"]["construction"] == construction
     assert shown in rlef.format_report(report)
 
@@ -298,7 +298,7 @@ def test_chrf_ignores_whitespace():
 def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     problems = load_problems(ROOT / "data/problems.jsonl")[:4]
-    sample = rlef.policy_sampler(model, tok, 16, 0.2, 0.95, torch.Generator().manual_seed(0))
+    sample = rlef.policy_sampler(model, tok, 16, Sampling(0.2, 0.95), torch.Generator().manual_seed(0))
     report = rlef.evaluate(sample, tok, problems, judge, rlef.EvalSettings(samples=1, turns=3),
                            log=lambda *a, **k: None)
     assert report["multi_turn_1@3"] == 0.0 and report["single_turn_1@3"] == 0.0   # random weights
@@ -318,7 +318,8 @@ def test_scripted_evaluation_measures(tok, judge):
                 text = RIGHT if multi_turn_repair else WRONG
                 out.append((tok.encode(text) + [tok.eot_id], [-1.0] * (len(tok.encode(text)) + 1)))
             return out
-    report = rlef.evaluate(TwoStep(tok, None), tok, [DOUBLE], judge, rlef.EvalSettings(samples=2), log=lambda *a, **k: None)
+    report = rlef.evaluate(TwoStep(tok, None), tok, [DOUBLE], judge, rlef.EvalSettings(samples=2),
+                           log=lambda *a, **k: None)
     assert report["multi_turn_1@3"] == 1.0 and report["single_turn_1@3"] == 0.0
     assert [t["solve_rate"] for t in report["per_turn"]] == [0.0, 1.0, 1.0]
     assert report["per_turn"][1]["code_changed"] == 1.0 and report["per_turn"][0]["verdicts"] == {"wrong_answer": 2}
@@ -402,8 +403,8 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     save_problems([problem], data)
     settings = []                                   # (temperature, top_p) the sampler is built with
 
-    def policy_sampler(model, tok, max_new_tokens, temperature, top_p, *a, **k):
-        settings.append((temperature, top_p))
+    def policy_sampler(model, tok, max_new_tokens, sampling, *a, **k):
+        settings.append((sampling.temperature, sampling.top_p))
         return Scripted(tok, answer)
     monkeypatch.setattr(rlef, "policy_sampler", policy_sampler)
     argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "r.json")]

@@ -18,7 +18,7 @@ import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
 from infra.parallel import parameter_counts
-from model import PRESETS, Transformer, generate
+from model import PRESETS, Sampling, Transformer, generate
 from test_ppo import four_episodes
 
 ROOT = Path(rlef.__file__).parent
@@ -34,7 +34,7 @@ PROMPTS = [[5, 17, 99, 3], [200, 1, 42, 42, 7, 9]]
 MESHES = """
 import json, torch, rlef
 from pathlib import Path
-from model import generate
+from model import Sampling, generate
 from test_tensor_parallel import TOKENS, PROMPTS, ppo_step
 out, run_dir, checkpoints = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 rank, world, device = rlef.setup_distributed()
@@ -56,7 +56,7 @@ for ckpt in checkpoints:
                 hook.remove()
                 r["logprobs"] = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
             replica = rlef.SamplingReplica(policy, torch.float32, mesh["tp"]).refresh(policy)
-            r["greedy"] = generate(replica, PROMPTS, 12, temperature=0)
+            r["greedy"] = generate(replica, PROMPTS, 12, Sampling(temperature=0))
             held[ckpt]["replica q_proj"] = replica.layers[0].self_attn.q_proj.weight.to_local().numel()
             held[ckpt]["replica kv heads"] = replica.kv_heads
         r["update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
@@ -157,7 +157,7 @@ def test_2x2_forward_log_probs_and_greedy_generation_equal_one_process(meshes):
         with torch.no_grad():
             logprobs = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
         torch.testing.assert_close(results[f"{ckpt}/2x2"]["logprobs"], logprobs, atol=1e-5, rtol=0)
-        greedy = generate(policy, PROMPTS, 12, temperature=0)
+        greedy = generate(policy, PROMPTS, 12, Sampling(temperature=0))
         assert [t for t, _ in results[f"{ckpt}/2x2"]["greedy"]] == [t for t, _ in greedy]
         for (_, lp_tp), (_, lp) in zip(results[f"{ckpt}/2x2"]["greedy"], greedy):
             assert lp_tp == pytest.approx(lp, abs=1e-5)

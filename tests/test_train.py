@@ -240,7 +240,8 @@ def test_training_wires_the_frozen_reference_into_the_kl_and_evaluates_at_the_pa
     def spy_generate(*args, **kwargs):
         call = inspect.signature(generate).bind(*args, **kwargs)
         call.apply_defaults()
-        sampled.append((in_eval[0], call.arguments["temperature"], call.arguments["top_p"]))
+        sampling = call.arguments["sampling"]
+        sampled.append((in_eval[0], sampling.temperature, sampling.top_p))
         return generate(*args, **kwargs)
     monkeypatch.setattr(rlef, "prepare_batch", prepare_batch)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
@@ -314,7 +315,7 @@ REPLICA_SCRIPT = """
 import json, sys
 import torch
 import rlef
-from model import Transformer, generate
+from model import Sampling, Transformer, generate
 
 rank, world, device = rlef.setup_distributed()
 checkpoint, out = sys.argv[1], sys.argv[2]
@@ -324,7 +325,7 @@ prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45, 46], [7, 8], [100 + rank] * 5]
 
 
 def sample(model, **kw):   # no stop tokens: every rank makes the same forward calls (FSDP gathers in them)
-    return generate(model, prompts, 10, temperature=1.0, generator=torch.Generator().manual_seed(rank), **kw)
+    return generate(model, prompts, 10, Sampling(temperature=1.0, **kw), generator=torch.Generator().manual_seed(rank))
 
 
 report = {"replica_is_plain": not hasattr(replica.model, "unshard"), "runs": []}
