@@ -40,10 +40,10 @@ from data.prompts import initial_prompt, prefill
 from execute import describe_failures, run_judge
 from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_training_state, read_best,
                                save_checkpoint, write_best)
-from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_peaks, smallest_mesh
+from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
                             shard, tensor_parallel, tensor_parallel_size, training_mesh)
-from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, cache_slots, generate
+from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -274,13 +274,6 @@ def policy_sampler(model, tok, max_new_tokens, sampling: Sampling, generator, ca
             usage["seconds"] = usage.get("seconds", 0.0) + time.time() - t0
         return out
     return sample
-
-
-def cache_rows(model, cache_bytes: int, positions: int) -> int:
-    """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
-    per_token = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads)
-    per_row = per_token * cache_slots(positions)
-    return max(1, cache_bytes // per_row)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -563,6 +556,11 @@ PRESET_DEFAULTS = {
                  eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
+
+
+def workload(cfg: Config) -> Workload:
+    """What the run asks of each GPU, for the memory plan (--dry-run)."""
+    return Workload(cfg.batch_size, cfg.micro_batch_size, cfg.max_len, cfg.rollout_batch, cfg.dtype)
 
 
 def ppo_settings(cfg: Config) -> PPOSettings:
@@ -1060,24 +1058,11 @@ def config_from_args(a) -> Config:
 
 
 def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
-    args, gpu_bytes = PRESETS[cfg.model], gpu_gb * 1e9
+    """--dry-run: the memory plan per GPU of --model on ``world`` GPUs, printed; nothing is allocated."""
+    args = PRESETS[cfg.model]
     tp = checked_tp(cfg.tp, args, world, gpus_per_node=8)
-    plan = memory_plan(args, world, cfg, gpu_bytes, tp)
-    mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
-    print(f"memory plan per rank: --model {cfg.model}, {mesh}, batch {cfg.batch_size}, "
-          f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
-    for where, phase, name, b in plan:
-        print(f"  {where:<4} {phase:<10} {name:<78} {b / 2**30:6.1f} GiB")
-    gpu, host = plan_peaks(plan)
-    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<94} {gpu / 2**30:6.1f} GiB  "
-          f"({'fits' if gpu < gpu_bytes else 'does NOT fit'} in {gpu_gb:g} GB)")
-    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<94} {host / 2**30:6.1f} GiB")
-    if gpu >= gpu_bytes:
-        found = smallest_mesh(args, cfg, gpu_bytes)
-        print(f"  smallest mesh that fits in {gpu_gb:g} GB per GPU (nodes of 8): " + (
-            f"{found[0]} GPUs as {found[0] // found[1]} x {found[1]} (--tp {found[1]})" if found else
-            "none up to 2,048 GPUs: the rows that do not shrink with the mesh (activations, log-prob chunk, KV "
-            "cache, the replica's embedding and head) exceed it; lower --micro-batch-size or --max-len"))
+    plan = memory_plan(args, world, workload(cfg), gpu_gb * 1e9, tp)
+    print_plan(plan, args, workload(cfg), world, tp, gpu_gb, cfg.model)
     return plan
 
 

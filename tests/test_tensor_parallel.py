@@ -17,6 +17,7 @@ import torch
 import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
+from infra.memory_plan import memory_plan, plan_peaks, smallest_mesh
 from infra.parallel import parameter_counts
 from model import PRESETS, Sampling, Transformer, generate
 from test_ppo import four_episodes
@@ -208,7 +209,7 @@ def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
     n = sum(p.numel() for p in named.values())
     assert parameter_counts(args) == (n - norms, norms)
     assert parameter_counts(args, value_head=True) == (n - norms, norms + 64)   # its scalar head: whole
-    plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
+    plan = {name: b for *_, name, b in memory_plan(args, 8, rlef.workload(cfg), tp=2)}      # a 4 x 2 mesh
     assert plan["policy weights, fp32 master (sharded)"] == 4 * ((n - norms) / 8 + norms / 4)
     assert plan["sampling replica: 1/2 of the policy (all but its norms), bf16, allocated once"] == \
         2 * ((n - norms) / 2 + norms)
@@ -220,9 +221,10 @@ def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
 def test_smallest_mesh_fits_and_one_node_fewer_does_not():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
     args = PRESETS["70b"]
-    world, tp = rlef.smallest_mesh(args, cfg, 80e9)
-    assert rlef.plan_peaks(rlef.memory_plan(args, world, cfg, 80e9, tp))[0] < 80e9
-    assert all(rlef.plan_peaks(rlef.memory_plan(args, world - 8, cfg, 80e9, t))[0] >= 80e9 for t in (1, 2, 4, 8))
+    work = rlef.workload(cfg)
+    world, tp = smallest_mesh(args, work, 80e9)
+    assert plan_peaks(memory_plan(args, world, work, 80e9, tp))[0] < 80e9
+    assert all(plan_peaks(memory_plan(args, world - 8, work, 80e9, t))[0] >= 80e9 for t in (1, 2, 4, 8))
 
 
 def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(capsys):
@@ -230,11 +232,11 @@ def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(c
     out = capsys.readouterr().out
     assert "16 GPUs as 2 x 8 (data parallel x tensor parallel)" in out and "does NOT fit in 80 GB" in out
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
-    world, tp = rlef.smallest_mesh(PRESETS["70b"], cfg, 80e9)
+    world, tp = smallest_mesh(PRESETS["70b"], rlef.workload(cfg), 80e9)
     assert f"smallest mesh that fits in 80 GB per GPU (nodes of 8): {world} GPUs as {world // tp} x {tp}" in out
     # 8B keeps its one-dimensional plan (--tp defaults to 1 below 70B): what it was before the mesh existed.
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
-    assert rlef.dry_run(cfg, 8) == rlef.memory_plan(PRESETS["8b"], 8, cfg, 80e9, tp=1)
+    assert rlef.dry_run(cfg, 8) == memory_plan(PRESETS["8b"], 8, rlef.workload(cfg), 80e9, tp=1)
     assert "fits in 80 GB" in capsys.readouterr().out
 
 

@@ -14,6 +14,7 @@ import torch
 
 import rlef
 from data import Problem, Test, save_problems
+from infra.memory_plan import memory_plan
 from model import PRESETS, Transformer
 
 ROOT = Path(rlef.__file__).parent
@@ -364,7 +365,7 @@ def test_sampling_replica_gives_the_sharded_policys_tokens_under_torchrun(tmp_pa
 
 def test_dry_run_arithmetic_matches_the_parameter_count():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
-    plan = {name: b for *_, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
+    plan = {name: b for *_, name, b in memory_plan(PRESETS["tiny"], 2, rlef.workload(cfg))}
     n = sum(p.numel() for p in Transformer(PRESETS["tiny"]).parameters())
     n_value = sum(p.numel() for p in Transformer(PRESETS["tiny"], value_head=True).parameters())
     assert n_value != n                                       # the tied preset: the critic has its own head
