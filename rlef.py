@@ -38,8 +38,8 @@ import execute
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures, run_judge
-from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_training_state, read_best,
-                               save_checkpoint, write_best)
+from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
+                               read_best, save_checkpoint, write_best)
 from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
                             shard, tensor_parallel, tensor_parallel_size, training_mesh)
@@ -584,11 +584,8 @@ class Run:
     train_set: list[Problem]
     valid_set: list[Problem]
     judge: execute.Judge               # or a tensor-parallel row's GroupJudge
-    policy: Transformer                # pi, trained
+    trained: TrainingState             # policy pi and critic V(c_t), their optimisers and schedulers
     reference: Transformer             # rho, the frozen initial policy of the KL penalty (paper §2.2)
-    critic: Transformer                # V(c_t), trained
-    optimizers: tuple                  # (policy's, critic's)
-    schedulers: tuple
     replica: SamplingReplica           # what rollouts decode with
     cache_bytes: int                   # the rollouts' KV-cache budget on this rank
     max_len: int                       # no further turn starts in a dialogue longer than this
@@ -610,9 +607,10 @@ def train(cfg: Config):
         dialogues, usage = play_batch(run, step)
         t_train = time.time()
         settings = ppo_settings(cfg)
-        batch = prepare_batch([d.episode() for d in dialogues], run.policy, run.reference, run.critic, settings)
-        stats = ppo_update(run.policy, run.critic, *run.optimizers, batch, settings, run.schedulers)
-        for opt in run.optimizers:     # gradients are dead until the next update: free them (rollouts need the room)
+        policy, critic = run.trained.policy, run.trained.critic
+        batch = prepare_batch([d.episode() for d in dialogues], policy, run.reference, critic, settings)
+        stats = ppo_update(policy, critic, *run.trained.optimizers, batch, settings, run.trained.schedulers)
+        for opt in run.trained.optimizers:   # gradients are dead until the next update: free them for the rollouts
             opt.zero_grad(set_to_none=True)
         usage["train_s"] = time.time() - t_train
         row = step_statistics(run, step, dialogues, {**batch["stats"], **stats}, usage)
@@ -628,7 +626,7 @@ def train(cfg: Config):
     run.judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
-    return run.policy
+    return run.trained.policy
 
 
 def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
@@ -652,7 +650,7 @@ def sampler(run: Run, temperature: float, top_p: float, generator, usage: dict |
     """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
     cfg = run.cfg
     sampling = Sampling(temperature, top_p, rows=cfg.rollout_batch, compile=cfg.compile)
-    return policy_sampler(run.replica.refresh(run.policy), run.tok, cfg.max_new_tokens, sampling, generator,
+    return policy_sampler(run.replica.refresh(run.trained.policy), run.tok, cfg.max_new_tokens, sampling, generator,
                           run.cache_bytes, usage)
 
 
@@ -712,8 +710,8 @@ def keep_checkpoint(run: Run, step: int, row: dict, evaluated: bool):
     a checkpoint on disk."""
     cfg = run.cfg
     export = evaluated or step % (cfg.checkpoint_every * cfg.export_every) == 0
-    save_checkpoint(run.dir, step, run.policy, run.critic, run.optimizers, run.schedulers, run.weights, cfg, export,
-                    protect=run.best and run.best["checkpoint"])
+    save_checkpoint(run.dir, step, run.trained, run.weights, cfg.keep_checkpoints,
+                    getattr(torch, cfg.dtype) if export else None, protect=run.best and run.best["checkpoint"])
     if evaluated and (run.best is None or row["eval"]["multi_turn_1@3"] > run.best["multi_turn_1@3"]):
         run.best = {"checkpoint": f"step_{step:06d}", "step": step, "updates": row["updates"],
                     "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
@@ -729,7 +727,7 @@ def finish(run: Run, before: dict | None):
         report = evaluate_on_valid(run, last_step)
         best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
     elif best["step"] != last_step:
-        load_policy_weights(run.policy, run.dir / "checkpoints" / best["checkpoint"])
+        load_policy_weights(run.trained.policy, run.dir / "checkpoints" / best["checkpoint"])
     log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
          "the final table and the random-feedback ablation use it")
     ablation = evaluate_on_valid(run, best["step"], "random")
@@ -768,11 +766,13 @@ def start_run(cfg: Config) -> Run:
     replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32,
                               None if mesh is None else mesh["tp"])
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
-    run = Run(cfg, run_dir, rank, world, device, weights, tok, train_set, valid_set, judge, policy, reference,
-              critic, (policy_opt, critic_opt), (policy_sched, critic_sched), replica,
-              kv_cache_budget(policy, critic, device, world), max_len, mesh, dp_rank, dp)
+    trained = TrainingState(policy, critic, (policy_opt, critic_opt), (policy_sched, critic_sched))
+    run = Run(cfg=cfg, dir=run_dir, rank=rank, world=world, device=device, weights=weights, tok=tok,
+              train_set=train_set, valid_set=valid_set, judge=judge, trained=trained, reference=reference,
+              replica=replica, cache_bytes=kv_cache_budget(policy, critic, device, world), max_len=max_len,
+              mesh=mesh, dp_rank=dp_rank, dp=dp)
     if resume_from:
-        run.start = load_training_state(resume_from, policy, critic, run.optimizers, run.schedulers)
+        run.start = load_training_state(resume_from, trained)
         run.best = read_best(run_dir)
         log0(f"resumed from {resume_from} at step {run.start}")
     run.metrics = open_metrics(run)
@@ -796,8 +796,8 @@ def log_rollout_plan(run: Run):
     cfg, per_rank = run.cfg, run.cfg.batch_size // run.dp
     together = cfg.rollout_batch or min(per_rank, cache_rows(run.replica.model, run.cache_bytes, cfg.max_len))
     why = "--rollout-batch" if cfg.rollout_batch else f"{run.cache_bytes / 2**30:.1f} GiB left for the KV cache"
-    copy = ("the policy itself" if run.replica.model is run.policy
-            else f"{run.replica.nbytes(run.policy) / 2**30:.2f} GiB")
+    copy = ("the policy itself" if run.replica.model is run.trained.policy
+            else f"{run.replica.nbytes(run.trained.policy) / 2**30:.2f} GiB")
     log0(f"rollouts: {per_rank} episodes per rank, {together} of {cfg.max_len} tokens decoding together ({why}; "
          f"more when shorter); sampling replica: {copy}")
 

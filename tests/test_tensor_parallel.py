@@ -62,12 +62,13 @@ for ckpt in checkpoints:
             held[ckpt]["replica kv heads"] = replica.kv_heads
         r["update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
         if name == "2x2" and ckpt == checkpoints[0]:
-            rlef.save_checkpoint(run_dir, 1, policy, value, opts, scheds, Path(ckpt), cfg, export=False)
+            rlef.save_checkpoint(run_dir, 1, rlef.TrainingState(policy, value, opts, scheds), Path(ckpt),
+                                 cfg.keep_checkpoints)
             r["second update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
 torch.manual_seed(0)                                                # resume the 2 x 2 run on 4 x 1
 policy, reference, value = rlef.load_models(cfg, Path(checkpoints[0]), device, meshes["4x1"])
 opts, scheds = ppo_step(policy, reference, value, meshes["4x1"], steps=0)[:2]
-rlef.load_training_state(run_dir / "checkpoints" / "step_000001", policy, value, opts, scheds)
+rlef.load_training_state(run_dir / "checkpoints" / "step_000001", rlef.TrainingState(policy, value, opts, scheds))
 results["resumed on 4x1"] = ppo_step(policy, reference, value, meshes["4x1"], opts, scheds)[2]
 if rank == 0:
     torch.save(results, out)
@@ -187,7 +188,8 @@ def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
     straight = results[f"{untied}/2x2"]["second update"]
     policy, reference, value = one_process(untied)
     opts, scheds, _ = ppo_step(policy, reference, value, steps=0)
-    assert rlef.load_training_state(tmp / "run" / "checkpoints" / "step_000001", policy, value, opts, scheds) == 1
+    resumed = rlef.TrainingState(policy, value, opts, scheds)
+    assert rlef.load_training_state(tmp / "run" / "checkpoints" / "step_000001", resumed) == 1
     _, _, on_one = ppo_step(policy, reference, value, opts=opts, scheds=scheds)
     for resumed in (results["resumed on 4x1"], on_one):
         # The second update starts from the saved weights, AdamW moments and schedule: it is the update the

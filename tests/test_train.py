@@ -453,13 +453,14 @@ def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_
     value = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
     opts, scheds = zip(make_optimizer(policy), make_optimizer(value))
     for step in (1, 2, 3):      # as train() calls it with --checkpoint-every 1 --export-every 2 and more batches
-        rlef.save_checkpoint(tmp_path, step, policy, value, opts, scheds, tiny_checkpoint, cfg, export=step == 2)
+        rlef.save_checkpoint(tmp_path, step, rlef.TrainingState(policy, value, opts, scheds), tiny_checkpoint,
+                             cfg.keep_checkpoints, torch.float32 if step == 2 else None)
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("step_*")) == ["step_000002", "step_000003"]
     assert (checkpoints / "step_000002" / "policy" / "tokenizer.json").is_file()
     assert not (checkpoints / "step_000003" / "policy").exists()
     assert rlef.latest_checkpoint(tmp_path) == checkpoints / "step_000003"
-    assert rlef.load_training_state(checkpoints / "step_000003", policy, value, opts, scheds) == 3
+    assert rlef.load_training_state(checkpoints / "step_000003", rlef.TrainingState(policy, value, opts, scheds)) == 3
 
 
 # ------------------------------------------------------------------------------------------------------------
