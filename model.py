@@ -31,8 +31,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from infra.decoding import decode_mode, decoder
-
 
 # ----------------------------------------------------------------------------------------------------------
 # 1. Shapes
@@ -683,6 +681,49 @@ def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 
+def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: bool, compile: bool):
+    """The decode step as a function: token (B,) -> logits (B, V) of the next position, advancing ``cache``.
+
+    On a GPU one decode step of a small batch is hundreds of tiny kernels, and launching them from Python
+    takes longer than running them. Two remedies, neither of which changes what is computed:
+    * ``compile``: torch.compile each transformer block (one compilation serves all of them, as they are
+      the same code) so that Inductor fuses the elementwise work (RMSNorm, RoPE, SiLU) into few kernels;
+    * ``cuda_graph``: record the whole step once into a CUDA graph and replay it each token: one launch.
+      This is possible because every tensor the step touches has a static shape and address (``KVCache``).
+    """
+    # emulate_precision_casts: round to bf16 wherever eager rounds, so compiled and eager greedy tokens agree;
+    # coordinate_descent_tuning: tune the generated kernels' block sizes.
+    options = {"emulate_precision_casts": True, "coordinate_descent_tuning": True}
+    blocks = [torch.compile(b, fullgraph=True, dynamic=False, options=options) for b in model.layers] if compile else None
+
+    def step(token):
+        return model(token[:, None], cache=cache, blocks=blocks)[:, -1]
+
+    if not cuda_graph:
+        return step
+    static_token = torch.zeros(batch_size, dtype=torch.long, device=cache.lengths.device)
+    # Warm up on a side stream (compilation, cuBLAS handles, the allocator), as CUDA graph capture requires.
+    # The warm-up steps write K/V into slots that the real steps overwrite before anything reads them, so
+    # putting ``lengths`` back is all the undoing needed. Capturing runs nothing: it only records.
+    filled = cache.lengths.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step(static_token)
+    torch.cuda.current_stream().wait_stream(side)
+    cache.lengths.copy_(filled)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_logits = step(static_token)
+
+    def replay(token):
+        static_token.copy_(token)
+        graph.replay()
+        return static_logits      # overwritten by the next replay: the caller samples from it first
+    return replay
+
+
 class _Rows:
     """The rows of ``generate``'s batch: on the device, the KV cache and what each step writes per row; on the
     host, which prompt each row answers (-1: idle) since which step."""
@@ -768,17 +809,14 @@ def _positions_needed(model: Transformer, prompts: list[list[int]], budgets: lis
 
 @dataclass(frozen=True)
 class Sampling:
-    """How ``generate`` draws responses. What is drawn: ``temperature`` (0: greedy) and ``top_p`` (nucleus), up
-    to and including the first of ``stop_ids``. How fast, never what: ``rows`` prompts decode together (None:
-    all); ``cuda_graph`` and ``compile`` choose how a decode step runs, and the host asks whether rows have
-    stopped every ``check_every`` steps (None: defaults for the device, infra/decoding.py)."""
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop_ids: tuple[int, ...] | list[int] = ()
-    rows: int | None = None
-    cuda_graph: bool | None = None
-    compile: bool = False
-    check_every: int | None = None
+    """How ``generate`` draws: what (the first three fields), and how fast (the others; they never change what)."""
+    temperature: float = 1.0                    # 0: greedy
+    top_p: float = 1.0                          # nucleus: the smallest set of tokens with this much mass
+    stop_ids: tuple[int, ...] | list[int] = ()  # a response ends with the first of these
+    rows: int | None = None                     # prompts decoding together in the KV cache (None: all)
+    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); ``decoder``
+    compile: bool = False                       # torch.compile the blocks; ``decoder``
+    check_every: int | None = None              # ask if rows stopped every N steps, as asking waits for the GPU
 
 
 @torch.no_grad()
@@ -788,37 +826,37 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
     including the first stop token (or ``max_new_tokens`` of them: one number, or one per prompt), each with
     its log-prob under the sampling distribution.
 
-    ``sampling.rows`` prompts decode together, one token each per step, in a KV cache of that many rows.
-    A static batch would compute every row until its longest response ends; here, when a row's response
-    ends, the next waiting prompt is prefilled into the row (continuous batching), and once none is waiting
-    and at most half the rows are busy, the busy ones move to the front and only they are computed.
-    ``usage``, a dict, accumulates "tokens" (sampled) and "slots" (rows computed, summed over steps): their
-    ratio is the slot efficiency. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, the keys
-    drawn from ``generator`` one per prompt in order: what a prompt samples depends neither on ``rows`` nor
-    on its row nor on the prompts beside it (up to the rounding of batched kernels).
+    Continuous batching: ``sampling.rows`` prompts decode together; when a row's response ends, the next waiting
+    prompt is prefilled into it, and once none waits and at most half the rows are busy, only those are computed.
+    ``usage`` (a dict) accumulates "tokens" sampled and "slots" computed (their ratio: the slot efficiency).
+    Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per prompt from ``generator``: what a
+    prompt samples depends on neither ``rows``, its row, nor its neighbours (up to batched kernels' rounding).
     """
     if not prompts:
         return []
     device = model.embed_tokens.weight.device
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     need = _positions_needed(model, prompts, budgets)
-    cuda_graph, check_every = decode_mode(model, sampling.cuda_graph, sampling.check_every)
-    temperature, top_p, stop_ids = sampling.temperature, sampling.top_p, sampling.stop_ids
+    on_gpu = device.type == "cuda"           # a CUDA graph cannot record the hooks of an FSDP-sharded model
+    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if sampling.cuda_graph is None else sampling.cuda_graph
+    if cuda_graph and not on_gpu:
+        raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
+    check_every = sampling.check_every or (16 if on_gpu else 1)      # a GPU that waits for the host runs idle
     keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
                          device=generator.device if generator is not None else "cpu").to(device)
     batch = _Rows(model, prompts, keys, min(sampling.rows or len(prompts), len(prompts)), cache_slots(need), budgets)
     logits = torch.zeros(len(batch), model.args.vocab_size, dtype=model.embed_tokens.weight.dtype, device=device)
-    stop, results = torch.tensor(list(stop_ids) or [-1], device=device), {}
+    stop, results = torch.tensor(list(sampling.stop_ids) or [-1], device=device), {}
     batch.refill(range(len(batch)), 0, logits)
     decode, step, slots, due = None, 0, 0, batch.deadline()
     while True:
-        token, logprob = sample_next(logits, temperature, top_p,
-                                     stream_uniforms(batch.keys, batch.made) if temperature > 0 else None)  # (R,)
+        uniforms = stream_uniforms(batch.keys, batch.made) if sampling.temperature > 0 else None  # (R,)
+        token, logprob = sample_next(logits, sampling.temperature, sampling.top_p, uniforms)          # (R,)
         batch.record(token, logprob, stop)
         step, slots, ended = step + 1, slots + len(batch), {}
         checked = step % check_every == 0 or step == due
         if checked:
-            ended = batch.ended(step, set(stop_ids))
+            ended = batch.ended(step, set(sampling.stop_ids))
             for r, response in ended.items():
                 results[batch.prompt[r]], batch.prompt[r] = response, -1
             busy = [r for r, i in enumerate(batch.prompt) if i >= 0]
@@ -846,8 +884,7 @@ def main():
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
-                        help="default: fp32 on CPU, bf16 on GPU")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: fp32 on CPU, bf16 on GPU")
     a = parser.parse_args()
     model = Transformer.from_pretrained(a.weights, a.device, a.dtype and getattr(torch, a.dtype)).eval()
     tok = Tokenizer.from_pretrained(a.weights)
@@ -855,8 +892,7 @@ def main():
     t0 = time.perf_counter()
     (reply, _), = generate(model, [prompt], a.max_new_tokens, Sampling(a.temperature, a.top_p, tok.stop_ids))
     dt = time.perf_counter() - t0
-    print(tok.decode(reply))
-    print(f"[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")
+    print(f"{tok.decode(reply)}\n[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ sampling replica, checkpoints, the memory plan) is imported from infra/:
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
-    4. The three models (policy, reference, critic) loaded sharded, and the judge of a tensor-parallel row
+    4. The three models (policy, reference, critic) loaded sharded
     5. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -41,8 +40,10 @@ from execute import describe_failures, run_judge
 from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
                                read_best, save_checkpoint, write_best)
 from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
-from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
-                            shard, tensor_parallel, tensor_parallel_size, training_mesh)
+from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, reduce_mean,
+                            setup_distributed, shard, start_judge, tensor_parallel, tensor_parallel_size,
+                            training_mesh)
+from infra.reporting import before_after_table, chrf, format_report, pass_at_k, plot_curves, read_json
 from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
@@ -414,37 +415,6 @@ def eval_report(records: list[dict], problems, settings: EvalSettings) -> dict:
     return report
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
-def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
-    """Sentence-level chrF (Popović, 2015), 0-100: the paper's measure of how much code changed between turns.
-
-    Written to equal sacrebleu's ``CHRF().sentence_score(hyp, [ref]).score``, the implementation papers report
-    (tests/test_rlef.py compares the two): whitespace is removed before counting character n-grams of orders
-    1-6, precision and recall are averaged over the orders that occur in both strings (sacrebleu's "effective
-    order"; an order with no match counts as 0), and combined as F_beta with beta = 2 (recall weighs 4x).
-    """
-    hyp, ref = "".join(hyp.split()), "".join(ref.split())
-    precisions, recalls = [], []
-    for n in range(1, char_order + 1):
-        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
-        if not h or not r:
-            continue                                   # the string is shorter than n: this order is left out
-        match = sum((h & r).values())
-        precisions.append(match / sum(h.values()))
-        recalls.append(match / sum(r.values()))
-    if not precisions:
-        return 0.0                                     # sacrebleu's value, even for two empty strings
-    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
-
-
 def tests_used(problems: list[Problem], extra_tests: bool) -> str:
     """Which tests judged the final responses, in words, for the report."""
     with_generated = sum(bool(p.generated_tests) for p in problems)
@@ -455,32 +425,6 @@ def tests_used(problems: list[Problem], extra_tests: bool) -> str:
     if with_generated < len(problems):
         return f"public + private + generated ({with_generated} of {len(problems)} problems have generated tests)"
     return "public + private + generated"
-
-
-def format_report(report: dict) -> str:
-    feedback = report["feedback"]
-    if "random_feedback" in report:
-        r = report["random_feedback"]
-        feedback += (" (incorrect solutions of other problems, appendix C.2)" if r["construction"] ==
-                     "incorrect solutions" else f" (messages swapped between problems; {r['kept_real']:.0f} of "
-                     f"{r['messages']:.0f} kept their own: no other problem's message yet)")
-    turns = int(report["turns"])
-    lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {feedback}",
-             f"  tests: {report['tests']}"
-             + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
-                if report.get("public_tests_only") else ""),
-             *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
-               if report.get("judge_errors") else []),
-             f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",
-             f"  single-turn 1@{turns}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
-             "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
-             "  turn  solved  episodes  code changed  chrF  verdicts"]
-    for t in report["per_turn"]:
-        changed = "" if t["code_changed"] is None else f"{100 * t['code_changed']:.0f}%"
-        chrf_ = "" if t["chrF_to_previous"] is None else f"{t['chrF_to_previous']:.0f}"
-        mix = ", ".join(f"{k} {v}" for k, v in sorted(t["verdicts"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"  {t['turn']:>4}  {100 * t['solve_rate']:5.1f}%  {t['episodes']:>8}  {changed:>12}  {chrf_:>4}  {mix}")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -733,7 +677,7 @@ def finish(run: Run, before: dict | None):
     ablation = evaluate_on_valid(run, best["step"], "random")
     if run.rank == 0:
         plot_curves(run.dir)
-        before = before or _read_json(run.dir / "eval_step0_real.json")
+        before = before or read_json(run.dir / "eval_step0_real.json")
         summary = {"before": before, "after": best["report"], "random_feedback": ablation,
                    "best": {k: v for k, v in best.items() if k != "report"}}
         (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -816,18 +760,8 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
     return out
 
 
-def reduce_mean(row: dict, device) -> dict:
-    """Average scalar statistics over ranks (each rank rolled out its own share of the batch)."""
-    if not dist.is_initialized():
-        return row
-    keys = sorted(k for k, v in row.items() if isinstance(v, (int, float)))
-    t = torch.tensor([float(row[k]) for k in keys], device=device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return {**row, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
-
-
 # ----------------------------------------------------------------------------------------------------------
-# 4. The models and the judge on a mesh (the machinery itself is in infra/)
+# 4. The three models on a mesh (the machinery itself is in infra/)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -848,35 +782,6 @@ def load_models(cfg: Config, weights: Path, device, mesh=None):
                                             shard=frozen).eval().requires_grad_(False)
     policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
     return policy, reference, critic
-
-
-class GroupJudge:
-    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
-    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
-    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
-    the results to the rest."""
-
-    def __init__(self, judge, tp_mesh):
-        self.judge, self.group = judge, tp_mesh.get_group()
-
-    def map(self, jobs):
-        results = [self.judge.map(jobs) if self.judge is not None else None]
-        dist.broadcast_object_list(results, group=self.group, group_src=0)
-        return results[0]
-
-    def close(self):
-        if self.judge is not None:
-            self.judge.close()
-
-
-def start_judge(workers: int, mesh):
-    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
-    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
-    tp = mesh["tp"].size() if mesh is not None else 1
-    if tp == 1:
-        return execute.Judge(workers=workers or cores_per_rank())
-    first = mesh["tp"].get_local_rank() == 0
-    return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -965,50 +870,6 @@ def check_private_tests(path, problems: list[Problem]):
         raise UsageError(f"{path}: {len(without)} of {len(problems)} training problems have no private tests "
                          f"({names}); their reward would be decided by the public tests the policy is shown. "
                          "Remove them (the paper drops them, §3.1) or give them private tests")
-
-
-def plot_curves(run_dir: Path):
-    """learning_curve.png from metrics.jsonl, when matplotlib is installed (optional dependency)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(pip install matplotlib for learning_curve.png)")
-        return
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot([r["step"] for r in rows], [100 * r["solve_rate"] for r in rows], label="training solve rate", alpha=0.6)
-    evals = [r for r in rows if "eval" in r]
-    if (run_dir / "eval_step0_real.json").is_file():                     # the "before" point
-        evals.insert(0, {"step": 0, "eval": _read_json(run_dir / "eval_step0_real.json")})
-    for key, label in (("multi_turn_1@3", "held-out multi-turn 1@3"), ("single_turn_1@3", "held-out single-turn 1@3")):
-        a.plot([r["step"] for r in evals], [100 * r["eval"][key] for r in evals], "o-", label=label)
-    a.set_xlabel("step"), a.set_ylabel("%"), a.legend()
-    b.plot([r["step"] for r in rows], [r["ref_kl"] for r in rows], label="KL to reference")
-    b.set_xlabel("step"), b.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "learning_curve.png", dpi=100)
-    print(f"learning curve: {run_dir / 'learning_curve.png'}")
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def before_after_table(before, after, ablation, best_step: int | None = None) -> str:
-    """The summary the main job ends with, in the paper's terms (held-out problems); "after" is the best
-    checkpoint on the valid set, from step ``best_step``."""
-    after_name = "after RL" if best_step is None else f"after RL (step {best_step})"
-    cols = [("before RL", before), (after_name, after), ("after, random feedback", ablation)]
-    cols = [(name, r) for name, r in cols if r]
-    rows = [("multi-turn 1@3", lambda r: r["multi_turn_1@3"]), ("single-turn 1@3", lambda r: r["single_turn_1@3"])]
-    rows += [(f"solved after turn {t + 1}", lambda r, t=t: r["per_turn"][t]["solve_rate"])
-             for t in range(len(cols[0][1]["per_turn"]))]
-    out = ["held-out problems".ljust(26) + "".join(name.rjust(24) for name, _ in cols)]
-    for label, get in rows:
-        out.append(label.ljust(26) + "".join(f"{100 * get(r):23.1f}%" for _, r in cols))
-    return "\n".join(out)
 
 
 def train_parser() -> argparse.ArgumentParser:

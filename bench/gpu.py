@@ -7,7 +7,7 @@ What it prints (random weights throughout: speed does not depend on their values
 
 1. Ceilings: device-to-device copy bandwidth (bytes read + written per second) and a large bf16 matmul rate.
 2. Numerics: bf16 GPU logits against fp32 CPU logits of the same small random model (relative error).
-3. Compiled vs eager sampling (``infra.decoding.decoder``): greedy tokens of the trained tiny policy (data/tiny/policy)
+3. Compiled vs eager sampling (``model.decoder``): greedy tokens of the trained tiny policy (data/tiny/policy)
    on the held-out tiny problems, fp32 and bf16, eager vs CUDA graph vs torch.compile + CUDA graph.
 4. Decode tokens/s for the 8B preset, bf16, prompt 512, batch 1/16/64, eager / CUDA graph / compiled, each as
    a percentage of the bandwidth floor: a decode step must read every weight once (the input embedding
@@ -42,8 +42,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from infra.decoding import decoder  # noqa: E402
-from model import PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, sample_next  # noqa: E402
+from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, decoder, generate,  # noqa: E402
+                   sample_next)
 from ppo import policy_loss_sum  # noqa: E402
 
 SMOKE_ARGS = ModelArgs(dim=128, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=512, hidden_dim=256, max_seq_len=4096)

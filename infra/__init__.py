@@ -7,8 +7,8 @@ One file per topic:
                      sampling replica; gradient clipping over several meshes
     checkpoints.py   atomic DCP checkpoints of the training state, the policy exported as a Hugging Face
                      folder, ``latest`` and ``best.json``
-    decoding.py      the decode step of ``model.generate`` as one CUDA graph and/or compiled blocks
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
+    reporting.py     pass@k and chrF, the evaluation report and before/after table as text, the learning curve
 
-Nothing here imports rlef: settings arrive as plain values (or as the run's config object, read by field name).
+Nothing here imports rlef: settings arrive as plain values or small dataclasses defined here.
 """
