@@ -14,7 +14,7 @@ Shapes: B episodes, T tokens (the longest episode), N turns (the most turns of a
 The maths are small pure functions over tensors and masks (tested on CPU in tests/test_ppo.py); masked
 positions are removed with torch.where, never multiplied by 0, so even inf/NaN there changes nothing.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -25,12 +25,19 @@ from infra.parallel import clip_grad_norm
 
 @dataclass
 class Episode:
-    tokens: list[int]            # the whole dialogue as one token sequence: prompt, responses, feedback
-    action_mask: list[int]       # 1 on sampled assistant tokens (incl. the closing <|eot_id|>), 0 elsewhere
-    turn_ids: list[int]          # response index t = 0, 1, 2... on action tokens, -1 elsewhere
-    value_positions: list[int]   # per turn t: index of the token just before response t's first sampled token
-    turn_rewards: list[float]    # execution reward r per turn: -0.2 if no code; the last turn also +1 or -1
-    sampler_logprobs: list[float]  # per token: log-prob under the behaviour policy (0 where action_mask is 0)
+    """One episode as PPO reads it (rlef.Dialogue is one); the per-token lists line up with ``tokens``."""
+    # the whole dialogue as one token sequence: prompt, responses, feedback
+    tokens: list[int] = field(default_factory=list)
+    # 1 on sampled assistant tokens (incl. the closing <|eot_id|>), 0 elsewhere
+    action_mask: list[int] = field(default_factory=list)
+    # response index t = 0, 1, 2... on action tokens, -1 elsewhere
+    turn_ids: list[int] = field(default_factory=list)
+    # per turn t: index of the token just before response t's first sampled token, where V(c_t) is read
+    value_positions: list[int] = field(default_factory=list)
+    # execution reward r per turn: -0.2 if no code; the last turn also +1 or -1
+    turn_rewards: list[float] = field(default_factory=list)
+    # per token: log-prob under the behaviour policy (0 where action_mask is 0)
+    sampler_logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass

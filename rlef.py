@@ -57,18 +57,13 @@ ROOT = Path(__file__).resolve().parent
 # The paper's prompts live in data/prompts.py, the judge glue and its feedback messages in execute.py
 # (paper §2.1, App. C).
 
-@dataclass
-class Dialogue:
-    """One episode in progress: the whole conversation as one token sequence, plus what PPO needs.
-    Every token is either context (what the environment says: the prompt, feedback, chat headers) or a
-    response token (an action of the policy); only actions are trained (paper §2.2)."""
+@dataclass(kw_only=True)
+class Dialogue(Episode):
+    """One episode in progress: the whole conversation as one token sequence with what PPO needs (the fields of
+    ``ppo.Episode``: a Dialogue is one), plus what the environment knows of it. Every token is either context
+    (what the environment says: the prompt, feedback, chat headers) or a response token (an action of the
+    policy); only actions are trained (paper §2.2)."""
     problem: Problem
-    tokens: list[int] = field(default_factory=list)
-    action_mask: list[int] = field(default_factory=list)      # 1: the policy sampled this token
-    turn_ids: list[int] = field(default_factory=list)         # which response an action belongs to (-1: context)
-    sampler_logprobs: list[float] = field(default_factory=list)
-    value_positions: list[int] = field(default_factory=list)  # where the critic reads V(c_t), one per turn
-    turn_rewards: list[float] = field(default_factory=list)
     codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
     verdicts: list[str] = field(default_factory=list)         # first failing public verdict per response
     feedbacks: list[str] = field(default_factory=list)
@@ -89,10 +84,6 @@ class Dialogue:
         self.turn_ids += [turn] * len(tokens)
         self.sampler_logprobs += logprobs
 
-    def episode(self) -> Episode:
-        return Episode(self.tokens, self.action_mask, self.turn_ids, self.value_positions, self.turn_rewards,
-                       self.sampler_logprobs)
-
 
 def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
             max_len: int | None = None, random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
@@ -104,7 +95,7 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
     With a ``random_feedback`` (``RandomFeedback``), the paper's ablation: the feedback shown comes from a
     different problem; one serves the rollouts of a whole evaluation.
     """
-    dialogues = [Dialogue(p) for p in problems]
+    dialogues = [Dialogue(problem=p) for p in problems]
     for d in dialogues:
         d.add_context(tok.encode_chat([{"role": "user", "content": initial_prompt(d.problem)}])
                       + tok.encode(prefill(d.problem)))
@@ -552,7 +543,7 @@ def train(cfg: Config):
         t_train = time.time()
         settings = ppo_settings(cfg)
         policy, critic = run.trained.policy, run.trained.critic
-        batch = prepare_batch([d.episode() for d in dialogues], policy, run.reference, critic, settings)
+        batch = prepare_batch(dialogues, policy, run.reference, critic, settings)
         stats = ppo_update(policy, critic, *run.trained.optimizers, batch, settings, run.trained.schedulers)
         for opt in run.trained.optimizers:   # gradients are dead until the next update: free them for the rollouts
             opt.zero_grad(set_to_none=True)

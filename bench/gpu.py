@@ -371,7 +371,7 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
             dialogues = rlef.rollout(timed, tok, problems, judge, 3, max_len=args.max_seq_len - lengths[1])
         t1 = time.perf_counter()
         settings = PPOSettings(beta=0.05, advantage_mode="turn", minibatches=4, micro_batch_size=4)
-        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, settings)
+        batch = prepare_batch(dialogues, policy, reference, value, settings)
         ppo_update(policy, value, popt, vopt, batch, settings, schedulers=(psched, vsched))
         for opt in (popt, vopt):                           # as rlef.train_step: gradients freed after the update
             opt.zero_grad(set_to_none=True)
