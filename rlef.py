@@ -1017,7 +1017,8 @@ def eval_main(argv):
     judge = start_judge(0, mesh)
     try:
         with torch.no_grad():
-            settings = EvalSettings(a.samples, a.turns, a.feedback, a.generated_tests, a.batch_size, a.seed,
+            settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
+                                    extra_tests=a.generated_tests, batch_size=a.batch_size, seed=a.seed,
                                     max_len=model.args.max_seq_len - max_new_tokens)
             report = evaluate(sample, tok, problems, judge, settings, log=log0,
                               group=mesh["dp"].get_group() if mesh is not None else None)
