@@ -685,15 +685,14 @@ def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: boo
     """The decode step as a function: token (B,) -> logits (B, V) of the next position, advancing ``cache``.
 
     On a GPU one decode step of a small batch is hundreds of tiny kernels, and launching them from Python
-    takes longer than running them (8B at batch 1 must only stream ~16 GB of weights: ~5 ms on an H100).
-    Two remedies, neither of which changes what is computed:
+    takes longer than running them. Two remedies, neither of which changes what is computed:
     * ``compile``: torch.compile each transformer block (one compilation serves all of them, as they are
       the same code) so that Inductor fuses the elementwise work (RMSNorm, RoPE, SiLU) into few kernels;
     * ``cuda_graph``: record the whole step once into a CUDA graph and replay it each token: one launch.
       This is possible because every tensor the step touches has a static shape and address (``KVCache``).
     """
     # emulate_precision_casts: round to bf16 wherever eager rounds, so compiled and eager greedy tokens agree;
-    # coordinate_descent_tuning: tune the generated kernels' block sizes (8B batch 1: 5.55 -> 4.62 ms/token).
+    # coordinate_descent_tuning: tune the generated kernels' block sizes.
     options = {"emulate_precision_casts": True, "coordinate_descent_tuning": True}
     blocks = [torch.compile(b, fullgraph=True, dynamic=False, options=options) for b in model.layers] if compile else None
 
@@ -808,53 +807,56 @@ def _positions_needed(model: Transformer, prompts: list[list[int]], budgets: lis
     return need
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How ``generate`` draws: what (the first three fields), and how fast (the others; they never change what)."""
+    temperature: float = 1.0                    # 0: greedy
+    top_p: float = 1.0                          # nucleus: the smallest set of tokens with this much mass
+    stop_ids: tuple[int, ...] | list[int] = ()  # a response ends with the first of these
+    rows: int | None = None                     # prompts decoding together in the KV cache (None: all)
+    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); ``decoder``
+    compile: bool = False                       # torch.compile the blocks; ``decoder``
+    check_every: int | None = None              # ask if rows stopped every N steps, as asking waits for the GPU
+
+
 @torch.no_grad()
-def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
-             top_p: float = 1.0, stop_ids=(), generator=None, cuda_graph: bool | None = None, compile: bool = False,
-             check_every: int | None = None, rows: int | None = None, usage: dict | None = None):
+def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int | list[int],
+             sampling: Sampling = Sampling(), generator=None, usage: dict | None = None):
     """Sample a continuation of every prompt. Returns, per prompt, (new_tokens, logprobs): the tokens up to and
     including the first stop token (or ``max_new_tokens`` of them: one number, or one per prompt), each with
     its log-prob under the sampling distribution.
 
-    ``rows`` prompts (default: all) decode together, one token each per step, in a KV cache of that many rows.
-    A static batch would compute every row until its longest response ends; here, when a row's response
-    ends, the next waiting prompt is prefilled into the row (continuous batching), and once none is waiting
-    and at most half the rows are busy, the busy ones move to the front and only they are computed.
-    ``usage``, a dict, accumulates "tokens" (sampled) and "slots" (rows computed, summed over steps): their
-    ratio is the slot efficiency. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, the keys
-    drawn from ``generator`` one per prompt in order: what a prompt samples depends neither on ``rows`` nor
-    on its row nor on the prompts beside it (up to the rounding of batched kernels).
-
-    ``cuda_graph`` (default: on a GPU, unless the model is FSDP-sharded, whose hooks cannot be recorded) and
-    ``compile`` choose how a decode step runs (``decoder``); the tokens are the same. Whether rows have
-    stopped is asked only every ``check_every`` steps (default 16 on a GPU, 1 on a CPU): asking means
-    waiting for the GPU, and a GPU that waits for the host each token runs half idle.
+    Continuous batching: ``sampling.rows`` prompts decode together; when a row's response ends, the next waiting
+    prompt is prefilled into it, and once none waits and at most half the rows are busy, only those are computed.
+    ``usage`` (a dict) accumulates "tokens" sampled and "slots" computed (their ratio: the slot efficiency).
+    Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per prompt from ``generator``: what a
+    prompt samples depends on neither ``rows``, its row, nor its neighbours (up to batched kernels' rounding).
     """
     if not prompts:
         return []
     device = model.embed_tokens.weight.device
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     need = _positions_needed(model, prompts, budgets)
-    on_gpu = device.type == "cuda"
-    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if cuda_graph is None else cuda_graph
+    on_gpu = device.type == "cuda"           # a CUDA graph cannot record the hooks of an FSDP-sharded model
+    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if sampling.cuda_graph is None else sampling.cuda_graph
     if cuda_graph and not on_gpu:
         raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
-    check_every = check_every or (16 if on_gpu else 1)
+    check_every = sampling.check_every or (16 if on_gpu else 1)      # a GPU that waits for the host runs idle
     keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
                          device=generator.device if generator is not None else "cpu").to(device)
-    batch = _Rows(model, prompts, keys, min(rows or len(prompts), len(prompts)), cache_slots(need), budgets)
+    batch = _Rows(model, prompts, keys, min(sampling.rows or len(prompts), len(prompts)), cache_slots(need), budgets)
     logits = torch.zeros(len(batch), model.args.vocab_size, dtype=model.embed_tokens.weight.dtype, device=device)
-    stop, results = torch.tensor(list(stop_ids) or [-1], device=device), {}
+    stop, results = torch.tensor(list(sampling.stop_ids) or [-1], device=device), {}
     batch.refill(range(len(batch)), 0, logits)
     decode, step, slots, due = None, 0, 0, batch.deadline()
     while True:
-        token, logprob = sample_next(logits, temperature, top_p,
-                                     stream_uniforms(batch.keys, batch.made) if temperature > 0 else None)  # (R,)
+        uniforms = stream_uniforms(batch.keys, batch.made) if sampling.temperature > 0 else None  # (R,)
+        token, logprob = sample_next(logits, sampling.temperature, sampling.top_p, uniforms)          # (R,)
         batch.record(token, logprob, stop)
         step, slots, ended = step + 1, slots + len(batch), {}
         checked = step % check_every == 0 or step == due
         if checked:
-            ended = batch.ended(step, set(stop_ids))
+            ended = batch.ended(step, set(sampling.stop_ids))
             for r, response in ended.items():
                 results[batch.prompt[r]], batch.prompt[r] = response, -1
             busy = [r for r, i in enumerate(batch.prompt) if i >= 0]
@@ -864,7 +866,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
                 token, decode, ended = batch.keep(busy, token), None, {}
             for r in list(ended)[len(batch.waiting):]:
                 batch.cache.lengths[r] = 0          # idle from now on: keep its junk decoding inside the cache
-        decode = decode or decoder(model, batch.cache, len(batch), cuda_graph, compile)
+        decode = decode or decoder(model, batch.cache, len(batch), cuda_graph, sampling.compile)
         logits = decode(token)                                                 # (R, V)
         batch.refill(list(ended), step, logits)
         due = batch.deadline() if checked else due
@@ -882,17 +884,15 @@ def main():
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
-                        help="default: fp32 on CPU, bf16 on GPU")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: fp32 on CPU, bf16 on GPU")
     a = parser.parse_args()
     model = Transformer.from_pretrained(a.weights, a.device, a.dtype and getattr(torch, a.dtype)).eval()
     tok = Tokenizer.from_pretrained(a.weights)
     prompt = tok.encode_chat([{"role": "user", "content": a.prompt}])
     t0 = time.perf_counter()
-    (reply, _), = generate(model, [prompt], a.max_new_tokens, a.temperature, a.top_p, tok.stop_ids)
+    (reply, _), = generate(model, [prompt], a.max_new_tokens, Sampling(a.temperature, a.top_p, tok.stop_ids))
     dt = time.perf_counter() - t0
-    print(tok.decode(reply))
-    print(f"[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")
+    print(f"{tok.decode(reply)}\n[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")
 
 
 if __name__ == "__main__":

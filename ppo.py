@@ -14,7 +14,7 @@ Shapes: B episodes, T tokens (the longest episode), N turns (the most turns of a
 The maths are small pure functions over tensors and masks (tested on CPU in tests/test_ppo.py); masked
 positions are removed with torch.where, never multiplied by 0, so even inf/NaN there changes nothing.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -25,12 +25,37 @@ from infra.parallel import clip_grad_norm
 
 @dataclass
 class Episode:
-    tokens: list[int]            # the whole dialogue as one token sequence: prompt, responses, feedback
-    action_mask: list[int]       # 1 on sampled assistant tokens (incl. the closing <|eot_id|>), 0 elsewhere
-    turn_ids: list[int]          # response index t = 0, 1, 2... on action tokens, -1 elsewhere
-    value_positions: list[int]   # per turn t: index of the token just before response t's first sampled token
-    turn_rewards: list[float]    # execution reward r per turn: -0.2 if no code; the last turn also +1 or -1
-    sampler_logprobs: list[float]  # per token: log-prob under the behaviour policy (0 where action_mask is 0)
+    """One episode as PPO reads it (rlef.Dialogue is one); the per-token lists line up with ``tokens``."""
+    # the whole dialogue as one token sequence: prompt, responses, feedback
+    tokens: list[int] = field(default_factory=list)
+    # 1 on sampled assistant tokens (incl. the closing <|eot_id|>), 0 elsewhere
+    action_mask: list[int] = field(default_factory=list)
+    # response index t = 0, 1, 2... on action tokens, -1 elsewhere
+    turn_ids: list[int] = field(default_factory=list)
+    # per turn t: index of the token just before response t's first sampled token, where V(c_t) is read
+    value_positions: list[int] = field(default_factory=list)
+    # execution reward r per turn: -0.2 if no code; the last turn also +1 or -1
+    turn_rewards: list[float] = field(default_factory=list)
+    # per token: log-prob under the behaviour policy (0 where action_mask is 0)
+    sampler_logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class PPOSettings:
+    """The settings of the learning rule, as ``prepare_batch`` and ``ppo_update`` read them. Defaults are the
+    paper's (§2.2, App. B) where it gives one."""
+    beta: float = 0.05                  # KL penalty towards the reference policy rho, per turn
+    advantage_mode: str = "turn"        # "turn": the paper's turn-level value; "token": the GAE ablation
+    temperature: float = 1.0            # the rollouts' sampling temperature: every log-prob is taken at it
+    clip_eps: float = 0.2               # PPO ratio clipping
+    value_clip: float = 0.2             # value clipping around the old value
+    max_grad_norm: float = 1.0          # gradient-norm clipping (our choice)
+    minibatches: int = 4                # optimiser steps per batch and epoch (paper: 4 updates of 256)
+    micro_batch_size: int = 4           # episodes per forward/backward; gradients accumulate over them
+    epochs: int = 1                     # passes over each batch
+    gamma: float = 1.0                  # token-level ablation only: GAE's discount and lambda
+    lam: float = 1.0
+    importance_correction: bool = True  # truncated importance weight min(pi / pi_b, 1) for a stale sampler
 
 
 def _distributed() -> bool:
@@ -208,15 +233,14 @@ def _micro_batches(rows: torch.Tensor, lengths: torch.Tensor, micro_batch_size: 
 
 
 @torch.no_grad()
-def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, advantage_mode: str = "turn",
-                  micro_batch_size: int = 8, gamma: float = 1.0, lam: float = 1.0, temperature: float = 1.0) -> dict:
+def prepare_batch(episodes, policy, ref_policy, critic, settings: PPOSettings) -> dict:
     """Score a batch: old/reference log-probs, old values, rewards, returns and advantages (paper §2.2).
 
     Old log-probs are recomputed by the trainer's policy, not taken from the sampler (whose numerics differ:
     taking them would make PPO silently off-policy); the gap mean |old - sampler| over action tokens is
     returned as batch['stats']['logprob_gap']. The KL penalty of the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
 
-    ``temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
+    ``settings.temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
     is taken at it, so that pi_theta, pi_old and the sampler's pi_b are one distribution, softmax(logits / T),
     and the importance weight min(pi_theta / pi_b, 1) measures only how stale the sampler's weights were.
     Why the trainer takes the sampler's temperature rather than the sampler recording untempered log-probs:
@@ -227,6 +251,7 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
     two readings coincide. The reference rho is scored at the same temperature, so that the KL penalty
     compares the two policies as they are sampled.
     """
+    advantage_mode, temperature, beta = settings.advantage_mode, settings.temperature, settings.beta
     assert advantage_mode in ("turn", "token")
     param = next(policy.parameters())
     # Everything stays on the policy's device (NCCL all-reduces need it); fp64 models keep fp64 statistics.
@@ -235,7 +260,8 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
     dtype = torch.promote_types(param.dtype, torch.float32)
     old = torch.zeros(tokens.shape, dtype=dtype, device=param.device)  # (B, T)
     ref, values = torch.zeros_like(old), []
-    for idx, L in _micro_batches(torch.arange(len(episodes), device=param.device), batch["lengths"], micro_batch_size):
+    for idx, L in _micro_batches(torch.arange(len(episodes), device=param.device), batch["lengths"],
+                                  settings.micro_batch_size):
         old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L], temperature)[0].to(dtype)
         ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L],
                                          temperature)[0].to(dtype)
@@ -248,7 +274,7 @@ def prepare_batch(episodes, policy, ref_policy, critic, beta: float = 0.05, adva
         advantages = torch.where(mask, turn_adv.gather(1, turn_ids.clamp(min=0)), 0.0)  # (B, T): shared per turn
     else:
         tok_rewards = token_rewards(batch["turn_rewards"], old, ref, turn_ids, beta)
-        advantages, returns = gae_advantages(tok_rewards, values, mask, gamma, lam)
+        advantages, returns = gae_advantages(tok_rewards, values, mask, settings.gamma, settings.lam)
     n = mask.sum().clamp(min=1)
     stats = dict(logprob_gap=(masked_sum((old - batch["sampler_logprobs"]).abs(), mask) / n).item(),
                  kl_penalty=(masked_sum(old - ref, mask) / n).item(),
@@ -274,12 +300,10 @@ def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_up
     return opt, sched
 
 
-def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, minibatches: int, micro_batch_size: int,
-               clip_eps: float = 0.2, value_clip: float = 0.2, max_grad_norm: float = 1.0, epochs: int = 1,
-               schedulers=None, importance_correction: bool = True) -> dict:
-    """PPO epochs over `minibatches` contiguous mini-batches of a prepared batch; one step per mini-batch each.
+def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, settings: PPOSettings, schedulers=None) -> dict:
+    """PPO epochs over ``settings.minibatches`` contiguous mini-batches of a prepared batch; one step each.
 
-    Gradients accumulate over micro-batches of `micro_batch_size` episodes (each trimmed to its own length).
+    Gradients accumulate over micro-batches of ``settings.micro_batch_size`` episodes (each trimmed to its length).
     Each micro-batch's loss is a SUM divided by the count of action tokens (turns, for the turn-level value)
     of the WHOLE mini-batch on ALL ranks, times world_size because DDP/FSDP average gradients over ranks: so
     the gradient is the exact token mean of the mini-batch however it is split (averaging per micro-batch
@@ -287,26 +311,25 @@ def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, minibatches:
     Every rank must hold the same number of episodes (same number of forward/backward calls for DDP).
     Statistics are token means over this rank's data (policy/value loss: mean over mini-batches).
     """
-    world = dist.get_world_size() if _distributed() else 1
     value_mask = batch["turn_mask"] if batch["advantage_mode"] == "turn" else batch["action_mask"]  # (B, N) / (B, T)
     sums = dict.fromkeys(["policy_loss", "value_loss", "policy_grad_norm", "value_grad_norm"], 0.0)
     token_sums = dict.fromkeys(["clip_fraction", "approx_kl", "ref_kl", "entropy", "tokens"], 0.0)
     steps = 0
-    for _ in range(epochs):
-        for rows in torch.arange(len(batch["tokens"]), device=batch["tokens"].device).chunk(minibatches):
+    for _ in range(settings.epochs):
+        for rows in torch.arange(len(batch["tokens"]), device=batch["tokens"].device).chunk(settings.minibatches):
             policy_opt.zero_grad(set_to_none=True)
             critic_opt.zero_grad(set_to_none=True)
             counts = torch.stack([batch["action_mask"][rows].sum(), value_mask[rows].sum()]).double()
             n_tok, n_val = _all_reduce_sum(counts).clamp(min=1).tolist()  # whole mini-batch, all ranks
-            for idx, L in _micro_batches(rows, batch["lengths"], micro_batch_size):
-                losses, micro_sums = _micro_batch_backward(policy, critic, batch, idx, L, value_mask, world, n_tok,
-                                                           n_val, clip_eps, value_clip, importance_correction)
+            for idx, L in _micro_batches(rows, batch["lengths"], settings.micro_batch_size):
+                losses, micro_sums = _micro_batch_backward(policy, critic, batch, idx, L, value_mask,
+                                                           (n_tok, n_val), settings)
                 for k in losses:
                     sums[k] += losses[k]
                 for k in micro_sums:
                     token_sums[k] += micro_sums[k]
-            sums["policy_grad_norm"] += float(clip_grad_norm(policy.parameters(), max_grad_norm))
-            sums["value_grad_norm"] += float(clip_grad_norm(critic.parameters(), max_grad_norm))
+            sums["policy_grad_norm"] += float(clip_grad_norm(policy.parameters(), settings.max_grad_norm))
+            sums["value_grad_norm"] += float(clip_grad_norm(critic.parameters(), settings.max_grad_norm))
             policy_opt.step()
             critic_opt.step()
             for s in schedulers or ():
@@ -318,22 +341,24 @@ def ppo_update(policy, critic, policy_opt, critic_opt, batch: dict, minibatches:
     return stats
 
 
-def _micro_batch_backward(policy, critic, batch: dict, idx, L: int, value_mask, world: int, n_tok: float,
-                          n_val: float, clip_eps: float, value_clip: float, importance_correction: bool):
+def _micro_batch_backward(policy, critic, batch: dict, idx, L: int, value_mask, counts: tuple[float, float],
+                          settings: PPOSettings):
     """Accumulate one micro-batch's gradients (rows idx, trimmed to L tokens): the policy's loss sum times
-    world / n_tok, then the critic's times world / n_val (see ppo_update; one backward each, so the policy's
-    graph is freed before the critic runs). Returns those losses and statistics' sums over its action tokens."""
+    world / n_tok, then the critic's times world / n_val (``counts``: the whole mini-batch's n_tok, n_val; see
+    ppo_update; one backward each, so the policy's graph is freed before the critic runs). Returns those losses and statistics' sums over its action tokens."""
     micro_batch = {k: batch[k][idx, :L] for k in ("tokens", "action_mask", "old_logprobs", "ref_logprobs",
                                                   "sampler_logprobs", "advantages")}   # (B_mb, L) each
     mask = micro_batch["action_mask"]
     logprobs, entropy = sequence_logprobs(policy, micro_batch["tokens"], batch.get("temperature", 1.0))  # (B_mb, L)
     pl, n_clip = policy_loss_sum(logprobs, micro_batch["old_logprobs"], micro_batch["sampler_logprobs"],
-                                 micro_batch["advantages"], mask, clip_eps, importance_correction)
+                                 micro_batch["advantages"], mask, settings.clip_eps,
+                                 settings.importance_correction)
+    (n_tok, n_val), world = counts, dist.get_world_size() if _distributed() else 1
     (pl * world / n_tok).backward()
     values = _values(critic, micro_batch["tokens"], batch["value_positions"][idx], batch["advantage_mode"])
     cols = slice(None) if batch["advantage_mode"] == "turn" else slice(0, L)  # turn (B_mb, N) or token (B_mb, L)
     vl = value_loss_sum(values, batch["old_values"][idx, cols], batch["returns"][idx, cols], value_mask[idx, cols],
-                        value_clip)
+                        settings.value_clip)
     (vl * world / n_val).backward()
     with torch.no_grad():
         log_ratio = logprobs - micro_batch["old_logprobs"]   # (B_mb, L)

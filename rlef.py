@@ -14,21 +14,20 @@ sampling replica, checkpoints, the memory plan) is imported from infra/:
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
-    4. The three models (policy, reference, critic) loaded sharded, and the judge of a tensor-parallel row
+    4. The three models (policy, reference, critic) loaded sharded
     5. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
 import time
 import typing
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -38,13 +37,15 @@ import execute
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures, run_judge
-from infra.checkpoints import (latest_checkpoint, load_policy_weights, load_training_state, read_best,
-                               save_checkpoint, write_best)
-from infra.memory_plan import free_memory, kv_cache_budget, memory_plan, plan_peaks, smallest_mesh
-from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, setup_distributed,
-                            shard, tensor_parallel, tensor_parallel_size, training_mesh)
-from model import HF_REPOS, PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, cache_slots, generate
-from ppo import Episode, make_optimizer, ppo_update, prepare_batch
+from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
+                               read_best, save_checkpoint, write_best)
+from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
+from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, reduce_mean,
+                            setup_distributed, shard, start_judge, tensor_parallel, tensor_parallel_size,
+                            training_mesh)
+from infra.reporting import before_after_table, chrf, format_report, pass_at_k, plot_curves, read_json
+from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
+from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
 
@@ -56,18 +57,13 @@ ROOT = Path(__file__).resolve().parent
 # The paper's prompts live in data/prompts.py, the judge glue and its feedback messages in execute.py
 # (paper §2.1, App. C).
 
-@dataclass
-class Dialogue:
-    """One episode in progress: the whole conversation as one token sequence, plus what PPO needs.
-    Every token is either context (what the environment says: the prompt, feedback, chat headers) or a
-    response token (an action of the policy); only actions are trained (paper §2.2)."""
+@dataclass(kw_only=True)
+class Dialogue(Episode):
+    """One episode in progress: the whole conversation as one token sequence with what PPO needs (the fields of
+    ``ppo.Episode``: a Dialogue is one), plus what the environment knows of it. Every token is either context
+    (what the environment says: the prompt, feedback, chat headers) or a response token (an action of the
+    policy); only actions are trained (paper §2.2)."""
     problem: Problem
-    tokens: list[int] = field(default_factory=list)
-    action_mask: list[int] = field(default_factory=list)      # 1: the policy sampled this token
-    turn_ids: list[int] = field(default_factory=list)         # which response an action belongs to (-1: context)
-    sampler_logprobs: list[float] = field(default_factory=list)
-    value_positions: list[int] = field(default_factory=list)  # where the critic reads V(c_t), one per turn
-    turn_rewards: list[float] = field(default_factory=list)
     codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
     verdicts: list[str] = field(default_factory=list)         # first failing public verdict per response
     feedbacks: list[str] = field(default_factory=list)
@@ -88,25 +84,18 @@ class Dialogue:
         self.turn_ids += [turn] * len(tokens)
         self.sampler_logprobs += logprobs
 
-    def episode(self) -> Episode:
-        return Episode(self.tokens, self.action_mask, self.turn_ids, self.value_positions, self.turn_rewards,
-                       self.sampler_logprobs)
-
 
 def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int = 3, extra_tests: bool = False,
-            feedback_mode: str = "real", rng: random.Random | None = None, max_len: int | None = None,
-            random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
+            max_len: int | None = None, random_feedback: RandomFeedback | None = None) -> list[Dialogue]:
     """Play one episode per problem, all in lockstep: each turn, every active episode is sampled in ONE
     batched call, ``sample(list_of_token_lists) -> [(new_tokens, logprobs)]``, and all programs are judged
     in parallel. The episode ends when a response passes the public tests or after ``turns`` responses;
     then its last response is judged on public + private (+ generated, with ``extra_tests``) tests.
 
-    feedback_mode "random" is the paper's ablation: the feedback shown comes from a different problem
-    (``RandomFeedback``; pass one to share its state over the rollouts of a whole evaluation).
+    With a ``random_feedback`` (``RandomFeedback``), the paper's ablation: the feedback shown comes from a
+    different problem; one serves the rollouts of a whole evaluation.
     """
-    if feedback_mode == "random" and random_feedback is None:
-        random_feedback = RandomFeedback(problems, judge, rng or random.Random(0))
-    dialogues = [Dialogue(p) for p in problems]
+    dialogues = [Dialogue(problem=p) for p in problems]
     for d in dialogues:
         d.add_context(tok.encode_chat([{"role": "user", "content": initial_prompt(d.problem)}])
                       + tok.encode(prefill(d.problem)))
@@ -261,28 +250,22 @@ class RandomFeedback:
                 **({"kept_real": self.kept_real} if self.construction == "message swap" else {})}
 
 
-def policy_sampler(model, tok, max_new_tokens, temperature, top_p, generator, rows: int = 0,
-                   cache_bytes: int | None = None, usage: dict | None = None, compile: bool = False):
-    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, ``rows``
-    episodes decoding together (0: as many as a KV cache of ``cache_bytes`` holds; all when that is None),
-    a finished one's row going to the next (continuous batching). ``usage`` counts tokens, slots and seconds."""
+def policy_sampler(model, tok, max_new_tokens, sampling: Sampling, generator, cache_bytes: int | None = None,
+                   usage: dict | None = None):
+    """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, stopped by
+    the tokenizer's stop tokens, ``sampling.rows`` episodes decoding together (0 or None: as many as a KV
+    cache of ``cache_bytes`` holds; all when that is None), a finished one's row going to the next
+    (continuous batching). ``usage`` counts tokens, slots and seconds."""
     def sample(prompts):
         t0 = time.time()
-        n = rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
-                     else len(prompts))
-        out = generate(model, prompts, max_new_tokens, temperature, top_p, tok.stop_ids, generator, rows=n,
-                       usage=usage, compile=compile)
+        n = sampling.rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
+                              else len(prompts))
+        out = generate(model, prompts, max_new_tokens, replace(sampling, stop_ids=tok.stop_ids, rows=n), generator,
+                       usage)
         if usage is not None:            # rollout time = sampling + judging: this splits the two
             usage["seconds"] = usage.get("seconds", 0.0) + time.time() - t0
         return out
     return sample
-
-
-def cache_rows(model, cache_bytes: int, positions: int) -> int:
-    """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
-    per_token = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads)
-    per_row = per_token * cache_slots(positions)
-    return max(1, cache_bytes // per_row)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -290,10 +273,21 @@ def cache_rows(model, cache_bytes: int, positions: int) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
-             extra_tests: bool = True, batch_size: int = 64, seed: int = 0, max_len: int | None = None,
-             log=print, feedback_donors: list[Problem] | None = None, group=None) -> dict:
-    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``samples`` rollouts per problem
+@dataclass(frozen=True)
+class EvalSettings:
+    """How an evaluation plays its episodes; defaults are the paper's evaluation (paper §3, appendix B.3)."""
+    samples: int = 1                 # rollouts per problem (paper: 200 for 1@3)
+    turns: int = 3                   # responses per multi-turn episode, and single-turn samples per problem
+    feedback_mode: str = "real"      # "random": feedback from other problems (the ablation, appendix C.2)
+    extra_tests: bool = True         # final responses judged on the generated tests too (appendix B.3)
+    batch_size: int = 64             # problems whose episodes are sampled together
+    seed: int = 0                    # the random feedback's draws
+    max_len: int | None = None       # no further turn starts in a dialogue longer than this
+
+
+def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings(), log=print,
+             feedback_donors: list[Problem] | None = None, group=None) -> dict:
+    """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``settings.samples`` rollouts per problem
     (``eval_report``). Under torchrun every rank plays the episodes of its share of the problems, the
     per-episode records are gathered, and the report is computed once from all of them: what one process
     reports on the same episodes (an average of per-rank rates over unequal shares would not be).
@@ -306,34 +300,33 @@ def evaluate(sample, tok, problems, judge, samples: int = 1, turns: int = 3, fee
     tensor-parallel copy of the policy play the same share together.
     """
     rank, world = (dist.get_rank(group), dist.get_world_size(group)) if dist.is_initialized() else (0, 1)
-    random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(seed)) \
-        if feedback_mode == "random" else None
-    records = eval_episodes(sample, tok, problems[rank::world], judge, samples, turns, feedback_mode, extra_tests,
-                            batch_size, max_len, log, random_feedback)
+    random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(settings.seed)) \
+        if settings.feedback_mode == "random" else None
+    records = eval_episodes(sample, tok, problems[rank::world], judge, settings, log, random_feedback)
     described = [random_feedback.describe()] if random_feedback else []
     if world > 1:
         shares = [None] * world
         dist.all_gather_object(shares, (records, described), group=group)
         records, described = [r for rs, _ in shares for r in rs], [d for _, ds in shares for d in ds]
-    report = eval_report(records, problems, samples, turns, feedback_mode, extra_tests)
+    report = eval_report(records, problems, settings)
     if described:            # the same construction on every rank; its counts add up
         report["random_feedback"] = {k: v if k == "construction" else sum(d[k] for d in described)
                                      for k, v in described[0].items()}
     return report
 
 
-def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3, feedback_mode: str = "real",
-                  extra_tests: bool = True, batch_size: int = 64, max_len: int | None = None, log=print,
+def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=print,
                   random_feedback: RandomFeedback | None = None) -> list[dict]:
     """Play the evaluation: per problem and sample, one multi-turn rollout of up to ``turns`` responses and
     ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs."""
+    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
     multi, single = [], []                                    # (sample, dialogue), (sample, attempt, dialogue)
     t0, total = time.time(), len(problems) * samples * (1 + turns)
     for s in range(samples):
-        for i in range(0, len(problems), batch_size):
-            chunk = problems[i:i + batch_size]
-            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, feedback_mode,
-                                              max_len=max_len, random_feedback=random_feedback)]
+        for i in range(0, len(problems), settings.batch_size):
+            chunk = problems[i:i + settings.batch_size]
+            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, settings.max_len,
+                                              random_feedback)]
             for attempt in range(turns):
                 single += [(s, attempt, d) for d in rollout(sample, tok, chunk, judge, 1, extra_tests)]
             log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
@@ -357,8 +350,7 @@ def eval_episodes(sample, tok, problems, judge, samples: int = 1, turns: int = 3
     return records
 
 
-def eval_report(records: list[dict], problems, samples: int, turns: int, feedback_mode: str,
-                extra_tests: bool = True) -> dict:
+def eval_report(records: list[dict], problems, settings: EvalSettings) -> dict:
     """The paper's measures from the episode records of ``eval_episodes`` (paper §3):
 
     - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
@@ -370,10 +362,11 @@ def eval_report(records: list[dict], problems, samples: int, turns: int, feedbac
     Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
     out the same however the episodes were split over ranks.
     """
+    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
     position = {p.name: i for i, p in enumerate(problems)}
     records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
     multi = [r for r in records if r["mode"] == "multi"]
-    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": feedback_mode,
+    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": settings.feedback_mode,
               "tests": tests_used(problems, extra_tests),
               # judged on the tests the policy was shown, nothing else: their solve rate says little
               "public_tests_only": sum(len(all_tests(p, extra_tests)) == len(p.public_tests) for p in problems),
@@ -413,37 +406,6 @@ def eval_report(records: list[dict], problems, samples: int, turns: int, feedbac
     return report
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
-def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
-    """Sentence-level chrF (Popović, 2015), 0-100: the paper's measure of how much code changed between turns.
-
-    Written to equal sacrebleu's ``CHRF().sentence_score(hyp, [ref]).score``, the implementation papers report
-    (tests/test_rlef.py compares the two): whitespace is removed before counting character n-grams of orders
-    1-6, precision and recall are averaged over the orders that occur in both strings (sacrebleu's "effective
-    order"; an order with no match counts as 0), and combined as F_beta with beta = 2 (recall weighs 4x).
-    """
-    hyp, ref = "".join(hyp.split()), "".join(ref.split())
-    precisions, recalls = [], []
-    for n in range(1, char_order + 1):
-        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
-        if not h or not r:
-            continue                                   # the string is shorter than n: this order is left out
-        match = sum((h & r).values())
-        precisions.append(match / sum(h.values()))
-        recalls.append(match / sum(r.values()))
-    if not precisions:
-        return 0.0                                     # sacrebleu's value, even for two empty strings
-    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
-
-
 def tests_used(problems: list[Problem], extra_tests: bool) -> str:
     """Which tests judged the final responses, in words, for the report."""
     with_generated = sum(bool(p.generated_tests) for p in problems)
@@ -454,32 +416,6 @@ def tests_used(problems: list[Problem], extra_tests: bool) -> str:
     if with_generated < len(problems):
         return f"public + private + generated ({with_generated} of {len(problems)} problems have generated tests)"
     return "public + private + generated"
-
-
-def format_report(report: dict) -> str:
-    feedback = report["feedback"]
-    if "random_feedback" in report:
-        r = report["random_feedback"]
-        feedback += (" (incorrect solutions of other problems, appendix C.2)" if r["construction"] ==
-                     "incorrect solutions" else f" (messages swapped between problems; {r['kept_real']:.0f} of "
-                     f"{r['messages']:.0f} kept their own: no other problem's message yet)")
-    turns = int(report["turns"])
-    lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {feedback}",
-             f"  tests: {report['tests']}"
-             + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
-                if report.get("public_tests_only") else ""),
-             *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
-               if report.get("judge_errors") else []),
-             f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",
-             f"  single-turn 1@{turns}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
-             "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
-             "  turn  solved  episodes  code changed  chrF  verdicts"]
-    for t in report["per_turn"]:
-        changed = "" if t["code_changed"] is None else f"{100 * t['code_changed']:.0f}%"
-        chrf_ = "" if t["chrF_to_previous"] is None else f"{t['chrF_to_previous']:.0f}"
-        mix = ", ".join(f"{k} {v}" for k, v in sorted(t["verdicts"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"  {t['turn']:>4}  {100 * t['solve_rate']:5.1f}%  {t['episodes']:>8}  {changed:>12}  {chrf_:>4}  {mix}")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -557,6 +493,19 @@ PRESET_DEFAULTS = {
 }
 
 
+def workload(cfg: Config) -> Workload:
+    """What the run asks of each GPU, for the memory plan (--dry-run)."""
+    return Workload(cfg.batch_size, cfg.micro_batch_size, cfg.max_len, cfg.rollout_batch, cfg.dtype)
+
+
+def ppo_settings(cfg: Config) -> PPOSettings:
+    """The learning rule's settings. PPO scores the tokens under the distribution they were drawn from
+    (ppo.prepare_batch); greedy sampling (temperature 0, for tests) records the untempered model's log-probs."""
+    return PPOSettings(beta=cfg.beta, advantage_mode=cfg.advantage, temperature=cfg.temperature or 1.0,
+                       clip_eps=cfg.clip_eps, value_clip=cfg.value_clip, max_grad_norm=cfg.max_grad_norm,
+                       minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size, epochs=cfg.epochs)
+
+
 @dataclass
 class Run:
     """What the phases of one training run share; ``start_run`` builds it."""
@@ -570,11 +519,8 @@ class Run:
     train_set: list[Problem]
     valid_set: list[Problem]
     judge: execute.Judge               # or a tensor-parallel row's GroupJudge
-    policy: Transformer                # pi, trained
+    trained: TrainingState             # policy pi and critic V(c_t), their optimisers and schedulers
     reference: Transformer             # rho, the frozen initial policy of the KL penalty (paper §2.2)
-    critic: Transformer                # V(c_t), trained
-    optimizers: tuple                  # (policy's, critic's)
-    schedulers: tuple
     replica: SamplingReplica           # what rollouts decode with
     cache_bytes: int                   # the rollouts' KV-cache budget on this rank
     max_len: int                       # no further turn starts in a dialogue longer than this
@@ -595,13 +541,11 @@ def train(cfg: Config):
     for step in range(run.start, cfg.batches):
         dialogues, usage = play_batch(run, step)
         t_train = time.time()
-        # PPO scores the tokens under the distribution they were drawn from (ppo.prepare_batch); greedy
-        # sampling (temperature 0, for tests) records the untempered model's log-probs.
-        batch = prepare_batch([d.episode() for d in dialogues], run.policy, run.reference, run.critic, cfg.beta,
-                              cfg.advantage, cfg.micro_batch_size, temperature=cfg.temperature or 1.0)
-        stats = ppo_update(run.policy, run.critic, *run.optimizers, batch, cfg.minibatches, cfg.micro_batch_size,
-                           cfg.clip_eps, cfg.value_clip, cfg.max_grad_norm, cfg.epochs, run.schedulers)
-        for opt in run.optimizers:     # gradients are dead until the next update: free them (rollouts need the room)
+        settings = ppo_settings(cfg)
+        policy, critic = run.trained.policy, run.trained.critic
+        batch = prepare_batch(dialogues, policy, run.reference, critic, settings)
+        stats = ppo_update(policy, critic, *run.trained.optimizers, batch, settings, run.trained.schedulers)
+        for opt in run.trained.optimizers:   # gradients are dead until the next update: free them for the rollouts
             opt.zero_grad(set_to_none=True)
         usage["train_s"] = time.time() - t_train
         row = step_statistics(run, step, dialogues, {**batch["stats"], **stats}, usage)
@@ -617,7 +561,7 @@ def train(cfg: Config):
     run.judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
-    return run.policy
+    return run.trained.policy
 
 
 def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
@@ -640,8 +584,9 @@ def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
 def sampler(run: Run, temperature: float, top_p: float, generator, usage: dict | None = None):
     """Sampling for one rollout phase: the replica refreshed with the policy's current weights (collective)."""
     cfg = run.cfg
-    return policy_sampler(run.replica.refresh(run.policy), run.tok, cfg.max_new_tokens, temperature, top_p,
-                          generator, cfg.rollout_batch, run.cache_bytes, usage, cfg.compile)
+    sampling = Sampling(temperature, top_p, rows=cfg.rollout_batch, compile=cfg.compile)
+    return policy_sampler(run.replica.refresh(run.trained.policy), run.tok, cfg.max_new_tokens, sampling, generator,
+                          run.cache_bytes, usage)
 
 
 def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: dict, usage: dict) -> dict:
@@ -683,8 +628,9 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
     generated tests, appendix B.3), each rank a share, pooled; rank 0 writes eval_step<N>_<feedback>.json."""
     gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.dp_rank)
     with torch.no_grad():
-        report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, run.cfg.eval_samples,
-                          run.cfg.turns, feedback_mode, extra_tests=True, max_len=run.max_len, log=log0,
+        settings = EvalSettings(samples=run.cfg.eval_samples, turns=run.cfg.turns, feedback_mode=feedback_mode,
+                                extra_tests=True, max_len=run.max_len)
+        report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, settings, log=log0,
                           group=None if run.mesh is None else run.mesh["dp"].get_group())
     log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
     if run.rank == 0:
@@ -699,8 +645,8 @@ def keep_checkpoint(run: Run, step: int, row: dict, evaluated: bool):
     a checkpoint on disk."""
     cfg = run.cfg
     export = evaluated or step % (cfg.checkpoint_every * cfg.export_every) == 0
-    save_checkpoint(run.dir, step, run.policy, run.critic, run.optimizers, run.schedulers, run.weights, cfg, export,
-                    protect=run.best and run.best["checkpoint"])
+    save_checkpoint(run.dir, step, run.trained, run.weights, cfg.keep_checkpoints,
+                    getattr(torch, cfg.dtype) if export else None, protect=run.best and run.best["checkpoint"])
     if evaluated and (run.best is None or row["eval"]["multi_turn_1@3"] > run.best["multi_turn_1@3"]):
         run.best = {"checkpoint": f"step_{step:06d}", "step": step, "updates": row["updates"],
                     "multi_turn_1@3": row["eval"]["multi_turn_1@3"], "report": row["eval"]}
@@ -716,13 +662,13 @@ def finish(run: Run, before: dict | None):
         report = evaluate_on_valid(run, last_step)
         best = {"checkpoint": None, "step": last_step, "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
     elif best["step"] != last_step:
-        load_policy_weights(run.policy, run.dir / "checkpoints" / best["checkpoint"])
+        load_policy_weights(run.trained.policy, run.dir / "checkpoints" / best["checkpoint"])
     log0(f"best on the valid set: step {best['step']} (multi-turn 1@3 {100 * best['multi_turn_1@3']:.1f}%); "
          "the final table and the random-feedback ablation use it")
     ablation = evaluate_on_valid(run, best["step"], "random")
     if run.rank == 0:
         plot_curves(run.dir)
-        before = before or _read_json(run.dir / "eval_step0_real.json")
+        before = before or read_json(run.dir / "eval_step0_real.json")
         summary = {"before": before, "after": best["report"], "random_feedback": ablation,
                    "best": {k: v for k, v in best.items() if k != "report"}}
         (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -755,11 +701,13 @@ def start_run(cfg: Config) -> Run:
     replica = SamplingReplica(policy, getattr(torch, cfg.dtype) if device.type == "cuda" else torch.float32,
                               None if mesh is None else mesh["tp"])
     max_len = min(cfg.max_len, policy.args.max_seq_len) - cfg.max_new_tokens   # room for one more response
-    run = Run(cfg, run_dir, rank, world, device, weights, tok, train_set, valid_set, judge, policy, reference,
-              critic, (policy_opt, critic_opt), (policy_sched, critic_sched), replica,
-              kv_cache_budget(policy, critic, device, world), max_len, mesh, dp_rank, dp)
+    trained = TrainingState(policy, critic, (policy_opt, critic_opt), (policy_sched, critic_sched))
+    run = Run(cfg=cfg, dir=run_dir, rank=rank, world=world, device=device, weights=weights, tok=tok,
+              train_set=train_set, valid_set=valid_set, judge=judge, trained=trained, reference=reference,
+              replica=replica, cache_bytes=kv_cache_budget(policy, critic, device, world), max_len=max_len,
+              mesh=mesh, dp_rank=dp_rank, dp=dp)
     if resume_from:
-        run.start = load_training_state(resume_from, policy, critic, run.optimizers, run.schedulers)
+        run.start = load_training_state(resume_from, trained)
         run.best = read_best(run_dir)
         log0(f"resumed from {resume_from} at step {run.start}")
     run.metrics = open_metrics(run)
@@ -783,8 +731,8 @@ def log_rollout_plan(run: Run):
     cfg, per_rank = run.cfg, run.cfg.batch_size // run.dp
     together = cfg.rollout_batch or min(per_rank, cache_rows(run.replica.model, run.cache_bytes, cfg.max_len))
     why = "--rollout-batch" if cfg.rollout_batch else f"{run.cache_bytes / 2**30:.1f} GiB left for the KV cache"
-    copy = ("the policy itself" if run.replica.model is run.policy
-            else f"{run.replica.nbytes(run.policy) / 2**30:.2f} GiB")
+    copy = ("the policy itself" if run.replica.model is run.trained.policy
+            else f"{run.replica.nbytes(run.trained.policy) / 2**30:.2f} GiB")
     log0(f"rollouts: {per_rank} episodes per rank, {together} of {cfg.max_len} tokens decoding together ({why}; "
          f"more when shorter); sampling replica: {copy}")
 
@@ -803,18 +751,8 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
     return out
 
 
-def reduce_mean(row: dict, device) -> dict:
-    """Average scalar statistics over ranks (each rank rolled out its own share of the batch)."""
-    if not dist.is_initialized():
-        return row
-    keys = sorted(k for k, v in row.items() if isinstance(v, (int, float)))
-    t = torch.tensor([float(row[k]) for k in keys], device=device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return {**row, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
-
-
 # ----------------------------------------------------------------------------------------------------------
-# 4. The models and the judge on a mesh (the machinery itself is in infra/)
+# 4. The three models on a mesh (the machinery itself is in infra/)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -835,35 +773,6 @@ def load_models(cfg: Config, weights: Path, device, mesh=None):
                                             shard=frozen).eval().requires_grad_(False)
     policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
     return policy, reference, critic
-
-
-class GroupJudge:
-    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
-    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
-    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
-    the results to the rest."""
-
-    def __init__(self, judge, tp_mesh):
-        self.judge, self.group = judge, tp_mesh.get_group()
-
-    def map(self, jobs):
-        results = [self.judge.map(jobs) if self.judge is not None else None]
-        dist.broadcast_object_list(results, group=self.group, group_src=0)
-        return results[0]
-
-    def close(self):
-        if self.judge is not None:
-            self.judge.close()
-
-
-def start_judge(workers: int, mesh):
-    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
-    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
-    tp = mesh["tp"].size() if mesh is not None else 1
-    if tp == 1:
-        return execute.Judge(workers=workers or cores_per_rank())
-    first = mesh["tp"].get_local_rank() == 0
-    return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -954,50 +863,6 @@ def check_private_tests(path, problems: list[Problem]):
                          "Remove them (the paper drops them, §3.1) or give them private tests")
 
 
-def plot_curves(run_dir: Path):
-    """learning_curve.png from metrics.jsonl, when matplotlib is installed (optional dependency)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(pip install matplotlib for learning_curve.png)")
-        return
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot([r["step"] for r in rows], [100 * r["solve_rate"] for r in rows], label="training solve rate", alpha=0.6)
-    evals = [r for r in rows if "eval" in r]
-    if (run_dir / "eval_step0_real.json").is_file():                     # the "before" point
-        evals.insert(0, {"step": 0, "eval": _read_json(run_dir / "eval_step0_real.json")})
-    for key, label in (("multi_turn_1@3", "held-out multi-turn 1@3"), ("single_turn_1@3", "held-out single-turn 1@3")):
-        a.plot([r["step"] for r in evals], [100 * r["eval"][key] for r in evals], "o-", label=label)
-    a.set_xlabel("step"), a.set_ylabel("%"), a.legend()
-    b.plot([r["step"] for r in rows], [r["ref_kl"] for r in rows], label="KL to reference")
-    b.set_xlabel("step"), b.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "learning_curve.png", dpi=100)
-    print(f"learning curve: {run_dir / 'learning_curve.png'}")
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def before_after_table(before, after, ablation, best_step: int | None = None) -> str:
-    """The summary the main job ends with, in the paper's terms (held-out problems); "after" is the best
-    checkpoint on the valid set, from step ``best_step``."""
-    after_name = "after RL" if best_step is None else f"after RL (step {best_step})"
-    cols = [("before RL", before), (after_name, after), ("after, random feedback", ablation)]
-    cols = [(name, r) for name, r in cols if r]
-    rows = [("multi-turn 1@3", lambda r: r["multi_turn_1@3"]), ("single-turn 1@3", lambda r: r["single_turn_1@3"])]
-    rows += [(f"solved after turn {t + 1}", lambda r, t=t: r["per_turn"][t]["solve_rate"])
-             for t in range(len(cols[0][1]["per_turn"]))]
-    out = ["held-out problems".ljust(26) + "".join(name.rjust(24) for name, _ in cols)]
-    for label, get in rows:
-        out.append(label.ljust(26) + "".join(f"{100 * get(r):23.1f}%" for _, r in cols))
-    return "\n".join(out)
-
-
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a Llama 3 policy with RLEF (PPO on execution feedback). "
@@ -1045,24 +910,11 @@ def config_from_args(a) -> Config:
 
 
 def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
-    args, gpu_bytes = PRESETS[cfg.model], gpu_gb * 1e9
+    """--dry-run: the memory plan per GPU of --model on ``world`` GPUs, printed; nothing is allocated."""
+    args = PRESETS[cfg.model]
     tp = checked_tp(cfg.tp, args, world, gpus_per_node=8)
-    plan = memory_plan(args, world, cfg, gpu_bytes, tp)
-    mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
-    print(f"memory plan per rank: --model {cfg.model}, {mesh}, batch {cfg.batch_size}, "
-          f"micro-batch {cfg.micro_batch_size} x {cfg.max_len} tokens")
-    for where, phase, name, b in plan:
-        print(f"  {where:<4} {phase:<10} {name:<78} {b / 2**30:6.1f} GiB")
-    gpu, host = plan_peaks(plan)
-    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<94} {gpu / 2**30:6.1f} GiB  "
-          f"({'fits' if gpu < gpu_bytes else 'does NOT fit'} in {gpu_gb:g} GB)")
-    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<94} {host / 2**30:6.1f} GiB")
-    if gpu >= gpu_bytes:
-        found = smallest_mesh(args, cfg, gpu_bytes)
-        print(f"  smallest mesh that fits in {gpu_gb:g} GB per GPU (nodes of 8): " + (
-            f"{found[0]} GPUs as {found[0] // found[1]} x {found[1]} (--tp {found[1]})" if found else
-            "none up to 2,048 GPUs: the rows that do not shrink with the mesh (activations, log-prob chunk, KV "
-            "cache, the replica's embedding and head) exceed it; lower --micro-batch-size or --max-len"))
+    plan = memory_plan(args, world, workload(cfg), gpu_gb * 1e9, tp)
+    print_plan(plan, args, workload(cfg), world, tp, gpu_gb, cfg.model)
     return plan
 
 
@@ -1160,13 +1012,15 @@ def eval_main(argv):
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
     gen = torch.Generator(device).manual_seed(a.seed + 7919 * dp_rank)   # copies draw different samples
-    sample = policy_sampler(model, tok, max_new_tokens, a.temperature, a.top_p, gen,
+    sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
                             cache_bytes=int(0.9 * free_memory(device)))
     judge = start_judge(0, mesh)
     try:
         with torch.no_grad():
-            report = evaluate(sample, tok, problems, judge, a.samples, a.turns, a.feedback, a.generated_tests,
-                              a.batch_size, a.seed, model.args.max_seq_len - max_new_tokens, log=log0,
+            settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
+                                    extra_tests=a.generated_tests, batch_size=a.batch_size, seed=a.seed,
+                                    max_len=model.args.max_seq_len - max_new_tokens)
+            report = evaluate(sample, tok, problems, judge, settings, log=log0,
                               group=mesh["dp"].get_group() if mesh is not None else None)
     finally:
         judge.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import PRESETS, ModelArgs, Transformer, generate  # noqa: E402
+from model import PRESETS, ModelArgs, Sampling, Transformer, generate  # noqa: E402
 
 SMALL = ModelArgs(dim=128, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=1024, hidden_dim=384, max_seq_len=4096)
 
@@ -41,9 +41,9 @@ def run(model, prompts, budgets, rows, static, device):
     if static:         # chunks of ``rows`` prompts, each decoded until its longest response ends
         for i in range(0, len(prompts), rows):
             longest = max(budgets[i:i + rows])
-            out += generate(model, prompts[i:i + rows], longest, temperature=0, usage=usage)
+            out += generate(model, prompts[i:i + rows], longest, Sampling(temperature=0), usage=usage)
     else:
-        out = generate(model, prompts, budgets, temperature=0, rows=rows, usage=usage)
+        out = generate(model, prompts, budgets, Sampling(temperature=0, rows=rows), usage=usage)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return [t[:n] for (t, _), n in zip(out, budgets)], usage["slots"], time.perf_counter() - t0
@@ -74,7 +74,7 @@ def main():
     methods = [(f"static batches of {a.rows} (baseline)", a.rows, True), (f"continuous, {a.rows} rows", a.rows, False),
                (f"one static batch of {a.prompts}", a.prompts, True),
                (f"{a.prompts} rows (all at once), tail compacted", a.prompts, False)]
-    generate(model, prompts[:2], 4, temperature=0)          # warm-up
+    generate(model, prompts[:2], 4, Sampling(temperature=0))          # warm-up
     print(f"{a.preset or 'small'} model, {str(dtype)[6:]}, {device.type} ({a.threads} threads); {a.prompts} prompts of "
           f"{a.prompt_len[0]}-{a.prompt_len[1]} tokens, responses of {a.response_len[0]}-{a.response_len[1]} "
           f"tokens ({sum(budgets):,} in all), greedy\n")

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import PRESETS, ModelArgs, Transformer, generate  # noqa: E402
+from model import PRESETS, ModelArgs, Sampling, Transformer, generate  # noqa: E402
 
 DEFAULT = ModelArgs(dim=512, n_layers=8, n_heads=8, n_kv_heads=4, vocab_size=32000, hidden_dim=1536,
                     rope_theta=500000.0, max_seq_len=4096)
@@ -78,7 +78,7 @@ def measure(a, method: str, batch: int, prompt_len: int, n: int) -> dict:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     model = build(a)
     vocab = model.args.vocab_size
-    generate(model, [[1] * 8], 2, temperature=0)                    # warm-up: lazy init, kernels, allocator
+    generate(model, [[1] * 8], 2, Sampling(temperature=0))                    # warm-up: lazy init, kernels, allocator
     recompute(model, torch.ones(1, 8, dtype=torch.long, device=a.device), 2, lambda: None)
     prompts = torch.randint(0, vocab, (batch, prompt_len), generator=torch.Generator().manual_seed(1))
     prompts = prompts.to(a.device)
@@ -96,7 +96,7 @@ def measure(a, method: str, batch: int, prompt_len: int, n: int) -> dict:
     t0 = time.perf_counter()
     if method == "cache":
         hook = model.register_forward_hook(on_first)
-        out = [toks for toks, _ in generate(model, prompts.tolist(), n, temperature=0)]
+        out = [toks for toks, _ in generate(model, prompts.tolist(), n, Sampling(temperature=0))]
         hook.remove()
     else:
         out = recompute(model, prompts, n, on_first)

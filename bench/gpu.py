@@ -42,7 +42,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from model import PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, decoder, generate, sample_next  # noqa: E402
+from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, decoder, generate,  # noqa: E402
+                   sample_next)
 from ppo import policy_loss_sum  # noqa: E402
 
 SMOKE_ARGS = ModelArgs(dim=128, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=512, hidden_dim=256, max_seq_len=4096)
@@ -143,7 +144,7 @@ def greedy_identity(device, smoke):
             if mode == "CUDA graph" and device.type != "cuda":
                 continue
             kw = {**kw, "cuda_graph": kw["cuda_graph"] and device.type == "cuda"}     # CPU: compile only
-            runs[mode] = [t for t, _ in generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, **kw)]
+            runs[mode] = [t for t, _ in generate(model, prompts, 40, Sampling(temperature=0, stop_ids=tok.stop_ids, **kw))]
         same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
         out[str(dtype)] = same
         print(f"tiny policy {str(dtype)[6:]:>8}: sequences identical to eager out of {len(prompts)}: "
@@ -207,8 +208,8 @@ def decode_speed(device, smoke, ceil):
     model32 = random_model(args, device, torch.float32).eval()
     prompts = torch.randint(0, args.vocab_size, (16, prompt_len), device=device).tolist()
     on_gpu = device.type == "cuda"
-    runs = {mode: [t for t, _ in generate(model32, prompts, 32, temperature=0, compile=kw["compile"],
-                                          cuda_graph=kw["cuda_graph"] and on_gpu)]
+    runs = {mode: [t for t, _ in generate(model32, prompts, 32, Sampling(temperature=0, compile=kw["compile"],
+                                                                          cuda_graph=kw["cuda_graph"] and on_gpu))]
             for mode, kw in MODES.items() if on_gpu or mode != "CUDA graph"}
     fp32_same = {mode: sum(a == b for a, b in zip(runs["eager"], toks)) for mode, toks in runs.items()}
     print(f"decode {name} float32 (generate, 16 x 32 greedy tokens): sequences identical to eager: "
@@ -293,7 +294,7 @@ def scripted_sampler(model, tok, rows, cache_bytes, lengths, rng, generator, usa
         budgets = [rng.randint(*lengths) for _ in prompts]
         n_rows = rows or rlef.cache_rows(model, cache_bytes, max(map(len, prompts)) + max(budgets))
         slots = usage.get("slots", 0)
-        out = generate(model, prompts, budgets, temperature=1.0, generator=generator, rows=n_rows, usage=usage)
+        out = generate(model, prompts, budgets, Sampling(temperature=1.0, rows=n_rows), generator=generator, usage=usage)
         calls.append({"rows": n_rows, "steps": (usage["slots"] - slots) // n_rows,
                       "prompts": [len(p) for p in prompts], "responses": budgets})
         replies = []
@@ -334,7 +335,7 @@ def e2e_setup(args, device, cfg):
 
 def e2e_one(name, args, device, smoke, ceil, tok, judge):
     import rlef
-    from ppo import ppo_update, prepare_batch
+    from ppo import PPOSettings, ppo_update, prepare_batch
     cfg = rlef.Config(model="tiny")
     policy, value, reference, (popt, psched), (vopt, vsched), compute = e2e_setup(args, device, cfg)
     replica = rlef.SamplingReplica(policy, compute)
@@ -369,8 +370,9 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
         with torch.no_grad():
             dialogues = rlef.rollout(timed, tok, problems, judge, 3, max_len=args.max_seq_len - lengths[1])
         t1 = time.perf_counter()
-        batch = prepare_batch([d.episode() for d in dialogues], policy, reference, value, 0.05, "turn", 4)
-        ppo_update(policy, value, popt, vopt, batch, 4, 4, schedulers=(psched, vsched))
+        settings = PPOSettings(beta=0.05, advantage_mode="turn", minibatches=4, micro_batch_size=4)
+        batch = prepare_batch(dialogues, policy, reference, value, settings)
+        ppo_update(policy, value, popt, vopt, batch, settings, schedulers=(psched, vsched))
         for opt in (popt, vopt):                           # as rlef.train_step: gradients freed after the update
             opt.zero_grad(set_to_none=True)
         sync(device)

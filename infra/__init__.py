@@ -10,6 +10,7 @@ One file per topic:
     sandbox.py       the judge's fork servers: namespaces, mounts, seccomp, limits, cleanup, the reply protocol
                      and the plain-data encoding (standard library only: it is also the server process)
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
+    reporting.py     pass@k and chrF, the evaluation report and before/after table as text, the learning curve
 
-Nothing here imports rlef: settings arrive as plain values (or as the run's config object, read by field name).
+Nothing here imports rlef: settings arrive as plain values or small dataclasses defined here.
 """

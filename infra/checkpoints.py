@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,26 +21,45 @@ import torch.distributed as dist
 from model import save_hf_folder
 
 
-def training_state(policy, critic, opts, scheds, step: int) -> dict:
+@dataclass
+class TrainingState:
+    """What training changes, and so what a checkpoint holds: the two trained models with their optimisers
+    and learning-rate schedulers, each a (policy's, critic's) pair."""
+    policy: torch.nn.Module
+    critic: torch.nn.Module
+    optimizers: tuple
+    schedulers: tuple
+
+
+@contextmanager
+def one_process_dcp():
+    """DCP warns when one process saves or loads without torch.distributed: that is intended here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        yield
+
+
+def dcp_state(state: TrainingState, step: int) -> dict:
     """What a checkpoint holds, in the form torch.distributed.checkpoint (DCP) reads and writes: this rank's
     shards of both models and both optimisers, keyed by parameter name and global shape (so that any number
     of ranks can read them back, each taking its own rows), the two schedulers and the step."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+    (policy, critic), opts, scheds = (state.policy, state.critic), state.optimizers, state.schedulers
     return {"policy": get_model_state_dict(policy), "critic": get_model_state_dict(critic),
             "policy_optimizer": get_optimizer_state_dict(policy, opts[0]),
             "critic_optimizer": get_optimizer_state_dict(critic, opts[1]),
             "policy_scheduler": scheds[0].state_dict(), "critic_scheduler": scheds[1].state_dict(), "step": step}
 
 
-def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_dir: Path, cfg,
-                    export: bool = True, protect: str | None = None):
+def save_checkpoint(run_dir: Path, step: int, state: TrainingState, tok_dir: Path, keep: int,
+                    export_dtype: torch.dtype | None = None, protect: str | None = None):
     """Write checkpoints/step_N atomically: every rank writes its own shards of the training state (DCP) into
-    a temporary folder, the policy is added as a Hugging Face folder if ``export``, and rank 0 renames the
+    a temporary folder, the policy is added as a Hugging Face folder in ``export_dtype`` (None: not exported),
+    and rank 0 renames the
     folder into place once everything is on disk, then replaces ``latest``. A kill at any moment leaves the
     previous checkpoint intact and ``latest`` pointing at a complete one. No process ever gathers the
-    optimiser state: for 8B that would be 190 GB through one process every few steps. The
-    ``cfg.keep_checkpoints`` newest are kept, ``protect`` (the best one's name) and the newest export too;
-    exports are in ``cfg.dtype`` (``cfg``: the run's settings, rlef.Config)."""
+    optimiser state: for 8B that would be 190 GB through one process every few steps. The ``keep`` newest
+    are kept, ``protect`` (the best one's name) and the newest export too."""
     import torch.distributed.checkpoint as dcp
     rank = dist.get_rank() if dist.is_initialized() else 0
     checkpoints = run_dir / "checkpoints"
@@ -47,11 +68,10 @@ def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_
         shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
         (tmp / "state").mkdir(parents=True)
     barrier()
-    with warnings.catch_warnings():     # one process: DCP says it saves without torch.distributed, as intended
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.save(training_state(policy, critic, opts, scheds, step), checkpoint_id=tmp / "state")  # files fsynced
-    if export:
-        export_policy(policy, tmp / "policy", tok_dir, getattr(torch, cfg.dtype))
+    with one_process_dcp():
+        dcp.save(dcp_state(state, step), checkpoint_id=tmp / "state")                 # files fsynced
+    if export_dtype is not None:
+        export_policy(state.policy, tmp / "policy", tok_dir, export_dtype)
     if rank == 0:
         for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
             with open(f, "rb") as fh:
@@ -64,7 +84,7 @@ def save_checkpoint(run_dir: Path, step: int, policy, critic, opts, scheds, tok_
         os.replace(latest_tmp, checkpoints / "latest")
         complete = sorted(checkpoints.glob("step_*"))
         kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
-        for old in complete[:-cfg.keep_checkpoints]:
+        for old in complete[:-keep]:
             if old.name not in kept:
                 shutil.rmtree(old, ignore_errors=True)
     barrier()
@@ -105,20 +125,20 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def load_training_state(checkpoint: Path, policy, critic, opts, scheds) -> int:
+def load_training_state(checkpoint: Path, state: TrainingState) -> int:
     """Continue from ``checkpoint``, written by any number of ranks: DCP gives each rank its own rows of every
     saved tensor. Returns the step it was written at."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-    state = training_state(policy, critic, opts, scheds, step=0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
-        dcp.load(state, checkpoint_id=checkpoint / "state")
-    for name, model, opt, sched in zip(("policy", "critic"), (policy, critic), opts, scheds):
-        set_model_state_dict(model, state[name])
-        set_optimizer_state_dict(model, opt, state[f"{name}_optimizer"])
-        sched.load_state_dict(state[f"{name}_scheduler"])
-    return state["step"]
+    saved = dcp_state(state, step=0)
+    with one_process_dcp():
+        dcp.load(saved, checkpoint_id=checkpoint / "state")
+    for name, model, opt, sched in zip(("policy", "critic"), (state.policy, state.critic), state.optimizers,
+                                       state.schedulers):
+        set_model_state_dict(model, saved[name])
+        set_optimizer_state_dict(model, opt, saved[f"{name}_optimizer"])
+        sched.load_state_dict(saved[f"{name}_scheduler"])
+    return saved["step"]
 
 
 def load_policy_weights(policy, checkpoint: Path):
@@ -127,8 +147,7 @@ def load_policy_weights(policy, checkpoint: Path):
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
     state = {"policy": get_model_state_dict(policy)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+    with one_process_dcp():
         dcp.load(state, checkpoint_id=checkpoint / "state")
     set_model_state_dict(policy, state["policy"])
 

@@ -3,19 +3,31 @@
 ``memory_plan`` counts, phase by phase, the bytes each rank of a (world / tp) x tp mesh holds (FSDP2 x tensor
 parallelism, infra/parallel.py) without allocating anything; ``smallest_mesh`` searches the fewest nodes on
 which that plan fits. ``kv_cache_budget`` measures what a running rank has left for its rollouts' KV cache.
-The settings read are the run's (``cfg``: rlef.Config's batch_size, micro_batch_size, max_len, rollout_batch,
-dtype).
+What the plan needs of a run's settings arrives as a ``Workload``.
 """
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from infra.parallel import parameter_counts
-from model import KVCache, Transformer
+from model import KVCache, Transformer, cache_slots
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a training run asks of each GPU, besides the model: the batch (episodes over all ranks), the
+    micro-batch of one forward/backward, the dialogue length, the KV-cache rows per rank (0: what memory is
+    left holds) and the dtype of compute and exports."""
+    batch_size: int
+    micro_batch_size: int
+    max_len: int
+    rollout_batch: int = 0
+    dtype: str = "bfloat16"
 
 
 def free_memory(device) -> int:
@@ -39,7 +51,7 @@ def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int
     return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
 
 
-def memory_plan(args, world: int, cfg, gpu_bytes: float = 80e9, tp: int = 1,
+def memory_plan(args, world: int, work: Workload, gpu_bytes: float = 80e9, tp: int = 1,
                 counts=None) -> list[tuple[str, str, str, float]]:
     """Bytes per rank for training on a (world / tp) x tp mesh, FSDP2 x tensor parallel: the arithmetic behind
     ``--dry-run``. Rows are (GPU or host, phase, what, bytes). Everything is sharded over all ranks but the
@@ -51,7 +63,7 @@ def memory_plan(args, world: int, cfg, gpu_bytes: float = 80e9, tp: int = 1,
     dp, n = world // tp, split + whole
     p = split / world + whole / dp                                            # one policy's parameters per rank
     v = critic[0] / world + critic[1] / dp                                   # one critic's
-    mb_tokens = cfg.micro_batch_size * cfg.max_len
+    mb_tokens = work.micro_batch_size * work.max_len
     embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
     root = args.vocab_size * args.dim * (1 if args.tie_word_embeddings else 2)   # embedding + head
     replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
@@ -60,18 +72,18 @@ def memory_plan(args, world: int, cfg, gpu_bytes: float = 80e9, tp: int = 1,
                   ("GPU", "persistent", "critic weights + AdamW (sharded)", 12 * v),
                   ("GPU", "persistent", "reference policy, bf16 (sharded)", 2 * p),
                   ("GPU", "persistent", f"sampling replica: {replica}, allocated once", 2 * (split / tp + whole))]
-    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * cfg.max_len
+    per_rollout = KVCache.bytes_per_token(args, n_kv_heads=args.n_kv_heads // tp) * work.max_len
     left = 0.9 * gpu_bytes - sum(b for *_, b in persistent)
-    rollouts = cfg.rollout_batch or max(1, min(cfg.batch_size // dp, int(left // per_rollout)))
+    rollouts = work.rollout_batch or max(1, min(work.batch_size // dp, int(left // per_rollout)))
     kv_heads = "" if tp == 1 else f", {args.n_kv_heads // tp} of {args.n_kv_heads} K/V heads"
     return persistent + [
         ("GPU", "loading", "policy, critic fp32 + reference bf16: each rank reads its own rows", 4 * p + 4 * v + 2 * p),
-        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {cfg.max_len} tokens, bf16{kv_heads}"
-                            f"{'' if cfg.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
+        ("GPU", "sampling", f"KV cache: {rollouts} rollouts x {work.max_len} tokens, bf16{kv_heads}"
+                            f"{'' if work.rollout_batch else ' (the memory left)'}", per_rollout * rollouts),
         ("GPU", "training", "policy + critic gradients, fp32 (sharded; freed after the update)", 4 * (p + v)),
         # Each rank keeps 1/tp of every block's input (SEQUENCE_PLAN); the block being computed gathers its
         # input whole and splits its heads and MLP width.
-        ("GPU", "training", f"activations: {cfg.micro_batch_size} x {cfg.max_len} tokens, checkpointed per block"
+        ("GPU", "training", f"activations: {work.micro_batch_size} x {work.max_len} tokens, checkpointed per block"
                             f"{'' if tp == 1 else f', 1/{tp} of the positions each'}",
          mb_tokens * args.dim * 2 * args.n_layers / tp
          + mb_tokens * (args.dim + (3 * args.dim + 3 * args.hidden_dim) / tp) * 2),
@@ -80,13 +92,20 @@ def memory_plan(args, world: int, cfg, gpu_bytes: float = 80e9, tp: int = 1,
         ("GPU", "training", f"gathered for compute: embedding + head + one block{'' if tp == 1 else f', 1/{tp}'}, "
                             "bf16, with their gradient", 8 * (root + (split - root) / args.n_layers) / tp),
         ("GPU", "training", f"log-prob chunk: 256 positions x {'vocab' if tp == 1 else f'vocab/{tp}'}, fp32, x3 "
-                            "(softmax, backward)", 3 * 4 * cfg.micro_batch_size * 256 * args.vocab_size / tp),
-        ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {cfg.dtype})",
-         torch.finfo(getattr(torch, cfg.dtype)).bits // 8 * args.vocab_size * args.dim),
+                            "(softmax, backward)", 3 * 4 * work.micro_batch_size * 256 * args.vocab_size / tp),
+        ("GPU", "checkpoint", f"policy export: one tensor gathered whole at a time (embedding, {work.dtype})",
+         torch.finfo(getattr(torch, work.dtype)).bits // 8 * args.vocab_size * args.dim),
         ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
         ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
          4 * embedding_rows),
         ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+
+
+def cache_rows(model: Transformer, cache_bytes: int, positions: int) -> int:
+    """How many sequences of up to ``positions`` positions ``generate`` can decode in ``cache_bytes`` of KV cache."""
+    per_token = KVCache.bytes_per_token(model.args, model.embed_tokens.weight.dtype, model.kv_heads)
+    per_row = per_token * cache_slots(positions)
+    return max(1, cache_bytes // per_row)
 
 
 def plan_peaks(plan) -> tuple[float, float]:
@@ -99,7 +118,7 @@ def plan_peaks(plan) -> tuple[float, float]:
     return gpu, max(total["host", "loading"], total["host", "checkpoint"])
 
 
-def smallest_mesh(args, cfg, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
+def smallest_mesh(args, work: Workload, gpu_bytes: float, gpus_per_node: int = 8, max_gpus: int = 2048):
     """The fewest whole nodes of ``gpus_per_node`` GPUs on which the plan fits, with the smallest tensor-parallel
     degree (within a node, dividing the heads) that fits there: (world, tp), or None up to ``max_gpus``."""
     counts = parameter_counts(args), parameter_counts(args, value_head=True)
@@ -107,6 +126,27 @@ def smallest_mesh(args, cfg, gpu_bytes: float, gpus_per_node: int = 8, max_gpus:
            and args.n_heads % t == 0 and args.hidden_dim % t == 0]
     for world in range(gpus_per_node, max_gpus + 1, gpus_per_node):
         for tp in tps:
-            if plan_peaks(memory_plan(args, world, cfg, gpu_bytes, tp, counts))[0] < gpu_bytes:
+            if plan_peaks(memory_plan(args, world, work, gpu_bytes, tp, counts))[0] < gpu_bytes:
                 return world, tp
     return None
+
+
+def print_plan(plan, args, work: Workload, world: int, tp: int, gpu_gb: float, name: str):
+    """The plan as ``--dry-run`` prints it: one line per row, the peaks, and where it does not fit the smallest
+    mesh on which it would."""
+    gpu_bytes = gpu_gb * 1e9
+    mesh = f"{world} GPUs" if tp == 1 else f"{world} GPUs as {world // tp} x {tp} (data parallel x tensor parallel)"
+    print(f"memory plan per rank: --model {name}, {mesh}, batch {work.batch_size}, "
+          f"micro-batch {work.micro_batch_size} x {work.max_len} tokens")
+    for where, phase, what, b in plan:
+        print(f"  {where:<4} {phase:<10} {what:<78} {b / 2**30:6.1f} GiB")
+    gpu, host = plan_peaks(plan)
+    print(f"  {'GPU peak = persistent + max(sampling, training, checkpoint)':<94} {gpu / 2**30:6.1f} GiB  "
+          f"({'fits' if gpu < gpu_bytes else 'does NOT fit'} in {gpu_gb:g} GB)")
+    print(f"  {'host peak (rank 0) = max(loading, checkpoint), beyond the process itself':<94} {host / 2**30:6.1f} GiB")
+    if gpu >= gpu_bytes:
+        found = smallest_mesh(args, work, gpu_bytes)
+        print(f"  smallest mesh that fits in {gpu_gb:g} GB per GPU (nodes of 8): " + (
+            f"{found[0]} GPUs as {found[0] // found[1]} x {found[1]} (--tp {found[1]})" if found else
+            "none up to 2,048 GPUs: the rows that do not shrink with the mesh (activations, log-prob chunk, KV "
+            "cache, the replica's embedding and head) exceed it; lower --micro-batch-size or --max-len"))

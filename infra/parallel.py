@@ -7,6 +7,7 @@
   of each tensor from the files (``Transformer.from_pretrained``'s ``shard``).
 * The sampling replica: the policy as rollouts decode it, without FSDP hooks, in the compute dtype.
 * Gradient clipping over parameters that live on different meshes.
+* The judge of a tensor-parallel row (its ranks must see the same verdicts), and averages over ranks.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distrib
 from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel,
                                                parallelize_module)
 
+import execute
 from model import Head, ModelArgs, Transformer, chunked_logprobs
 
 
@@ -335,3 +337,46 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
     for p in parameters:
         p.grad.mul_(coef)
     return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The judge of a tensor-parallel row, and statistics over ranks
+# ----------------------------------------------------------------------------------------------------------
+
+class GroupJudge:
+    """The judge of one "tp" row of the mesh. Its ranks decode together, so they must play the very same
+    episodes and see the same verdicts, but a program near its time limit may pass on one rank and time out
+    on another. So the row's first rank alone runs the programs (``judge``; None on the others) and sends
+    the results to the rest."""
+
+    def __init__(self, judge, tp_mesh):
+        self.judge, self.group = judge, tp_mesh.get_group()
+
+    def map(self, jobs):
+        results = [self.judge.map(jobs) if self.judge is not None else None]
+        dist.broadcast_object_list(results, group=self.group, group_src=0)
+        return results[0]
+
+    def close(self):
+        if self.judge is not None:
+            self.judge.close()
+
+
+def start_judge(workers: int, mesh):
+    """This rank's judge: its own (one test server per core of its share of the node), or under tensor
+    parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
+    tp = mesh["tp"].size() if mesh is not None else 1
+    if tp == 1:
+        return execute.Judge(workers=workers or cores_per_rank())
+    first = mesh["tp"].get_local_rank() == 0
+    return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
+
+
+def reduce_mean(row: dict, device) -> dict:
+    """Average scalar statistics over ranks (each rank rolled out its own share of the batch)."""
+    if not dist.is_initialized():
+        return row
+    keys = sorted(k for k, v in row.items() if isinstance(v, (int, float)))
+    t = torch.tensor([float(row[k]) for k in keys], device=device, dtype=torch.float64)
+    dist.all_reduce(t)
+    return {**row, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}

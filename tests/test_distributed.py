@@ -218,7 +218,7 @@ from test_distributed import ADD, ByPrompt
 rank, world, device = rlef.setup_distributed()
 tok = Tokenizer(byte_tokenizer())
 with execute.Judge(workers=1) as judge:
-    reports = [rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, feedback_mode=mode,
+    reports = [rlef.evaluate(ByPrompt(tok), tok, ADD, judge, rlef.EvalSettings(samples=2, turns=3, feedback_mode=mode),
                              log=lambda *a, **k: None) for mode in ("real", "random")]
 if rank == 0:
     open(sys.argv[1], "w").write(json.dumps(reports))
@@ -229,7 +229,8 @@ def test_torchrun_evaluation_report_equals_one_process(tmp_path):
     torchrun(tmp_path, POOLED_EVAL, tmp_path / "pooled.json")
     tok = Tokenizer(byte_tokenizer())
     with execute.Judge(workers=2) as judge:
-        one = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, samples=2, turns=3, log=lambda *a, **k: None)
+        one = rlef.evaluate(ByPrompt(tok), tok, ADD, judge, rlef.EvalSettings(samples=2, turns=3),
+                            log=lambda *a, **k: None)
     pooled, pooled_random = json.loads((tmp_path / "pooled.json").read_text())
     assert pooled == json.loads(json.dumps(one))                   # every field: per turn, verdicts, pass@k, chrF
     # Random feedback: each rank draws its own messages; the report counts those of both ranks (one message

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import TINY_ARGS, write_checkpoint
-from model import (PRESETS, KVCache, ModelArgs, Tokenizer, Transformer, generate, rope_frequencies, sample_next,
-                   stream_uniforms)
+from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, rope_frequencies,
+                   sample_next, stream_uniforms)
 
 
 def hf_logits(path, tokens):
@@ -126,9 +126,9 @@ def test_batched_greedy_equals_one_by_one(tiny_checkpoint):
     tok = Tokenizer.from_pretrained(tiny_checkpoint)
     prompts = [tok.encode_chat([{"role": "user", "content": text}]) for text in
                ["hi", "a much longer prompt, to force left padding of the others", "print(1+1)"]]
-    batched = generate(model, prompts, max_new_tokens=24, temperature=0)
+    batched = generate(model, prompts, 24, Sampling(temperature=0))
     for prompt, (tokens, logprobs) in zip(prompts, batched):
-        (alone_tokens, alone_logprobs), = generate(model, [prompt], max_new_tokens=24, temperature=0)
+        (alone_tokens, alone_logprobs), = generate(model, [prompt], 24, Sampling(temperature=0))
         assert tokens == alone_tokens
         assert torch.allclose(torch.tensor(logprobs), torch.tensor(alone_logprobs), atol=1e-4)
 
@@ -136,9 +136,9 @@ def test_batched_greedy_equals_one_by_one(tiny_checkpoint):
 def test_generate_stops_each_row_at_its_stop_token(tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     prompts = [[1, 2, 3], [4, 5]]
-    free = generate(model, prompts, max_new_tokens=8, temperature=0)
+    free = generate(model, prompts, 8, Sampling(temperature=0))
     stop = free[0][0][2]                                           # row 0's third greedy token becomes a stop id
-    stopped = generate(model, prompts, max_new_tokens=8, temperature=0, stop_ids=[stop])
+    stopped = generate(model, prompts, 8, Sampling(temperature=0, stop_ids=[stop]))
     for b in range(2):
         n = free[b][0].index(stop) + 1 if stop in free[b][0] else 8
         assert stopped[b][0] == free[b][0][:n]
@@ -147,7 +147,7 @@ def test_generate_stops_each_row_at_its_stop_token(tiny_checkpoint):
 def test_sampled_logprobs_are_those_of_the_sampling_distribution(tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     prompt = [5, 6, 7, 8]
-    (tokens, logprobs), = generate(model, [prompt], max_new_tokens=5, temperature=0.7,
+    (tokens, logprobs), = generate(model, [prompt], 5, Sampling(temperature=0.7),
                                    generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         logits = model(torch.tensor([prompt + tokens]))[0, len(prompt) - 1:-1] / 0.7
@@ -163,7 +163,7 @@ def test_top_p_keeps_only_the_nucleus(tiny_checkpoint):
     top = probs.argmax().item()
     p_top = probs.max().item()
     # A nucleus smaller than the top token's own mass leaves only that token.
-    outs = generate(model, [[9, 10, 11]] * 8, max_new_tokens=1, temperature=1.0, top_p=p_top * 0.9, generator=gen)
+    outs = generate(model, [[9, 10, 11]] * 8, 1, Sampling(temperature=1.0, top_p=p_top * 0.9), generator=gen)
     assert all(t == [top] and abs(lp) < 1e-6 for t, lp in ((o[0], o[1][0]) for o in outs))
 
 
@@ -182,10 +182,10 @@ def test_checking_for_stops_every_few_steps_changes_nothing(tiny_checkpoint):
     # go on decoding for a while, and what they sample then must be dropped.
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     prompts = [[1, 2, 3], [4, 5], [6]]
-    free = generate(model, prompts, max_new_tokens=12, temperature=0)
+    free = generate(model, prompts, 12, Sampling(temperature=0))
     stop = free[0][0][1]
-    each = generate(model, prompts, 12, temperature=0, stop_ids=[stop])
-    every5 = generate(model, prompts, 12, temperature=0, stop_ids=[stop], check_every=5)
+    each = generate(model, prompts, 12, Sampling(temperature=0, stop_ids=[stop]))
+    every5 = generate(model, prompts, 12, Sampling(temperature=0, stop_ids=[stop], check_every=5))
     assert each == every5
     assert any(len(t) < 12 for t, _ in each)          # some row did stop early
 
@@ -196,14 +196,14 @@ def test_rows_refilled_and_compacted_give_every_prompt_its_own_greedy_tokens(tin
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     torch.manual_seed(3)
     prompts = [torch.randint(0, 256, (n,)).tolist() for n in (5, 17, 9, 30, 2, 11, 23)]
-    free = [generate(model, [p], 10, temperature=0)[0][0] for p in prompts]
+    free = [generate(model, [p], 10, Sampling(temperature=0))[0][0] for p in prompts]
     stop = Counter(t for toks in free for t in toks[1:6]).most_common(1)[0][0]
-    alone = [generate(model, [p], 10, temperature=0, stop_ids=[stop])[0] for p in prompts]
+    alone = [generate(model, [p], 10, Sampling(temperature=0, stop_ids=[stop]))[0] for p in prompts]
     assert len({len(t) for t, _ in alone}) > 2                        # responses of several lengths
     for rows, check_every in ((None, 1), (1, 1), (2, 1), (3, 4), (None, 3)):
         usage = {}
-        batched = generate(model, prompts, 10, temperature=0, stop_ids=[stop], rows=rows, check_every=check_every,
-                           usage=usage)
+        batched = generate(model, prompts, 10, Sampling(temperature=0, stop_ids=[stop], rows=rows,
+                                                        check_every=check_every), usage=usage)
         assert [t for t, _ in batched] == [t for t, _ in alone]
         for (_, a), (_, b) in zip(batched, alone):
             assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
@@ -236,14 +236,14 @@ def test_a_prompts_samples_depend_on_neither_rows_nor_neighbours(tiny_checkpoint
     prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45], [7], [9, 9, 9, 9]]
 
     def sample(prompts, **kw):
-        return [t for t, _ in generate(model, prompts, 12, temperature=1.0, generator=torch.Generator().manual_seed(5),
-                                       stop_ids=[0, 1, 2, 3, 4, 5, 6, 7], **kw)]
+        sampling = Sampling(temperature=1.0, stop_ids=[0, 1, 2, 3, 4, 5, 6, 7], **kw)
+        return [t for t, _ in generate(model, prompts, 12, sampling, generator=torch.Generator().manual_seed(5))]
     alone = sample(prompts)
     assert sample(prompts, rows=1) == alone == sample(prompts, rows=3, check_every=5)
     assert sample([prompts[0], [200] * 9, [100]])[0] == alone[0]      # prompt 0 with other neighbours
     assert len({tuple(t) for t in sample([prompts[0]] * 6, rows=2)}) > 1   # yet each prompt has its own stream
-    other_seed = generate(model, prompts, 12, temperature=1.0, generator=torch.Generator().manual_seed(6),
-                          stop_ids=[0, 1, 2, 3, 4, 5, 6, 7])
+    other_seed = generate(model, prompts, 12, Sampling(temperature=1.0, stop_ids=[0, 1, 2, 3, 4, 5, 6, 7]),
+                          generator=torch.Generator().manual_seed(6))
     assert alone != [t for t, _ in other_seed]
 
 
@@ -271,7 +271,7 @@ def test_usage_counts_the_rows_computed_at_each_step(tiny_checkpoint):
              4: 4 * 3 + 2 * 1 + 1 * 4}   # 4 rows (prompt 4 follows 1); 2 rows: prompts 0 and 4; prompt 0 alone
     for rows, slots in cases.items():
         usage = {}
-        out = generate(model, prompts, budgets, temperature=0, rows=rows, usage=usage)
+        out = generate(model, prompts, budgets, Sampling(temperature=0, rows=rows), usage=usage)
         assert [len(t) for t, _ in out] == budgets
         assert usage == {"tokens": 16, "slots": slots}
         assert expected_slots(budgets, rows or 5) == slots
@@ -280,7 +280,7 @@ def test_usage_counts_the_rows_computed_at_each_step(tiny_checkpoint):
 def test_cuda_graph_without_a_gpu_is_a_clear_error(tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     with pytest.raises(ValueError, match="CUDA device"):
-        generate(model, [[1, 2]], 4, temperature=0, cuda_graph=True)
+        generate(model, [[1, 2]], 4, Sampling(temperature=0, cuda_graph=True))
 
 
 def _heldout_prompts(n):
@@ -299,8 +299,8 @@ def test_compiled_decoding_gives_eager_greedy_tokens(dtype):
     # The trained tiny policy (a random model's near-tied logits would flip on last-bit differences).
     weights, tok, prompts = _heldout_prompts(12)
     model = Transformer.from_pretrained(weights, dtype=dtype).eval()
-    eager = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids)
-    compiled = generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, compile=True)
+    eager = generate(model, prompts, 40, Sampling(temperature=0, stop_ids=tok.stop_ids))
+    compiled = generate(model, prompts, 40, Sampling(temperature=0, stop_ids=tok.stop_ids, compile=True))
     assert [t for t, _ in compiled] == [t for t, _ in eager]
     assert all(len(t) > 5 for t, _ in eager)
 
@@ -309,7 +309,7 @@ def test_compiled_decoding_gives_eager_greedy_tokens(dtype):
 def test_cuda_graph_decoding_gives_eager_tokens_on_a_gpu():
     weights, tok, prompts = _heldout_prompts(16)
     model = Transformer.from_pretrained(weights, device="cuda", dtype=torch.bfloat16).eval()
-    runs = [generate(model, prompts, 40, temperature=0, stop_ids=tok.stop_ids, cuda_graph=g)
+    runs = [generate(model, prompts, 40, Sampling(temperature=0, stop_ids=tok.stop_ids, cuda_graph=g))
             for g in (False, True)]
     assert [t for t, _ in runs[0]] == [t for t, _ in runs[1]]
 

@@ -175,7 +175,7 @@ def test_padded_turns_change_no_turn_advantage():
 @needs_model
 def test_prepare_batch_broadcasts_each_turn_advantage_to_its_action_tokens_only():
     policy, ref, critic = tiny_models()
-    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=3)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=3))
     rewards = ppo.turn_rewards_with_kl(batch["turn_rewards"], batch["old_logprobs"], batch["ref_logprobs"],
                                        batch["turn_ids"], 0.05)
     turn_adv, _ = ppo.turn_advantages(rewards, batch["old_values"], batch["turn_mask"])
@@ -192,7 +192,7 @@ def test_prepare_batch_broadcasts_each_turn_advantage_to_its_action_tokens_only(
 def test_prepare_batch_recomputes_old_logprobs_and_reports_sampler_gap():
     policy, ref, critic = tiny_models()
     episodes = four_episodes()
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=4)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
     full, _ = ppo.sequence_logprobs(policy, batch["tokens"])
     m = batch["action_mask"]
     torch.testing.assert_close(batch["old_logprobs"][m], full[m].double())  # the trainer's, not the sampler's
@@ -201,7 +201,7 @@ def test_prepare_batch_recomputes_old_logprobs_and_reports_sampler_gap():
     # sampler log-probs at masked positions are never read
     for e in episodes:
         e.sampler_logprobs = [s if a else 123.0 for s, a in zip(e.sampler_logprobs, e.action_mask)]
-    again = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=4)
+    again = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
     assert again["stats"]["logprob_gap"] == batch["stats"]["logprob_gap"]
     assert torch.equal(again["advantages"], batch["advantages"])
 
@@ -214,20 +214,23 @@ def test_trainer_scores_tokens_under_the_distribution_the_sampler_drew_them_from
     # temperature instead of the sampler's staleness (which is zero here: same weights).
     policy, ref, critic = tiny_models(dtype=torch.float32)
     prompts = [[1, 2, 3, 4, 5], [6, 7, 8]]
-    outs = model.generate(policy, prompts, 12, temperature, 1.0, generator=torch.Generator().manual_seed(0))
+    outs = model.generate(policy, prompts, 12, model.Sampling(temperature=temperature, top_p=1.0),
+                          generator=torch.Generator().manual_seed(0))
     episodes = [Episode(p + new, [0] * len(p) + [1] * len(new), [-1] * len(p) + [0] * len(new), [len(p) - 1], [1.0],
                         [0.0] * len(p) + lps) for p, (new, lps) in zip(prompts, outs)]
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=2, temperature=temperature)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic,
+                              ppo.PPOSettings(micro_batch_size=2, temperature=temperature))
     m = batch["action_mask"]
     assert batch["stats"]["logprob_gap"] < 1e-5
     weight = torch.exp(batch["old_logprobs"] - batch["sampler_logprobs"]).clamp(max=1.0)[m]
     torch.testing.assert_close(weight, torch.ones_like(weight), atol=1e-5, rtol=0)
     # Scored at temperature 1 (as before), the same fresh samples looked stale by whole fractions of a nat.
-    assert ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=2)["stats"]["logprob_gap"] > 0.1
+    assert ppo.prepare_batch(episodes, policy, ref, critic,
+                             ppo.PPOSettings(micro_batch_size=2))["stats"]["logprob_gap"] > 0.1
     # The update scores at the batch's temperature too: before its first step pi_theta = pi_old, nothing clips.
     p_opt, _ = ppo.make_optimizer(policy)
     v_opt, _ = ppo.make_optimizer(critic)
-    stats = ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=2)
+    stats = ppo.ppo_update(policy, critic, p_opt, v_opt, batch, ppo.PPOSettings(minibatches=1, micro_batch_size=2))
     assert stats["approx_kl"] < 1e-10 and stats["clip_fraction"] == 0.0
 
 
@@ -357,8 +360,8 @@ def _grads_after_update(policy, critic, batch, micro_batch_size, max_grad_norm=1
     policy, critic = copy.deepcopy(policy), copy.deepcopy(critic)
     p_opt, _ = ppo.make_optimizer(policy)
     v_opt, _ = ppo.make_optimizer(critic)
-    stats = ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=micro_batch_size,
-                           max_grad_norm=max_grad_norm)
+    settings = ppo.PPOSettings(minibatches=1, micro_batch_size=micro_batch_size, max_grad_norm=max_grad_norm)
+    stats = ppo.ppo_update(policy, critic, p_opt, v_opt, batch, settings)
     grads = [p.grad.clone() for p in policy.parameters()] + [p.grad.clone() for p in critic.parameters()]
     return grads, stats
 
@@ -367,7 +370,8 @@ def _grads_after_update(policy, critic, batch, micro_batch_size, max_grad_norm=1
 @needs_model
 def test_gradient_is_the_same_for_one_micro_batch_or_four_of_unequal_lengths(mode):
     policy, ref, critic = tiny_models(torch.float64)
-    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, advantage_mode=mode, micro_batch_size=4)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(advantage_mode=mode,
+                                                                                    micro_batch_size=4))
     assert len(set(batch["lengths"].tolist())) == 4  # micro-batches of one are trimmed to 4 different lengths
     # move away from pi_old so that some ratios are clipped and the gradient is not a plain policy gradient
     batch["old_logprobs"] += 0.3 * torch.randn_like(batch["old_logprobs"], generator=torch.Generator().manual_seed(0))
@@ -385,7 +389,7 @@ def test_gradient_is_the_same_for_one_micro_batch_or_four_of_unequal_lengths(mod
 def test_first_on_policy_step_has_zero_kl_and_no_clipping():
     policy, ref, critic = tiny_models(torch.float64)
     episodes = four_episodes()
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=2)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(micro_batch_size=2))
     batch["sampler_logprobs"] = batch["old_logprobs"].clone()  # the trainer sampled the rollouts itself
     _, stats = _grads_after_update(policy, critic, batch, micro_batch_size=2)
     assert set(stats) == {"policy_loss", "value_loss", "clip_fraction", "approx_kl", "ref_kl", "entropy",
@@ -398,11 +402,11 @@ def test_first_on_policy_step_has_zero_kl_and_no_clipping():
 @needs_model
 def test_ppo_update_steps_once_per_mini_batch_and_changes_the_policy():
     policy, ref, critic = tiny_models(torch.float32)
-    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
     p_opt, p_sched = ppo.make_optimizer(policy, lr=1e-3, warmup_updates=1)
     v_opt, v_sched = ppo.make_optimizer(critic, lr=1e-3, warmup_updates=1)
     before = [p.detach().clone() for p in policy.parameters()]
-    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=2, micro_batch_size=1, epochs=2,
+    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, ppo.PPOSettings(minibatches=2, micro_batch_size=1, epochs=2),
                    schedulers=[p_sched, v_sched])
     assert p_sched.last_epoch == 4 and v_sched.last_epoch == 4  # 2 epochs x 2 mini-batches
     assert p_opt.state[next(policy.parameters())]["step"].item() == 4
@@ -437,10 +441,11 @@ def _ddp_worker(rank, world, port, out_dir):
     policy, ref, critic = tiny_models(torch.float64)
     policy, critic = DDP(policy), DDP(critic)
     episodes = four_episodes()[rank::world]
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=1)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(micro_batch_size=1))
     p_opt, _ = ppo.make_optimizer(policy)
     v_opt, _ = ppo.make_optimizer(critic)
-    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=1, max_grad_norm=1e9)
+    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, ppo.PPOSettings(minibatches=1, micro_batch_size=1,
+                                                                        max_grad_norm=1e9))
     grads = [p.grad for p in policy.parameters()] + [p.grad for p in critic.parameters()]
     torch.save({"grads": grads, "advantages": batch["advantages"]}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
@@ -456,7 +461,7 @@ def test_two_data_parallel_ranks_give_the_single_process_gradient(tmp_path):
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2)
     policy, ref, critic = tiny_models(torch.float64)
     episodes = four_episodes()
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, micro_batch_size=4)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
     single, _ = _grads_after_update(policy, critic, batch, micro_batch_size=4)
     for rank in range(2):
         out = torch.load(tmp_path / f"rank{rank}.pt")
@@ -503,7 +508,7 @@ def test_one_update_raises_positive_advantage_tokens_lowers_negative_ones_and_fi
     # critic's V(c_t) towards the returns G_t. A sign flipped anywhere between the losses and .backward()
     # (policy or critic) reverses one of these, while every gradient-equality test still passes.
     policy, ref, critic = tiny_models(torch.float64)
-    batch = ppo.prepare_batch(two_answers_to_one_prompt(), policy, ref, critic, micro_batch_size=2)
+    batch = ppo.prepare_batch(two_answers_to_one_prompt(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=2))
     batch["sampler_logprobs"] = batch["old_logprobs"].clone()
     adv = batch["advantages"][batch["action_mask"]].view(2, 4)
     assert (adv[0] > 0).all() and (adv[1] < 0).all()                         # +1 vs -1: whitened to +1 / -1
@@ -511,7 +516,8 @@ def test_one_update_raises_positive_advantage_tokens_lowers_negative_ones_and_fi
     error_before = critic_squared_error(critic, batch)
     p_opt, _ = ppo.make_optimizer(policy, lr=1e-3, weight_decay=0.0, warmup_updates=1)
     v_opt, _ = ppo.make_optimizer(critic, lr=1e-3, weight_decay=0.0, warmup_updates=1)
-    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, minibatches=1, micro_batch_size=2, max_grad_norm=1e9)
+    ppo.ppo_update(policy, critic, p_opt, v_opt, batch, ppo.PPOSettings(minibatches=1, micro_batch_size=2,
+                                                                        max_grad_norm=1e9))
     good_after, bad_after = response_logprob(policy, batch, 0), response_logprob(policy, batch, 1)
     assert good_after - good_before > 0.5                                    # nats, over the 4 tokens (~+1.1)
     assert bad_after - bad_before < -0.5                                     # (~-1.9)
@@ -525,7 +531,7 @@ def test_reference_log_probs_come_from_the_reference_and_give_the_kl_an_independ
     policy, _, critic = tiny_models(torch.float64, seed=0)
     _, ref, _ = tiny_models(torch.float64, seed=1)
     episodes = four_episodes()
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, beta=0.05, micro_batch_size=3)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(beta=0.05, micro_batch_size=3))
     kl_sum, n_tokens = 0.0, 0
     for b, e in enumerate(episodes):
         tokens = torch.tensor([e.tokens])
@@ -545,7 +551,7 @@ def test_reference_log_probs_come_from_the_reference_and_give_the_kl_an_independ
     _, stats = _grads_after_update(policy, critic, batch, micro_batch_size=2)
     assert stats["ref_kl"] == pytest.approx(kl_sum / n_tokens, abs=1e-10)
     # Without a reference (rho = pi_old) the penalty is exactly 0 and the rewards are the execution rewards.
-    no_ref = ppo.prepare_batch(episodes, policy, None, critic, micro_batch_size=3)
+    no_ref = ppo.prepare_batch(episodes, policy, None, critic, ppo.PPOSettings(micro_batch_size=3))
     assert no_ref["stats"]["kl_penalty"] == 0.0
     assert torch.equal(no_ref["rewards"][no_ref["turn_mask"]], no_ref["turn_rewards"][no_ref["turn_mask"]])
 
@@ -559,7 +565,7 @@ def test_values_are_read_where_the_paper_reads_them(mode):
     # 1/2 mean (V_old - G)^2 over the same positions (values = old values before any step, so no clipping).
     policy, ref, critic = tiny_models(torch.float64)
     episodes = four_episodes()
-    batch = ppo.prepare_batch(episodes, policy, ref, critic, advantage_mode=mode, micro_batch_size=3)
+    batch = ppo.prepare_batch(episodes, policy, ref, critic, ppo.PPOSettings(advantage_mode=mode, micro_batch_size=3))
     squared, count = 0.0, 0
     for b, e in enumerate(episodes):
         with torch.no_grad():
@@ -587,7 +593,7 @@ def test_the_update_clips_ratios_at_the_papers_0_2_by_default():
     # is taken on every token with a positive advantage, and on none with a negative one (there the
     # unclipped -A r is the larger loss). At ratio 1.15 nothing is clipped.
     policy, ref, critic = tiny_models(torch.float64)
-    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
     mask = batch["action_mask"]
     positive_share = ((batch["advantages"] > 0) & mask).sum().item() / mask.sum().item()
     assert 0.2 < positive_share < 0.8
@@ -596,8 +602,8 @@ def test_the_update_clips_ratios_at_the_papers_0_2_by_default():
         shifted["sampler_logprobs"] = shifted["old_logprobs"]
         p_opt, _ = ppo.make_optimizer(copy.deepcopy(policy))
         v_opt, _ = ppo.make_optimizer(copy.deepcopy(critic))
-        stats = ppo.ppo_update(copy.deepcopy(policy), copy.deepcopy(critic), p_opt, v_opt, shifted, minibatches=1,
-                               micro_batch_size=4)
+        stats = ppo.ppo_update(copy.deepcopy(policy), copy.deepcopy(critic), p_opt, v_opt, shifted,
+                               ppo.PPOSettings(minibatches=1, micro_batch_size=4))
         assert stats["clip_fraction"] == pytest.approx(clipped), ratio
 
 
@@ -613,13 +619,14 @@ def test_each_mini_batch_step_uses_only_its_own_gradient():
     # second mini-batch's alone, exactly what an update on its episodes only leaves. Gradients carried over
     # from the first mini-batch (a missing zero_grad) would be added to it.
     policy, ref, critic = tiny_models(torch.float64)
-    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, micro_batch_size=4)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
 
     def grads_left(batch, minibatches):
         p, c = copy.deepcopy(policy), copy.deepcopy(critic)
         p_opt, _ = ppo.make_optimizer(p, lr=0.0)
         v_opt, _ = ppo.make_optimizer(c, lr=0.0)
-        ppo.ppo_update(p, c, p_opt, v_opt, batch, minibatches=minibatches, micro_batch_size=1, max_grad_norm=1e9)
+        ppo.ppo_update(p, c, p_opt, v_opt, batch, ppo.PPOSettings(minibatches=minibatches, micro_batch_size=1,
+                                                                  max_grad_norm=1e9))
         return [q.grad for q in p.parameters()] + [q.grad for q in c.parameters()]
     for a, b in zip(grads_left(batch, 2), grads_left(rows_of(batch, slice(2, 4)), 1)):
         assert b.abs().max() > 0

@@ -9,7 +9,8 @@ import rlef
 from data import Problem, Test, load_problems, save_problems
 from data.prompts import initial_prompt, prefill
 from conftest import byte_tokenizer, function_tests
-from model import Tokenizer, Transformer
+from model import Sampling, Tokenizer, Transformer
+from ppo import Episode
 
 ROOT = rlef.ROOT
 
@@ -133,8 +134,7 @@ def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
         assert d.tokens[first - len(context):first] == context
         assert d.action_mask[first - len(context):first] == [0] * len(context)
     assert all(lp == 0 for lp, m in zip(d.sampler_logprobs, d.action_mask) if not m)
-    episode = d.episode()
-    assert episode.tokens == d.tokens and episode.turn_rewards == [0.0, 0.0, 1.0]
+    assert isinstance(d, Episode) and d.turn_rewards == [0.0, 0.0, 1.0]          # PPO reads the dialogue itself
 
 
 @pytest.mark.parametrize("stop", ["<|eom_id|>", "<|end_of_text|>"])
@@ -171,7 +171,7 @@ def test_one_turn_of_a_batch_is_one_generate_call(tok, judge, tiny_checkpoint, m
     monkeypatch.setattr(rlef, "generate", lambda m, prompts, *a, **k: calls.append(len(prompts)) or
                         real_generate(m, prompts, *a, **k))
     problems = [DOUBLE, Problem("other", "A much longer statement " * 5, [Test("1\n", "1\n")], [])]
-    sample = rlef.policy_sampler(model, tok, 8, 1.0, 1.0, torch.Generator().manual_seed(0))
+    sample = rlef.policy_sampler(model, tok, 8, Sampling(1.0, 1.0), torch.Generator().manual_seed(0))
     dialogues = rlef.rollout(sample, tok, problems, judge, turns=3)
     assert calls == [2, 2, 2]                           # random model: no code, every episode runs 3 turns
     assert len({len(d.tokens) for d in dialogues}) == 2
@@ -189,8 +189,8 @@ def test_batch_with_episodes_ending_at_different_turns(tok, judge):
 def test_random_feedback_comes_from_another_problem(tok, judge):
     DOUBLE, _, WRONG, _ = STDIO
     triple = Problem("triple", "Print 3n", [Test("7\n", "21\n")], [])
-    dialogues = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE, triple], judge, turns=2, feedback_mode="random",
-                             rng=random.Random(0))
+    shown = rlef.RandomFeedback([DOUBLE, triple], judge, random.Random(0))
+    dialogues = rlef.rollout(Scripted(tok, WRONG), tok, [DOUBLE, triple], judge, turns=2, random_feedback=shown)
     assert "input `7" in dialogues[0].feedbacks[0]       # DOUBLE was shown triple's failing test
     assert "input `2" in dialogues[1].feedbacks[0] or "input `5" in dialogues[1].feedbacks[0]
 
@@ -206,8 +206,9 @@ DOUBLE_WITH_INCORRECT = Problem("double", STDIO[0].description, STDIO[0].public_
 
 def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_public_tests(tok, judge):
     wrong = STDIO[2]
+    shown = rlef.RandomFeedback([DOUBLE_WITH_INCORRECT, TRIPLE], judge, random.Random(0))
     d, t = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, TRIPLE], judge, turns=2,
-                        feedback_mode="random", rng=random.Random(0))
+                        random_feedback=shown)
     triples_feedback = execute.describe_failures(TRIPLE, execute.run_judge(
         judge, [(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
     assert d.feedbacks == [triples_feedback]             # triple's own incorrect solution on triple's own test
@@ -218,8 +219,9 @@ def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_pu
 
 def test_random_feedback_from_an_incorrect_solution_that_passes_public_tests_is_a_not_implemented_error(tok, judge):
     wrong = STDIO[2]
+    shown = rlef.RandomFeedback([DOUBLE_WITH_INCORRECT, PLUS_14], judge, random.Random(0))
     d, _ = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, PLUS_14], judge, turns=2,
-                        feedback_mode="random", rng=random.Random(0))
+                        random_feedback=shown)
     assert "input `7` failed" in d.feedbacks[0] and "NotImplementedError" in d.feedbacks[0]
 
 
@@ -241,8 +243,8 @@ def test_message_swap_draws_from_the_whole_evaluation_not_one_batch(tok, judge):
      "messages swapped between problems; 1 of 2 kept their own"),
 ])
 def test_the_report_says_how_random_feedback_was_built(tok, judge, problems, construction, shown):
-    report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, turns=2, feedback_mode="random",
-                           batch_size=1, log=lambda *a, **k: None)
+    settings = rlef.EvalSettings(turns=2, feedback_mode="random", batch_size=1)
+    report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, settings, log=lambda *a, **k: None)
     assert report["random_feedback"]["construction"] == construction
     assert shown in rlef.format_report(report)
 
@@ -295,8 +297,9 @@ def test_chrf_ignores_whitespace():
 def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint).eval()
     problems = load_problems(ROOT / "data/problems.jsonl")[:4]
-    sample = rlef.policy_sampler(model, tok, 16, 0.2, 0.95, torch.Generator().manual_seed(0))
-    report = rlef.evaluate(sample, tok, problems, judge, samples=1, turns=3, log=lambda *a, **k: None)
+    sample = rlef.policy_sampler(model, tok, 16, Sampling(0.2, 0.95), torch.Generator().manual_seed(0))
+    report = rlef.evaluate(sample, tok, problems, judge, rlef.EvalSettings(samples=1, turns=3),
+                           log=lambda *a, **k: None)
     assert report["multi_turn_1@3"] == 0.0 and report["single_turn_1@3"] == 0.0   # random weights
     assert [t["turn"] for t in report["per_turn"]] == [1, 2, 3]
     assert report["per_turn"][0]["verdicts"] == {"no_code": 4}
@@ -314,7 +317,8 @@ def test_scripted_evaluation_measures(tok, judge):
                 text = RIGHT if multi_turn_repair else WRONG
                 out.append((tok.encode(text) + [tok.eot_id], [-1.0] * (len(tok.encode(text)) + 1)))
             return out
-    report = rlef.evaluate(TwoStep(tok, None), tok, [DOUBLE], judge, samples=2, log=lambda *a, **k: None)
+    report = rlef.evaluate(TwoStep(tok, None), tok, [DOUBLE], judge, rlef.EvalSettings(samples=2),
+                           log=lambda *a, **k: None)
     assert report["multi_turn_1@3"] == 1.0 and report["single_turn_1@3"] == 0.0
     assert [t["solve_rate"] for t in report["per_turn"]] == [0.0, 1.0, 1.0]
     assert report["per_turn"][1]["code_changed"] == 1.0 and report["per_turn"][0]["verdicts"] == {"wrong_answer": 2}
@@ -398,8 +402,8 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     save_problems([problem], data)
     settings = []                                   # (temperature, top_p) the sampler is built with
 
-    def policy_sampler(model, tok, max_new_tokens, temperature, top_p, *a, **k):
-        settings.append((temperature, top_p))
+    def policy_sampler(model, tok, max_new_tokens, sampling, *a, **k):
+        settings.append((sampling.temperature, sampling.top_p))
         return Scripted(tok, answer)
     monkeypatch.setattr(rlef, "policy_sampler", policy_sampler)
     argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "r.json")]
@@ -488,7 +492,7 @@ def test_scripted_evaluation_with_differing_samples_gives_exact_1_at_3_pass_at_k
               P,            # sample 1, multi-turn: P passes the public tests, the episode stops, unsolved
               P, R, W]      # sample 1, single-turn: P is submitted (not R, which comes later): unsolved
     policy = Scripted(tok, script)
-    report = rlef.evaluate(policy, tok, [DOUBLE], judge, samples=2, log=lambda *a, **k: None)
+    report = rlef.evaluate(policy, tok, [DOUBLE], judge, rlef.EvalSettings(samples=2), log=lambda *a, **k: None)
     assert policy.calls == len(script)
     assert report["multi_turn_1@3"] == 0.5
     # Submitting the first sample would give 0 (W, P); submitting any solved one, 1.0.

@@ -17,8 +17,9 @@ import torch
 import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
+from infra.memory_plan import memory_plan, plan_peaks, smallest_mesh
 from infra.parallel import parameter_counts
-from model import PRESETS, Transformer, generate
+from model import PRESETS, Sampling, Transformer, generate
 from test_ppo import four_episodes
 
 ROOT = Path(rlef.__file__).parent
@@ -34,7 +35,7 @@ PROMPTS = [[5, 17, 99, 3], [200, 1, 42, 42, 7, 9]]
 MESHES = """
 import json, torch, rlef
 from pathlib import Path
-from model import generate
+from model import Sampling, generate
 from test_tensor_parallel import TOKENS, PROMPTS, ppo_step
 out, run_dir, checkpoints = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 rank, world, device = rlef.setup_distributed()
@@ -56,17 +57,18 @@ for ckpt in checkpoints:
                 hook.remove()
                 r["logprobs"] = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
             replica = rlef.SamplingReplica(policy, torch.float32, mesh["tp"]).refresh(policy)
-            r["greedy"] = generate(replica, PROMPTS, 12, temperature=0)
+            r["greedy"] = generate(replica, PROMPTS, 12, Sampling(temperature=0))
             held[ckpt]["replica q_proj"] = replica.layers[0].self_attn.q_proj.weight.to_local().numel()
             held[ckpt]["replica kv heads"] = replica.kv_heads
         r["update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
         if name == "2x2" and ckpt == checkpoints[0]:
-            rlef.save_checkpoint(run_dir, 1, policy, value, opts, scheds, Path(ckpt), cfg, export=False)
+            rlef.save_checkpoint(run_dir, 1, rlef.TrainingState(policy, value, opts, scheds), Path(ckpt),
+                                 cfg.keep_checkpoints)
             r["second update"] = ppo_step(policy, reference, value, mesh, opts, scheds)[2]
 torch.manual_seed(0)                                                # resume the 2 x 2 run on 4 x 1
 policy, reference, value = rlef.load_models(cfg, Path(checkpoints[0]), device, meshes["4x1"])
 opts, scheds = ppo_step(policy, reference, value, meshes["4x1"], steps=0)[:2]
-rlef.load_training_state(run_dir / "checkpoints" / "step_000001", policy, value, opts, scheds)
+rlef.load_training_state(run_dir / "checkpoints" / "step_000001", rlef.TrainingState(policy, value, opts, scheds))
 results["resumed on 4x1"] = ppo_step(policy, reference, value, meshes["4x1"], opts, scheds)[2]
 if rank == 0:
     torch.save(results, out)
@@ -93,9 +95,9 @@ def ppo_step(policy, reference, value, mesh=None, opts=None, scheds=None, steps:
     if steps == 0:
         return opts, scheds, None
     dp_rank, dp = (mesh["dp"].get_local_rank(), mesh["dp"].size()) if mesh is not None else (0, 1)
-    batch = ppo.prepare_batch(four_episodes()[dp_rank::dp], policy, reference, value, micro_batch_size=1)
-    stats = ppo.ppo_update(policy, value, *opts, batch, minibatches=1, micro_batch_size=1, max_grad_norm=0.5,
-                           schedulers=scheds)
+    settings = ppo.PPOSettings(minibatches=1, micro_batch_size=1, max_grad_norm=0.5)
+    batch = ppo.prepare_batch(four_episodes()[dp_rank::dp], policy, reference, value, settings)
+    stats = ppo.ppo_update(policy, value, *opts, batch, settings, schedulers=scheds)
     stats = rlef.reduce_mean(stats, torch.device("cpu"))                 # each rank's share: averaged, as rlef does
     grads = {k: p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad.clone()
              for k, p in policy.named_parameters()}
@@ -157,7 +159,7 @@ def test_2x2_forward_log_probs_and_greedy_generation_equal_one_process(meshes):
         with torch.no_grad():
             logprobs = policy(TOKENS[:, :-1], targets=TOKENS[:, 1:], temperature=0.7, chunk_size=16)
         torch.testing.assert_close(results[f"{ckpt}/2x2"]["logprobs"], logprobs, atol=1e-5, rtol=0)
-        greedy = generate(policy, PROMPTS, 12, temperature=0)
+        greedy = generate(policy, PROMPTS, 12, Sampling(temperature=0))
         assert [t for t, _ in results[f"{ckpt}/2x2"]["greedy"]] == [t for t, _ in greedy]
         for (_, lp_tp), (_, lp) in zip(results[f"{ckpt}/2x2"]["greedy"], greedy):
             assert lp_tp == pytest.approx(lp, abs=1e-5)
@@ -186,7 +188,8 @@ def test_checkpoint_written_on_2x2_resumes_on_4x1_and_on_one_process(meshes):
     straight = results[f"{untied}/2x2"]["second update"]
     policy, reference, value = one_process(untied)
     opts, scheds, _ = ppo_step(policy, reference, value, steps=0)
-    assert rlef.load_training_state(tmp / "run" / "checkpoints" / "step_000001", policy, value, opts, scheds) == 1
+    resumed = rlef.TrainingState(policy, value, opts, scheds)
+    assert rlef.load_training_state(tmp / "run" / "checkpoints" / "step_000001", resumed) == 1
     _, _, on_one = ppo_step(policy, reference, value, opts=opts, scheds=scheds)
     for resumed in (results["resumed on 4x1"], on_one):
         # The second update starts from the saved weights, AdamW moments and schedule: it is the update the
@@ -208,7 +211,7 @@ def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
     n = sum(p.numel() for p in named.values())
     assert parameter_counts(args) == (n - norms, norms)
     assert parameter_counts(args, value_head=True) == (n - norms, norms + 64)   # its scalar head: whole
-    plan = {name: b for *_, name, b in rlef.memory_plan(args, 8, cfg, tp=2)}      # a 4 x 2 mesh
+    plan = {name: b for *_, name, b in memory_plan(args, 8, rlef.workload(cfg), tp=2)}      # a 4 x 2 mesh
     assert plan["policy weights, fp32 master (sharded)"] == 4 * ((n - norms) / 8 + norms / 4)
     assert plan["sampling replica: 1/2 of the policy (all but its norms), bf16, allocated once"] == \
         2 * ((n - norms) / 2 + norms)
@@ -220,9 +223,10 @@ def test_plan_shards_all_but_the_norms_over_all_ranks_and_the_replica_over_tp():
 def test_smallest_mesh_fits_and_one_node_fewer_does_not():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
     args = PRESETS["70b"]
-    world, tp = rlef.smallest_mesh(args, cfg, 80e9)
-    assert rlef.plan_peaks(rlef.memory_plan(args, world, cfg, 80e9, tp))[0] < 80e9
-    assert all(rlef.plan_peaks(rlef.memory_plan(args, world - 8, cfg, 80e9, t))[0] >= 80e9 for t in (1, 2, 4, 8))
+    work = rlef.workload(cfg)
+    world, tp = smallest_mesh(args, work, 80e9)
+    assert plan_peaks(memory_plan(args, world, work, 80e9, tp))[0] < 80e9
+    assert all(plan_peaks(memory_plan(args, world - 8, work, 80e9, t))[0] >= 80e9 for t in (1, 2, 4, 8))
 
 
 def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(capsys):
@@ -230,11 +234,11 @@ def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(c
     out = capsys.readouterr().out
     assert "16 GPUs as 2 x 8 (data parallel x tensor parallel)" in out and "does NOT fit in 80 GB" in out
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b", "--micro-batch-size", "1"]))
-    world, tp = rlef.smallest_mesh(PRESETS["70b"], cfg, 80e9)
+    world, tp = smallest_mesh(PRESETS["70b"], rlef.workload(cfg), 80e9)
     assert f"smallest mesh that fits in 80 GB per GPU (nodes of 8): {world} GPUs as {world // tp} x {tp}" in out
     # 8B keeps its one-dimensional plan (--tp defaults to 1 below 70B): what it was before the mesh existed.
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
-    assert rlef.dry_run(cfg, 8) == rlef.memory_plan(PRESETS["8b"], 8, cfg, 80e9, tp=1)
+    assert rlef.dry_run(cfg, 8) == memory_plan(PRESETS["8b"], 8, rlef.workload(cfg), 80e9, tp=1)
     assert "fits in 80 GB" in capsys.readouterr().out
 
 

@@ -14,7 +14,7 @@ from data import load_problems
 from data.prompts import initial_prompt
 from data.tiny_tasks import HIDDEN, OUT_DIR, build_splits, secret_words
 from data.train_tiny import add_decoy, batch, build_tokenizer, retry_contexts
-from model import PRESETS, Tokenizer, Transformer, generate
+from model import PRESETS, Sampling, Tokenizer, Transformer, generate
 
 POLICY = OUT_DIR / "policy"
 
@@ -167,7 +167,7 @@ def test_shipped_policy_loads_and_solves_shown_heldout_problems():
     assert sum(f.stat().st_size for f in POLICY.iterdir()) < 2e6
     shown = [p for p in build_splits()[1] if p.difficulty == "shown"][:16]
     prompts = [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in shown]
-    replies = generate(model, prompts, 40, temperature=0.0, stop_ids=tok.stop_ids)
+    replies = generate(model, prompts, 40, Sampling(temperature=0.0, stop_ids=tok.stop_ids))
     assert all(tok.decode(r).startswith("```python\nprint(") for r, _ in replies)
     solved = sum(f"```python\n{p.solutions[0].strip()}\n```" == tok.decode(r) for p, (r, _) in zip(shown, replies))
     assert solved >= 14                      # copies a word it never saw from the worked example

@@ -14,6 +14,7 @@ import torch
 
 import rlef
 from data import Problem, Test, save_problems
+from infra.memory_plan import memory_plan
 from model import PRESETS, Transformer
 
 ROOT = Path(rlef.__file__).parent
@@ -166,9 +167,9 @@ def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path
     monkeypatch.setattr(rlef, "policy_sampler", lambda model, *a, **k: weights_seen.append(
         model.embed_tokens.weight.detach().clone()) or real_sampler(model, *a, **k))
 
-    def evaluate(sample, tok, problems, judge, samples, turns, feedback_mode, **kw):
-        calls.append((feedback_mode, {**kw, "problems": problems}))
-        return fake_report(next(scores) if feedback_mode == "real" else 0.1, feedback_mode)
+    def evaluate(sample, tok, problems, judge, settings, **kw):
+        calls.append((settings.feedback_mode, {**kw, "extra_tests": settings.extra_tests, "problems": problems}))
+        return fake_report(next(scores) if settings.feedback_mode == "real" else 0.1, settings.feedback_mode)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
     rlef.main(tiny_args(tmp_path, tiny_checkpoint, **{"eval-every": 1, "checkpoint-every": 1,
                                                       "keep-checkpoints": 1}))
@@ -240,7 +241,8 @@ def test_training_wires_the_frozen_reference_into_the_kl_and_evaluates_at_the_pa
     def spy_generate(*args, **kwargs):
         call = inspect.signature(generate).bind(*args, **kwargs)
         call.apply_defaults()
-        sampled.append((in_eval[0], call.arguments["temperature"], call.arguments["top_p"]))
+        sampling = call.arguments["sampling"]
+        sampled.append((in_eval[0], sampling.temperature, sampling.top_p))
         return generate(*args, **kwargs)
     monkeypatch.setattr(rlef, "prepare_batch", prepare_batch)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
@@ -254,7 +256,8 @@ def test_training_wires_the_frozen_reference_into_the_kl_and_evaluates_at_the_pa
         assert not any(p.requires_grad for p in ref.parameters())
         for p, q in zip(ref.parameters(), initial.parameters()):
             assert torch.equal(p, q)                                          # still the initial weights
-        assert (s["beta"], s["advantage_mode"], s["temperature"]) == (0.05, "turn", 0.7)
+        settings = s["settings"]
+        assert (settings.beta, settings.advantage_mode, settings.temperature) == (0.05, "turn", 0.7)
     assert scored[1]["kl"] > 0.1                                   # the policy has moved (about 1 nat per token)
     assert scored[1]["batch"]["stats"]["kl_penalty"] == pytest.approx(scored[1]["kl"], rel=1e-4, abs=1e-6)
     assert scored[0]["batch"]["stats"]["kl_penalty"] == pytest.approx(0.0, abs=1e-6)   # before any update
@@ -313,7 +316,7 @@ REPLICA_SCRIPT = """
 import json, sys
 import torch
 import rlef
-from model import Transformer, generate
+from model import Sampling, Transformer, generate
 
 rank, world, device = rlef.setup_distributed()
 checkpoint, out = sys.argv[1], sys.argv[2]
@@ -323,7 +326,7 @@ prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45, 46], [7, 8], [100 + rank] * 5]
 
 
 def sample(model, **kw):   # no stop tokens: every rank makes the same forward calls (FSDP gathers in them)
-    return generate(model, prompts, 10, temperature=1.0, generator=torch.Generator().manual_seed(rank), **kw)
+    return generate(model, prompts, 10, Sampling(temperature=1.0, **kw), generator=torch.Generator().manual_seed(rank))
 
 
 report = {"replica_is_plain": not hasattr(replica.model, "unshard"), "runs": []}
@@ -362,7 +365,7 @@ def test_sampling_replica_gives_the_sharded_policys_tokens_under_torchrun(tmp_pa
 
 def test_dry_run_arithmetic_matches_the_parameter_count():
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
-    plan = {name: b for *_, name, b in rlef.memory_plan(PRESETS["tiny"], 2, cfg)}
+    plan = {name: b for *_, name, b in memory_plan(PRESETS["tiny"], 2, rlef.workload(cfg))}
     n = sum(p.numel() for p in Transformer(PRESETS["tiny"]).parameters())
     n_value = sum(p.numel() for p in Transformer(PRESETS["tiny"], value_head=True).parameters())
     assert n_value != n                                       # the tied preset: the critic has its own head
@@ -450,13 +453,14 @@ def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_
     value = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
     opts, scheds = zip(make_optimizer(policy), make_optimizer(value))
     for step in (1, 2, 3):      # as train() calls it with --checkpoint-every 1 --export-every 2 and more batches
-        rlef.save_checkpoint(tmp_path, step, policy, value, opts, scheds, tiny_checkpoint, cfg, export=step == 2)
+        rlef.save_checkpoint(tmp_path, step, rlef.TrainingState(policy, value, opts, scheds), tiny_checkpoint,
+                             cfg.keep_checkpoints, torch.float32 if step == 2 else None)
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("step_*")) == ["step_000002", "step_000003"]
     assert (checkpoints / "step_000002" / "policy" / "tokenizer.json").is_file()
     assert not (checkpoints / "step_000003" / "policy").exists()
     assert rlef.latest_checkpoint(tmp_path) == checkpoints / "step_000003"
-    assert rlef.load_training_state(checkpoints / "step_000003", policy, value, opts, scheds) == 3
+    assert rlef.load_training_state(checkpoints / "step_000003", rlef.TrainingState(policy, value, opts, scheds)) == 3
 
 
 # ------------------------------------------------------------------------------------------------------------
