@@ -62,7 +62,7 @@ def run_cli(argv, env_extra=None, prelude="", launcher=(sys.executable,), watch=
 
 
 def judge_servers_under(pid: int) -> int:
-    """execute.py fork servers among pid's descendants (not counting the processes they fork per test)."""
+    """The judge's fork servers (infra/sandbox.py) among pid's descendants (not the processes they fork per test)."""
     parent, command = {}, {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -73,7 +73,7 @@ def judge_servers_under(pid: int) -> int:
             continue
 
     def is_server(p):
-        return b"execute.py" in command.get(p, b"") and b"--serve" in command.get(p, b"")
+        return b"infra/sandbox.py" in command.get(p, b"") and b"--serve" in command.get(p, b"")
 
     def under(p):
         while p in parent and p != pid:
