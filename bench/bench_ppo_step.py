@@ -35,10 +35,11 @@ import torch.nn.functional as F  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from model import Transformer  # noqa: E402
-from ppo import Episode, make_optimizer, ppo_update, prepare_batch  # noqa: E402
+from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch  # noqa: E402
 
 TINY = ROOT / "data" / "tiny" / "policy"
 MINIBATCHES, MICRO_BATCH = 2, 32            # the tiny preset's (rlef.PRESET_DEFAULTS["tiny"])
+SETTINGS = PPOSettings(minibatches=MINIBATCHES, micro_batch_size=MICRO_BATCH)   # the paper's beta, clip, turn-level value
 
 
 def tiny_episode(rng: random.Random, vocab: int) -> Episode:
@@ -120,13 +121,13 @@ def main(argv=None):
     rng = random.Random(0)
     episodes = [tiny_episode(rng, policy.args.vocab_size) for _ in range(a.episodes)]
     optimizers = [make_optimizer(m, lr=1e-9, warmup_updates=1)[0] for m in (policy, critic)]
-    batch = prepare_batch(episodes, policy, reference, critic, 0.05, "turn", MICRO_BATCH)
+    batch = prepare_batch(episodes, policy, reference, critic, SETTINGS)
 
     def score():
-        prepare_batch(episodes, policy, reference, critic, 0.05, "turn", MICRO_BATCH)
+        prepare_batch(episodes, policy, reference, critic, SETTINGS)
 
     def update():
-        ppo_update(policy, critic, *optimizers, batch, MINIBATCHES, MICRO_BATCH)
+        ppo_update(policy, critic, *optimizers, batch, SETTINGS)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
 
