@@ -1,7 +1,7 @@
 """PPO with a turn-level value: the learning rule of RLEF.
 
 Gehring et al., "RLEF: Grounding Code LLMs in Execution Feedback with Reinforcement Learning", ICML 2025
-(arXiv 2410.02089), §2.2 (the learning rule) and App. B (its settings).
+(arXiv 2410.02089), §2.2 (the learning rule) and App. A.1 (its settings).
 
 A multi-turn episode is ONE token sequence (prompt, response 0, feedback, response 1, ...). Every per-token
 tensor in this file is indexed by token position i and lines up with `tokens`:
@@ -43,7 +43,7 @@ class Episode:
 @dataclass
 class PPOSettings:
     """The settings of the learning rule, as ``prepare_batch`` and ``ppo_update`` read them. Defaults are the
-    paper's (§2.2, App. B) where it gives one."""
+    paper's (§2.2, App. A.1) where it gives one."""
     beta: float = 0.05                  # KL penalty towards the reference policy rho, per turn
     advantage_mode: str = "turn"        # "turn": the paper's turn-level value; "token": the GAE ablation
     temperature: float = 1.0            # the rollouts' sampling temperature: every log-prob is taken at it
@@ -286,7 +286,7 @@ def prepare_batch(episodes, policy, ref_policy, critic, settings: PPOSettings) -
 
 def make_optimizer(model, lr: float = 2e-7, weight_decay: float = 0.1, warmup_updates: int = 50,
                    betas: tuple[float, float] = (0.9, 0.95)):
-    """AdamW with linear warm-up over optimiser updates (paper §2.2, App. B: lr 2e-7, weight decay 0.1, 50 warm-up
+    """AdamW with linear warm-up over optimiser updates (paper §2.2, App. A.1: lr 2e-7, weight decay 0.1, 50 warm-up
     steps).
 
     Our choices: weight decay only on >=2-D weights (matrices, embeddings), not on norms/biases; betas

@@ -431,7 +431,7 @@ def option(default, help: str):
 @dataclass
 class Config:
     """Every training setting; a flag per field (``--micro-batch-size`` for ``micro_batch_size``).
-    Defaults are the paper's (paper §3, appendix B) where it gives one; PRESET_DEFAULTS override them per preset."""
+    Defaults are the paper's (paper App. A.1) where it gives one; PRESET_DEFAULTS override them per preset."""
     model: str = option("8b", "preset: picks the architecture, the default weights folder and defaults")
     weights: str | None = option(None, "HF folder of the initial policy (default: checkpoints/<repo name>)")
     train_data: str | None = option(None, "JSONL problems to train on (default: data/code_contests/train.jsonl)")
@@ -867,7 +867,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a Llama 3 policy with RLEF (PPO on execution feedback). "
                     "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
-                    "the paper's setting. Defaults are the paper's (paper §3, appendix B) unless the preset "
+                    "the paper's setting. Defaults are the paper's (paper App. A.1) unless the preset "
                     "overrides them. `python rlef.py eval --help` for evaluation.")
     hints = typing.get_type_hints(Config)
     for f in Config.__dataclass_fields__.values():
