@@ -2,7 +2,7 @@
 
     extract_code(response)                   the last ```python block (else the last bare ``` block), or None
     Judge(workers=N).map(items)              (problem, code, tests) items in parallel: one TestResult per test;
-                                             stdin/stdout or function tests by problem.kind (run_judge: the same)
+                                             stdin/stdout or function tests by problem.kind
     describe_failures(problem, results)      the paper's feedback message (App. C); NO_CODE_FEEDBACK
     Sandbox().run_tests / run_function_tests one program on one fork server (run_tests: on a shared one)
     python execute.py SOLUTION.py PROBLEM.json
@@ -514,13 +514,6 @@ def judge_errors(tests, error: BaseException) -> list[TestResult]:
                   "tests are judge_error", RuntimeWarning, stacklevel=2)
     detail = "".join(traceback.format_exception_only(type(error), error)).strip()
     return [TestResult("judge_error", t.input, t.output, error=f"{JUDGE_ERROR}: {detail}") for t in tests]
-
-
-def run_judge(judge, items) -> list[list[TestResult]]:
-    """rlef.py's judge call: (problem, code, tests) items on ``judge`` (a Judge, or rlef's GroupJudge, which
-    has its map); one result list (one result per test) per item."""
-    items = list(items)
-    return judge.map(items) if items else []
 
 
 _default_sandbox, _default_lock = None, threading.Lock()

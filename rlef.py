@@ -36,7 +36,7 @@ import torch.distributed as dist
 import execute
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
-from execute import describe_failures, run_judge
+from execute import describe_failures
 from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
                                read_best, save_checkpoint, write_best)
 from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
@@ -132,7 +132,7 @@ def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: l
 def judge_public_tests(judge, dialogues: list[Dialogue]) -> list[list | None]:
     """The public-test results of each dialogue's last response, in order; None for a response without code."""
     with_code = [d for d in dialogues if d.codes[-1] is not None]
-    results = iter(run_judge(judge, [(d.problem, d.codes[-1], d.problem.public_tests) for d in with_code]))
+    results = iter(judge.map([(d.problem, d.codes[-1], d.problem.public_tests) for d in with_code]))
     return [next(results) if d.codes[-1] is not None else None for d in dialogues]
 
 
@@ -165,7 +165,7 @@ def judge_final_responses(judge, dialogues: list[Dialogue], extra_tests: bool):
     already known, so only responses that passed them run the rest: a failed one is unsolved anyway."""
     passed = [d for d in dialogues if d.verdicts[-1] == "pass"]
     hidden = [all_tests(d.problem, extra_tests)[len(d.problem.public_tests):] for d in passed]
-    rest = iter(run_judge(judge, [(d.problem, d.codes[-1], tests) for d, tests in zip(passed, hidden)]))
+    rest = iter(judge.map([(d.problem, d.codes[-1], tests) for d, tests in zip(passed, hidden)]))
     for d in dialogues:   # next(): in the order of `passed`
         d.final_verdict = verdict_of(next(rest)) if d.verdicts[-1] == "pass" else d.verdicts[-1]
         d.solved = d.final_verdict == "pass"   # judge_error (the machinery failed) is a failure like any other
@@ -219,9 +219,9 @@ class RandomFeedback:
             donor = self.rng.choice([p for p in self.donors if p.name != d.problem.name])
             picks.append((donor, self.rng.randrange(len(donor.incorrect_solutions))))
         new = list({(p.name, i): (p, i) for p, i in picks if (p.name, i) not in self.messages}.values())
-        results = run_judge(self.judge, [(p, p.incorrect_solutions[i], p.public_tests) for p, i in new])
+        results = self.judge.map([(p, p.incorrect_solutions[i], p.public_tests) for p, i in new])
         passing = [k for k, res in enumerate(results) if verdict_of(res) == "pass"]
-        crashes = run_judge(self.judge, [(new[k][0], "raise NotImplementedError()", new[k][0].public_tests)
+        crashes = self.judge.map([(new[k][0], "raise NotImplementedError()", new[k][0].public_tests)
                                          for k in passing])
         for k, res in zip(passing, crashes):
             results[k] = res
@@ -333,7 +333,7 @@ def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=prin
     log(" " * 60, end="\r")
     # Judge every multi-turn response on all tests, for the solve rate after each turn.
     responses = [(d, code) for _, d in multi for code in d.codes if code]
-    results = run_judge(judge, [(d.problem, code, all_tests(d.problem, extra_tests)) for d, code in responses])
+    results = judge.map([(d.problem, code, all_tests(d.problem, extra_tests)) for d, code in responses])
     verdicts = {}                                             # (problem name, code) -> its verdict on all tests
     for (d, code), res in zip(responses, results):
         verdicts[d.problem.name, code] = verdict_of(res)

@@ -112,7 +112,7 @@ def retry_contexts(tok: Tokenizer, problems, rng: random.Random, judge) -> list[
     produced by the sandbox exactly as in a rollout (rlef.rollout). The reply to learn after it is the
     problem's solution: the policy learns the dialogue's form, never what an expected output reveals."""
     replies = [p.solutions[0].strip().replace(*rng.choice(BUGS), 1) for p in problems]
-    results = execute.run_judge(judge, [(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
+    results = judge.map([(p, r + "\n", p.public_tests) for p, r in zip(problems, replies)])
     return [first_turn(tok, p) + tok.encode(f"```python\n{r}\n```")
             + [tok.eot_id] + tok.encode_message("user", execute.describe_failures(p, res))
             + tok.encode_header("assistant") for p, r, res in zip(problems, replies, results)]

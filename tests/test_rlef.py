@@ -81,7 +81,7 @@ def test_turn_limit_and_feedback_from_public_tests_only(tok, judge, case):
     assert len(d.codes) == 3 and not d.solved
     assert d.turn_rewards == [0.0, 0.0, -1.0]
     assert d.verdicts[0] in ("wrong_answer", "runtime_error") and len(set(d.verdicts)) == 1
-    public, = execute.run_judge(judge, [(problem, d.codes[0], problem.public_tests)])
+    public, = judge.map([(problem, d.codes[0], problem.public_tests)])
     expected = execute.describe_failures(problem, public)
     assert d.feedbacks == [expected, expected]
     assert "5" in expected and "-3" not in expected           # the failing public test, never a private one
@@ -209,12 +209,11 @@ def test_random_feedback_runs_an_incorrect_solution_of_another_problem_on_its_pu
     shown = rlef.RandomFeedback([DOUBLE_WITH_INCORRECT, TRIPLE], judge, random.Random(0))
     d, t = rlef.rollout(Scripted(tok, wrong), tok, [DOUBLE_WITH_INCORRECT, TRIPLE], judge, turns=2,
                         random_feedback=shown)
-    triples_feedback = execute.describe_failures(TRIPLE, execute.run_judge(
-        judge, [(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
+    triples_feedback = execute.describe_failures(TRIPLE, judge.map([(TRIPLE, "print(0)", TRIPLE.public_tests)])[0])
     assert d.feedbacks == [triples_feedback]             # triple's own incorrect solution on triple's own test
     assert "Expected output `21` but got `0`" in triples_feedback
-    assert t.feedbacks == [execute.describe_failures(DOUBLE_WITH_INCORRECT, execute.run_judge(
-        judge, [(DOUBLE_WITH_INCORRECT, "print(1)", DOUBLE_WITH_INCORRECT.public_tests)])[0])]
+    doubles_results, = judge.map([(DOUBLE_WITH_INCORRECT, "print(1)", DOUBLE_WITH_INCORRECT.public_tests)])
+    assert t.feedbacks == [execute.describe_failures(DOUBLE_WITH_INCORRECT, doubles_results)]
 
 
 def test_random_feedback_from_an_incorrect_solution_that_passes_public_tests_is_a_not_implemented_error(tok, judge):
@@ -342,7 +341,7 @@ def test_function_feedback_lists_every_public_assert_with_its_own_error(tok, jud
     tests = function_tests(_DOUBLE, "double", "assert double(2) == 4", "assert double(3) == 6, 'three'",
                            "assert double(4) == 8", "assert double(5) == 10")
     problem = Problem("d", "d", tests, [], kind="function", entry_point="double", time_limit=0.5)
-    results, = execute.run_judge(judge, [(problem, code, tests)])
+    results, = judge.map([(problem, code, tests)])
     assert [r.verdict for r in results] == ["pass", "wrong_answer", "runtime_error", "timeout"]
     message = execute.describe_failures(problem, results)
     assert message == (
@@ -374,8 +373,8 @@ def test_every_canonical_humaneval_solution_passes_through_the_environment_and_r
             if isinstance(node, ast.FunctionDef) and node.name == p.entry_point:
                 node.body = [ast.Return(ast.Constant(None))]
         return ast.unparse(tree)
-    good = execute.run_judge(judge, [(p, p.solutions[0], rlef.all_tests(p)) for p in problems])
-    bad = execute.run_judge(judge, [(p, stub(p), rlef.all_tests(p)) for p in problems])
+    good = judge.map([(p, p.solutions[0], rlef.all_tests(p)) for p in problems])
+    bad = judge.map([(p, stub(p), rlef.all_tests(p)) for p in problems])
     for p, g, b in zip(problems, good, bad):
         assert rlef.verdict_of(g) == "pass", (p.name, [r.error for r in g if r.verdict != "pass"][:1])
         assert rlef.verdict_of(b) != "pass", p.name
@@ -538,8 +537,8 @@ def test_random_feedback_shows_another_problems_message_at_every_turn(tok, judge
                                                            SQUARE.private_tests, incorrect_solutions=["print(4)"])]
     else:
         problems = [DOUBLE, Problem("triple", "Print 3n", [Test("7\n", "21\n")], []), SQUARE]
-    own = {p.name: execute.describe_failures(p, r) for p, r in zip(problems, execute.run_judge(
-        judge, [(p, execute.extract_code(WRONG), p.public_tests) for p in problems]))}
+    results = judge.map([(p, execute.extract_code(WRONG), p.public_tests) for p in problems])
+    own = {p.name: execute.describe_failures(p, r) for p, r in zip(problems, results)}
     for seed in range(8):
         shared = rlef.RandomFeedback(problems, judge, random.Random(seed))
         dialogues = rlef.rollout(Scripted(tok, WRONG), tok, problems, judge, turns=3, random_feedback=shared)
