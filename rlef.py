@@ -12,10 +12,11 @@ sampling replica, checkpoints, the memory plan) is imported from infra/:
     1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
                                                                                (paper §2.1, appendix C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
+       (the episodes are played here; infra/reporting.py computes the measures from their records)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
-    4. The three models (policy, reference, critic) loaded sharded
-    5. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
+    4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
+       (its inputs are checked by infra/inputs.py before any work starts)
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import random
 import sys
 import time
 import typing
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -34,16 +35,18 @@ import torch
 import torch.distributed as dist
 
 import execute
-from data import Problem, load_problems
+from data import Problem
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures
 from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
-                               read_best, save_checkpoint, write_best)
-from infra.memory_plan import Workload, cache_rows, free_memory, kv_cache_budget, memory_plan, print_plan
-from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, log0, reduce_mean,
-                            setup_distributed, shard, start_judge, tensor_parallel, tensor_parallel_size,
-                            training_mesh)
-from infra.reporting import before_after_table, chrf, format_report, pass_at_k, plot_curves, read_json
+                               open_metrics, read_best, save_checkpoint, write_best)
+from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, load_inputs,
+                          longest_first_prompt, read_weights, response_budget)
+from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
+                               memory_plan, print_plan)
+from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, load_models, log0, reduce_mean,
+                            setup_distributed, start_judge, tensor_parallel, training_mesh)
+from infra.reporting import before_after_table, eval_report, format_report, format_step, plot_curves, read_json
 from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
@@ -350,74 +353,6 @@ def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=prin
     return records
 
 
-def eval_report(records: list[dict], problems, settings: EvalSettings) -> dict:
-    """The paper's measures from the episode records of ``eval_episodes`` (paper §3):
-
-    - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
-    - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
-      public tests is submitted; and pass@k over all single-turn samples (unbiased estimator);
-    - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
-      (chrF) the code changed from the previous response.
-
-    Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
-    out the same however the episodes were split over ranks.
-    """
-    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
-    position = {p.name: i for i, p in enumerate(problems)}
-    records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
-    multi = [r for r in records if r["mode"] == "multi"]
-    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": settings.feedback_mode,
-              "tests": tests_used(problems, extra_tests),
-              # judged on the tests the policy was shown, nothing else: their solve rate says little
-              "public_tests_only": sum(len(all_tests(p, extra_tests)) == len(p.public_tests) for p in problems),
-              # verdicts the machinery failed to give (counted as failures): nonzero means a broken judge
-              "judge_errors": sum(r.get("judge_errors", 0) for r in records)}
-    report["multi_turn_1@3"] = sum(r["solved"] for r in multi) / len(multi)
-    # Single-turn at equal budget: each problem's single-turn samples in groups of ``turns`` (one per sample).
-    by_problem = defaultdict(list)
-    for r in records:
-        if r["mode"] == "single":
-            by_problem[r["problem"]].append(r)
-    wins, n_groups, pass_k = 0, 0, defaultdict(list)
-    for rs in by_problem.values():
-        for g in range(0, len(rs) - turns + 1, turns):
-            submitted = next((r for r in rs[g:g + turns] if r["verdict"] == "pass"), None)
-            wins += submitted is not None and submitted["solved"]
-            n_groups += 1
-        c = sum(r["solved"] for r in rs)
-        for k in (1, turns, 10):
-            if k <= len(rs):
-                pass_k[k].append(pass_at_k(len(rs), c, k))
-    report["single_turn_1@3"] = wins / max(1, n_groups)
-    report["pass@k"] = {f"pass@{k}": sum(v) / len(v) for k, v in pass_k.items()}
-    per_turn = []
-    for t in range(turns):
-        # An episode that stopped before turn t keeps its last solution.
-        solved = [r["solved_after"][min(t, len(r["codes"]) - 1)] for r in multi]
-        reached = [r for r in multi if len(r["codes"]) > t]
-        changed = [(r["codes"][t - 1] or "", r["codes"][t] or "") for r in reached if t > 0]
-        edited = [(a, b) for a, b in changed if a and b]     # chrF compares code with code, not with nothing
-        per_turn.append({"turn": t + 1, "solve_rate": sum(solved) / len(multi), "episodes": len(reached),
-                         "verdicts": dict(Counter(r["verdicts"][t] for r in reached)),
-                         "code_changed": sum(a != b for a, b in changed) / len(changed) if changed else None,
-                         "chrF_to_previous": sum(chrf(b, a) for a, b in edited) / len(edited) if edited else None})
-    report["per_turn"] = per_turn
-    report["mean_turns"] = sum(len(r["codes"]) for r in multi) / len(multi)
-    return report
-
-
-def tests_used(problems: list[Problem], extra_tests: bool) -> str:
-    """Which tests judged the final responses, in words, for the report."""
-    with_generated = sum(bool(p.generated_tests) for p in problems)
-    if not extra_tests:
-        return "public + private (generated tests left out)"
-    if with_generated == 0:
-        return "public + private (the data have no generated tests)"
-    if with_generated < len(problems):
-        return f"public + private + generated ({with_generated} of {len(problems)} problems have generated tests)"
-    return "public + private + generated"
-
-
 # ----------------------------------------------------------------------------------------------------------
 # 3. Training (paper §2.2, §3): the settings, the loop, its phases
 # ----------------------------------------------------------------------------------------------------------
@@ -569,8 +504,7 @@ def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
     decode slots, seconds sampling (the replica's refresh included) and executing."""
     t0 = time.time()
     problems = step_problems(run.train_set, run.cfg, step, run.dp_rank, run.dp)
-    # Reseeded from (seed, step, share): resuming at step N samples exactly what step N would have.
-    gen = torch.Generator(run.device).manual_seed(run.cfg.seed * 1_000_003 + step * 7919 + run.dp_rank)
+    gen = random_stream(run.device, run.cfg.seed, step, run.dp_rank)
     usage = {}
     sample = sampler(run, run.cfg.temperature, 1.0, gen, usage)
     refresh_s = time.time() - t0
@@ -579,6 +513,12 @@ def play_batch(run: Run, step: int) -> tuple[list[Dialogue], dict]:
     usage["sample_s"] = refresh_s + usage["seconds"]
     usage["exec_s"] = time.time() - t0 - usage["sample_s"]
     return dialogues, usage
+
+
+def random_stream(device, seed: int, step: int, dp_rank: int) -> torch.Generator:
+    """The sampling stream of one data-parallel share at one step, a pure function of (seed, step, share): a
+    resumed run samples exactly what it would have, and the copies of the policy draw different samples."""
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + step * 7919 + dp_rank)
 
 
 def sampler(run: Run, temperature: float, top_p: float, generator, usage: dict | None = None):
@@ -605,12 +545,7 @@ def step_statistics(run: Run, step: int, dialogues: list[Dialogue], ppo_stats: d
                tokens_per_s=row["sampled_tokens"] * run.dp / usage["sample_s"], sample_s=usage["sample_s"],
                exec_s=usage["exec_s"], train_s=usage["train_s"],
                step_s=usage["sample_s"] + usage["exec_s"] + usage["train_s"])
-    log0(f"step {step + 1:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
-         f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
-         f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
-         f"slots {100 * row['slot_efficiency']:.0f}% | "
-         f"sample {row['sample_s']:.1f}s exec {row['exec_s']:.1f}s train {row['train_s']:.1f}s"
-         + (f" | JUDGE ERRORS {row['final_verdicts']['judge_error']}" if row["final_verdicts"]["judge_error"] else ""))
+    log0(format_step(row))
     return row
 
 
@@ -626,7 +561,7 @@ def verdict_counts(dialogues: list[Dialogue], run: Run) -> dict[str, int]:
 def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
     """Valid-set evaluation with the paper's settings (temperature 0.2, top-p 0.95; public + private +
     generated tests, appendix B.3), each rank a share, pooled; rank 0 writes eval_step<N>_<feedback>.json."""
-    gen = torch.Generator(run.device).manual_seed(run.cfg.seed + 7919 * run.dp_rank)
+    gen = random_stream(run.device, run.cfg.seed, 0, run.dp_rank)   # the same draws for every checkpoint compared
     with torch.no_grad():
         settings = EvalSettings(samples=run.cfg.eval_samples, turns=run.cfg.turns, feedback_mode=feedback_mode,
                                 extra_tests=True, max_len=run.max_len)
@@ -710,31 +645,9 @@ def start_run(cfg: Config) -> Run:
         run.start = load_training_state(resume_from, trained)
         run.best = read_best(run_dir)
         log0(f"resumed from {resume_from} at step {run.start}")
-    run.metrics = open_metrics(run)
-    log_rollout_plan(run)
+    run.metrics = open_metrics(run_dir, resume_from and run.start) if rank == 0 else None
+    log0(describe_rollout_plan(replica, policy, run.cache_bytes, cfg.batch_size // dp, cfg.rollout_batch, cfg.max_len))
     return run
-
-
-def open_metrics(run: Run) -> typing.TextIO | None:
-    """metrics.jsonl, appended to by rank 0. Rows logged after the checkpoint a run resumes from are redone:
-    they are dropped first, so every step appears once."""
-    if run.rank != 0:
-        return None
-    path = run.dir / "metrics.jsonl"
-    if run.cfg.resume and path.is_file():
-        rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= run.start]
-        path.write_text("".join(r + "\n" for r in rows))
-    return open(path, "a")
-
-
-def log_rollout_plan(run: Run):
-    cfg, per_rank = run.cfg, run.cfg.batch_size // run.dp
-    together = cfg.rollout_batch or min(per_rank, cache_rows(run.replica.model, run.cache_bytes, cfg.max_len))
-    why = "--rollout-batch" if cfg.rollout_batch else f"{run.cache_bytes / 2**30:.1f} GiB left for the KV cache"
-    copy = ("the policy itself" if run.replica.model is run.trained.policy
-            else f"{run.replica.nbytes(run.trained.policy) / 2**30:.2f} GiB")
-    log0(f"rollouts: {per_rank} episodes per rank, {together} of {cfg.max_len} tokens decoding together ({why}; "
-         f"more when shorter); sampling replica: {copy}")
 
 
 def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
@@ -752,115 +665,8 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 4. The three models on a mesh (the machinery itself is in infra/)
+# 4. The command line: `python rlef.py` (training), `python rlef.py eval`
 # ----------------------------------------------------------------------------------------------------------
-
-
-def load_models(cfg: Config, weights: Path, device, mesh=None):
-    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2).
-    Under torchrun each model is split (over ``mesh``, default FSDP2 over all ranks) while still on the meta
-    device and every rank reads only its own block of each tensor: no rank ever holds a whole model (8B:
-    30 + 28 + 15 GiB), on any mesh. A resumed run then overwrites policy and critic with its checkpoint
-    (``load_training_state``)."""
-    dtype = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
-    sharded = mesh is not None or dist.is_initialized()
-    compute = getattr(torch, cfg.dtype)
-    trained = for_loading(lambda model: shard(model, device, compute, mesh)) if sharded else None
-    frozen = for_loading(lambda model: shard(model, device, compute, mesh, trained=False)) if sharded else None
-    policy = Transformer.from_pretrained(weights, device, dtype, shard=trained)
-    critic = Transformer.from_pretrained(weights, device, dtype, value_head=True, shard=trained)
-    reference = Transformer.from_pretrained(weights, device, compute if device.type == "cuda" else dtype,
-                                            shard=frozen).eval().requires_grad_(False)
-    policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
-    return policy, reference, critic
-
-
-# ----------------------------------------------------------------------------------------------------------
-# 5. The command line: checked inputs, `python rlef.py` (training), `python rlef.py eval`
-# ----------------------------------------------------------------------------------------------------------
-
-
-class UsageError(Exception):
-    """A mistake in what the user gave (a flag value, a data file, a weights folder): ``main`` prints it as one
-    line ``error: ...`` and exits with status 2, as argparse does. A traceback means a bug."""
-
-
-def checked_tp(tp: int, args: ModelArgs, world: int, gpus_per_node: int | None = None) -> int:
-    """--tp (0: its default) for ``world`` ranks, nodes of ``gpus_per_node`` (default: torchrun's ranks per node)."""
-    gpus_per_node = gpus_per_node or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    try:
-        return tensor_parallel_size(tp, args, world, gpus_per_node)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-
-def read_problems(path) -> list[Problem]:
-    try:
-        return load_problems(path)
-    except (OSError, ValueError) as e:
-        raise UsageError(str(e)) from None
-
-
-def read_weights(load, path, *args, **kwargs):
-    """``load(path, ...)`` (a ``from_pretrained``), a missing or corrupt folder being a UsageError."""
-    try:
-        return load(path, *args, **kwargs)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot load {path}: {e}") from None
-    except KeyError as e:
-        raise UsageError(f"cannot load {path}: config.json lacks the field {e}") from None
-
-
-def missing_weights_message(cfg: Config, path: Path) -> str:
-    repo = HF_REPOS.get(cfg.model)
-    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first): "
-           f"huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
-           "pass --weights DIR with a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
-    return f"no weights at {path}: {how}"
-
-
-def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
-    """Tokens before the first response of the longest problem: the least context a dialogue needs."""
-    return max(len(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)))
-               for p in problems)
-
-
-def load_inputs(cfg: Config):
-    """Weights folder, its architecture (config.json), tokenizer and problems, checked before any work starts:
-    a mistake in a flag, a data file or a weights folder is one UsageError at start-up, not a traceback hours
-    into a run."""
-    weights = Path(cfg.weights)
-    if not (weights / "config.json").is_file():
-        raise UsageError(missing_weights_message(cfg, weights))
-    for f in (cfg.train_data, cfg.valid_data):
-        if not Path(f).is_file():
-            raise UsageError(f"no dataset at {f}: convert CodeContests first (see data/README.md), e.g. "
-                             "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
-    args = read_weights(ModelArgs.from_pretrained, weights)
-    tok = read_weights(Tokenizer.from_pretrained, weights)
-    train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
-    for f, problems in ((cfg.train_data, train_set), (cfg.valid_data, valid_set)):
-        if not problems:
-            raise UsageError(f"{f} holds no problems")
-    check_private_tests(cfg.train_data, train_set)
-    context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
-    if longest + cfg.max_new_tokens > context:
-        raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
-                         f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
-                         f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
-    return weights, args, tok, train_set, valid_set
-
-
-def check_private_tests(path, problems: list[Problem]):
-    """Training rewards the final response on public + private tests. Without private tests that reward is
-    decided by the public tests the policy was shown (and may copy from the examples), so such problems are
-    refused, as the paper drops them (paper §3.1)."""
-    without = [p.name for p in problems if not p.private_tests]
-    if without:
-        names = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
-        raise UsageError(f"{path}: {len(without)} of {len(problems)} training problems have no private tests "
-                         f"({names}); their reward would be decided by the public tests the policy is shown. "
-                         "Remove them (the paper drops them, §3.1) or give them private tests")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -869,16 +675,7 @@ def train_parser() -> argparse.ArgumentParser:
                     "`python rlef.py --model tiny` runs the CPU demo; `torchrun --nproc_per_node=8 rlef.py --model 8b` "
                     "the paper's setting. Defaults are the paper's (paper App. A.1) unless the preset "
                     "overrides them. `python rlef.py eval --help` for evaluation.")
-    hints = typing.get_type_hints(Config)
-    for f in Config.__dataclass_fields__.values():
-        flag, default, help_ = "--" + f.name.replace("_", "-"), f.default, f.metadata["help"]
-        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
-        if f.name == "model":
-            parser.add_argument(flag, default=None, choices=sorted(PRESETS), help=f"{help_} (default: 8b)")
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
-        else:
-            parser.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
+    add_config_flags(parser, Config)
     parser.add_argument("--world-size", type=int, default=8, help="with --dry-run: GPUs to plan for")
     parser.add_argument("--gpu-memory", type=float, default=80, help="with --dry-run: GB of memory per GPU")
     return parser
@@ -893,19 +690,7 @@ def config_from_args(a) -> Config:
         cfg.weights = str(ROOT / "checkpoints" / HF_REPOS[cfg.model].split("/")[1])
     cfg.train_data = cfg.train_data or str(ROOT / "data/code_contests/train.jsonl")
     cfg.valid_data = cfg.valid_data or str(ROOT / "data/code_contests/valid.jsonl")
-    if cfg.advantage not in ("turn", "token"):
-        raise UsageError(f"--advantage must be 'turn' or 'token', not {cfg.advantage!r}")
-    for name in ("batch_size", "minibatches", "micro_batch_size", "epochs", "turns", "max_new_tokens", "max_len",
-                 "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints"):
-        if getattr(cfg, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}")
-    for name in ("batches", "warmup_updates", "rollout_batch", "judge_workers", "temperature", "lr", "beta"):
-        if getattr(cfg, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must not be negative, not {getattr(cfg, name)}")
-    if cfg.batch_size % cfg.minibatches or cfg.batch_size < cfg.minibatches:
-        raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --minibatches {cfg.minibatches}")
-    if cfg.dtype not in ("bfloat16", "float16", "float32"):
-        raise UsageError(f"--dtype must be bfloat16, float16 or float32, not {cfg.dtype!r}")
+    check_config(cfg)
     return cfg
 
 
@@ -916,80 +701,6 @@ def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
     plan = memory_plan(args, world, workload(cfg), gpu_gb * 1e9, tp)
     print_plan(plan, args, workload(cfg), world, tp, gpu_gb, cfg.model)
     return plan
-
-
-def eval_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlef.py eval", description="Evaluate a checkpoint with the paper's "
-                                "measures (paper §3, appendix B.3).")
-    parser.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
-    parser.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
-    parser.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
-    parser.add_argument("--samples", type=int, default=1, help="rollouts per problem (paper: 200 for 1@3)")
-    parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--problems", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--feedback", choices=["real", "random"], default="real",
-                   help="random: feedback from a different problem (the paper's ablation)")
-    parser.add_argument("--temperature", type=float, default=0.2)
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-new-tokens", type=int, default=None,
-                   help="tokens per response (default: 1024, lowered for a model whose context cannot hold it)")
-    parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
-    parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
-                   help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
-                        "B.3); --no-generated-tests: public + private only")
-    parser.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
-    parser.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
-    parser.add_argument("--tp", type=int, default=0,
-                        help="under torchrun, ranks that hold one tensor-parallel copy of the model together, each "
-                             "1/tp of it (0: 1 up to 8B, the GPUs of one node for larger models); the world / tp "
-                             "copies split the problems")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
-
-
-def response_budget(max_new_tokens: int | None, longest_prompt: int, context: int, turns: int, log=print) -> int:
-    """--max-new-tokens for an evaluation: a value the user gave is refused when not even the first response
-    fits the model's context after the longest prompt; the default (1024) is then lowered, once, said so, to
-    a share that leaves room for all ``turns`` responses and the feedback between them (each counted as
-    long as a response: our choice)."""
-    if max_new_tokens is not None:
-        if longest_prompt + max_new_tokens > context:
-            raise UsageError(f"--max-new-tokens {max_new_tokens} plus the longest prompt ({longest_prompt} tokens) "
-                             f"exceeds the model's context of {context} tokens; pass at most "
-                             f"{context - longest_prompt}")
-        return max_new_tokens
-    if longest_prompt + DEFAULT_EVAL_MAX_NEW_TOKENS <= context:
-        return DEFAULT_EVAL_MAX_NEW_TOKENS
-    budget = (context - longest_prompt) // (2 * turns - 1)
-    if budget < 1:
-        raise UsageError(f"the longest prompt ({longest_prompt} tokens) fills the model's context of {context}")
-    log(f"note: --max-new-tokens lowered from {DEFAULT_EVAL_MAX_NEW_TOKENS} to {budget}: the model's context is "
-        f"{context} tokens and the longest prompt {longest_prompt} (pass --max-new-tokens to choose)")
-    return budget
-
-
-def eval_inputs(a) -> tuple[Path, list[Problem]]:
-    """The evaluation's flags, data file and weights folder checked before any work starts: the problem
-    file and its problems."""
-    for name in ("samples", "turns", "batch_size", "problems", "max_new_tokens"):
-        if getattr(a, name) is not None and getattr(a, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(a, name)}")
-    if a.tp < 0:
-        raise UsageError(f"--tp must be at least 1 (or 0: the default), not {a.tp}")
-    if a.temperature < 0 or not 0 < a.top_p <= 1:
-        raise UsageError(f"--temperature must be >= 0 and --top-p in (0, 1], not {a.temperature} and {a.top_p}")
-    data = Path(a.data) / f"{a.split}.jsonl" if Path(a.data).is_dir() else Path(a.data)
-    if not data.is_file():
-        raise UsageError(f"no dataset at {data} (see data/README.md for converting CodeContests)")
-    if not (Path(a.weights) / "config.json").is_file():
-        raise UsageError(f"no model at {a.weights}: expected a Hugging Face folder with config.json")
-    problems = read_problems(data)[:a.problems]
-    if not problems:
-        raise UsageError(f"{data} holds no problems")
-    return data, problems
 
 
 def eval_main(argv):
@@ -1011,7 +722,7 @@ def eval_main(argv):
     longest = longest_first_prompt(tok, problems)
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
-    gen = torch.Generator(device).manual_seed(a.seed + 7919 * dp_rank)   # copies draw different samples
+    gen = random_stream(device, a.seed, 0, dp_rank)
     sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
                             cache_bytes=int(0.9 * free_memory(device)))
     judge = start_judge(0, mesh)

@@ -9,7 +9,9 @@ synthetic, of those shapes (the compute does not depend on which tokens they are
 The baseline does the same tokens, in the same micro-batches, the plainest way: full logits,
 `log_softmax(...).gather(...)`, one backward for the policy and one for the critic, no PPO. The step's
 unavoidable work is about one such forward/backward (the update) plus three forwards (scoring), so a
-ratio far above ~1.5 says the step does work it does not need. Each row is the median of --repeats runs,
+ratio far above ~1.5 says the step does work it does not need. The last row is the step as the preset ran it
+before micro-batches were sorted by length and cut to 8 episodes: one micro-batch per mini-batch of 32,
+padded to its longest episode (the padding cost more than the episodes). Each row is the median of --repeats runs,
 interleaved so that a machine shared with other jobs slows every row alike; CPU seconds (all threads,
 user + system) are disturbed less by other jobs than wall seconds, with idle threads that wait instead of
 spinning (OMP_WAIT_POLICY=PASSIVE, set here unless given).
@@ -38,8 +40,10 @@ from model import Transformer  # noqa: E402
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch  # noqa: E402
 
 TINY = ROOT / "data" / "tiny" / "policy"
-MINIBATCHES, MICRO_BATCH = 2, 32            # the tiny preset's (rlef.PRESET_DEFAULTS["tiny"])
+MINIBATCHES, MICRO_BATCH = 2, 8             # the tiny preset's (rlef.PRESET_DEFAULTS["tiny"])
 SETTINGS = PPOSettings(minibatches=MINIBATCHES, micro_batch_size=MICRO_BATCH)   # the paper's beta, clip, turn-level value
+# The preset before: one micro-batch per mini-batch of 32, as long as its longest episode.
+WHOLE_MINIBATCH = PPOSettings(minibatches=MINIBATCHES, micro_batch_size=32)
 
 
 def tiny_episode(rng: random.Random, vocab: int) -> Episode:
@@ -73,8 +77,10 @@ def models():
 
 
 def micro_batches(batch: dict):
-    """The (rows, length) pairs ppo_update computes: mini-batches of contiguous rows, cut into micro-batches."""
+    """The (rows, length) pairs ppo_update computes: mini-batches of contiguous rows, shortest first, cut into
+    micro-batches."""
     for rows in torch.arange(len(batch["tokens"])).chunk(MINIBATCHES):
+        rows = rows[torch.sort(batch["lengths"][rows], stable=True).indices]
         for s in range(0, len(rows), MICRO_BATCH):
             idx = rows[s:s + MICRO_BATCH]
             yield idx, int(batch["lengths"][idx].max())
@@ -131,9 +137,16 @@ def main(argv=None):
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
 
+    def whole_minibatch_step():
+        ppo_update(policy, critic, *optimizers, prepare_batch(episodes, policy, reference, critic, WHOLE_MINIBATCH),
+                   WHOLE_MINIBATCH)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+
     rows = {"plain forward/backward (baseline)": lambda: plain_forward_backward(policy, critic, batch),
             "plain forwards x3, no grad": lambda: plain_forward(policy, critic, batch),
-            "prepare_batch": score, "ppo_update": update}
+            "prepare_batch": score, "ppo_update": update,
+            "PPO step, micro-batches of 32 (before)": whole_minibatch_step}
     for fn in rows.values():                                                      # warm-up
         fn()
     seconds = {name: [] for name in rows}
@@ -143,6 +156,7 @@ def main(argv=None):
     median = {name: [statistics.median(run[k] for run in runs) for k in (0, 1)] for name, runs in seconds.items()}
     median["PPO step = prepare_batch + ppo_update"] = [p + u for p, u in zip(median["prepare_batch"],
                                                                            median["ppo_update"])]
+    median["PPO step, micro-batches of 32 (before)"] = median.pop("PPO step, micro-batches of 32 (before)")
     base = median["plain forward/backward (baseline)"]
 
     lengths = batch["lengths"].float()

@@ -319,7 +319,6 @@ def e2e_setup(args, device, cfg):
     """Policy, critic (fp32 master weights), reference and optimisers as rlef.load_models and train make them,
     with random weights; FSDP2 over the one GPU for bf16 compute (as ``python rlef.py`` on one GPU)."""
     import torch.distributed as dist
-    import rlef
     from ppo import make_optimizer
     compute = torch.bfloat16 if device.type == "cuda" else torch.float32
     policy = random_model(args, device, torch.float32)
@@ -328,8 +327,9 @@ def e2e_setup(args, device, cfg):
     policy.gradient_checkpointing = value.gradient_checkpointing = True
     if dist.is_initialized():
         dtype = getattr(torch, cfg.dtype)
-        policy, value = rlef.shard(policy, device, dtype), rlef.shard(value, device, dtype)
-        reference = rlef.shard(reference, device, dtype, trained=False)
+        from infra.parallel import shard
+        policy, value = shard(policy, device, dtype), shard(value, device, dtype)
+        reference = shard(reference, device, dtype, trained=False)
     return policy, value, reference, make_optimizer(policy, 1e-6), make_optimizer(value, 1e-6), compute
 
 

@@ -10,7 +10,10 @@ One file per topic:
     sandbox.py       the judge's fork servers: namespaces, mounts, seccomp, limits, cleanup, the reply protocol
                      and the plain-data encoding (standard library only: it is also the server process)
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
-    reporting.py     pass@k and chrF, the evaluation report and before/after table as text, the learning curve
+    reporting.py     the evaluation's measures from episode records (pass@k, chrF, per-turn rates), the report
+                     and before/after table as text, the step's log line, the learning curve
+    inputs.py        the command line's flags and checks of what the user gives (flags, data files, weights
+                     folders), one clear error each before any work starts
 
 Nothing here imports rlef: settings arrive as plain values or small dataclasses defined here.
 """

@@ -163,3 +163,13 @@ def write_best(run_dir: Path, best: dict):
     tmp = run_dir / "checkpoints" / ".best.json.tmp"
     tmp.write_text(json.dumps(best, indent=2))
     os.replace(tmp, run_dir / "checkpoints" / "best.json")
+
+
+def open_metrics(run_dir: Path, resumed_at: int | None):
+    """metrics.jsonl, appended to (by rank 0). A run resumed at step N redoes the steps after N: their rows are
+    dropped first, so every step appears once."""
+    path = run_dir / "metrics.jsonl"
+    if resumed_at is not None and path.is_file():
+        rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= resumed_at]
+        path.write_text("".join(r + "\n" for r in rows))
+    return open(path, "a")

@@ -150,3 +150,12 @@ def print_plan(plan, args, work: Workload, world: int, tp: int, gpu_gb: float, n
             f"{found[0]} GPUs as {found[0] // found[1]} x {found[1]} (--tp {found[1]})" if found else
             "none up to 2,048 GPUs: the rows that do not shrink with the mesh (activations, log-prob chunk, KV "
             "cache, the replica's embedding and head) exceed it; lower --micro-batch-size or --max-len"))
+
+
+def describe_rollout_plan(replica, policy, cache_bytes: int, per_rank: int, rollout_batch: int, max_len: int) -> str:
+    """The start-up line that says how many episodes decode together on a rank, and why."""
+    together = rollout_batch or min(per_rank, cache_rows(replica.model, cache_bytes, max_len))
+    why = "--rollout-batch" if rollout_batch else f"{cache_bytes / 2**30:.1f} GiB left for the KV cache"
+    copy = "the policy itself" if replica.model is policy else f"{replica.nbytes(policy) / 2**30:.2f} GiB"
+    return (f"rollouts: {per_rank} episodes per rank, {together} of {max_len} tokens decoding together ({why}; "
+            f"more when shorter); sampling replica: {copy}")

@@ -266,6 +266,24 @@ def for_loading(split):
     return shard_for_loading
 
 
+def load_models(cfg, weights, device, mesh=None):
+    """Policy pi, frozen reference rho (the initial policy) and critic, all from the same weights (paper §2.2);
+    ``cfg`` is rlef's Config (its ``dtype`` and ``activation_checkpointing``). Under torchrun each model is
+    split (over ``mesh``, default FSDP2 over all ranks) while still on the meta device and every rank reads
+    only its own block of each tensor: no rank ever holds a whole model (8B: 30 + 28 + 15 GiB), on any mesh."""
+    master = torch.float32   # master weights; on GPU, FSDP2 computes in cfg.dtype
+    sharded = mesh is not None or dist.is_initialized()
+    compute = getattr(torch, cfg.dtype)
+    trained = for_loading(lambda model: shard(model, device, compute, mesh)) if sharded else None
+    frozen = for_loading(lambda model: shard(model, device, compute, mesh, trained=False)) if sharded else None
+    policy = Transformer.from_pretrained(weights, device, master, shard=trained)
+    critic = Transformer.from_pretrained(weights, device, master, value_head=True, shard=trained)
+    reference = Transformer.from_pretrained(weights, device, compute if device.type == "cuda" else master,
+                                            shard=frozen).eval().requires_grad_(False)
+    policy.gradient_checkpointing = critic.gradient_checkpointing = cfg.activation_checkpointing
+    return policy, reference, critic
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The sampling replica
 # ----------------------------------------------------------------------------------------------------------

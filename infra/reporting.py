@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 
@@ -40,6 +40,77 @@ def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
     return 0.0 if p + r == 0 else 100 * (1 + beta ** 2) * p * r / (beta ** 2 * p + r)
 
 
+def eval_report(records: list[dict], problems, settings) -> dict:
+    """The paper's measures from the episode records of rlef's ``eval_episodes`` (paper §3), played with
+    ``settings`` (rlef's EvalSettings):
+
+    - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
+    - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
+      public tests is submitted; and pass@k over all single-turn samples (unbiased estimator);
+    - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
+      (chrF) the code changed from the previous response.
+
+    Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
+    out the same however the episodes were split over ranks.
+    """
+    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
+    judged = {p.name: len(p.public_tests) + len(p.private_tests) + (len(p.generated_tests) if extra_tests else 0)
+              for p in problems}
+    position = {p.name: i for i, p in enumerate(problems)}
+    records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
+    multi = [r for r in records if r["mode"] == "multi"]
+    report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": settings.feedback_mode,
+              "tests": tests_used(problems, extra_tests),
+              # judged on the tests the policy was shown, nothing else: their solve rate says little
+              "public_tests_only": sum(judged[p.name] == len(p.public_tests) for p in problems),
+              # verdicts the machinery failed to give (counted as failures): nonzero means a broken judge
+              "judge_errors": sum(r.get("judge_errors", 0) for r in records)}
+    report["multi_turn_1@3"] = sum(r["solved"] for r in multi) / len(multi)
+    # Single-turn at equal budget: each problem's single-turn samples in groups of ``turns`` (one per sample).
+    by_problem = defaultdict(list)
+    for r in records:
+        if r["mode"] == "single":
+            by_problem[r["problem"]].append(r)
+    wins, n_groups, pass_k = 0, 0, defaultdict(list)
+    for rs in by_problem.values():
+        for g in range(0, len(rs) - turns + 1, turns):
+            submitted = next((r for r in rs[g:g + turns] if r["verdict"] == "pass"), None)
+            wins += submitted is not None and submitted["solved"]
+            n_groups += 1
+        c = sum(r["solved"] for r in rs)
+        for k in (1, turns, 10):
+            if k <= len(rs):
+                pass_k[k].append(pass_at_k(len(rs), c, k))
+    report["single_turn_1@3"] = wins / max(1, n_groups)
+    report["pass@k"] = {f"pass@{k}": sum(v) / len(v) for k, v in pass_k.items()}
+    per_turn = []
+    for t in range(turns):
+        # An episode that stopped before turn t keeps its last solution.
+        solved = [r["solved_after"][min(t, len(r["codes"]) - 1)] for r in multi]
+        reached = [r for r in multi if len(r["codes"]) > t]
+        changed = [(r["codes"][t - 1] or "", r["codes"][t] or "") for r in reached if t > 0]
+        edited = [(a, b) for a, b in changed if a and b]     # chrF compares code with code, not with nothing
+        per_turn.append({"turn": t + 1, "solve_rate": sum(solved) / len(multi), "episodes": len(reached),
+                         "verdicts": dict(Counter(r["verdicts"][t] for r in reached)),
+                         "code_changed": sum(a != b for a, b in changed) / len(changed) if changed else None,
+                         "chrF_to_previous": sum(chrf(b, a) for a, b in edited) / len(edited) if edited else None})
+    report["per_turn"] = per_turn
+    report["mean_turns"] = sum(len(r["codes"]) for r in multi) / len(multi)
+    return report
+
+
+def tests_used(problems: list, extra_tests: bool) -> str:
+    """Which tests judged the final responses, in words, for the report."""
+    with_generated = sum(bool(p.generated_tests) for p in problems)
+    if not extra_tests:
+        return "public + private (generated tests left out)"
+    if with_generated == 0:
+        return "public + private (the data have no generated tests)"
+    if with_generated < len(problems):
+        return f"public + private + generated ({with_generated} of {len(problems)} problems have generated tests)"
+    return "public + private + generated"
+
+
 def format_report(report: dict) -> str:
     feedback = report["feedback"]
     if "random_feedback" in report:
@@ -64,6 +135,17 @@ def format_report(report: dict) -> str:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(t["verdicts"].items(), key=lambda kv: -kv[1]))
         lines.append(f"  {t['turn']:>4}  {100 * t['solve_rate']:5.1f}%  {t['episodes']:>8}  {changed:>12}  {chrf_:>4}  {mix}")
     return "\n".join(lines)
+
+
+def format_step(row: dict) -> str:
+    """One training batch's line in the log, from its metrics row."""
+    errors = row["final_verdicts"].get("judge_error")
+    return (f"step {row['step']:>5} | reward {row['reward']:+.3f} | solved {100 * row['solve_rate']:5.1f}% | "
+            f"turns {row['mean_turns']:.2f} | code {100 * row['valid_code']:3.0f}% | ref KL {row['ref_kl']:.4f} | "
+            f"clip {row['clip_fraction']:.3f} | entropy {row['entropy']:.3f} | {row['tokens_per_s']:.0f} tok/s, "
+            f"slots {100 * row['slot_efficiency']:.0f}% | "
+            f"sample {row['sample_s']:.1f}s exec {row['exec_s']:.1f}s train {row['train_s']:.1f}s"
+            + (f" | JUDGE ERRORS {errors}" if errors else ""))
 
 
 def plot_curves(run_dir: Path):

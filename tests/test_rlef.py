@@ -8,6 +8,7 @@ import execute
 import rlef
 from data import Problem, Test, load_problems, save_problems
 from data.prompts import initial_prompt, prefill
+from infra import reporting
 from conftest import byte_tokenizer, function_tests
 from model import Sampling, Tokenizer, Transformer
 from ppo import Episode
@@ -249,18 +250,18 @@ def test_the_report_says_how_random_feedback_was_built(tok, judge, problems, con
 
 
 def test_pass_at_k_known_values():
-    assert rlef.pass_at_k(5, 2, 1) == pytest.approx(0.4)
-    assert rlef.pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)          # 1 - C(3,2)/C(5,2)
-    assert rlef.pass_at_k(10, 0, 5) == 0.0
-    assert rlef.pass_at_k(4, 3, 2) == 1.0                                # fewer than k wrong samples
-    assert rlef.pass_at_k(200, 10, 100) == pytest.approx(1 - __import__("math").comb(190, 100) /
+    assert reporting.pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert reporting.pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)          # 1 - C(3,2)/C(5,2)
+    assert reporting.pass_at_k(10, 0, 5) == 0.0
+    assert reporting.pass_at_k(4, 3, 2) == 1.0                                # fewer than k wrong samples
+    assert reporting.pass_at_k(200, 10, 100) == pytest.approx(1 - __import__("math").comb(190, 100) /
                                                           __import__("math").comb(200, 100))
 
 
 def test_chrf_bounds():
-    assert rlef.chrf("print(1)", "print(1)") == pytest.approx(100)
-    assert rlef.chrf("abc", "xyz") == 0
-    assert 0 < rlef.chrf("print(2 * n)", "print(n + 2)") < 100
+    assert reporting.chrf("print(1)", "print(1)") == pytest.approx(100)
+    assert reporting.chrf("abc", "xyz") == 0
+    assert 0 < reporting.chrf("print(2 * n)", "print(n + 2)") < 100
 
 
 # Pairs (code of turn t, code of turn t-1) as the per-turn analysis compares them: whitespace-only edits, small
@@ -285,12 +286,12 @@ def test_chrf_is_sacrebleus_sentence_chrf(hyp, ref):
     # report; a whitespace-only edit is no change (100), where counting whitespace gave 83.
     sacrebleu = pytest.importorskip("sacrebleu")
     expected = sacrebleu.metrics.CHRF().sentence_score(hyp, [ref]).score
-    assert rlef.chrf(hyp, ref) == pytest.approx(expected, abs=0.01)
+    assert reporting.chrf(hyp, ref) == pytest.approx(expected, abs=0.01)
 
 
 def test_chrf_ignores_whitespace():
-    assert rlef.chrf("n = int(input())\nprint(n * 2)\n", "n=int(input())\nprint(n*2)") == pytest.approx(100)
-    assert rlef.chrf("a b c", "abc") == pytest.approx(100)
+    assert reporting.chrf("n = int(input())\nprint(n * 2)\n", "n=int(input())\nprint(n*2)") == pytest.approx(100)
+    assert reporting.chrf("a b c", "abc") == pytest.approx(100)
 
 
 def test_eval_runs_end_to_end_on_the_bundled_problems(tok, judge, tiny_checkpoint):
@@ -508,8 +509,8 @@ def test_scripted_evaluation_with_differing_samples_gives_exact_1_at_3_pass_at_k
     assert turn2["chrF_to_previous"] == pytest.approx(100.0)                  # W again: no change
     w_code, r_code = execute.extract_code(W), execute.extract_code(R)
     # chrF(hypothesis = the new code, reference = the previous one), as sacrebleu's sentence_score(new, [old]).
-    assert abs(rlef.chrf(r_code, w_code) - rlef.chrf(w_code, r_code)) > 1
-    assert turn3["chrF_to_previous"] == pytest.approx(rlef.chrf(r_code, w_code))
+    assert abs(reporting.chrf(r_code, w_code) - reporting.chrf(w_code, r_code)) > 1
+    assert turn3["chrF_to_previous"] == pytest.approx(reporting.chrf(r_code, w_code))
     sacrebleu = pytest.importorskip("sacrebleu")
     assert turn3["chrF_to_previous"] == pytest.approx(sacrebleu.metrics.CHRF().sentence_score(r_code, [w_code]).score,
                                                       abs=0.01)

@@ -316,11 +316,12 @@ REPLICA_SCRIPT = """
 import json, sys
 import torch
 import rlef
+from infra.parallel import shard
 from model import Sampling, Transformer, generate
 
 rank, world, device = rlef.setup_distributed()
 checkpoint, out = sys.argv[1], sys.argv[2]
-policy = rlef.shard(Transformer.from_pretrained(checkpoint), device, torch.bfloat16)
+policy = shard(Transformer.from_pretrained(checkpoint), device, torch.bfloat16)
 replica = rlef.SamplingReplica(policy, torch.float32)
 prompts = [[1, 2, 3], [40, 41, 42, 43, 44, 45, 46], [7, 8], [100 + rank] * 5]
 

@@ -1,0 +1,207 @@
+"""What the user gives, checked before any work starts: flags, data files, the weights folder.
+
+A mistake in a flag, a data file or a weights folder is one ``UsageError`` at start-up (``rlef.main`` prints it
+as ``error: ...`` and exits with status 2, as argparse does), not a traceback hours into a run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import typing
+from pathlib import Path
+
+from data import Problem, load_problems
+from data.prompts import initial_prompt, prefill
+from infra.parallel import tensor_parallel_size
+from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer
+
+
+class UsageError(Exception):
+    """A mistake in what the user gave (a flag value, a data file, a weights folder). A traceback means a bug."""
+
+
+def checked_tp(tp: int, args: ModelArgs, world: int, gpus_per_node: int | None = None) -> int:
+    """--tp (0: its default) for ``world`` ranks, nodes of ``gpus_per_node`` (default: torchrun's ranks per node)."""
+    gpus_per_node = gpus_per_node or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    try:
+        return tensor_parallel_size(tp, args, world, gpus_per_node)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def read_problems(path) -> list[Problem]:
+    try:
+        problems = load_problems(path)
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if not problems:
+        raise UsageError(f"{path} holds no problems")
+    return problems
+
+
+def read_weights(load, path, *args, **kwargs):
+    """``load(path, ...)`` (a ``from_pretrained``), a missing or corrupt folder being a UsageError."""
+    try:
+        return load(path, *args, **kwargs)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot load {path}: {e}") from None
+    except KeyError as e:
+        raise UsageError(f"cannot load {path}: config.json lacks the field {e}") from None
+
+
+def check_weights_folder(path: Path, model: str | None = None):
+    """A folder without config.json: say how to get the official weights of the preset ``model``."""
+    if (Path(path) / "config.json").is_file():
+        return
+    repo = HF_REPOS.get(model)
+    how = (f"download the official weights (accept the licence on https://huggingface.co/{repo} first): "
+           f"huggingface-cli download {repo} --exclude 'original/*' --local-dir {path}" if repo else
+           "pass a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)")
+    raise UsageError(f"no weights at {path}: {how}")
+
+
+def check_dataset(path):
+    if not Path(path).is_file():
+        raise UsageError(f"no dataset at {path}: convert CodeContests first (see data/README.md), e.g. "
+                         "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
+
+
+def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
+    """Tokens before the first response of the longest problem: the least context a dialogue needs."""
+    return max(len(tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) + tok.encode(prefill(p)))
+               for p in problems)
+
+
+def load_inputs(cfg):
+    """The training run's inputs (``cfg`` is rlef's Config): weights folder, its architecture, tokenizer and
+    problems, each checked."""
+    weights = Path(cfg.weights)
+    check_weights_folder(weights, cfg.model)
+    check_dataset(cfg.train_data)
+    check_dataset(cfg.valid_data)
+    args = read_weights(ModelArgs.from_pretrained, weights)
+    tok = read_weights(Tokenizer.from_pretrained, weights)
+    train_set, valid_set = read_problems(cfg.train_data), read_problems(cfg.valid_data)[:cfg.eval_problems]
+    check_private_tests(cfg.train_data, train_set)
+    context, longest = min(cfg.max_len, args.max_seq_len), longest_first_prompt(tok, train_set + valid_set)
+    if longest + cfg.max_new_tokens > context:
+        raise UsageError(f"the longest first prompt ({longest} tokens) plus --max-new-tokens {cfg.max_new_tokens} "
+                         f"exceeds the dialogue length {context} (--max-len {cfg.max_len}, model context "
+                         f"{args.max_seq_len}): lower --max-new-tokens or raise --max-len")
+    return weights, args, tok, train_set, valid_set
+
+
+def check_private_tests(path, problems: list[Problem]):
+    """Training rewards the final response on public + private tests. Without private tests that reward is
+    decided by the public tests the policy was shown (and may copy from the examples), so such problems are
+    refused, as the paper drops them (paper §3.1)."""
+    without = [p.name for p in problems if not p.private_tests]
+    if without:
+        names = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
+        raise UsageError(f"{path}: {len(without)} of {len(problems)} training problems have no private tests "
+                         f"({names}); their reward would be decided by the public tests the policy is shown. "
+                         "Remove them (the paper drops them, §3.1) or give them private tests")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_class):
+    """A flag per field of rlef's Config (``--micro-batch-size`` for ``micro_batch_size``), its help the field's
+    ``option`` text. Every default is None here: a flag the user did not give leaves the field to the preset."""
+    hints = typing.get_type_hints(config_class)
+    for f in config_class.__dataclass_fields__.values():
+        flag, default, help_ = "--" + f.name.replace("_", "-"), f.default, f.metadata["help"]
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        if f.name == "model":
+            parser.add_argument(flag, default=None, choices=sorted(PRESETS), help=f"{help_} (default: 8b)")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
+
+
+def check_config(cfg):
+    """The training flags' ranges (``cfg`` is rlef's Config)."""
+    if cfg.advantage not in ("turn", "token"):
+        raise UsageError(f"--advantage must be 'turn' or 'token', not {cfg.advantage!r}")
+    at_least_one("batch_size", "minibatches", "micro_batch_size", "epochs", "turns", "max_new_tokens", "max_len",
+                 "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", values=cfg)
+    for name in ("batches", "warmup_updates", "rollout_batch", "judge_workers", "temperature", "lr", "beta"):
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must not be negative, not {getattr(cfg, name)}")
+    if cfg.batch_size % cfg.minibatches or cfg.batch_size < cfg.minibatches:
+        raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of --minibatches {cfg.minibatches}")
+    if cfg.dtype not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--dtype must be bfloat16, float16 or float32, not {cfg.dtype!r}")
+
+
+def at_least_one(*names: str, values):
+    """Each flag ``--name`` (an attribute of ``values``) is unset (None) or at least 1."""
+    for name in names:
+        if getattr(values, name) is not None and getattr(values, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(values, name)}")
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlef.py eval", description="Evaluate a checkpoint with the paper's "
+                                "measures (paper §3, appendix B.3).")
+    parser.add_argument("--weights", required=True, help="HF folder (config.json, *.safetensors, tokenizer.json)")
+    parser.add_argument("--data", required=True, help="JSONL problem file, or a folder holding SPLIT.jsonl")
+    parser.add_argument("--split", default="valid", help="with a folder --data: which SPLIT.jsonl (default valid)")
+    parser.add_argument("--samples", type=int, default=1, help="rollouts per problem (paper: 200 for 1@3)")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--problems", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--feedback", choices=["real", "random"], default="real",
+                   help="random: feedback from a different problem (the paper's ablation)")
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                   help="tokens per response (default: 1024, lowered for a model whose context cannot hold it)")
+    parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
+    parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
+                   help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
+                        "B.3); --no-generated-tests: public + private only")
+    parser.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
+    parser.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
+    parser.add_argument("--tp", type=int, default=0,
+                        help="under torchrun, ranks that hold one tensor-parallel copy of the model together, each "
+                             "1/tp of it (0: 1 up to 8B, the GPUs of one node for larger models); the world / tp "
+                             "copies split the problems")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
+
+
+def response_budget(max_new_tokens: int | None, longest_prompt: int, context: int, turns: int, log=print) -> int:
+    """--max-new-tokens for an evaluation: a value the user gave is refused when not even the first response
+    fits the model's context after the longest prompt; the default (1024) is then lowered, once, said so, to
+    a share that leaves room for all ``turns`` responses and the feedback between them (each counted as
+    long as a response: our choice)."""
+    if max_new_tokens is not None:
+        if longest_prompt + max_new_tokens > context:
+            raise UsageError(f"--max-new-tokens {max_new_tokens} plus the longest prompt ({longest_prompt} tokens) "
+                             f"exceeds the model's context of {context} tokens; pass at most "
+                             f"{context - longest_prompt}")
+        return max_new_tokens
+    if longest_prompt + DEFAULT_EVAL_MAX_NEW_TOKENS <= context:
+        return DEFAULT_EVAL_MAX_NEW_TOKENS
+    budget = (context - longest_prompt) // (2 * turns - 1)
+    if budget < 1:
+        raise UsageError(f"the longest prompt ({longest_prompt} tokens) fills the model's context of {context}")
+    log(f"note: --max-new-tokens lowered from {DEFAULT_EVAL_MAX_NEW_TOKENS} to {budget}: the model's context is "
+        f"{context} tokens and the longest prompt {longest_prompt} (pass --max-new-tokens to choose)")
+    return budget
+
+
+def eval_inputs(a) -> tuple[Path, list[Problem]]:
+    """The evaluation's flags (``a``: rlef.py eval's parsed arguments), data file and weights folder: the
+    problem file and its problems."""
+    at_least_one("samples", "turns", "batch_size", "problems", "max_new_tokens", values=a)
+    if a.tp < 0:
+        raise UsageError(f"--tp must be at least 1 (or 0: the default), not {a.tp}")
+    if a.temperature < 0 or not 0 < a.top_p <= 1:
+        raise UsageError(f"--temperature must be >= 0 and --top-p in (0, 1], not {a.temperature} and {a.top_p}")
+    data = Path(a.data) / f"{a.split}.jsonl" if Path(a.data).is_dir() else Path(a.data)
+    check_dataset(data)
+    check_weights_folder(a.weights)
+    return data, read_problems(data)[:a.problems]
