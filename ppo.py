@@ -226,7 +226,12 @@ def _values(critic, tokens, value_positions, mode: str) -> torch.Tensor:
 
 
 def _micro_batches(rows: torch.Tensor, lengths: torch.Tensor, micro_batch_size: int):
-    """Yield (row indices, L): trailing padding is trimmed to each micro-batch's longest episode."""
+    """Yield (row indices, L): the rows shortest first, so that episodes of similar length share a micro-batch,
+    whose trailing padding is trimmed to its longest episode. (Unsorted, a micro-batch is as long as its
+    longest episode, and the padding's compute, quadratic in attention, can exceed the episodes'.) The
+    order of the rows does not change what is computed: scores are written back per row, and gradients are
+    sums over the whole mini-batch."""
+    rows = rows[torch.sort(lengths[rows], stable=True).indices]
     for s in range(0, len(rows), micro_batch_size):
         idx = rows[s:s + micro_batch_size]
         yield idx, int(lengths[idx].max())
@@ -259,15 +264,16 @@ def prepare_batch(episodes, policy, ref_policy, critic, settings: PPOSettings) -
     tokens, mask, turn_ids = batch["tokens"], batch["action_mask"], batch["turn_ids"]
     dtype = torch.promote_types(param.dtype, torch.float32)
     old = torch.zeros(tokens.shape, dtype=dtype, device=param.device)  # (B, T)
-    ref, values = torch.zeros_like(old), []
+    ref = torch.zeros_like(old)
+    values = torch.zeros(batch["value_positions"].shape if advantage_mode == "turn" else tokens.shape, dtype=dtype,
+                         device=param.device)  # (B, N) or (B, T)
     for idx, L in _micro_batches(torch.arange(len(episodes), device=param.device), batch["lengths"],
                                   settings.micro_batch_size):
         old[idx, :L] = sequence_logprobs(policy, tokens[idx, :L], temperature)[0].to(dtype)
         ref[idx, :L] = sequence_logprobs(ref_policy if ref_policy is not None else policy, tokens[idx, :L],
                                          temperature)[0].to(dtype)
         v = _values(critic, tokens[idx, :L], batch["value_positions"][idx], advantage_mode).to(dtype)
-        values.append(v if advantage_mode == "turn" else F.pad(v, (0, tokens.shape[1] - L)))
-    values = torch.cat(values)  # (B, N) or (B, T)
+        values[idx, :v.shape[1]] = v
     rewards = turn_rewards_with_kl(batch["turn_rewards"], old, ref, turn_ids, beta)  # (B, N)
     if advantage_mode == "turn":
         turn_adv, returns = turn_advantages(rewards, values, batch["turn_mask"])

@@ -641,3 +641,13 @@ def test_clip_grad_norm_scales_the_global_norm_down_to_max_norm_only():
     torch.testing.assert_close(b.grad, torch.tensor([6.0]), rtol=1e-6, atol=0)
     assert ppo.clip_grad_norm([a, b], max_norm=100.0).item() == pytest.approx(6.5)
     torch.testing.assert_close(a.grad, torch.tensor([1.5, 2.0]), rtol=1e-6, atol=0)   # below max_norm: untouched
+
+
+def test_micro_batches_group_episodes_of_similar_length():
+    # Each micro-batch is as long as its longest episode: grouping the short episodes together (and the long
+    # ones) computes 2x12 + 2x100 token slots here, not 2x100 + 2x98 as rows in order would. Every row is
+    # used exactly once, and only rows of the mini-batch given.
+    lengths = torch.tensor([10, 100, 12, 98, 50])
+    batches = list(ppo._micro_batches(torch.tensor([0, 1, 2, 3]), lengths, micro_batch_size=2))
+    assert sorted(int(i) for idx, _ in batches for i in idx) == [0, 1, 2, 3]
+    assert [(sorted(idx.tolist()), L) for idx, L in batches] == [([0, 2], 12), ([1, 3], 100)]
