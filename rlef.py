@@ -40,8 +40,8 @@ from data.prompts import initial_prompt, prefill
 from execute import describe_failures
 from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
                                open_metrics, read_best, save_checkpoint, write_best)
-from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, load_inputs,
-                          longest_first_prompt, read_weights, response_budget)
+from infra.inputs import (UsageError, add_config_flags, check_config, check_new_run_dir, checked_tp, eval_inputs,
+                          eval_parser, load_inputs, longest_first_prompt, read_weights, response_budget)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
                                memory_plan, print_plan)
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, load_models, log0, reduce_mean,
@@ -620,6 +620,8 @@ def start_run(cfg: Config) -> Run:
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
         raise UsageError(f"--resume {run_dir}: no complete checkpoint under {run_dir}/checkpoints")
+    if not cfg.resume:
+        check_new_run_dir(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))

@@ -91,6 +91,15 @@ def load_inputs(cfg):
     return weights, args, tok, train_set, valid_set
 
 
+def check_new_run_dir(run_dir: Path):
+    """A new run needs a folder that holds no other run: appending to its metrics.jsonl would mix two runs'
+    curves, and its best.json would name the other run's checkpoint."""
+    held = [name for name in ("metrics.jsonl", "checkpoints", "best.json") if (run_dir / name).exists()]
+    if held:
+        raise UsageError(f"{run_dir} already holds a run ({', '.join(held)}): pass --resume {run_dir} to continue "
+                         "it, or another --run-dir (or delete the folder) to start a new one")
+
+
 def check_private_tests(path, problems: list[Problem]):
     """Training rewards the final response on public + private tests. Without private tests that reward is
     decided by the public tests the policy was shown (and may copy from the examples), so such problems are

@@ -406,6 +406,17 @@ def test_missing_weights_say_how_to_download(tmp_path, capsys):
     assert "huggingface-cli download meta-llama/Llama-3.1-8B-Instruct" in err
 
 
+def test_a_new_run_refuses_a_folder_that_holds_another_run(tmp_path, tiny_checkpoint, capsys):
+    # Appending to another run's metrics.jsonl would mix two learning curves: the user is told to resume it or
+    # to pick another folder, and the folder is left as it was.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n')
+    err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--run-dir", str(run_dir)], capsys)
+    assert f"--resume {run_dir}" in err and "metrics.jsonl" in err
+    assert (run_dir / "metrics.jsonl").read_text() == '{"step": 1}\n' and not (run_dir / "config.json").exists()
+
+
 def test_missing_dataset_says_how_to_convert(tmp_path, tiny_checkpoint, capsys):
     err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(tmp_path / "x.jsonl")],
                      capsys)
