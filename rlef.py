@@ -421,9 +421,9 @@ class Config:
 # learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Differences from the paper").
 PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
-                 valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=100, batch_size=64, minibatches=2,
+                 valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=60, batch_size=64, minibatches=2,
                  micro_batch_size=8, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
-                 eval_every=25, checkpoint_every=25, activation_checkpointing=False, dtype="float32",
+                 eval_every=20, checkpoint_every=20, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
 
