@@ -515,6 +515,9 @@ def _prctl(option: int, arg: int) -> None:
 
 
 _SCRATCH_KEEP: set[str] = set()   # entries of the sandbox's /tmp that hold read-only binds (a venv under /tmp)
+_SCRATCH_DIRS: list[str] = []     # what _clean_up empties after every test: /tmp, /dev/shm, /dev/mqueue
+_WORKDIR = f"/tmp/{TMP_PREFIX}test"   # each test's directory, in namespaces (_new_workdir)
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _isolate() -> tuple[bool, str]:
@@ -537,6 +540,7 @@ def _isolate() -> tuple[bool, str]:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates to the host
     notes = _build_root("/tmp")
     _enter_root("/tmp")
+    _SCRATCH_DIRS.extend(d for d in ("/tmp", "/dev/shm", "/dev/mqueue") if os.path.isdir(d))
     global _SANDBOX_UID, _USERNS
     _SANDBOX_UID, _USERNS = (None if userns else sandbox_uid), userns
     if not userns:
@@ -910,7 +914,7 @@ def _test_memory(namespaced: bool, init: int | None) -> int:
     test's ``init`` shares the server's memory: it is not the test's."""
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (os.getpid(), init)] \
         if namespaced else _descendants()
-    total, page = 0, os.sysconf("SC_PAGE_SIZE")
+    total, page = 0, _PAGE_SIZE
     for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -972,6 +976,7 @@ class _Capture:
                 target = view[at:self.start + self.head + self.tail]
             else:
                 target = view[self.arena.sink[0]:self.arena.sink[0] + self.arena.sink[1]]
+            room = len(target)
             try:
                 n = os.readv(self.read_fd, [target])
             except BlockingIOError:
@@ -988,6 +993,8 @@ class _Capture:
                     self._scanned = end
                     break
                 self._scanned, self.lines = found - self.start + 1, self.lines + 1
+            if n < room:   # the pipe is empty for now: poll() says when there is more (no BlockingIOError)
+                return True
 
     def parts(self, complete_lines: bool = False) -> list[tuple[int, int]]:
         """(offset, length) in the arena of what is kept, in order: the head, then the ring's tail."""
@@ -1049,14 +1056,26 @@ def _supervise(pid: int, init: int | None, captures: dict, limits: dict,
     return stopped
 
 
+def _new_workdir() -> str:
+    """The test's own directory. In namespaces it is in the sandbox's /tmp, which is emptied after every test
+    (_clean_up), so one name serves every test; outside them, a fresh name in our host directory."""
+    if _NAMESPACED:
+        try:
+            os.mkdir(_WORKDIR, 0o700)
+            return _WORKDIR
+        except FileExistsError:   # something the last cleanup could not remove
+            pass
+    return tempfile.mkdtemp(prefix=TMP_PREFIX)
+
+
 def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int,
                feeder: "_CallFeeder | None" = None) -> dict:
     """Fork one test process that runs ``child_main()`` with ``inputs`` ({child fd: our fd}) and the captures'
     pipes as stdout, stderr and fd 3 (results); supervise it; kill everything it left; clean up; report."""
-    workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
-    with open("/proc/self/statm") as f:   # what we map now is the program's starting point, not its usage
-        vm_pages, rss_pages = map(int, f.read().split()[:2])
-    page = os.sysconf("SC_PAGE_SIZE")
+    workdir = _new_workdir()
+    # What we map now is the program's starting point, not its usage.
+    vm_pages, rss_pages = map(int, _read_file("/proc/self/statm").split()[:2])
+    page = _PAGE_SIZE
     limits = {"time": request["time_limit"], "memory": request["memory_limit"], "base_rss": rss_pages * page}
     fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd, 3: captures["results"].write_fd}
     if _SANDBOX_UID is not None:
@@ -1229,33 +1248,44 @@ def _write_frame(out: int, header: dict, blobs: list[list[tuple[int, int]]], are
 def _clean_up(workdir: str) -> None:
     """Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory; else just ours) and,
     in our own IPC namespace, remove SysV IPC objects and POSIX message queues, so nothing reaches the next test."""
+    if not _NAMESPACED:
+        return _remove(workdir)
     # Sockets sent over a unix socket to themselves (SCM_RIGHTS) stay "in flight" after every process died,
     # holding what they carry (an abstract name, a file lock) until the kernel's unix garbage collector runs;
     # releasing a unix socket schedules it. Every process of the test is dead, so any unix socket left in our
     # network namespace is such a leftover: wait (up to a second) until the collector has taken them.
-    if not _NAMESPACED:
-        return _remove(workdir)
     for _ in range(200):
-        for s in socket.socketpair():
-            s.close()
-        with open("/proc/net/unix") as f:
-            if len(f.readlines()) <= 1:
-                break
+        if _read_file("/proc/net/unix").count(b"\n") <= 1:   # its header line only
+            break
+        for fd in socket.socketpair():
+            fd.close()
         time.sleep(0.005)
-    for scratch in ("/tmp", "/dev/shm", "/dev/mqueue"):
-        if os.path.isdir(scratch):
-            for name in os.listdir(scratch):
-                if os.path.join(scratch, name) not in _SCRATCH_KEEP:
-                    _remove(os.path.join(scratch, name))
-    for kind, remove in (("msg", lambda i: _libc.msgctl(i, 0, None)), ("sem", lambda i: _libc.semctl(i, 0, 0)),
-                         ("shm", lambda i: _libc.shmctl(i, 0, None))):   # 0: IPC_RMID
+    for scratch in _SCRATCH_DIRS:
+        for name in os.listdir(scratch):
+            if scratch + "/" + name not in _SCRATCH_KEEP:
+                _remove(scratch + "/" + name)
+    for kind, remove in _SYSV_IPC:
         try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                ids = [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
+            lines = _read_file(f"/proc/sysvipc/{kind}").split(b"\n")[1:]
         except OSError:
             continue
-        for ipc_id in ids:
-            remove(ipc_id)
+        for ipc_id in [int(line.split()[1]) for line in lines if line.strip()]:
+            remove(ipc_id, 0, None)   # IPC_RMID
+
+
+_SYSV_IPC = (("msg", _libc.msgctl), ("sem", _libc.semctl), ("shm", _libc.shmctl))
+
+
+def _read_file(path: str | int) -> bytes:
+    """All of a file's bytes, read with no Python file object: the server reads a few /proc files per test, a
+    test process its program (from an open descriptor, which this closes)."""
+    fd, chunks = os.open(path, os.O_RDONLY) if isinstance(path, str) else path, []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _remove(path: str) -> None:
