@@ -26,6 +26,7 @@ import os
 import resource
 import select
 import signal
+import _signal
 import socket
 import stat
 import struct
@@ -1340,12 +1341,12 @@ def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
     is 0), nor the harness or any other test: prlimit, setpriority, sched_setaffinity/setscheduler, ioprio_set
     and kill take pids in the caller's namespace. Pids start from 1 in every test."""
     if _OWN_PID_NS is None:
-        return os.fork(), None
+        return _fork(), None
     _c("unshare", CLONE_NEWPID)   # our next children enter it: the first one is its pid 1
     pid = init = None
     try:
         init = _start_test_init()
-        pid = os.fork()
+        pid = _fork()
     except BaseException:
         if init is not None:
             os.kill(init, signal.SIGKILL)
@@ -1355,6 +1356,25 @@ def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
         if pid != 0:   # the server: back to our own namespace, so that the next test may unshare again
             _c("setns", _OWN_PID_NS, CLONE_NEWPID)
     return pid, init
+
+
+_Fork = getattr(ctypes.PyDLL(None, use_errno=True), "_Fork", None)   # glibc >= 2.34; the GIL stays held
+
+
+def _fork() -> int:
+    """os.fork() without its repairs for a process that had other threads. In the child, os.fork() re-creates
+    the GIL and the import lock, then runs the at-fork hooks in Python (threading's bookkeeping, random's
+    reseeding): code that ran in no earlier child, so its objects' pages are copied (copy-on-write) in every
+    test process, about 200 page faults, a seventh of a test's CPU. The server has one thread and holds no lock
+    when it forks, so there is nothing to repair (the test process seeds random itself: _child). glibc's _Fork
+    is fork() without the at-fork handlers, its own per-thread state (the cached thread id) set right."""
+    if _Fork is None or threading.active_count() != 1:
+        return os.fork()
+    pid = _Fork()
+    if pid == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"fork: {os.strerror(err)}")
+    return pid
 
 
 def _start_test_init() -> int:
@@ -1385,7 +1405,7 @@ def _start_test_init() -> int:
 
 def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
     """The forked test process: the tests' identity, its descriptors, limits, fresh stdio; then child_main().
-    Never returns."""
+    Never returns. (What is the same for every test was set once, in the server: _serve.)"""
     status = 1
     try:
         if _NAMESPACED:
@@ -1404,18 +1424,16 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
                            (resource.RLIMIT_FSIZE, OUTPUT_LIMIT), (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
                            (resource.RLIMIT_NPROC, MAX_PROCESSES), (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(res, (value, value))   # soft = hard: the program cannot raise them again
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a fresh interpreter
-        sys.set_int_max_str_digits(0)   # Python 3.10's ints, the paper's: printing 2**20000 is no error
-        _libc.mallopt(M_ARENA_MAX, 1)   # glibc reserves 64 MiB of address space per thread's arena: one for all
-        os.environ.clear()
+        # As in a fresh interpreter. (_signal's own function: signal.signal's enum conversions would run code
+        # that no earlier test ran, and copying the pages it touches costs each test about 50 page faults.)
+        _signal.signal(signal.SIGINT, signal.default_int_handler)
         # Python's own stdio on a POSIX system: utf-8, "\n" newlines untranslated, block-buffered (not a tty).
         sys.stdin = sys.__stdin__ = io.open(0, "r", encoding="utf-8", newline="\n", closefd=False)
         sys.stdout = sys.__stdout__ = io.open(1, "w", encoding="utf-8", newline="\n", closefd=False)
         sys.stderr = sys.__stderr__ = io.open(2, "w", encoding="utf-8", errors="backslashreplace",
                                               newline="\n", closefd=False)
-        faulthandler.enable()   # a segfault (deep recursion) prints where it happened
-        if "random" in sys.modules:
-            sys.modules["random"].seed()   # not the server's state: a fresh interpreter seeds from urandom
+        if "random" in sys.modules:   # not the server's state: a fresh interpreter seeds from urandom (_fork
+            sys.modules["random"].seed()   # skips the hook of os.fork() that would)
         _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
         _prctl(PR_SET_DUMPABLE, 1)   # the server (not dumpable itself) may read this test's memory use in /proc
         if _seccomp_call is not None:
@@ -1435,10 +1453,11 @@ def _new_main(name: str) -> types.ModuleType:
 def _compile_solution() -> object:
     """Read the program from fd 5 and compile it as solution.py; on a syntax error, report it on fd 3 and
     return None. Compiling here, in the test process, keeps the code out of the server (see _Arena)."""
-    with open(5, "rb") as f:
-        source = f.read()
-    with open("solution.py", "wb") as f:
-        f.write(source)   # tracebacks print the program's source lines from this file
+    source = _read_file(5)
+    fd, written = os.open("solution.py", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), 0
+    while written < len(source):   # tracebacks print the program's source lines from this file
+        written += os.write(fd, source[written:])
+    os.close(fd)
     try:
         return compile(source, "solution.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
@@ -1571,6 +1590,14 @@ def _serve(plain_tmp: str | None) -> None:
     for name in PRELOAD:
         __import__(name)
     compile("", "<warm-up>", "exec")   # the first compile() in a process builds the AST's types: here, not per test
+    # What every test process starts with, set here once and inherited (each test pays for what its own process
+    # runs, in page faults): Python 3.10's ints, the paper's (printing 2**20000 is no error); one malloc arena
+    # for all threads (glibc reserves 64 MiB of address space per thread's arena, which RLIMIT_AS counts); an
+    # empty environment; faulthandler on fd 2, the test's stderr (a segfault, deep recursion, prints where).
+    sys.set_int_max_str_digits(0)
+    _libc.mallopt(M_ARENA_MAX, 1)
+    os.environ.clear()
+    faulthandler.enable()
     try:
         _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
