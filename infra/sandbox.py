@@ -239,14 +239,16 @@ class ForkServer:
         self._start()
 
     def _start(self) -> None:
-        # A fresh interpreter, empty environment, own session (a Ctrl-C meant for the trainer does not reach
-        # it); it exits when its stdin closes, so it never outlives us.
+        # A fresh interpreter, own session (a Ctrl-C meant for the trainer does not reach it); it exits when its
+        # stdin closes, so it never outlives us. Its environment is empty but for LD_BIND_NOW, which it clears:
+        # the dynamic linker binds every C function at start-up, instead of in each test process that calls one
+        # first (each binding writes a page the process then copies).
         cmd = [sys.executable, "-I", os.path.abspath(__file__), "--serve"]
         if not self.isolate:   # test directories go in a host directory of ours, removed even if the server dies
             self._tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
             cmd += ["--plain", self._tmp]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={}, close_fds=True, start_new_session=True, bufsize=0)
+                                     env={"LD_BIND_NOW": "1"}, close_fds=True, start_new_session=True, bufsize=0)
         threading.Thread(target=_forward_stderr, args=(self.proc.stderr, self.proc.pid), daemon=True).start()
         hello = self._receive(60.0)
         if hello is None or "error" in hello:
