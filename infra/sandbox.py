@@ -557,9 +557,13 @@ def _isolate() -> tuple[bool, str]:
 def _nested_pid_start() -> str:
     """Check that the server can give each test a pid namespace of its own, with a test init as its pid 1
     (unshare, _start_test_init, then setns back to ours so that the next unshare is allowed); notes if not."""
-    global _OWN_PID_NS, _INIT_STACK, _ALL_SIGNALS
+    global _OWN_PID_NS, _INIT_STACK, _INIT_CLONE
     _INIT_STACK = ctypes.create_string_buffer(1 << 16)   # the init's C stack: it never runs Python
-    _ALL_SIGNALS = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t with every signal in it
+    top = (ctypes.addressof(_INIT_STACK) + len(_INIT_STACK)) & ~0xF
+    all_signals = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t with every signal in it
+    # clone()'s arguments, made once: the function the init runs, its stack, the flags, the function's argument.
+    _INIT_CLONE = (ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), ctypes.c_void_p(top),
+                   CLONE_VM | CLONE_FILES | int(signal.SIGCHLD), all_signals)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY)
     try:
         _c("unshare", CLONE_NEWPID)
@@ -1390,15 +1394,14 @@ def _start_test_init() -> int:
     privileges (_child), cannot trace it (it is not dumpable) nor reach the server through it: limits,
     priority and affinity are per process, not per memory. The server kills it after the test, and the
     namespace with it (_kill_descendants)."""
-    top = (ctypes.addressof(_INIT_STACK) + len(_INIT_STACK)) & ~0xF
     # The init copies our signal dispositions when it is cloned. Ours are back to normal before the program is
     # forked; meanwhile a child of ours that ends would be reaped by the kernel (the last test's are all reaped).
-    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # (_signal's functions: signal.signal's enum conversions are Python code the server would run every test.)
+    previous = _signal.signal(signal.SIGCHLD, _signal.SIG_IGN)
     try:
-        pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), ctypes.c_void_p(top),
-                          CLONE_VM | CLONE_FILES | signal.SIGCHLD, _ALL_SIGNALS)
+        pid = _libc.clone(*_INIT_CLONE)
     finally:
-        signal.signal(signal.SIGCHLD, previous)
+        _signal.signal(signal.SIGCHLD, previous)
     if pid == -1:
         err = ctypes.get_errno()
         raise OSError(err, f"clone: {os.strerror(err)}")
@@ -1572,7 +1575,7 @@ def _exit_status(code) -> int:
 
 
 _REQUESTS_FD, _NAMESPACED, _SANDBOX_UID, _USERNS, _OWN_PID_NS = 0, False, None, False, None
-_INIT_STACK = _ALL_SIGNALS = None   # the test init's stack and signal mask (_nested_pid_start)
+_INIT_STACK = _INIT_CLONE = None   # the test init's stack and clone()'s arguments (_nested_pid_start)
 _MAX_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # above every descriptor the server may hold
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
 
