@@ -1437,6 +1437,7 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
         sys.stdout = sys.__stdout__ = io.open(1, "w", encoding="utf-8", newline="\n", closefd=False)
         sys.stderr = sys.__stderr__ = io.open(2, "w", encoding="utf-8", errors="backslashreplace",
                                               newline="\n", closefd=False)
+        faulthandler.enable()   # a segfault (deep recursion) prints where it happened
         if "random" in sys.modules:   # not the server's state: a fresh interpreter seeds from urandom (_fork
             sys.modules["random"].seed()   # skips the hook of os.fork() that would)
         _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
@@ -1598,11 +1599,11 @@ def _serve(plain_tmp: str | None) -> None:
     # What every test process starts with, set here once and inherited (each test pays for what its own process
     # runs, in page faults): Python 3.10's ints, the paper's (printing 2**20000 is no error); one malloc arena
     # for all threads (glibc reserves 64 MiB of address space per thread's arena, which RLIMIT_AS counts); an
-    # empty environment; faulthandler on fd 2, the test's stderr (a segfault, deep recursion, prints where).
+    # empty environment. (Not faulthandler: its signal handlers would be inherited by each test's init too,
+    # which must have none, so that the kernel drops whatever a program sends it: _start_test_init.)
     sys.set_int_max_str_digits(0)
     _libc.mallopt(M_ARENA_MAX, 1)
     os.environ.clear()
-    faulthandler.enable()
     try:
         _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated
