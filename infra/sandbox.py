@@ -761,7 +761,7 @@ _SECCOMP_ARCH = {"x86_64": (0, 0xC000003E, 317), "aarch64": (1, 0xC00000B7, 277)
 X32_SYSCALL_BIT = 0x40000000
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x50000   # RET_ERRNO | errno: the call fails with errno
 SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1, 4
-BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x35, 0x06   # classic BPF opcodes
+BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGT_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x25, 0x35, 0x06   # classic BPF
 _seccomp_call: tuple | None = None   # seccomp()'s ctypes arguments, once the kernel has taken the filter
 
 
@@ -784,18 +784,35 @@ def _seccomp_filter(machine: str) -> bytes:
     code = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, audit_arch), (BPF_RET_K, 0, 0, deny), (BPF_LD_W_ABS, 0, 0, 0)]
     if machine == "x86_64":   # the x32 ABI: the x86_64 kernel's calls again, numbered from bit 30
         code += [(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT), (BPF_RET_K, 0, 0, deny)]
-    code += _bpf_search(sorted(rules.items()))
+    code += _bpf_search(_bpf_ranges(sorted(rules.items())))
     return b"".join(struct.pack("=HBBI", *insn) for insn in code)
 
 
-def _bpf_search(rules: list[tuple[int, list]]) -> list[tuple]:
-    """Code that runs the rule for the call number in A (its body ends in a return), or allows the call. A
-    binary search, not a list: installing a filter, the kernel runs it for every call number (to find the calls
-    it may allow without running it again), so a short path makes each test's installation cheap."""
+def _bpf_ranges(rules: list[tuple[int, list]]) -> list[tuple[int, int, list]]:
+    """(first, last, body): consecutive call numbers with the same body as one range (64-71 are SysV IPC's,
+    425-433 io_uring's and the new mount API's). The kernel checks and compiles the filter at each test's
+    installation, in time that grows with its length."""
+    ranges: list[tuple[int, int, list]] = []
+    for nr, body in rules:
+        if ranges and ranges[-1][1] == nr - 1 and ranges[-1][2] == body:
+            ranges[-1] = (ranges[-1][0], nr, body)
+        else:
+            ranges.append((nr, nr, body))
+    return ranges
+
+
+def _bpf_search(rules: list[tuple[int, int, list]]) -> list[tuple]:
+    """Code that runs the rule whose range holds the call number in A (its body ends in a return), or allows
+    the call. A binary search, not a list: installing a filter, the kernel runs it for every call number (to
+    find the calls it may allow without running it again), so a short path makes each test's installation
+    cheap."""
     if len(rules) <= 2:
         code = []
-        for nr, body in rules:
-            code += [(BPF_JEQ_K, 0, len(body), nr)] + body
+        for first, last, body in rules:
+            if first == last:
+                code += [(BPF_JEQ_K, 0, len(body), first)] + body
+            else:   # first <= A <= last
+                code += [(BPF_JGE_K, 0, len(body) + 1, first), (BPF_JGT_K, len(body), 0, last)] + body
         return code + [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
     middle = len(rules) // 2
     below = _bpf_search(rules[:middle])

@@ -555,8 +555,8 @@ def run_filter(program: bytes, arch: int, nr: int, *args: int) -> int:
             a = struct.unpack_from("=I", data, k)[0]
         elif op == 0x54:                    # BPF_ALU | BPF_AND | BPF_K
             a &= k
-        elif op in (0x15, 0x35):            # BPF_JMP | BPF_JEQ or BPF_JGE | BPF_K
-            pc += jt if (a == k if op == 0x15 else a >= k) else jf
+        elif op in (0x15, 0x25, 0x35):      # BPF_JMP | BPF_JEQ, BPF_JGT or BPF_JGE | BPF_K
+            pc += jt if {0x15: a == k, 0x25: a > k, 0x35: a >= k}[op] else jf
         elif op == 0x06:                    # BPF_RET | BPF_K
             return k
         else:
