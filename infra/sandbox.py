@@ -1381,16 +1381,18 @@ def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
     return pid, init
 
 
-_Fork = getattr(ctypes.PyDLL(None, use_errno=True), "_Fork", None)   # glibc >= 2.34; the GIL stays held
+# glibc >= 2.34 (PyDLL: the GIL stays held). CPython 3.13 changed what its fork repairs (thread handles, the
+# free-threaded build's allocator): there, os.fork.
+_Fork = getattr(ctypes.PyDLL(None, use_errno=True), "_Fork", None) if sys.version_info < (3, 13) else None
 
 
 def _fork() -> int:
     """os.fork() without its repairs for a process that had other threads. In the child, os.fork() re-creates
     the GIL and the import lock, then runs the at-fork hooks in Python (threading's bookkeeping, random's
-    reseeding): code that ran in no earlier child, so its objects' pages are copied (copy-on-write) in every
-    test process, about 200 page faults, a seventh of a test's CPU. The server has one thread and holds no lock
-    when it forks, so there is nothing to repair (the test process seeds random itself: _child). glibc's _Fork
-    is fork() without the at-fork handlers, its own per-thread state (the cached thread id) set right."""
+    reseeding), and every page they write is copied (copy-on-write): about 30 page faults a test that nothing
+    else in the test process needs. The server has one thread and holds no lock when it forks, so there is
+    nothing to repair (the test process seeds random itself: _child). glibc's _Fork is fork() without the
+    at-fork handlers, with its own per-thread state (the cached thread id) set right."""
     if _Fork is None or threading.active_count() != 1:
         return os.fork()
     pid = _Fork()
