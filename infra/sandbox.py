@@ -1389,10 +1389,11 @@ _Fork = getattr(ctypes.PyDLL(None, use_errno=True), "_Fork", None) if sys.versio
 def _fork() -> int:
     """os.fork() without its repairs for a process that had other threads. In the child, os.fork() re-creates
     the GIL and the import lock, then runs the at-fork hooks in Python (threading's bookkeeping, random's
-    reseeding), and every page they write is copied (copy-on-write): about 30 page faults a test that nothing
-    else in the test process needs. The server has one thread and holds no lock when it forks, so there is
-    nothing to repair (the test process seeds random itself: _child). glibc's _Fork is fork() without the
-    at-fork handlers, with its own per-thread state (the cached thread id) set right."""
+    reseeding), and every page they write is copied (copy-on-write): about 50 page faults a test that nothing
+    else in the test process needs, close to a tenth of its CPU. The server has one thread and holds no lock
+    when it forks, so there is nothing to repair (the test process seeds random itself: _child). glibc's
+    _Fork is fork() without the at-fork handlers, with its own per-thread state (the cached thread id) set
+    right."""
     if _Fork is None or threading.active_count() != 1:
         return os.fork()
     pid = _Fork()
