@@ -26,6 +26,7 @@ import os
 import resource
 import select
 import signal
+import _signal
 import socket
 import stat
 import struct
@@ -238,14 +239,16 @@ class ForkServer:
         self._start()
 
     def _start(self) -> None:
-        # A fresh interpreter, empty environment, own session (a Ctrl-C meant for the trainer does not reach
-        # it); it exits when its stdin closes, so it never outlives us.
+        # A fresh interpreter, own session (a Ctrl-C meant for the trainer does not reach it); it exits when its
+        # stdin closes, so it never outlives us. Its environment is empty but for LD_BIND_NOW, which it clears:
+        # the dynamic linker binds every C function at start-up, instead of in each test process that calls one
+        # first (each binding writes a page the process then copies).
         cmd = [sys.executable, "-I", os.path.abspath(__file__), "--serve"]
         if not self.isolate:   # test directories go in a host directory of ours, removed even if the server dies
             self._tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
             cmd += ["--plain", self._tmp]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={}, close_fds=True, start_new_session=True, bufsize=0)
+                                     env={"LD_BIND_NOW": "1"}, close_fds=True, start_new_session=True, bufsize=0)
         threading.Thread(target=_forward_stderr, args=(self.proc.stderr, self.proc.pid), daemon=True).start()
         hello = self._receive(60.0)
         if hello is None or "error" in hello:
@@ -515,6 +518,9 @@ def _prctl(option: int, arg: int) -> None:
 
 
 _SCRATCH_KEEP: set[str] = set()   # entries of the sandbox's /tmp that hold read-only binds (a venv under /tmp)
+_SCRATCH_DIRS: list[str] = []     # what _clean_up empties after every test: /tmp, /dev/shm, /dev/mqueue
+_WORKDIR = f"/tmp/{TMP_PREFIX}test"   # each test's directory, in namespaces (_new_workdir)
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _isolate() -> tuple[bool, str]:
@@ -537,6 +543,7 @@ def _isolate() -> tuple[bool, str]:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates to the host
     notes = _build_root("/tmp")
     _enter_root("/tmp")
+    _SCRATCH_DIRS.extend(d for d in ("/tmp", "/dev/shm", "/dev/mqueue") if os.path.isdir(d))
     global _SANDBOX_UID, _USERNS
     _SANDBOX_UID, _USERNS = (None if userns else sandbox_uid), userns
     if not userns:
@@ -550,9 +557,13 @@ def _isolate() -> tuple[bool, str]:
 def _nested_pid_start() -> str:
     """Check that the server can give each test a pid namespace of its own, with a test init as its pid 1
     (unshare, _start_test_init, then setns back to ours so that the next unshare is allowed); notes if not."""
-    global _OWN_PID_NS, _INIT_STACK, _ALL_SIGNALS
+    global _OWN_PID_NS, _INIT_STACK, _INIT_CLONE
     _INIT_STACK = ctypes.create_string_buffer(1 << 16)   # the init's C stack: it never runs Python
-    _ALL_SIGNALS = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t with every signal in it
+    top = (ctypes.addressof(_INIT_STACK) + len(_INIT_STACK)) & ~0xF
+    all_signals = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t with every signal in it
+    # clone()'s arguments, made once: the function the init runs, its stack, the flags, the function's argument.
+    _INIT_CLONE = (ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), ctypes.c_void_p(top),
+                   CLONE_VM | CLONE_FILES | int(signal.SIGCHLD), all_signals)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY)
     try:
         _c("unshare", CLONE_NEWPID)
@@ -750,7 +761,7 @@ _SECCOMP_ARCH = {"x86_64": (0, 0xC000003E, 317), "aarch64": (1, 0xC00000B7, 277)
 X32_SYSCALL_BIT = 0x40000000
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x50000   # RET_ERRNO | errno: the call fails with errno
 SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1, 4
-BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x35, 0x06   # classic BPF opcodes
+BPF_LD_W_ABS, BPF_AND_K, BPF_JEQ_K, BPF_JGT_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x54, 0x15, 0x25, 0x35, 0x06   # classic BPF
 _seccomp_call: tuple | None = None   # seccomp()'s ctypes arguments, once the kernel has taken the filter
 
 
@@ -773,18 +784,35 @@ def _seccomp_filter(machine: str) -> bytes:
     code = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, audit_arch), (BPF_RET_K, 0, 0, deny), (BPF_LD_W_ABS, 0, 0, 0)]
     if machine == "x86_64":   # the x32 ABI: the x86_64 kernel's calls again, numbered from bit 30
         code += [(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT), (BPF_RET_K, 0, 0, deny)]
-    code += _bpf_search(sorted(rules.items()))
+    code += _bpf_search(_bpf_ranges(sorted(rules.items())))
     return b"".join(struct.pack("=HBBI", *insn) for insn in code)
 
 
-def _bpf_search(rules: list[tuple[int, list]]) -> list[tuple]:
-    """Code that runs the rule for the call number in A (its body ends in a return), or allows the call. A
-    binary search, not a list: installing a filter, the kernel runs it for every call number (to find the calls
-    it may allow without running it again), so a short path makes each test's installation cheap."""
+def _bpf_ranges(rules: list[tuple[int, list]]) -> list[tuple[int, int, list]]:
+    """(first, last, body): consecutive call numbers with the same body as one range (64-71 are SysV IPC's,
+    425-433 io_uring's and the new mount API's). The kernel checks and compiles the filter at each test's
+    installation, in time that grows with its length."""
+    ranges: list[tuple[int, int, list]] = []
+    for nr, body in rules:
+        if ranges and ranges[-1][1] == nr - 1 and ranges[-1][2] == body:
+            ranges[-1] = (ranges[-1][0], nr, body)
+        else:
+            ranges.append((nr, nr, body))
+    return ranges
+
+
+def _bpf_search(rules: list[tuple[int, int, list]]) -> list[tuple]:
+    """Code that runs the rule whose range holds the call number in A (its body ends in a return), or allows
+    the call. A binary search, not a list: installing a filter, the kernel runs it for every call number (to
+    find the calls it may allow without running it again), so a short path makes each test's installation
+    cheap."""
     if len(rules) <= 2:
         code = []
-        for nr, body in rules:
-            code += [(BPF_JEQ_K, 0, len(body), nr)] + body
+        for first, last, body in rules:
+            if first == last:
+                code += [(BPF_JEQ_K, 0, len(body), first)] + body
+            else:   # first <= A <= last
+                code += [(BPF_JGE_K, 0, len(body) + 1, first), (BPF_JGT_K, len(body), 0, last)] + body
         return code + [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
     middle = len(rules) // 2
     below = _bpf_search(rules[:middle])
@@ -910,7 +938,7 @@ def _test_memory(namespaced: bool, init: int | None) -> int:
     test's ``init`` shares the server's memory: it is not the test's."""
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (os.getpid(), init)] \
         if namespaced else _descendants()
-    total, page = 0, os.sysconf("SC_PAGE_SIZE")
+    total, page = 0, _PAGE_SIZE
     for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -972,6 +1000,7 @@ class _Capture:
                 target = view[at:self.start + self.head + self.tail]
             else:
                 target = view[self.arena.sink[0]:self.arena.sink[0] + self.arena.sink[1]]
+            room = len(target)
             try:
                 n = os.readv(self.read_fd, [target])
             except BlockingIOError:
@@ -988,6 +1017,8 @@ class _Capture:
                     self._scanned = end
                     break
                 self._scanned, self.lines = found - self.start + 1, self.lines + 1
+            if n < room:   # the pipe is empty for now: poll() says when there is more (no BlockingIOError)
+                return True
 
     def parts(self, complete_lines: bool = False) -> list[tuple[int, int]]:
         """(offset, length) in the arena of what is kept, in order: the head, then the ring's tail."""
@@ -1049,14 +1080,26 @@ def _supervise(pid: int, init: int | None, captures: dict, limits: dict,
     return stopped
 
 
+def _new_workdir() -> str:
+    """The test's own directory. In namespaces it is in the sandbox's /tmp, which is emptied after every test
+    (_clean_up), so one name serves every test; outside them, a fresh name in our host directory."""
+    if _NAMESPACED:
+        try:
+            os.mkdir(_WORKDIR, 0o700)
+            return _WORKDIR
+        except FileExistsError:   # something the last cleanup could not remove
+            pass
+    return tempfile.mkdtemp(prefix=TMP_PREFIX)
+
+
 def _fork_test(child_main, request: dict, captures: dict, inputs: dict[int, int], cpu_limit: int,
                feeder: "_CallFeeder | None" = None) -> dict:
     """Fork one test process that runs ``child_main()`` with ``inputs`` ({child fd: our fd}) and the captures'
     pipes as stdout, stderr and fd 3 (results); supervise it; kill everything it left; clean up; report."""
-    workdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
-    with open("/proc/self/statm") as f:   # what we map now is the program's starting point, not its usage
-        vm_pages, rss_pages = map(int, f.read().split()[:2])
-    page = os.sysconf("SC_PAGE_SIZE")
+    workdir = _new_workdir()
+    # What we map now is the program's starting point, not its usage.
+    vm_pages, rss_pages = map(int, _read_file("/proc/self/statm").split()[:2])
+    page = _PAGE_SIZE
     limits = {"time": request["time_limit"], "memory": request["memory_limit"], "base_rss": rss_pages * page}
     fds = {**inputs, 1: captures["stdout"].write_fd, 2: captures["stderr"].write_fd, 3: captures["results"].write_fd}
     if _SANDBOX_UID is not None:
@@ -1229,33 +1272,44 @@ def _write_frame(out: int, header: dict, blobs: list[list[tuple[int, int]]], are
 def _clean_up(workdir: str) -> None:
     """Empty the sandbox's /tmp and /dev/shm (a program may litter outside its directory; else just ours) and,
     in our own IPC namespace, remove SysV IPC objects and POSIX message queues, so nothing reaches the next test."""
+    if not _NAMESPACED:
+        return _remove(workdir)
     # Sockets sent over a unix socket to themselves (SCM_RIGHTS) stay "in flight" after every process died,
     # holding what they carry (an abstract name, a file lock) until the kernel's unix garbage collector runs;
     # releasing a unix socket schedules it. Every process of the test is dead, so any unix socket left in our
     # network namespace is such a leftover: wait (up to a second) until the collector has taken them.
-    if not _NAMESPACED:
-        return _remove(workdir)
     for _ in range(200):
-        for s in socket.socketpair():
-            s.close()
-        with open("/proc/net/unix") as f:
-            if len(f.readlines()) <= 1:
-                break
+        if _read_file("/proc/net/unix").count(b"\n") <= 1:   # its header line only
+            break
+        for fd in socket.socketpair():
+            fd.close()
         time.sleep(0.005)
-    for scratch in ("/tmp", "/dev/shm", "/dev/mqueue"):
-        if os.path.isdir(scratch):
-            for name in os.listdir(scratch):
-                if os.path.join(scratch, name) not in _SCRATCH_KEEP:
-                    _remove(os.path.join(scratch, name))
-    for kind, remove in (("msg", lambda i: _libc.msgctl(i, 0, None)), ("sem", lambda i: _libc.semctl(i, 0, 0)),
-                         ("shm", lambda i: _libc.shmctl(i, 0, None))):   # 0: IPC_RMID
+    for scratch in _SCRATCH_DIRS:
+        for name in os.listdir(scratch):
+            if scratch + "/" + name not in _SCRATCH_KEEP:
+                _remove(scratch + "/" + name)
+    for kind, remove in _SYSV_IPC:
         try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                ids = [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
+            lines = _read_file(f"/proc/sysvipc/{kind}").split(b"\n")[1:]
         except OSError:
             continue
-        for ipc_id in ids:
-            remove(ipc_id)
+        for ipc_id in [int(line.split()[1]) for line in lines if line.strip()]:
+            remove(ipc_id, 0, None)   # IPC_RMID
+
+
+_SYSV_IPC = (("msg", _libc.msgctl), ("sem", _libc.semctl), ("shm", _libc.shmctl))
+
+
+def _read_file(path: str | int) -> bytes:
+    """All of a file's bytes, read with no Python file object: the server reads a few /proc files per test, a
+    test process its program (from an open descriptor, which this closes)."""
+    fd, chunks = os.open(path, os.O_RDONLY) if isinstance(path, str) else path, []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _remove(path: str) -> None:
@@ -1310,12 +1364,12 @@ def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
     is 0), nor the harness or any other test: prlimit, setpriority, sched_setaffinity/setscheduler, ioprio_set
     and kill take pids in the caller's namespace. Pids start from 1 in every test."""
     if _OWN_PID_NS is None:
-        return os.fork(), None
+        return _fork(), None
     _c("unshare", CLONE_NEWPID)   # our next children enter it: the first one is its pid 1
     pid = init = None
     try:
         init = _start_test_init()
-        pid = os.fork()
+        pid = _fork()
     except BaseException:
         if init is not None:
             os.kill(init, signal.SIGKILL)
@@ -1325,6 +1379,28 @@ def _fork_in_own_pid_namespace() -> tuple[int, int | None]:
         if pid != 0:   # the server: back to our own namespace, so that the next test may unshare again
             _c("setns", _OWN_PID_NS, CLONE_NEWPID)
     return pid, init
+
+
+# glibc >= 2.34 (PyDLL: the GIL stays held). CPython 3.13 changed what its fork repairs (thread handles, the
+# free-threaded build's allocator): there, os.fork.
+_Fork = getattr(ctypes.PyDLL(None, use_errno=True), "_Fork", None) if sys.version_info < (3, 13) else None
+
+
+def _fork() -> int:
+    """os.fork() without its repairs for a process that had other threads. In the child, os.fork() re-creates
+    the GIL and the import lock, then runs the at-fork hooks in Python (threading's bookkeeping, random's
+    reseeding), and every page they write is copied (copy-on-write): about 50 page faults a test that nothing
+    else in the test process needs, close to a tenth of its CPU. The server has one thread and holds no lock
+    when it forks, so there is nothing to repair (the test process seeds random itself: _child). glibc's
+    _Fork is fork() without the at-fork handlers, with its own per-thread state (the cached thread id) set
+    right."""
+    if _Fork is None or threading.active_count() != 1:
+        return os.fork()
+    pid = _Fork()
+    if pid == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"fork: {os.strerror(err)}")
+    return pid
 
 
 def _start_test_init() -> int:
@@ -1338,15 +1414,14 @@ def _start_test_init() -> int:
     privileges (_child), cannot trace it (it is not dumpable) nor reach the server through it: limits,
     priority and affinity are per process, not per memory. The server kills it after the test, and the
     namespace with it (_kill_descendants)."""
-    top = (ctypes.addressof(_INIT_STACK) + len(_INIT_STACK)) & ~0xF
     # The init copies our signal dispositions when it is cloned. Ours are back to normal before the program is
     # forked; meanwhile a child of ours that ends would be reaped by the kernel (the last test's are all reaped).
-    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # (_signal's functions: signal.signal's enum conversions are Python code the server would run every test.)
+    previous = _signal.signal(signal.SIGCHLD, _signal.SIG_IGN)
     try:
-        pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), ctypes.c_void_p(top),
-                          CLONE_VM | CLONE_FILES | signal.SIGCHLD, _ALL_SIGNALS)
+        pid = _libc.clone(*_INIT_CLONE)
     finally:
-        signal.signal(signal.SIGCHLD, previous)
+        _signal.signal(signal.SIGCHLD, previous)
     if pid == -1:
         err = ctypes.get_errno()
         raise OSError(err, f"clone: {os.strerror(err)}")
@@ -1355,7 +1430,7 @@ def _start_test_init() -> int:
 
 def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_limit: int):
     """The forked test process: the tests' identity, its descriptors, limits, fresh stdio; then child_main().
-    Never returns."""
+    Never returns. (What is the same for every test was set once, in the server: _serve.)"""
     status = 1
     try:
         if _NAMESPACED:
@@ -1374,18 +1449,17 @@ def _child(child_main, workdir: str, fds: dict[int, int], cpu_limit: int, as_lim
                            (resource.RLIMIT_FSIZE, OUTPUT_LIMIT), (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
                            (resource.RLIMIT_NPROC, MAX_PROCESSES), (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(res, (value, value))   # soft = hard: the program cannot raise them again
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a fresh interpreter
-        sys.set_int_max_str_digits(0)   # Python 3.10's ints, the paper's: printing 2**20000 is no error
-        _libc.mallopt(M_ARENA_MAX, 1)   # glibc reserves 64 MiB of address space per thread's arena: one for all
-        os.environ.clear()
+        # As in a fresh interpreter. (_signal's own function: signal.signal's enum conversions would run code
+        # that no earlier test ran, and copying the pages it touches costs each test about 50 page faults.)
+        _signal.signal(signal.SIGINT, signal.default_int_handler)
         # Python's own stdio on a POSIX system: utf-8, "\n" newlines untranslated, block-buffered (not a tty).
         sys.stdin = sys.__stdin__ = io.open(0, "r", encoding="utf-8", newline="\n", closefd=False)
         sys.stdout = sys.__stdout__ = io.open(1, "w", encoding="utf-8", newline="\n", closefd=False)
         sys.stderr = sys.__stderr__ = io.open(2, "w", encoding="utf-8", errors="backslashreplace",
                                               newline="\n", closefd=False)
         faulthandler.enable()   # a segfault (deep recursion) prints where it happened
-        if "random" in sys.modules:
-            sys.modules["random"].seed()   # not the server's state: a fresh interpreter seeds from urandom
+        if "random" in sys.modules:   # not the server's state: a fresh interpreter seeds from urandom (_fork
+            sys.modules["random"].seed()   # skips the hook of os.fork() that would)
         _libc.syscall(_SYS_KEYCTL, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING: a fresh, empty session keyring
         _prctl(PR_SET_DUMPABLE, 1)   # the server (not dumpable itself) may read this test's memory use in /proc
         if _seccomp_call is not None:
@@ -1405,10 +1479,11 @@ def _new_main(name: str) -> types.ModuleType:
 def _compile_solution() -> object:
     """Read the program from fd 5 and compile it as solution.py; on a syntax error, report it on fd 3 and
     return None. Compiling here, in the test process, keeps the code out of the server (see _Arena)."""
-    with open(5, "rb") as f:
-        source = f.read()
-    with open("solution.py", "wb") as f:
-        f.write(source)   # tracebacks print the program's source lines from this file
+    source = _read_file(5)
+    fd, written = os.open("solution.py", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), 0
+    while written < len(source):   # tracebacks print the program's source lines from this file
+        written += os.write(fd, source[written:])
+    os.close(fd)
     try:
         return compile(source, "solution.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:   # ValueError: NUL bytes
@@ -1433,8 +1508,11 @@ def _program_child() -> int:
         e.__traceback__ = e.__traceback__.tb_next   # drop this frame: the harness is not the program's
         sys.excepthook(type(e), e, e.__traceback__)
     try:
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()   # wait for non-daemon threads, as interpreter exit does
+        threads = sys.modules.get("threading")
+        # Wait for non-daemon threads, as interpreter exit does: when there may be any (or an exit function of
+        # threading's own), since _shutdown is Python that no earlier test ran (~45 pages copied).
+        if threads is not None and (threads.active_count() > 1 or threads._threading_atexits):
+            threads._shutdown()
         atexit._run_exitfuncs()
     except SystemExit as e:
         status = _exit_status(e.code)
@@ -1521,7 +1599,7 @@ def _exit_status(code) -> int:
 
 
 _REQUESTS_FD, _NAMESPACED, _SANDBOX_UID, _USERNS, _OWN_PID_NS = 0, False, None, False, None
-_INIT_STACK = _ALL_SIGNALS = None   # the test init's stack and signal mask (_nested_pid_start)
+_INIT_STACK = _INIT_CLONE = None   # the test init's stack and clone()'s arguments (_nested_pid_start)
 _MAX_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # above every descriptor the server may hold
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, -1)
 
@@ -1541,6 +1619,14 @@ def _serve(plain_tmp: str | None) -> None:
     for name in PRELOAD:
         __import__(name)
     compile("", "<warm-up>", "exec")   # the first compile() in a process builds the AST's types: here, not per test
+    # What every test process starts with, set here once and inherited (each test pays for what its own process
+    # runs, in page faults): Python 3.10's ints, the paper's (printing 2**20000 is no error); one malloc arena
+    # for all threads (glibc reserves 64 MiB of address space per thread's arena, which RLIMIT_AS counts); an
+    # empty environment. (Not faulthandler: its signal handlers would be inherited by each test's init too,
+    # which must have none, so that the kernel drops whatever a program sends it: _start_test_init.)
+    sys.set_int_max_str_digits(0)
+    _libc.mallopt(M_ARENA_MAX, 1)
+    os.environ.clear()
     try:
         _NAMESPACED, isolation = _isolate() if plain_tmp is None else (False, "isolation disabled by the caller")
     except Exception as e:   # half-isolated is useless: tell the harness, which restarts us unisolated

@@ -555,8 +555,8 @@ def run_filter(program: bytes, arch: int, nr: int, *args: int) -> int:
             a = struct.unpack_from("=I", data, k)[0]
         elif op == 0x54:                    # BPF_ALU | BPF_AND | BPF_K
             a &= k
-        elif op in (0x15, 0x35):            # BPF_JMP | BPF_JEQ or BPF_JGE | BPF_K
-            pc += jt if (a == k if op == 0x15 else a >= k) else jf
+        elif op in (0x15, 0x25, 0x35):      # BPF_JMP | BPF_JEQ, BPF_JGT or BPF_JGE | BPF_K
+            pc += jt if {0x15: a == k, 0x25: a > k, 0x35: a >= k}[op] else jf
         elif op == 0x06:                    # BPF_RET | BPF_K
             return k
         else:
@@ -1229,6 +1229,29 @@ def test_a_program_cannot_change_the_limits_priority_or_cpus_of_later_tests():
                                [("", "42")] * 3)
         assert [r.verdict for r in results] == ["pass"] * 3
         assert sb.run_function_tests("def f(n):\n    return 2 * n\n", "f", DOUBLE_TESTS)[0].verdict == "pass"
+
+
+def test_each_tests_init_handles_no_signal_so_the_kernel_drops_what_a_program_sends_it(sandbox):
+    # The kernel delivers a signal sent from inside a pid namespace to its init only if the init has a handler
+    # for it. The test's init is a clone of the server, so a handler the server installed (faulthandler's, say)
+    # would be the init's too: a program could run it, on the server's own memory, before the init blocks them.
+    if "a pid namespace per test" not in sandbox.isolation:
+        pytest.skip("needs a pid namespace per test")
+    import threading
+    run = threading.Thread(target=sandbox.run_tests, args=("import time\ntime.sleep(2)", [("", None)]))
+    run.start()
+    caught, deadline = None, time.monotonic() + 20
+    while caught is None and time.monotonic() < deadline:
+        for p in descendants(sandbox.proc.pid):
+            try:
+                status = dict(line.split(":\t", 1) for line in Path(f"/proc/{p}/status").read_text().splitlines())
+            except (OSError, ValueError):
+                continue
+            if len(status["NSpid"].split()) == 3 and status["NSpid"].split()[-1] == "1":   # the test's own pid 1
+                caught = status["SigCgt"].strip()
+        time.sleep(0.01)
+    run.join()
+    assert caught == "0" * 16, f"the test init catches signals (mask {caught})"
 
 
 def test_pids_carry_no_number_from_one_test_to_the_next(sandbox):
