@@ -31,7 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from infra.decode import DecodePool, DecodeSteps, bucket, matmul_fp32, record_graph
+from infra.decode import (PREFILL_TOKENS, DecodePool, bucket, cache_and_steps, cache_slots,  # noqa: F401
+                          decoder, matmul_fp32, nucleus, prefill_groups, stream_uniforms)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -211,9 +212,8 @@ class KVCache:
     compiled and replayed as a CUDA graph (``generate``). Row b holds one sequence from slot 0 on, and
     ``lengths[b]``, a device tensor that the step itself advances, counts the row's filled slots. Rows share
     nothing (no padding, each its own length), so when one sequence ends another can take its row while the
-    others go on (continuous batching, ``generate``). A decode step attends to the first ``max_len`` slots
-    of its cache, the ones past a row's length masked; ``rows(..., slots)`` bounds them by the longest row.
-
+    others go on (continuous batching, ``generate``). A decode step attends to all ``max_len`` slots of its
+    cache (of a view, ``rows(..., slots)``: bounded by the longest row), the ones past a row's length masked.
     ``n_kv_heads`` is the K/V heads this process computes: all of them (default), or its share when the
     model's projections are split over processes (``Transformer.kv_heads``), each then caching its own heads.
     """
@@ -244,13 +244,6 @@ class KVCache:
         for mine, theirs in zip(self.k + self.v, other.k + other.v):
             mine[rows, :, :other.max_len] = theirs
         self.lengths[rows] = other.lengths
-
-
-def cache_slots(positions: int) -> int:
-    """The slots per row ``generate`` allocates for sequences of up to ``positions`` positions: one to spare
-    for the CUDA graph's warm-up step, rounded up to a bucket (64, 96, 128, 192, ...: infra/decode.py) so
-    that calls of similar length share a cache and its CUDA graphs."""
-    return bucket(positions + 1, 64)
 
 
 class Attention(nn.Module):
@@ -361,13 +354,6 @@ class Head(nn.Linear):
     def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
         return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature)
 
-    def fp32(self, hidden):
-        """Logits in fp32 for sampling, not rounded to bf16 first (``matmul_fp32``); a head split over processes
-        (its weight not a plain parameter) computes them as its own forward does."""
-        if type(self.weight) is not nn.Parameter:
-            return self(hidden).float()
-        return matmul_fp32(hidden, self.weight.t())
-
 
 class Transformer(nn.Module):
     """Llama 3. Parameter names mirror HF's ``LlamaForCausalLM`` (minus its ``model.`` prefix)."""
@@ -410,9 +396,8 @@ class Transformer(nn.Module):
         or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) of softmax(logits / temperature),
         computed chunk by chunk.
         With ``cache``: T = 1 continues each row of the cache from its own length (a decode step); T > 1 fills
-        empty rows (a prefill), ``lengths`` (B,) the real tokens of each right-padded row (default T). Returns
-        the fp32 logits (B, 1, V) after each row's last token (see ``generate``). ``blocks`` replaces
-        ``self.layers`` (compiled copies, ``generate``)."""
+        empty rows (a prefill), ``lengths`` (B,) the real tokens of each right-padded row (default T). Returns the
+        fp32 logits (B, 1, V) after each row's last token. ``blocks`` replaces ``self.layers`` (compiled copies)."""
         B, T = tokens.shape
         kv, mask = [None] * self.args.n_layers, None
         positions = torch.arange(T, device=tokens.device).expand(B, T)                   # (B, T)
@@ -435,20 +420,20 @@ class Transformer(nn.Module):
             return self.lm_head.logprobs(h, targets, chunk_size, temperature)
         if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
             h = h[:, -1:] if lengths is None else h[torch.arange(B, device=h.device), lengths - 1][:, None]
-            return self.lm_head.fp32(h)                                                   # (B, 1, V)
+            # Rounded to the weights' dtype as the trainer's log-probs are (``logprobs_chunk``), then fp32.
+            return self.lm_head(h).float()                                                # (B, 1, V)
         return self.lm_head(h)                                                            # (B, T, V)
 
     def _cache_inputs(self, cache: KVCache, positions):
         """RoPE positions (B, T), per-layer (k, v, write slots) and the decode mask of a call with ``cache``."""
-        kv = [(k, v, None) for k, v in zip(cache.k, cache.v)]
         if positions.shape[1] > 1:                    # prefill: empty rows, positions from 0, causal attention
-            return positions, kv, None
+            return positions, [(k, v, None) for k, v in zip(cache.k, cache.v)], None
         slots = cache.lengths[:, None]                                  # (B, 1): every row starts at slot 0
         # A query at slot s sees its row's keys up to s; later slots are empty or left over from the row's
         # previous sequence (generate reuses rows).
         mask = torch.arange(cache.max_len, device=slots.device) <= slots                  # (B, L)
         write = slots[:, None, :, None].expand(-1, cache.k[0].shape[1], 1, self.args.head_dim)  # (B, n_kv, 1, hd)
-        return slots, [(k, v, write) for k, v, _ in kv], mask[:, None, None]              # mask (B, 1, 1, L)
+        return slots, [(k, v, write) for k, v in zip(cache.k, cache.v)], mask[:, None, None]              # mask (B, 1, 1, L)
 
     # ------------------------------------------------------------------------------------------------------
     # 3. Hugging Face weights
@@ -653,87 +638,26 @@ class Tokenizer:
 # 5. Sampling
 # ----------------------------------------------------------------------------------------------------------
 
-def _unsigned_as_int64(c: int) -> int:
-    return c - (1 << 64) if c >= 1 << 63 else c
-
-
-_GOLDEN, _MIX1, _MIX2 = map(_unsigned_as_int64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
-
-
-def _shift_right(x, n: int):
-    """Logical right shift of int64 ``x`` (torch's ``>>`` copies the sign bit in)."""
-    return (x >> n) & ((1 << (64 - n)) - 1)
-
-
-def stream_uniforms(keys, counters):
-    """Uniform numbers in (0, 1), float64 (B,): the ``counters[b]``-th output of the splitmix64 generator
-    seeded with ``keys[b]`` (both int64 (B,)). A pure function of (key, counter), computed on the device;
-    int64 arithmetic wraps modulo 2^64, as the generator's unsigned arithmetic does."""
-    z = keys + (counters + 1) * _GOLDEN
-    z = (z ^ _shift_right(z, 30)) * _MIX1
-    z = (z ^ _shift_right(z, 27)) * _MIX2
-    z = z ^ _shift_right(z, 31)
-    return (_shift_right(z, 11).double() + 0.5) * 2.0 ** -53                   # the top 53 bits
-
-
-# Top-p sorts only the most likely tokens (sorting rows x 128k values every step would dominate evaluation);
-# if these hold less than top_p of the mass, it sorts them all.
-TOP_P_CANDIDATES = 1024
-
-
 def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     """Pick one token per row from logits (B, V); return it and its log-prob under the sampling distribution
     (after temperature and top-p). temperature 0 is greedy, with the log-prob of the untempered model.
     A token is drawn by inverting the cumulative distribution F at a uniform number u (``uniforms``, (B,);
     default torch.rand): token i, whose interval [F(i-1), F(i)) holds u, comes with probability p_i. One
     number per token is what lets ``generate`` give each prompt a stream of its own. Nothing here waits for
-    the GPU (torch.multinomial would), but top-p's check that its candidates hold top_p of the mass."""
+    the GPU (torch.multinomial would) but ``nucleus``'s check that its candidates hold top_p of the mass."""
     logits = logits.float()
     if temperature == 0:
         token = logits.argmax(-1)
         return token, logits.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
     logprobs = (logits / temperature).log_softmax(-1)                       # (B, V)
-    if top_p < 1.0:
-        # Nucleus: keep the smallest set of most likely tokens whose mass reaches top_p, renormalise. It lies
-        # within the k most likely whenever those hold top_p of the mass: then sorting them is enough.
-        sorted_lp, order = logprobs.topk(min(TOP_P_CANDIDATES, logprobs.shape[-1]), -1)   # (B, k), descending
-        if sorted_lp.shape[-1] < logprobs.shape[-1] and bool((sorted_lp.exp().sum(-1) < top_p).any()):
-            sorted_lp, order = logprobs.sort(-1, descending=True)                         # (B, V)
-        outside = sorted_lp.exp().cumsum(-1) - sorted_lp.exp() >= top_p
-        sorted_lp = sorted_lp.masked_fill(outside, float("-inf"))
-        logprobs = torch.full_like(logprobs, float("-inf")).scatter(-1, order, sorted_lp).log_softmax(-1)
+    if top_p < 1.0:         # nucleus: the smallest set of most likely tokens whose mass reaches top_p, renormalised
+        logprobs = nucleus(logprobs, top_p)
     if uniforms is None:
         uniforms = torch.rand(logits.shape[0], dtype=torch.float64, device=logits.device)
     cdf = logprobs.exp().double().cumsum(-1)                                 # (B, V); F(V-1) = 1 up to rounding
     token = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True).squeeze(-1)
     token = token.clamp(max=logits.shape[-1] - 1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
-
-
-def decode_steps(model: Transformer, cache: KVCache, cuda_graph: bool, compile: bool,
-                 record=record_graph) -> DecodeSteps:
-    """The decode step over the first ``rows`` rows of ``cache`` and their first ``window`` slots, as
-    ``steps(rows, window, token (rows,)) -> logits (rows, V)``, advancing the cache.
-
-    On a GPU one decode step of a small batch is hundreds of tiny kernels, and launching them from Python
-    takes longer than running them. Two remedies, neither of which changes what is computed (infra/decode.py):
-    * ``compile``: torch.compile the transformer blocks, so that Inductor fuses the elementwise work;
-    * ``cuda_graph``: record the whole step once per (rows, window) into a CUDA graph and replay it each token:
-      one launch. This is possible because every tensor the step touches has a static shape and address.
-    """
-    def step(rows: int, window: int, blocks):
-        view = cache.rows(0, rows, window)
-        return lambda token: model(token[:, None], cache=view, blocks=blocks)[:, -1]
-    return DecodeSteps(step, cache.lengths, cuda_graph, compile, model.layers, record)
-
-
-def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: bool, compile: bool):
-    """One decode step over the first ``batch_size`` rows and all slots of ``cache``: token (B,) -> logits (B, V)."""
-    return partial(decode_steps(model, cache, cuda_graph, compile), batch_size, cache.max_len)
-
-
-# Tokens prefilled in one call: a batched prefill's activations (8B: 0.9 GB per 16k tokens in bf16) stay small.
-PREFILL_TOKENS = 16384
 
 
 class _Rows:
@@ -759,21 +683,15 @@ class _Rows:
     def refill(self, free, step: int, logits):
         """Prefill waiting prompts into the ``free`` rows, writing each one's next-token logits into ``logits``
         (R, V); rows left without a prompt go idle (their lengths set to 0 before this step's decode)."""
-        rows = []
         for r in free:
-            i = self.waiting.pop() if self.waiting else -1
-            self.prompt[r], self.start[r] = i, step
-            rows += [r] if i >= 0 else []
-        while rows:                 # the rows whose prompts fit PREFILL_TOKENS together, in one call
-            n = next((n for n in range(len(rows), 1, -1)
-                      if n * max(len(self.prompts[self.prompt[r]]) for r in rows[:n]) <= PREFILL_TOKENS), 1)
-            self.prefill(rows[:n], logits)
-            rows = rows[n:]
+            self.prompt[r], self.start[r] = self.waiting.pop() if self.waiting else -1, step
+        rows = [r for r in free if self.prompt[r] >= 0]
+        for group in prefill_groups(rows, [len(self.prompts[self.prompt[r]]) for r in rows], PREFILL_TOKENS):
+            self.prefill(group, logits)
 
     def prefill(self, rows: list[int], logits):
-        """One batched prefill of ``rows``' prompts, right-padded, into an empty cache of their own whose
-        keys and values are then copied into those rows (from slot 0); the prompt tokens travel from pinned
-        host memory, so the copy does not wait for the GPU."""
+        """One batched prefill of ``rows``' prompts, right-padded, into an empty cache then copied into those rows;
+        the tokens travel from pinned host memory, so the copy does not wait for the GPU."""
         prompts = [self.prompts[self.prompt[r]] for r in rows]
         width, device = max(map(len, prompts)), logits.device
         host = torch.tensor([p + [0] * (width - len(p)) + [len(p)] for p in prompts])   # (n, T + 1): its length last
@@ -787,8 +705,8 @@ class _Rows:
         self.cache.put(index, fill)
 
     def window(self, step: int) -> int:
-        """The slots the decode step at ``step`` attends to: past the longest busy row's (idle rows restart at
-        0 when they go idle, so are shorter), with one to spare for a CUDA graph's warm-up, as a bucket."""
+        """Slots the decode step at ``step`` attends to: the longest busy row's (idle rows restart at 0, so are
+        shorter) and one for a CUDA graph's warm-up, in a bucket."""
         longest = max((len(self.prompts[i]) + step - s for i, s in zip(self.prompt, self.start) if i >= 0), default=0)
         return min(self.cache.max_len, bucket(longest + 1, 64))
 
@@ -850,26 +768,9 @@ class Sampling:
     top_p: float = 1.0                          # nucleus: the smallest set of tokens with this much mass
     stop_ids: tuple[int, ...] | list[int] = ()  # a response ends with the first of these
     rows: int | None = None                     # prompts decoding together in the KV cache (None: all)
-    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); ``decode_steps``
-    compile: bool = False                       # torch.compile the blocks; ``decode_steps``
+    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); infra/decode.py
+    compile: bool = False                       # torch.compile the blocks; infra/decode.py
     check_every: int | None = None              # ask if rows stopped every N steps, as asking waits for the GPU
-
-
-def _cache_and_steps(model: Transformer, n_rows: int, slots: int, sampling: Sampling, pool: DecodePool | None):
-    """The KV cache of ``generate`` (``n_rows`` x ``slots`` at least) and its decode steps: ``pool``'s if it has
-    one that large, else new ones (kept in ``pool``)."""
-    device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
-    on_gpu = device.type == "cuda"           # a CUDA graph cannot record the hooks of an FSDP-sharded model
-    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if sampling.cuda_graph is None else sampling.cuda_graph
-    if cuda_graph and not on_gpu:
-        raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
-    def new_cache():
-        return KVCache(model.args, n_rows, slots, device, dtype, model.kv_heads)
-    if pool is None:
-        cache = new_cache()
-        return cache, decode_steps(model, cache, cuda_graph, sampling.compile)
-    return pool.get((id(model), dtype, cuda_graph, sampling.compile), n_rows, slots, new_cache,
-                    lambda cache, record: decode_steps(model, cache, cuda_graph, sampling.compile, record))
 
 
 @torch.no_grad()
@@ -880,14 +781,12 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
     including the first stop token (or ``max_new_tokens`` of them: one number, or one per prompt), each with
     its log-prob under the sampling distribution.
 
-    Continuous batching: ``sampling.rows`` prompts decode together; when a row's response ends, the next waiting
-    prompts are prefilled into the free rows together, and once none waits and at most half the rows are busy,
-    only those are computed (padded to a bucket of rows). Each step attends to the slots that the longest busy
-    row fills (rounded to a bucket). ``usage`` (a dict) accumulates "tokens" sampled and "slots" computed (their
-    ratio: the slot efficiency). ``pool`` (infra/decode.py) keeps the KV cache and its CUDA graphs across
-    calls. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per prompt from ``generator``:
-    what a prompt samples depends on neither ``rows``, its row, nor its neighbours (up to batched kernels'
-    rounding).
+    Continuous batching: ``sampling.rows`` prompts decode together; the next waiting prompts are prefilled together
+    into the rows whose responses ended; once none waits and at most half the rows are busy, only those decode
+    (padded to a bucket of rows), each step attending to the slots the longest busy row fills. ``usage`` adds up
+    "tokens" sampled and "slots" computed (their ratio: the slot efficiency); ``pool`` keeps the KV cache and
+    its CUDA graphs across calls. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per
+    prompt from ``generator``: it depends on neither ``rows``, its row, nor its neighbours (up to rounding).
     """
     if not prompts:
         return []
@@ -898,7 +797,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
     keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
                          device=generator.device if generator is not None else "cpu").to(device)
     n_rows = min(sampling.rows or len(prompts), len(prompts))
-    cache, decode = _cache_and_steps(model, sampling.rows or n_rows if pool else n_rows, cache_slots(need), sampling, pool)
+    cache, decode = cache_and_steps(model, KVCache, (sampling.rows or n_rows) if pool else n_rows, cache_slots(need),
+                                    (sampling.cuda_graph, sampling.compile), pool)
     width = min(len(cache.lengths), bucket(n_rows)) if pool else n_rows
     batch = _Rows(model, prompts, keys, cache, width, budgets)
     logits = torch.zeros(width, model.args.vocab_size, device=device)                   # (R, V) fp32
