@@ -31,6 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from infra.decode import (PREFILL_TOKENS, DecodePool, bucket, cache_and_steps, cache_slots,  # noqa: F401
+                          decoder, matmul_fp32, nucleus, prefill_groups, stream_uniforms)
+
 
 # ----------------------------------------------------------------------------------------------------------
 # 1. Shapes
@@ -209,9 +212,8 @@ class KVCache:
     compiled and replayed as a CUDA graph (``generate``). Row b holds one sequence from slot 0 on, and
     ``lengths[b]``, a device tensor that the step itself advances, counts the row's filled slots. Rows share
     nothing (no padding, each its own length), so when one sequence ends another can take its row while the
-    others go on (continuous batching, ``generate``). Attention always spans all ``max_len`` slots, the
-    ones past a row's length masked.
-
+    others go on (continuous batching, ``generate``). A decode step attends to all ``max_len`` slots of its
+    cache (of a view, ``rows(..., slots)``: bounded by the longest row), the ones past a row's length masked.
     ``n_kv_heads`` is the K/V heads this process computes: all of them (default), or its share when the
     model's projections are split over processes (``Transformer.kv_heads``), each then caching its own heads.
     """
@@ -229,19 +231,19 @@ class KVCache:
         """Memory one cached position of one sequence takes: a key and a value per layer (and K/V head held)."""
         return 2 * args.n_layers * (n_kv_heads or args.n_kv_heads) * args.head_dim * dtype.itemsize
 
-    def rows(self, start: int, stop: int) -> "KVCache":
-        """Rows start..stop-1 as a cache that shares this one's memory (a prompt is prefilled through one row)."""
+    def rows(self, start: int, stop: int, slots: int | None = None) -> "KVCache":
+        """Rows start..stop-1 and their first ``slots`` slots (default: all) as a cache sharing this one's memory."""
         view = KVCache.__new__(KVCache)
-        view.k, view.v = [k[start:stop] for k in self.k], [v[start:stop] for v in self.v]
-        view.lengths, view.max_len = self.lengths[start:stop], self.max_len
+        view.max_len = slots or self.max_len
+        view.k, view.v = ([t[start:stop, :, :view.max_len] for t in kv] for kv in (self.k, self.v))
+        view.lengths = self.lengths[start:stop]
         return view
 
-
-def cache_slots(positions: int) -> int:
-    """The slots per row ``generate`` allocates for sequences of up to ``positions`` positions: one to spare
-    for the CUDA graph's warm-up step, rounded up to a multiple of 64 so that calls of similar length share
-    one shape (one compilation)."""
-    return -(-(positions + 1) // 64) * 64
+    def put(self, rows: torch.Tensor, other: "KVCache"):
+        """Copy the rows of ``other`` (keys, values, lengths) into ``rows`` (n,) of this cache, from slot 0."""
+        for mine, theirs in zip(self.k + self.v, other.k + other.v):
+            mine[rows, :, :other.max_len] = theirs
+        self.lengths[rows] = other.lengths
 
 
 class Attention(nn.Module):
@@ -257,33 +259,32 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
 
     def forward(self, x, cos, sin, kv=None, mask=None):
-        """kv = (k_cache, v_cache, slots) when sampling: write this step's K/V into the layer's cache
-        (B, n_kv, L, hd) at ``slots`` (B, n_kv, T, hd: each row's slot, broadcast) and attend to the whole
-        cache under ``mask`` (B, 1, g*T, L)."""
+        """kv = (k_cache, v_cache, slots) when sampling, the layer's cache (B, n_kv, L, hd). Prefill (T > 1):
+        the rows start empty, so write K/V to slots 0..T-1 and attend causally to the row's own tokens, as in
+        training. Decode (T = 1): write K/V at ``slots`` (B, n_kv, 1, hd: each row's slot, broadcast) and attend
+        to the cache under ``mask`` (B, 1, 1, L)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_heads, T, hd)
         k = self.k_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_kv, T, hd)
         v = self.v_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)                # (B, n_kv, T, hd)
         n_heads, n_kv = q.shape[1], k.shape[1]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if kv is None:      # training / scoring: the whole sequence at once, plain causal attention
+        if kv is not None and T > 1:                       # prefill: rows start empty (``generate``)
+            kv[0][:, :, :T], kv[1][:, :, :T] = k, v
+        if kv is None or T > 1:   # training, scoring, prefill: the whole sequence at once, causal (fused kernels)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        else:               # sampling
+        else:                     # decoding
             k_cache, v_cache, slots = kv
             k_cache.scatter_(2, slots, k)                                      # no host sync: capturable
             v_cache.scatter_(2, slots, v)
             # Grouped-query attention without copying K/V: the g = n_heads / n_kv query heads that share a
-            # K/V head become g*T query rows of that head (head h uses K/V head h // g, as HF's repeat_kv).
-            g = n_heads // n_kv
-            q = q.reshape(B, n_kv, g * T, self.head_dim)                                  # (B, n_kv, g*T, hd)
-            if T == 1:
-                # Decoding: g query rows per head. The fused attention kernels parallelise over blocks of
-                # query rows, which a decode step does not have, and leave most of a GPU idle; two batched
-                # matmuls do not (docs/PERFORMANCE.md).
-                scores = (q @ k_cache.transpose(-1, -2)).float() * self.head_dim ** -0.5  # (B, n_kv, g, L)
-                y = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v_cache.dtype) @ v_cache
-            else:
-                y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask)   # (B, n_kv, g*T, hd)
+            # K/V head become g query rows of that head (head h uses K/V head h // g, as HF's repeat_kv).
+            # The fused attention kernels parallelise over blocks of query rows, which a decode step does not
+            # have, and leave most of a GPU idle; two batched matmuls do not (docs/PERFORMANCE.md). Scores
+            # stay fp32, never rounded to bf16, as in the trainer's fused attention.
+            q = q.reshape(B, n_kv, n_heads // n_kv, self.head_dim)                        # (B, n_kv, g, hd)
+            scores = matmul_fp32(q, k_cache.transpose(-1, -2)) * self.head_dim ** -0.5    # (B, n_kv, g, L)
+            y = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v_cache.dtype) @ v_cache
             y = y.reshape(B, n_heads, T, self.head_dim)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))                           # (B, T, dim)
 
@@ -390,26 +391,18 @@ class Transformer(nn.Module):
         return self._inv_freq
 
     def forward(self, tokens, targets=None, cache: KVCache | None = None, chunk_size: int = 256, blocks=None,
-                temperature: float = 1.0):
+                temperature: float = 1.0, lengths=None):
         """tokens (B, T) -> logits (B, T, V); or values (B, T) for the critic;
         or, with ``targets`` (B, T), the pair (logprobs, entropy) (B, T) of softmax(logits / temperature),
         computed chunk by chunk.
-        With ``cache``, row b of tokens continues row b of the cache (from its own length) and only the last
-        position's logits (B, 1, V) are returned (see ``generate``). ``blocks`` replaces ``self.layers``
-        (compiled copies, ``generate``)."""
+        With ``cache``: T = 1 continues each row of the cache from its own length (a decode step); T > 1 fills
+        empty rows (a prefill), ``lengths`` (B,) the real tokens of each right-padded row (default T). Returns the
+        fp32 logits (B, 1, V) after each row's last token. ``blocks`` replaces ``self.layers`` (compiled copies)."""
         B, T = tokens.shape
         kv, mask = [None] * self.args.n_layers, None
         positions = torch.arange(T, device=tokens.device).expand(B, T)                   # (B, T)
         if cache is not None:
-            slots = cache.lengths[:, None] + torch.arange(T, device=tokens.device)       # (B, T) each row's own
-            positions = slots                                           # every row's sequence starts at slot 0
-            keys = torch.arange(cache.max_len, device=tokens.device)                      # (L,)
-            # A query at slot s sees its row's keys up to s; later slots are empty or left over from the row's
-            # previous sequence (generate reuses rows).
-            mask = (keys <= slots[:, :, None])[:, None]                                   # (B, 1, T, L)
-            mask = mask.repeat(1, 1, self.args.n_heads // self.args.n_kv_heads, 1)       # (B, 1, g*T, L)
-            write = slots[:, None, :, None].expand(B, cache.k[0].shape[1], T, self.args.head_dim)
-            kv = [(k, v, write) for k, v in zip(cache.k, cache.v)]
+            positions, kv, mask = self._cache_inputs(cache, positions)
         cos, sin = rope_cos_sin(positions, self.rope(tokens.device))                      # (B, 1, T, hd/2)
         x = self.embed_tokens(tokens)                                                     # (B, T, dim)
         for layer, layer_kv in zip(blocks or self.layers, kv):
@@ -418,7 +411,7 @@ class Transformer(nn.Module):
             else:
                 x = layer(x, cos, sin, layer_kv, mask)
         if cache is not None:
-            cache.lengths.add_(T)
+            cache.lengths.add_(T if lengths is None else lengths)
         h = self.norm(x)                                                                  # (B, T, dim)
         if self.value_head:
             values = self.lm_head(h).squeeze(-1)                                          # (B, T)
@@ -426,8 +419,21 @@ class Transformer(nn.Module):
         if targets is not None:
             return self.lm_head.logprobs(h, targets, chunk_size, temperature)
         if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
-            h = h[:, -1:]
-        return self.lm_head(h)                                                            # (B, T or 1, V)
+            h = h[:, -1:] if lengths is None else h[torch.arange(B, device=h.device), lengths - 1][:, None]
+            # Rounded to the weights' dtype as the trainer's log-probs are (``logprobs_chunk``), then fp32.
+            return self.lm_head(h).float()                                                # (B, 1, V)
+        return self.lm_head(h)                                                            # (B, T, V)
+
+    def _cache_inputs(self, cache: KVCache, positions):
+        """RoPE positions (B, T), per-layer (k, v, write slots) and the decode mask of a call with ``cache``."""
+        if positions.shape[1] > 1:                    # prefill: empty rows, positions from 0, causal attention
+            return positions, [(k, v, None) for k, v in zip(cache.k, cache.v)], None
+        slots = cache.lengths[:, None]                                  # (B, 1): every row starts at slot 0
+        # A query at slot s sees its row's keys up to s; later slots are empty or left over from the row's
+        # previous sequence (generate reuses rows).
+        mask = torch.arange(cache.max_len, device=slots.device) <= slots                  # (B, L)
+        write = slots[:, None, :, None].expand(-1, cache.k[0].shape[1], 1, self.args.head_dim)  # (B, n_kv, 1, hd)
+        return slots, [(k, v, write) for k, v in zip(cache.k, cache.v)], mask[:, None, None]              # mask (B, 1, 1, L)
 
     # ------------------------------------------------------------------------------------------------------
     # 3. Hugging Face weights
@@ -632,47 +638,20 @@ class Tokenizer:
 # 5. Sampling
 # ----------------------------------------------------------------------------------------------------------
 
-def _unsigned_as_int64(c: int) -> int:
-    return c - (1 << 64) if c >= 1 << 63 else c
-
-
-_GOLDEN, _MIX1, _MIX2 = map(_unsigned_as_int64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
-
-
-def _shift_right(x, n: int):
-    """Logical right shift of int64 ``x`` (torch's ``>>`` copies the sign bit in)."""
-    return (x >> n) & ((1 << (64 - n)) - 1)
-
-
-def stream_uniforms(keys, counters):
-    """Uniform numbers in (0, 1), float64 (B,): the ``counters[b]``-th output of the splitmix64 generator
-    seeded with ``keys[b]`` (both int64 (B,)). A pure function of (key, counter), computed on the device;
-    int64 arithmetic wraps modulo 2^64, as the generator's unsigned arithmetic does."""
-    z = keys + (counters + 1) * _GOLDEN
-    z = (z ^ _shift_right(z, 30)) * _MIX1
-    z = (z ^ _shift_right(z, 27)) * _MIX2
-    z = z ^ _shift_right(z, 31)
-    return (_shift_right(z, 11).double() + 0.5) * 2.0 ** -53                   # the top 53 bits
-
-
 def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     """Pick one token per row from logits (B, V); return it and its log-prob under the sampling distribution
     (after temperature and top-p). temperature 0 is greedy, with the log-prob of the untempered model.
     A token is drawn by inverting the cumulative distribution F at a uniform number u (``uniforms``, (B,);
     default torch.rand): token i, whose interval [F(i-1), F(i)) holds u, comes with probability p_i. One
     number per token is what lets ``generate`` give each prompt a stream of its own. Nothing here waits for
-    the GPU (torch.multinomial would)."""
+    the GPU (torch.multinomial would) but ``nucleus``'s check that its candidates hold top_p of the mass."""
     logits = logits.float()
     if temperature == 0:
         token = logits.argmax(-1)
         return token, logits.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
     logprobs = (logits / temperature).log_softmax(-1)                       # (B, V)
-    if top_p < 1.0:
-        # Nucleus: keep the smallest set of most likely tokens whose mass reaches top_p, renormalise.
-        sorted_lp, order = logprobs.sort(-1, descending=True)
-        outside = sorted_lp.exp().cumsum(-1) - sorted_lp.exp() >= top_p
-        sorted_lp = sorted_lp.masked_fill(outside, float("-inf"))
-        logprobs = torch.full_like(logprobs, float("-inf")).scatter(-1, order, sorted_lp).log_softmax(-1)
+    if top_p < 1.0:         # nucleus: the smallest set of most likely tokens whose mass reaches top_p, renormalised
+        logprobs = nucleus(logprobs, top_p)
     if uniforms is None:
         uniforms = torch.rand(logits.shape[0], dtype=torch.float64, device=logits.device)
     cdf = logprobs.exp().double().cumsum(-1)                                 # (B, V); F(V-1) = 1 up to rounding
@@ -681,81 +660,55 @@ def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 
-def decoder(model: Transformer, cache: KVCache, batch_size: int, cuda_graph: bool, compile: bool):
-    """The decode step as a function: token (B,) -> logits (B, V) of the next position, advancing ``cache``.
-
-    On a GPU one decode step of a small batch is hundreds of tiny kernels, and launching them from Python
-    takes longer than running them. Two remedies, neither of which changes what is computed:
-    * ``compile``: torch.compile each transformer block (one compilation serves all of them, as they are
-      the same code) so that Inductor fuses the elementwise work (RMSNorm, RoPE, SiLU) into few kernels;
-    * ``cuda_graph``: record the whole step once into a CUDA graph and replay it each token: one launch.
-      This is possible because every tensor the step touches has a static shape and address (``KVCache``).
-    """
-    # emulate_precision_casts: round to bf16 wherever eager rounds, so compiled and eager greedy tokens agree;
-    # coordinate_descent_tuning: tune the generated kernels' block sizes.
-    options = {"emulate_precision_casts": True, "coordinate_descent_tuning": True}
-    blocks = [torch.compile(b, fullgraph=True, dynamic=False, options=options) for b in model.layers] if compile else None
-
-    def step(token):
-        return model(token[:, None], cache=cache, blocks=blocks)[:, -1]
-
-    if not cuda_graph:
-        return step
-    static_token = torch.zeros(batch_size, dtype=torch.long, device=cache.lengths.device)
-    # Warm up on a side stream (compilation, cuBLAS handles, the allocator), as CUDA graph capture requires.
-    # The warm-up steps write K/V into slots that the real steps overwrite before anything reads them, so
-    # putting ``lengths`` back is all the undoing needed. Capturing runs nothing: it only records.
-    filled = cache.lengths.clone()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            step(static_token)
-    torch.cuda.current_stream().wait_stream(side)
-    cache.lengths.copy_(filled)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_logits = step(static_token)
-
-    def replay(token):
-        static_token.copy_(token)
-        graph.replay()
-        return static_logits      # overwritten by the next replay: the caller samples from it first
-    return replay
-
-
 class _Rows:
     """The rows of ``generate``'s batch: on the device, the KV cache and what each step writes per row; on the
-    host, which prompt each row answers (-1: idle) since which step."""
+    host, which prompt each row answers (-1: idle) since which step. The first ``len(self)`` rows decode
+    (a bucket: infra/decode.py); the cache may have more."""
 
-    def __init__(self, model: Transformer, prompts: list[list[int]], keys, n_rows: int, max_len: int,
+    def __init__(self, model: Transformer, prompts: list[list[int]], keys, cache: KVCache, width: int,
                  budgets: list[int]):
-        device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
-        self.model, self.prompts, self.prompt_keys = model, prompts, keys                  # keys: (N,) one per prompt
+        device = model.embed_tokens.weight.device
+        self.model, self.prompts, self.prompt_keys, self.cache = model, prompts, keys, cache  # keys: (N,) per prompt
         self.waiting = list(range(len(prompts)))[::-1]                                       # next prompt last
-        self.cache = KVCache(model.args, n_rows, max_len, device, dtype, model.kv_heads)
-        self.tokens = torch.zeros(n_rows, max(budgets), dtype=torch.long, device=device)   # (R, W) responses so far
-        self.logprobs = torch.zeros(n_rows, max(budgets), device=device)                    # (R, W)
-        self.made = torch.zeros(n_rows, dtype=torch.long, device=device)                    # (R,) tokens in each
-        self.keys = torch.zeros(n_rows, dtype=torch.long, device=device)                    # (R,) each one's stream
-        self.stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)                 # (R,) stop token seen
-        self.prompt, self.start, self.budgets = [-1] * n_rows, [0] * n_rows, budgets
+        self.tokens = torch.zeros(width, max(budgets), dtype=torch.long, device=device)    # (R, W) responses so far
+        self.logprobs = torch.zeros(width, max(budgets), device=device)                     # (R, W)
+        self.made = torch.zeros(width, dtype=torch.long, device=device)                     # (R,) tokens in each
+        self.keys = torch.zeros(width, dtype=torch.long, device=device)                     # (R,) each one's stream
+        self.stopped = torch.zeros(width, dtype=torch.bool, device=device)                  # (R,) stop token seen
+        self.prompt, self.start, self.budgets = [-1] * width, [0] * width, budgets
 
     def __len__(self) -> int:
         return len(self.prompt)
 
     def refill(self, free, step: int, logits):
-        """Prefill waiting prompts into the ``free`` rows (one row at a time: no padding), writing each one's
-        next-token logits into ``logits`` (R, V); rows left without a prompt go idle."""
-        device = logits.device
+        """Prefill waiting prompts into the ``free`` rows, writing each one's next-token logits into ``logits``
+        (R, V); rows left without a prompt go idle (their lengths set to 0 before this step's decode)."""
         for r in free:
-            i = self.waiting.pop() if self.waiting else -1
-            self.prompt[r], self.start[r] = i, step
-            self.cache.lengths[r], self.made[r], self.stopped[r] = 0, 0, False    # idle: junk from slot 0 on
-            if i >= 0:
-                self.keys[r] = self.prompt_keys[i]
-                tokens = torch.tensor([self.prompts[i]], device=device)
-                logits[r] = self.model(tokens, cache=self.cache.rows(r, r + 1))[0, -1]
+            self.prompt[r], self.start[r] = self.waiting.pop() if self.waiting else -1, step
+        rows = [r for r in free if self.prompt[r] >= 0]
+        for group in prefill_groups(rows, [len(self.prompts[self.prompt[r]]) for r in rows], PREFILL_TOKENS):
+            self.prefill(group, logits)
+
+    def prefill(self, rows: list[int], logits):
+        """One batched prefill of ``rows``' prompts, right-padded, into an empty cache then copied into those rows;
+        the tokens travel from pinned host memory, so the copy does not wait for the GPU."""
+        prompts = [self.prompts[self.prompt[r]] for r in rows]
+        width, device = max(map(len, prompts)), logits.device
+        host = torch.tensor([p + [0] * (width - len(p)) + [len(p)] for p in prompts])   # (n, T + 1): its length last
+        host = host.pin_memory() if device.type == "cuda" else host
+        tokens = host.to(device, non_blocking=True)
+        index = torch.tensor(rows, device=device)
+        self.keys[index] = self.prompt_keys[torch.tensor([self.prompt[r] for r in rows], device=device)]
+        self.made[index], self.stopped[index] = 0, False
+        fill = KVCache(self.model.args, len(rows), width, device, self.cache.k[0].dtype, self.model.kv_heads)
+        logits[index] = self.model(tokens[:, :-1], cache=fill, lengths=tokens[:, -1])[:, -1]
+        self.cache.put(index, fill)
+
+    def window(self, step: int) -> int:
+        """Slots the decode step at ``step`` attends to: the longest busy row's (idle rows restart at 0, so are
+        shorter) and one for a CUDA graph's warm-up, in a bucket."""
+        longest = max((len(self.prompts[i]) + step - s for i, s in zip(self.prompt, self.start) if i >= 0), default=0)
+        return min(self.cache.max_len, bucket(longest + 1, 64))
 
     def record(self, token, logprob, stop):
         """Append this step's token (R,) to every row's response; nothing waits for the device."""
@@ -783,17 +736,18 @@ class _Rows:
         return out
 
     def keep(self, rows: list[int], token):
-        """Move ``rows`` (and their entries of this step's ``token``) to the front and drop the other rows:
-        later steps compute ``len(rows)`` rows. Returns the kept tokens."""
-        n, index = len(rows), torch.tensor(rows, device=token.device)
+        """Move ``rows`` (and their entries of this step's ``token``) to the front, then decode only the
+        bucket of rows that holds them (the rest idle). Returns the tokens of the rows kept."""
+        n, width, index = len(rows), bucket(len(rows)), torch.tensor(rows, device=token.device)
         for t in [*self.cache.k, *self.cache.v, self.cache.lengths, self.tokens, self.logprobs, self.made, self.keys,
                   self.stopped, token]:
             t[:n] = t[index]
-        self.cache = self.cache.rows(0, n)
+        self.cache.lengths[n:width] = 0
         self.tokens, self.logprobs, self.made, self.keys, self.stopped = (
-            t[:n] for t in (self.tokens, self.logprobs, self.made, self.keys, self.stopped))
-        self.prompt, self.start = [self.prompt[r] for r in rows], [self.start[r] for r in rows]
-        return token[:n]
+            t[:width] for t in (self.tokens, self.logprobs, self.made, self.keys, self.stopped))
+        self.prompt = [self.prompt[r] for r in rows] + [-1] * (width - n)
+        self.start = [self.start[r] for r in rows] + [0] * (width - n)
+        return token[:width]
 
 
 def _positions_needed(model: Transformer, prompts: list[list[int]], budgets: list[int]) -> int:
@@ -814,41 +768,44 @@ class Sampling:
     top_p: float = 1.0                          # nucleus: the smallest set of tokens with this much mass
     stop_ids: tuple[int, ...] | list[int] = ()  # a response ends with the first of these
     rows: int | None = None                     # prompts decoding together in the KV cache (None: all)
-    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); ``decoder``
-    compile: bool = False                       # torch.compile the blocks; ``decoder``
+    cuda_graph: bool | None = None              # a decode step as one CUDA graph (None: on a GPU); infra/decode.py
+    compile: bool = False                       # torch.compile the blocks; infra/decode.py
     check_every: int | None = None              # ask if rows stopped every N steps, as asking waits for the GPU
 
 
 @torch.no_grad()
 def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int | list[int],
-             sampling: Sampling = Sampling(), generator=None, usage: dict | None = None):
+             sampling: Sampling = Sampling(), generator=None, usage: dict | None = None,
+             pool: DecodePool | None = None):
     """Sample a continuation of every prompt. Returns, per prompt, (new_tokens, logprobs): the tokens up to and
     including the first stop token (or ``max_new_tokens`` of them: one number, or one per prompt), each with
     its log-prob under the sampling distribution.
 
-    Continuous batching: ``sampling.rows`` prompts decode together; when a row's response ends, the next waiting
-    prompt is prefilled into it, and once none waits and at most half the rows are busy, only those are computed.
-    ``usage`` (a dict) accumulates "tokens" sampled and "slots" computed (their ratio: the slot efficiency).
-    Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per prompt from ``generator``: what a
-    prompt samples depends on neither ``rows``, its row, nor its neighbours (up to batched kernels' rounding).
+    Continuous batching: ``sampling.rows`` prompts decode together; the next waiting prompts are prefilled together
+    into the rows whose responses ended; once none waits and at most half the rows are busy, only those decode
+    (padded to a bucket of rows), each step attending to the slots the longest busy row fills. ``usage`` adds up
+    "tokens" sampled and "slots" computed (their ratio: the slot efficiency); ``pool`` keeps the KV cache and
+    its CUDA graphs across calls. Token t of prompt i is drawn at ``stream_uniforms(key_i, t)``, one key per
+    prompt from ``generator``: it depends on neither ``rows``, its row, nor its neighbours (up to rounding).
     """
     if not prompts:
         return []
     device = model.embed_tokens.weight.device
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     need = _positions_needed(model, prompts, budgets)
-    on_gpu = device.type == "cuda"           # a CUDA graph cannot record the hooks of an FSDP-sharded model
-    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if sampling.cuda_graph is None else sampling.cuda_graph
-    if cuda_graph and not on_gpu:
-        raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
-    check_every = sampling.check_every or (16 if on_gpu else 1)      # a GPU that waits for the host runs idle
+    check_every = sampling.check_every or (16 if device.type == "cuda" else 1)   # a GPU waiting for the host idles
     keys = torch.randint(-2 ** 63, 2 ** 63 - 1, (len(prompts),), generator=generator,
                          device=generator.device if generator is not None else "cpu").to(device)
-    batch = _Rows(model, prompts, keys, min(sampling.rows or len(prompts), len(prompts)), cache_slots(need), budgets)
-    logits = torch.zeros(len(batch), model.args.vocab_size, dtype=model.embed_tokens.weight.dtype, device=device)
+    n_rows = min(sampling.rows or len(prompts), len(prompts))
+    cache, decode = cache_and_steps(model, KVCache, (sampling.rows or n_rows) if pool else n_rows, cache_slots(need),
+                                    (sampling.cuda_graph, sampling.compile), pool)
+    width = min(len(cache.lengths), bucket(n_rows)) if pool else n_rows
+    batch = _Rows(model, prompts, keys, cache, width, budgets)
+    logits = torch.zeros(width, model.args.vocab_size, device=device)                   # (R, V) fp32
     stop, results = torch.tensor(list(sampling.stop_ids) or [-1], device=device), {}
-    batch.refill(range(len(batch)), 0, logits)
-    decode, step, slots, due = None, 0, 0, batch.deadline()
+    cache.lengths[:width] = 0
+    batch.refill(range(width), 0, logits)
+    step, slots, due = 0, 0, batch.deadline()
     while True:
         uniforms = stream_uniforms(batch.keys, batch.made) if sampling.temperature > 0 else None  # (R,)
         token, logprob = sample_next(logits, sampling.temperature, sampling.top_p, uniforms)          # (R,)
@@ -863,11 +820,10 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
             if not busy and not batch.waiting:
                 break
             if not batch.waiting and len(busy) <= len(batch) // 2:     # the tail: compute only the busy rows
-                token, decode, ended = batch.keep(busy, token), None, {}
-            for r in list(ended)[len(batch.waiting):]:
-                batch.cache.lengths[r] = 0          # idle from now on: keep its junk decoding inside the cache
-        decode = decode or decoder(model, batch.cache, len(batch), cuda_graph, sampling.compile)
-        logits = decode(token)                                                 # (R, V)
+                token, ended = batch.keep(busy, token), {}
+            if ended:           # free rows restart at slot 0: idle ones decode junk there, refilled ones overwrite it
+                cache.lengths[torch.tensor(list(ended), device=device)] = 0
+        logits = decode(len(batch), batch.window(step), token)                # (R, V)
         batch.refill(list(ended), step, logits)
         due = batch.deadline() if checked else due
     if usage is not None:

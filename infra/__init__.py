@@ -9,6 +9,8 @@ One file per topic:
                      folder, ``latest`` and ``best.json``
     sandbox.py       the judge's fork servers: namespaces, mounts, seccomp, limits, cleanup, the reply protocol
                      and the plain-data encoding (standard library only: it is also the server process)
+    decode.py        the fast decode step of model.generate: shape buckets, one torch.compile for all of them,
+                     CUDA graphs per bucket (and a pool keeping them across calls), top-p over the top-k
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
     reporting.py     the evaluation's measures from episode records (pass@k, chrF, per-turn rates), the report
                      and before/after table as text, the step's log line, the learning curve

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY_ARGS, write_checkpoint
+from infra.decode import bucket
 from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, rope_frequencies,
                    sample_next, stream_uniforms)
 
@@ -215,7 +216,7 @@ def test_rows_refilled_and_compacted_give_every_prompt_its_own_greedy_tokens(tin
 def expected_slots(lengths, rows):
     """Rows computed, summed over steps, by the schedule generate documents, stops noticed at once: a row that
     comes free takes the next waiting prompt; with none waiting and at most half the rows busy, the batch
-    shrinks to the busy ones."""
+    shrinks to the bucket of rows that holds the busy ones."""
     left, waiting, width, slots = [], list(lengths), rows, 0        # left: tokens still to come, per row
     while waiting and len(left) < rows:
         left.append(waiting.pop(0))
@@ -224,7 +225,8 @@ def expected_slots(lengths, rows):
         left = [n - 1 for n in left]
         if not waiting and sum(n > 0 for n in left) <= width // 2:
             left = [n for n in left if n > 0]
-            width = len(left)
+            width = bucket(len(left))               # padded with idle rows to a bucket (infra/decode.py)
+            left += [0] * (width - len(left))
         for r, n in enumerate(left):
             if n == 0 and waiting:
                 left[r] = waiting.pop(0)
