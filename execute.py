@@ -224,13 +224,18 @@ class FunctionTest:
         return cls(**{**d, "args": args, "expected": from_plain(d.get("expected")),
                       "kwargs": {k: from_plain(v) for k, v in kwargs.items()}})
 
+    def wrapped(self, result):
+        """``result`` with the test's wrappers applied (sorted, set, round, ...); raises where one fails."""
+        for name, *extra in self.wrap:
+            if name in _HASHING_WRAPPERS:   # set(result) hashes what the program sent: same guard as from_plain
+                sandbox.hash_guard(_HASHING_WRAPPERS[name](result))
+            result = WRAPPERS[name](result, *extra)
+        return result
+
     def passes(self, result) -> bool:
         """Whether ``result`` (decoded plain data, never the program's own object) satisfies this test."""
         try:
-            for name, *extra in self.wrap:
-                if name in _HASHING_WRAPPERS:   # set(result) hashes what the program sent: same guard as from_plain
-                    sandbox.hash_guard(_HASHING_WRAPPERS[name](result))
-                result = WRAPPERS[name](result, *extra)
+            result = self.wrapped(result)
             if self.compare == "predicate":   # dataset code: it may well build set(result)
                 if type(result) in (list, tuple):
                     sandbox.hash_guard(x for x in result if type(x) not in (list, dict, set))
@@ -238,6 +243,32 @@ class FunctionTest:
             return bool(_COMPARE[self.compare](self, result))
         except Exception:   # e.g. sorted() of mixed types, abs() of a string: not the expected value
             return False
+
+    def failure(self, result) -> str:
+        """The error a failed check shows: the assert's own message, else unittest's words with both values
+        (App. C.4: "AssertionError: 3 != 4", the value compared first, as assertEqual(got, expected) says it)."""
+        if self.message:
+            return f"AssertionError: {self.message}"
+        try:
+            result = self.wrapped(result)
+        except Exception:
+            pass   # the wrapper itself failed on this value: show the value as the function returned it
+        got, want = _short_repr(result), _short_repr(self.expected)
+        words = {"==": f"{got} != {want}", "!=": f"{got} == {want}", "is": f"{got} is not {want}",
+                 "truthy": f"{got} is not true", "falsy": f"{got} is not false",
+                 "close": f"{got} != {want} within {self.abs_tol!r} delta",
+                 "isclose": f"{got} != {want} within rel_tol={self.rel_tol!r}, abs_tol={self.abs_tol!r}",
+                 "predicate": f"{got} does not satisfy {self.predicate}"}
+        return f"AssertionError: {words[self.compare]}"
+
+
+def _short_repr(value) -> str:
+    """repr() cut to half a feedback field, so that both values of a comparison fit in one."""
+    try:
+        text = repr(value)
+    except ValueError:   # an int past Python's 4,300 digits for str()
+        return "<a value too large to show>"
+    return text if len(text) <= FIELD_LIMIT // 2 else text[:FIELD_LIMIT // 2 - 3] + "..."
 
 
 def values_equal(got, want, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL) -> bool:
@@ -306,10 +337,12 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
     seconds = raw.get("seconds", 0.0)
     if "value" in raw:
         try:
-            passed = test.passes(from_plain(raw["value"]))
+            value = from_plain(raw["value"])
         except Exception:   # the program wrote something that is not plain data (or absurd: OverflowError)
-            passed = False
-        error = "" if passed else "AssertionError" + (f": {test.message}" if test.message else "")
+            return TestResult("wrong_answer", shown, None, seconds=seconds,
+                              error="AssertionError: the function returned something that is not plain data")
+        passed = test.passes(value)
+        error = "" if passed else test.failure(value)
         return TestResult("pass" if passed else "wrong_answer", shown, None, error=error, seconds=seconds)
     if "not_plain" in raw and test.compare in ("truthy", "falsy") and not test.wrap:
         passed = raw["truth"] == (test.compare == "truthy")

@@ -12,7 +12,7 @@ Accepted inputs (JSONL, JSONL.gz, a JSON array, or parquet, which needs pyarrow)
     refused with a message: turning it into tests would mean running the reference solutions here.
 Each task becomes:
   description     the task text; there is no prefill (prompt = ""), as in the paper's MBPP+ template, which shows
-                  the public tests so that the model learns the function's name and signature
+                  the first public test so that the model learns the function's name and signature (App. C.5)
   entry_point     the function the first assert calls (among those the reference solution defines)
   public_tests    test_list, the three asserts every MBPP task ships with, in order, each shown as written
   private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: every assert (or EvalPlus

@@ -484,7 +484,7 @@ def test_judge_map_keeps_job_order_and_picks_stdio_or_function_tests_from_the_pr
     with execute.Judge(workers=2) as judge_:
         results = judge_.map(jobs)
     assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout", "pass"]
-    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError"
+    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError: 4 != 5"
 
 
 def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
@@ -860,6 +860,22 @@ def test_library_containers_are_compared_by_their_values_and_truth_tests_by_trut
             "    if x == 'aab':\n        return collections.Counter(x)\n    if x == 1:\n        return Pair(1, 2)\n"
             "    return re.match('x', x)\n")
     assert [r.verdict for r in sandbox.run_function_tests(code, "f", tests)] == ["pass"] * 4
+
+
+def test_a_failed_assert_shows_both_values_in_unittest_words(sandbox):
+    """App. C.4: the feedback says what the function returned and what was expected ("AssertionError: 3 != 4")."""
+    tests = [("assert double(3) == 6", F([3], expected=6)),
+             ("assert sorted(double(l)) == [2, 4]", F([[1, 2]], expected=[2, 4], wrap=[["sorted"]])),
+             ("assert double(-2)", F([-2], compare="truthy")),
+             ("assert double(1) is None", F([1], expected=None, compare="is")),
+             ("assert double(4) == 9, 'four'", F([4], expected=9, message="four"))]
+    code = "def double(n):\n    return [x * 3 for x in n] if isinstance(n, list) else n + 2\n"
+    results = sandbox.run_function_tests(code, "double", tests)
+    assert [r.error for r in results] == ["AssertionError: 5 != 6", "AssertionError: [3, 6] != [2, 4]",
+                                          "AssertionError: 0 is not true", "AssertionError: 3 is not None",
+                                          "AssertionError: four"]
+    humaneval = Problem("d", "", [], [], kind="function", entry_point="double", prompt="def double(n):\n")
+    assert "- Failure: `assert double(3) == 6`:\n`AssertionError: 5 != 6`\n" in describe_failures(humaneval, results)
 
 
 def test_plain_data_round_trip_and_refusals():

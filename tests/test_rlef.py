@@ -332,7 +332,7 @@ def test_function_prompts_are_the_papers_templates():
     assert prefill(HUMANEVAL[0]) == '```python\ndef double(n):\n    """Twice n."""\n'
     assert initial_prompt(MBPP[0]) == (
         "Provide a Python solution for the following problem: Write a function double(n) returning twice n.\n"
-        "Your code should pass these tests:\n\nassert double(2) == 4\nassert double(5) == 10\n\n"
+        "Your code should pass these tests:\n\nassert double(2) == 4\n\n"   # one test (App. C.5), of two
         + execute.FORMAT_LINE)
     assert prefill(MBPP[0]) == ""
 
