@@ -446,6 +446,83 @@ def test_evalplus_release_without_expected_outputs_is_refused_with_a_pointer(tmp
 
 
 # ============================================================================================================
+# EvalPlus's release (HumanEvalPlus / MbppPlus JSONL): expected values from the canonical solution, in the sandbox
+# ============================================================================================================
+
+EVALPLUS = [
+    {"task_id": "HumanEval/0", "prompt": 'def add(a, b):\n    """Sum."""\n', "entry_point": "add",
+     "canonical_solution": "    return a + b\n", "contract": "", "atol": 0,
+     "base_input": [[1, 2], [0.5, 0.25]], "plus_input": [[10 ** 20, 1], ["a", "b"], ["a", 1]]},   # ["a", 1] raises
+    {"task_id": "HumanEval/32", "prompt": "def find_zero(xs):\n", "entry_point": "find_zero", "contract": "",
+     "canonical_solution": "    return -xs[0] / xs[1] if len(xs) == 2 else 1.0\n", "atol": 1e-6,
+     "base_input": [[[-2, 1]]], "plus_input": [[[-6, 11, -6, 1]]]},   # 1, 2 and 3 are all zeros of the second
+    # Mbpp/2 takes tuples, which JSON stores as lists: the canonical solution refuses anything else
+    {"task_id": "Mbpp/2", "prompt": '"""\nWrite a function to find the shared elements of two tuples.\n'
+     'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n',
+     "entry_point": "similar_elements", "contract": "", "atol": 0,
+     "canonical_solution": "def similar_elements(a, b):\n    assert type(a) is type(b) is tuple\n"
+                           "    return tuple(sorted(set(a) & set(b)))\n",
+     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[1, 2], [2]], [[], []]]},
+]
+
+
+@pytest.fixture(scope="module")
+def evalplus_problems():
+    from collections import Counter
+    from data import evalplus
+    counts = Counter()
+    return evalplus.convert(json.loads(json.dumps(EVALPLUS)), workers=2, counts=counts), counts
+
+
+def test_evalplus_base_inputs_are_public_plus_inputs_private_expected_from_the_canonical_solution(evalplus_problems):
+    (add, find_zero, similar), counts = evalplus_problems
+    assert [(t.input, t.check.expected) for t in add.public_tests] == [("assert add(1, 2) == 3", 3),
+                                                                      ("assert add(0.5, 0.25) == 0.75", 0.75)]
+    assert [(t.check.args, t.check.expected) for t in add.private_tests] == [([10 ** 20, 1], 10 ** 20 + 1),
+                                                                             (["a", "b"], "ab")]
+    assert counts["reference_failures"] == 1   # add("a", 1) raises: that input is left out
+    assert (add.prompt, add.description, add.source) == (EVALPLUS[0]["prompt"],) * 2 + ("humaneval+",)
+    assert [t.check.args for t in similar.public_tests + similar.private_tests] == [
+        [(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (2,)], [(), ()]]   # tuples restored, as EvalPlus does
+    assert similar.public_tests[0].input == "assert similar_elements((3, 4, 5, 6), (5, 7, 4, 10)) == (4, 5)"
+    assert (similar.prompt, similar.description) == ("", "Write a function to find the shared elements of two tuples.")
+    assert find_zero.public_tests[0].check.compare == "predicate"   # EvalPlus's oracle: any zero will do
+
+
+def test_evalplus_expected_values_are_computed_in_the_sandbox_never_in_this_process():
+    import os
+    from collections import Counter
+    from data import evalplus
+    task = {**EVALPLUS[0], "task_id": "HumanEval/1", "prompt": "import os\ndef pid(x):\n", "entry_point": "pid",
+            "canonical_solution": "    return os.getpid()\n", "base_input": [[0]], "plus_input": []}
+    [p] = evalplus.convert([task], workers=1, counts=Counter())
+    assert p.public_tests[0].check.expected != os.getpid()
+
+
+def test_evalplus_problems_pass_their_solution_and_a_wrong_one_sees_both_values(evalplus_problems, tmp_path):
+    problems, _ = evalplus_problems
+    save_problems(problems, tmp_path / "plus.jsonl")
+    problems = load_problems(tmp_path / "plus.jsonl")
+    other_root = "def find_zero(xs):\n    return 2.0 if len(xs) == 4 else -xs[0] / xs[1]\n"
+    wrong_add = "def add(a, b):\n    return a - b\n"
+    with execute.Judge(workers=2) as judge:
+        results = judge.map([(p, p.solutions[0], p.public_tests + p.private_tests) for p in problems]
+                            + [(problems[1], other_root, problems[1].private_tests),
+                               (problems[0], wrong_add, problems[0].public_tests)])
+    assert all(r.passed for rs in results[:4] for r in rs)
+    feedback = execute.describe_failures(problems[0], results[4])
+    assert "- Failure: `assert add(1, 2) == 3`:\n`AssertionError: -1 != 3`" in feedback
+
+
+def test_evalplus_file_without_its_fields_is_refused_with_what_it_reads(tmp_path, capsys):
+    from data import evalplus
+    path = tmp_path / "HumanEvalPlus.jsonl"
+    path.write_text(json.dumps({"task_id": "HumanEval/0", "prompt": "", "entry_point": "f"}) + "\n")
+    with pytest.raises(ValueError, match="HumanEval/0: no field.*canonical_solution.*EvalPlus"):
+        evalplus.main([str(path), "--out", str(tmp_path / "out.jsonl"), "--workers", "1"])
+
+
+# ============================================================================================================
 # The bundled problem set, judged by execute.py
 # ============================================================================================================
 
