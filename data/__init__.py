@@ -56,7 +56,7 @@ class Problem:
     incorrect_solutions: list[str] = field(default_factory=list)  # Python 3 programs that fail some test
     kind: str = "stdio"
     prompt: str = ""  # function problems: the code every assistant response is prefilled with
-    entry_point: str | None = None  # function problems: the name of the function under test
+    entry_point: str | None = None  # function problems: the function under test, or "Solution.method"
     source: str | None = None
     difficulty: str | int | None = None
 
@@ -144,9 +144,10 @@ def problem_from_dict(d: object) -> Problem:
     prompt, entry_point = d.get("prompt", ""), d.get("entry_point")
     if not isinstance(prompt, str):
         raise _Bad('"prompt" must be a string')
-    if kind == "function" and (not isinstance(entry_point, str) or not entry_point.isidentifier()):
-        raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test; '
-                   f'got {entry_point!r}')
+    if kind == "function" and (not isinstance(entry_point, str) or entry_point.count(".") > 1
+                               or not all(part.isidentifier() for part in entry_point.split("."))):
+        raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test (or '
+                   f'"Class.method", called on a new instance); got {entry_point!r}')
     if kind == "stdio" and (prompt or entry_point is not None):
         raise _Bad('"prompt" and "entry_point" belong to "function" problems; this one is "stdio"')
 
