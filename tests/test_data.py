@@ -1,9 +1,9 @@
 """data/ as a specification: the problem format, the converters, and the bundled problem set.
 
 The converters are tested on small files written here with the real schemas (CodeContests' parquet columns,
-HumanEval's jsonl.gz, MBPP's jsonl, EvalPlus's and LiveCodeBench's rows), so no dataset is downloaded. The bundled set is judged by execute.py, the
-same judge the MDP uses: every reference solution must pass every test, and a program that prints nothing and
-a plausible wrong solution must each fail at least one.
+HumanEval's jsonl.gz, MBPP's jsonl, EvalPlus's and LiveCodeBench's rows), so no dataset is downloaded. The
+bundled set is judged by execute.py, the same judge the MDP uses: every reference solution must pass every test,
+and a program that prints nothing and a plausible wrong solution must each fail at least one.
 """
 import ast
 import gzip
