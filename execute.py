@@ -18,8 +18,9 @@ and judge_error: the machinery failed (Judge replaces the server), a failure lik
 A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
 separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
 a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
-compare as strings, so 10^19 and 10^19+1 differ. Time: a contest's (C++) limit x PYTHON_TIME_FACTOR = 3 (our
-choice), else the paper's 10 s; memory: the problem's limit, else the paper's 1 GB.
+compare as strings, so 10^19 and 10^19+1 differ. Limits (App. A.2): the problem's own time limit, else 10 s,
+and its memory limit, else 1 GB, per test. Judge(time_factor=3) multiplies a problem's (C++) time limit for
+Python: our option, off by default (1.0 is the paper's rule); time_limit_rule() names the rule for reports.
 
 The sandbox (infra/sandbox.py; the full account in docs/SANDBOX.md). Each test runs in a fresh process forked
 from a server that isolated itself once: its own pid, network, mount and IPC namespaces, a read-only root
@@ -54,7 +55,7 @@ NO_CODE_FEEDBACK = "Could not parse your code.\nGive it another try.\n" + FORMAT
 
 DEFAULT_TIME_LIMIT = 10.0          # seconds of wall time per test (the paper's default)
 DEFAULT_MEMORY_LIMIT = 1 << 30     # bytes (the paper's default)
-PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
+TIME_FACTOR = 1.0                  # x a problem's own time limit: 1.0 is the paper's rule (App. A.2)
 FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (our choice)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
@@ -141,10 +142,15 @@ def _tokens_match(want: str, got: str) -> bool:
     return False
 
 
-def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME_FACTOR,
+def python_time_limit(contest_seconds: float | None, factor: float = TIME_FACTOR,
                       default: float = DEFAULT_TIME_LIMIT) -> float:
-    """A contest's (C++) time limit scaled for Python; the paper's 10 s where the problem has none."""
+    """A problem's own time limit (x factor: our option for Python); the paper's 10 s where it has none."""
     return default if not contest_seconds else contest_seconds * factor
+
+
+def time_limit_rule(factor: float = TIME_FACTOR) -> str:
+    """The rule in words, for every report: which limits the numbers were measured under."""
+    return f"problem's time limit x{factor:g}, else {DEFAULT_TIME_LIMIT:g} s; problem's memory limit, else 1 GB"
 
 
 # ---- Function problems (HumanEval, MBPP): plain data in, plain data out
@@ -477,8 +483,8 @@ class Judge:
     time_limit, memory_limit and entry_point; a test has input, output and (function problems) check.
     """
 
-    def __init__(self, workers: int | None = None, isolate: bool = True):
-        self.workers, self.isolate = workers or os.cpu_count() or 1, isolate
+    def __init__(self, workers: int | None = None, isolate: bool = True, time_factor: float = TIME_FACTOR):
+        self.workers, self.isolate, self.time_factor = workers or os.cpu_count() or 1, isolate, time_factor
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
         self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
         self._idle = queue.SimpleQueue()
@@ -499,7 +505,7 @@ class Judge:
         the caller's mistake, and raised."""
         problem, code, tests = item
         tests = list(tests)   # counted before running: one verdict per test, always
-        limits = python_time_limit(problem.time_limit), problem.memory_limit or DEFAULT_MEMORY_LIMIT
+        limits = python_time_limit(problem.time_limit, self.time_factor), problem.memory_limit or DEFAULT_MEMORY_LIMIT
         server = self._idle.get()
         sent = server._next_id
         try:

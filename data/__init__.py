@@ -9,7 +9,7 @@ The fields are documented in data/README.md; in short:
                                             public tests only, the final judgement uses public + private
     generated_tests                         extra tests (CodeContests): evaluation judges the final response
                                             on them too (paper, appendix B.3); training rewards never do
-    time_limit (s), memory_limit (bytes)    the problem's own limits or null (execute.py picks defaults)
+    time_limit (s), memory_limit (bytes)    the problem's own limits or null (execute.py: 10 s, 1 GB, App. A.2)
     solutions                               reference Python 3 solutions
     incorrect_solutions                     Python 3 solutions known to be wrong (CodeContests): the source
                                             of the random-feedback ablation (appendix C.2)
@@ -50,7 +50,7 @@ class Problem:
     public_tests: list[Test]
     private_tests: list[Test]
     generated_tests: list[Test] = field(default_factory=list)
-    time_limit: float | None = None  # seconds, as set by the contest (for C++); execute.py scales it
+    time_limit: float | None = None  # seconds, as set by the contest; the judge uses it (x --time-factor)
     memory_limit: int | None = None  # bytes
     solutions: list[str] = field(default_factory=list)
     incorrect_solutions: list[str] = field(default_factory=list)  # Python 3 programs that fail some test
