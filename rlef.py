@@ -107,7 +107,7 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
         if not active:
             break
         for d, (new_tokens, logprobs) in zip(active, sample([d.tokens for d in active])):
-            add_response(d, tok, new_tokens, logprobs, turn)
+            add_response(d, tok, new_tokens, logprobs, turn, no_code_penalty=turns > 1)
         public_results = judge_public_tests(judge, active)
         for d, results in zip(active, public_results):
             end_turn(d, results, last_turn=turn == turns - 1)
@@ -120,16 +120,17 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
     return dialogues
 
 
-def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: list[float], turn: int):
+def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: list[float], turn: int,
+                 no_code_penalty: bool = True):
     """The policy's response: its tokens (the actions), the code in it, and the -0.2 of a response without
-    code (paper §2.1)."""
+    code (paper §2.2), which single-turn episodes do without: the single-turn ablation's reward (§3.4.2)."""
     d.add_response(new_tokens, logprobs, turn)
     if not new_tokens or new_tokens[-1] != tok.eot_id:
         # Cut at max_new_tokens, or stopped by <|eom_id|> / <|end_of_text|>: the Llama 3 format closes every
         # message with <|eot_id|> before the next header, so add one (given, not trained).
         d.add_context([tok.eot_id])
     d.codes.append(execute.extract_code(prefill(d.problem) + tok.decode(new_tokens)))
-    d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)
+    d.turn_rewards.append(-0.2 if d.codes[-1] is None and no_code_penalty else 0.0)
 
 
 def judge_public_tests(judge, dialogues: list[Dialogue]) -> list[list | None]:

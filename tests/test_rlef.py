@@ -120,6 +120,17 @@ def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge, 
     assert d.turn_rewards == pytest.approx([-0.2, 1.0]) and d.solved
 
 
+def test_single_turn_episodes_have_no_0_2_penalty(tok, judge, case):
+    # §3.4.2: the single-turn RL ablation trains on +1 / -1 alone; `--turns 1` is that ablation
+    problem, right, _, _ = case
+    if problem.prompt:
+        pytest.skip("a prefilled response always opens a code block")
+    d, = rlef.rollout(Scripted(tok, [NO_CODE]), tok, [problem], judge, turns=1)
+    assert d.turn_rewards == [-1.0] and d.verdicts == ["no_code"]
+    d, = rlef.rollout(Scripted(tok, [right]), tok, [problem], judge, turns=1)
+    assert d.turn_rewards == [1.0] and d.solved
+
+
 def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
     problem, right, wrong, _ = case
     script = [wrong, wrong, right]
