@@ -1,4 +1,5 @@
 """rlef.py: the MDP driven by a scripted policy (no model), batched rollouts, evaluation measures."""
+import json
 import random
 
 import pytest
@@ -424,6 +425,25 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     assert "tests: public + private + generated" in capsys.readouterr().out
     report = rlef.main(argv + ["--no-generated-tests"])
     assert report["multi_turn_1@3"] == 1.0 and report["tests"] == "public + private (generated tests left out)"
+
+
+def test_eval_cli_time_limits_follow_the_paper_unless_a_factor_is_given(tmp_path, tiny_checkpoint, monkeypatch,
+                                                                       capsys):
+    # App. A.2: the problem's own limit as it is (this answer takes 1 s of a 0.5 s limit); --time-factor 4
+    # gives it 2 s. The report and the printed table name the rule either way.
+    problem = Problem("double", "Print twice n", [Test("2\n", "4\n")], [Test("5\n", "10\n")], time_limit=0.5)
+    answer = "```python\nimport time\ntime.sleep(1.0)\nprint(2 * int(input()))\n```"
+    save_problems([problem], tmp_path / "problems.jsonl")
+    monkeypatch.setattr(rlef, "policy_sampler", lambda model, tok, *a, **k: Scripted(tok, answer))
+    argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "problems.jsonl"), "--turns", "1",
+            "--out", str(tmp_path / "r.json")]
+    report = rlef.main(argv)
+    assert report["multi_turn_1@3"] == 0.0 and report["per_turn"][0]["verdicts"] == {"timeout": 1}
+    assert report["time_limits"] == "problem's time limit x1, else 10 s; problem's memory limit, else 1 GB"
+    assert "time limits: problem's time limit x1, else 10 s" in capsys.readouterr().out
+    report = rlef.main(argv + ["--time-factor", "4"])
+    assert report["multi_turn_1@3"] == 1.0 and report["time_limits"].startswith("problem's time limit x4,")
+    assert json.loads((tmp_path / "r.json").read_text())["time_limits"] == report["time_limits"]
 
 
 def test_eval_of_the_shipped_tiny_policy_fits_its_context(tmp_path, capsys):
