@@ -18,8 +18,9 @@ and judge_error: the machinery failed (Judge replaces the server), a failure lik
 A nonzero exit or a signal fails a test even after correct output. Output comparison (our rule): whitespace-
 separated tokens, equal counts, each pair equal as strings or case-insensitively; where the *expected* token is
 a float literal (a '.' or an exponent) a numeric token within 1e-6 * max(1, |expected|) also matches; integers
-compare as strings, so 10^19 and 10^19+1 differ. Time: a contest's (C++) limit x PYTHON_TIME_FACTOR = 3 (our
-choice), else the paper's 10 s; memory: the problem's limit, else the paper's 1 GB.
+compare as strings, so 10^19 and 10^19+1 differ. Limits (App. A.2): the problem's own time limit, else 10 s,
+and its memory limit, else 1 GB, per test. Judge(time_factor=3) multiplies a problem's (C++) time limit for
+Python: our option, off by default (1.0 is the paper's rule); time_limit_rule() names the rule for reports.
 
 The sandbox (infra/sandbox.py; the full account in docs/SANDBOX.md). Each test runs in a fresh process forked
 from a server that isolated itself once: its own pid, network, mount and IPC namespaces, a read-only root
@@ -54,7 +55,7 @@ NO_CODE_FEEDBACK = "Could not parse your code.\nGive it another try.\n" + FORMAT
 
 DEFAULT_TIME_LIMIT = 10.0          # seconds of wall time per test (the paper's default)
 DEFAULT_MEMORY_LIMIT = 1 << 30     # bytes (the paper's default)
-PYTHON_TIME_FACTOR = 3.0           # C++ contest limit -> Python (our choice)
+TIME_FACTOR = 1.0                  # x a problem's own time limit: 1.0 is the paper's rule (App. A.2)
 FIELD_LIMIT = 512                  # characters per input / output / traceback in the feedback (our choice)
 MESSAGE_LIMIT = 4096               # characters (~1k tokens) per feedback message; later failures are dropped
 OUTPUT_KEEP = 64 << 10             # characters of stdout kept in TestResult.output
@@ -141,10 +142,15 @@ def _tokens_match(want: str, got: str) -> bool:
     return False
 
 
-def python_time_limit(contest_seconds: float | None, factor: float = PYTHON_TIME_FACTOR,
+def python_time_limit(contest_seconds: float | None, factor: float = TIME_FACTOR,
                       default: float = DEFAULT_TIME_LIMIT) -> float:
-    """A contest's (C++) time limit scaled for Python; the paper's 10 s where the problem has none."""
+    """A problem's own time limit (x factor: our option for Python); the paper's 10 s where it has none."""
     return default if not contest_seconds else contest_seconds * factor
+
+
+def time_limit_rule(factor: float = TIME_FACTOR) -> str:
+    """The rule in words, for every report: which limits the numbers were measured under."""
+    return f"problem's time limit x{factor:g}, else {DEFAULT_TIME_LIMIT:g} s; problem's memory limit, else 1 GB"
 
 
 # ---- Function problems (HumanEval, MBPP): plain data in, plain data out
@@ -224,13 +230,18 @@ class FunctionTest:
         return cls(**{**d, "args": args, "expected": from_plain(d.get("expected")),
                       "kwargs": {k: from_plain(v) for k, v in kwargs.items()}})
 
+    def wrapped(self, result):
+        """``result`` with the test's wrappers applied (sorted, set, round, ...); raises where one fails."""
+        for name, *extra in self.wrap:
+            if name in _HASHING_WRAPPERS:   # set(result) hashes what the program sent: same guard as from_plain
+                sandbox.hash_guard(_HASHING_WRAPPERS[name](result))
+            result = WRAPPERS[name](result, *extra)
+        return result
+
     def passes(self, result) -> bool:
         """Whether ``result`` (decoded plain data, never the program's own object) satisfies this test."""
         try:
-            for name, *extra in self.wrap:
-                if name in _HASHING_WRAPPERS:   # set(result) hashes what the program sent: same guard as from_plain
-                    sandbox.hash_guard(_HASHING_WRAPPERS[name](result))
-                result = WRAPPERS[name](result, *extra)
+            result = self.wrapped(result)
             if self.compare == "predicate":   # dataset code: it may well build set(result)
                 if type(result) in (list, tuple):
                     sandbox.hash_guard(x for x in result if type(x) not in (list, dict, set))
@@ -238,6 +249,32 @@ class FunctionTest:
             return bool(_COMPARE[self.compare](self, result))
         except Exception:   # e.g. sorted() of mixed types, abs() of a string: not the expected value
             return False
+
+    def failure(self, result) -> str:
+        """The error a failed check shows: the assert's own message, else unittest's words with both values
+        (App. C.4: "AssertionError: 3 != 4", the value compared first, as assertEqual(got, expected) says it)."""
+        if self.message:
+            return f"AssertionError: {self.message}"
+        try:
+            result = self.wrapped(result)
+        except Exception:
+            pass   # the wrapper itself failed on this value: show the value as the function returned it
+        got, want = _short_repr(result), _short_repr(self.expected)
+        words = {"==": f"{got} != {want}", "!=": f"{got} == {want}", "is": f"{got} is not {want}",
+                 "truthy": f"{got} is not true", "falsy": f"{got} is not false",
+                 "close": f"{got} != {want} within {self.abs_tol!r} delta",
+                 "isclose": f"{got} != {want} within rel_tol={self.rel_tol!r}, abs_tol={self.abs_tol!r}",
+                 "predicate": f"{got} does not satisfy {self.predicate}"}
+        return f"AssertionError: {words[self.compare]}"
+
+
+def _short_repr(value) -> str:
+    """repr() cut to half a feedback field, so that both values of a comparison fit in one."""
+    try:
+        text = repr(value)
+    except ValueError:   # an int past Python's 4,300 digits for str()
+        return "<a value too large to show>"
+    return text if len(text) <= FIELD_LIMIT // 2 else text[:FIELD_LIMIT // 2 - 3] + "..."
 
 
 def values_equal(got, want, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL) -> bool:
@@ -306,10 +343,12 @@ def _call_result(raw: dict, shown: str, test: FunctionTest) -> TestResult:
     seconds = raw.get("seconds", 0.0)
     if "value" in raw:
         try:
-            passed = test.passes(from_plain(raw["value"]))
+            value = from_plain(raw["value"])
         except Exception:   # the program wrote something that is not plain data (or absurd: OverflowError)
-            passed = False
-        error = "" if passed else "AssertionError" + (f": {test.message}" if test.message else "")
+            return TestResult("wrong_answer", shown, None, seconds=seconds,
+                              error="AssertionError: the function returned something that is not plain data")
+        passed = test.passes(value)
+        error = "" if passed else test.failure(value)
         return TestResult("pass" if passed else "wrong_answer", shown, None, error=error, seconds=seconds)
     if "not_plain" in raw and test.compare in ("truthy", "falsy") and not test.wrap:
         passed = raw["truth"] == (test.compare == "truthy")
@@ -444,8 +483,8 @@ class Judge:
     time_limit, memory_limit and entry_point; a test has input, output and (function problems) check.
     """
 
-    def __init__(self, workers: int | None = None, isolate: bool = True):
-        self.workers, self.isolate = workers or os.cpu_count() or 1, isolate
+    def __init__(self, workers: int | None = None, isolate: bool = True, time_factor: float = TIME_FACTOR):
+        self.workers, self.isolate, self.time_factor = workers or os.cpu_count() or 1, isolate, time_factor
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="judge")
         self._sandboxes = list(self._pool.map(lambda _: Sandbox(isolate), range(self.workers)))
         self._idle = queue.SimpleQueue()
@@ -466,7 +505,7 @@ class Judge:
         the caller's mistake, and raised."""
         problem, code, tests = item
         tests = list(tests)   # counted before running: one verdict per test, always
-        limits = python_time_limit(problem.time_limit), problem.memory_limit or DEFAULT_MEMORY_LIMIT
+        limits = python_time_limit(problem.time_limit, self.time_factor), problem.memory_limit or DEFAULT_MEMORY_LIMIT
         server = self._idle.get()
         sent = server._next_id
         try:

@@ -107,7 +107,7 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
         if not active:
             break
         for d, (new_tokens, logprobs) in zip(active, sample([d.tokens for d in active])):
-            add_response(d, tok, new_tokens, logprobs, turn)
+            add_response(d, tok, new_tokens, logprobs, turn, no_code_penalty=turns > 1)
         public_results = judge_public_tests(judge, active)
         for d, results in zip(active, public_results):
             end_turn(d, results, last_turn=turn == turns - 1)
@@ -120,16 +120,17 @@ def rollout(sample, tok: Tokenizer, problems: list[Problem], judge, turns: int =
     return dialogues
 
 
-def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: list[float], turn: int):
+def add_response(d: Dialogue, tok: Tokenizer, new_tokens: list[int], logprobs: list[float], turn: int,
+                 no_code_penalty: bool = True):
     """The policy's response: its tokens (the actions), the code in it, and the -0.2 of a response without
-    code (paper §2.1)."""
+    code (paper §2.2), which single-turn episodes do without: the single-turn ablation's reward (§3.4.2)."""
     d.add_response(new_tokens, logprobs, turn)
     if not new_tokens or new_tokens[-1] != tok.eot_id:
         # Cut at max_new_tokens, or stopped by <|eom_id|> / <|end_of_text|>: the Llama 3 format closes every
         # message with <|eot_id|> before the next header, so add one (given, not trained).
         d.add_context([tok.eot_id])
     d.codes.append(execute.extract_code(prefill(d.problem) + tok.decode(new_tokens)))
-    d.turn_rewards.append(-0.2 if d.codes[-1] is None else 0.0)
+    d.turn_rewards.append(-0.2 if d.codes[-1] is None and no_code_penalty else 0.0)
 
 
 def judge_public_tests(judge, dialogues: list[Dialogue]) -> list[list | None]:
@@ -376,7 +377,7 @@ class Config:
     # The paper trains 8B for "12,000 updates", where one batch of 1,024 rollouts gives "4 updates on 256
     # sequences". We read an update as one optimiser step: 12,000 updates = 3,000 batches (README).
     batches: int = option(3000, "rollout batches to train on; each gives --minibatches x --epochs optimiser "
-                                "updates (paper: 12,000 updates for 8B = 3,000 batches of 4)")
+                                "updates (paper: 12,000 updates for 8B = 3,000 batches of 4; 8,000 for 70B)")
     batch_size: int = option(1024, "episodes per batch over all ranks (paper: 1024 rollouts)")
     minibatches: int = option(4, "optimiser updates per batch (paper: 4 updates of 256 sequences)")
     micro_batch_size: int = option(4, "episodes per forward/backward; gradients accumulate over them")
@@ -409,6 +410,8 @@ class Config:
     export_every: int = option(1, "write the policy as a Hugging Face folder (in --dtype) into every Nth "
                                "checkpoint, every evaluated one (it may be the best) and the last")
     judge_workers: int = option(0, "parallel test executors per rank (0: the node's CPU cores / ranks on it)")
+    time_factor: float = option(1.0, "x a problem's own time limit (1: the paper's rule, App. A.2; e.g. 3 for "
+                                     "Python against C++ limits: our option)")
     seed: int = option(0, "random seed (data order, sampling, critic head)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
     dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
@@ -420,6 +423,7 @@ class Config:
 # Preset defaults differ from the paper's where the scale does: the tiny byte-level model learns at a
 # learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Differences from the paper").
 PRESET_DEFAULTS = {
+    "70b": dict(batches=2000),   # App. A.1: 70B trains for 8,000 updates (= 2,000 batches of 4), 8B for 12,000
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
                  valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=60, batch_size=64, minibatches=2,
                  micro_batch_size=8, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
@@ -567,6 +571,7 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
                                 extra_tests=True, max_len=run.max_len)
         report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, settings, log=log0,
                           group=None if run.mesh is None else run.mesh["dp"].get_group())
+    report["time_limits"] = execute.time_limit_rule(run.cfg.time_factor)
     log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
     if run.rank == 0:
         (run.dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
@@ -627,7 +632,7 @@ def start_run(cfg: Config) -> Run:
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
-    judge = start_judge(cfg.judge_workers, mesh)               # started before the models are loaded
+    judge = start_judge(cfg.judge_workers, mesh, cfg.time_factor)   # started before the models are loaded
     try:
         policy, reference, critic = load_models(cfg, weights, device, mesh)
     except (OSError, ValueError) as e:
@@ -727,7 +732,7 @@ def eval_main(argv):
     gen = random_stream(device, a.seed, 0, dp_rank)
     sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
                             cache_bytes=int(0.9 * free_memory(device)))
-    judge = start_judge(0, mesh)
+    judge = start_judge(0, mesh, a.time_factor)
     try:
         with torch.no_grad():
             settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
@@ -739,6 +744,7 @@ def eval_main(argv):
         judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
+    report["time_limits"] = execute.time_limit_rule(a.time_factor)
     if rank == 0:
         print(format_report(report))
         out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")

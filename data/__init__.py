@@ -9,7 +9,7 @@ The fields are documented in data/README.md; in short:
                                             public tests only, the final judgement uses public + private
     generated_tests                         extra tests (CodeContests): evaluation judges the final response
                                             on them too (paper, appendix B.3); training rewards never do
-    time_limit (s), memory_limit (bytes)    the problem's own limits or null (execute.py picks defaults)
+    time_limit (s), memory_limit (bytes)    the problem's own limits or null (execute.py: 10 s, 1 GB, App. A.2)
     solutions                               reference Python 3 solutions
     incorrect_solutions                     Python 3 solutions known to be wrong (CodeContests): the source
                                             of the random-feedback ablation (appendix C.2)
@@ -50,13 +50,13 @@ class Problem:
     public_tests: list[Test]
     private_tests: list[Test]
     generated_tests: list[Test] = field(default_factory=list)
-    time_limit: float | None = None  # seconds, as set by the contest (for C++); execute.py scales it
+    time_limit: float | None = None  # seconds, as set by the contest; the judge uses it (x --time-factor)
     memory_limit: int | None = None  # bytes
     solutions: list[str] = field(default_factory=list)
     incorrect_solutions: list[str] = field(default_factory=list)  # Python 3 programs that fail some test
     kind: str = "stdio"
     prompt: str = ""  # function problems: the code every assistant response is prefilled with
-    entry_point: str | None = None  # function problems: the name of the function under test
+    entry_point: str | None = None  # function problems: the function under test, or "Solution.method"
     source: str | None = None
     difficulty: str | int | None = None
 
@@ -144,9 +144,10 @@ def problem_from_dict(d: object) -> Problem:
     prompt, entry_point = d.get("prompt", ""), d.get("entry_point")
     if not isinstance(prompt, str):
         raise _Bad('"prompt" must be a string')
-    if kind == "function" and (not isinstance(entry_point, str) or not entry_point.isidentifier()):
-        raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test; '
-                   f'got {entry_point!r}')
+    if kind == "function" and (not isinstance(entry_point, str) or entry_point.count(".") > 1
+                               or not all(part.isidentifier() for part in entry_point.split("."))):
+        raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test (or '
+                   f'"Class.method", called on a new instance); got {entry_point!r}')
     if kind == "stdio" and (prompt or entry_point is not None):
         raise _Bad('"prompt" and "entry_point" belong to "function" problems; this one is "stdio"')
 

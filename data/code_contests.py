@@ -4,13 +4,13 @@
 
 PATH is a shard (`train-00000-of-00039.parquet`, `valid-00000-of-00001.parquet`, `test-00000-of-00001.parquet`)
 or a folder searched recursively for `*.parquet`; the split is the part of the file name before the first "-".
-What is kept, following the paper (RLEF §4 and appendix):
+What is kept, following the paper (§3.1):
   - problems with at least one public and at least one private test (train 13,328 -> 12,659 in the paper);
   - of the rest, problems that read and write files (non-empty `input_file`/`output_file`) are dropped too,
     because the judge only feeds stdin and reads stdout; both counts are printed;
   - only Python 3 solutions (language 3), correct and incorrect; Python 2 and other languages are left out.
     The incorrect ones are what the random-feedback ablation runs (appendix C.2).
-Time limits are the contest's own (set for C++, null where the dataset has none); execute.py scales them.
+Time limits are the contest's own (null where the dataset has none), used as they are (App. A.2).
 
 Shards are read a few rows at a time, so the 3 GB train split never sits in memory, and each split is written
 through save_problems (temporary file, then rename): an interrupted conversion leaves no half-written file.

@@ -9,10 +9,10 @@ Accepted inputs (JSONL, JSONL.gz, a JSON array, or parquet, which needs pyarrow)
   - MBPP+ as on Hugging Face (`evalplus/mbppplus`: task_id, prompt, code, test_imports, test_list, and `test`, a
     self-contained script that checks the function on the base and the EvalPlus inputs with their expected
     outputs). EvalPlus's own release (`MbppPlus.jsonl`, with base_input/plus_input but no expected outputs) is
-    refused with a message: turning it into tests would mean running the reference solutions here.
+    refused with a message pointing to data/evalplus.py, which runs the reference solutions in the sandbox.
 Each task becomes:
   description     the task text; there is no prefill (prompt = ""), as in the paper's MBPP+ template, which shows
-                  the public tests so that the model learns the function's name and signature
+                  the first public test so that the model learns the function's name and signature (App. C.5)
   entry_point     the function the first assert calls (among those the reference solution defines)
   public_tests    test_list, the three asserts every MBPP task ships with, in order, each shown as written
   private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: every assert (or EvalPlus
@@ -74,8 +74,9 @@ def entry_point(first_assert: str, code: str) -> str:
 def to_problem(row: dict, counts: Counter | None = None) -> Problem:
     """One MBPP(+) row as a function problem; ``counts`` collects what the assert conversion left out."""
     if "test_list" not in row and "base_input" in row:
-        raise ValueError("this is EvalPlus's own MbppPlus.jsonl, which has test inputs but no expected outputs; "
-                         "convert the Hugging Face copy (evalplus/mbppplus), whose `test` field is complete")
+        raise ValueError("this is EvalPlus's own MbppPlus.jsonl, which has test inputs but no expected outputs: "
+                         "convert it with `python -m data.evalplus` (it runs the canonical solutions in the "
+                         "sandbox), or convert the Hugging Face copy (evalplus/mbppplus) here")
     code = row["code"].replace("\r\n", "\n")  # the original mbpp.jsonl has Windows line endings
     setup = "\n".join(s for s in [row.get("test_setup_code", "")] + list(row.get("test_imports") or []) if s)
     asserts = [t.replace("\r\n", "\n").strip() for t in row["test_list"]]

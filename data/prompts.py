@@ -21,9 +21,11 @@ def function_prompt(problem: Problem) -> str:
     """HumanEval+ / MBPP+ prompts (App. C.4/C.5): a function to complete, checked by asserts."""
     if problem.prompt:   # HumanEval: the signature and docstring; the response is prefilled with them
         return f"Write a solution to the following problem and make sure that it passes the tests:\n{problem.prompt}"
-    tests = "\n".join(t.input for t in problem.public_tests)
+    # MBPP+: App. C.5's template shows one test (${test}), the first public one, as EvalPlus's prompt does; the
+    # other public tests still give feedback.
+    test = problem.public_tests[0].input if problem.public_tests else ""
     return (f"Provide a Python solution for the following problem: {problem.description}\n"
-            f"Your code should pass these tests:\n\n{tests}\n\n{FORMAT_LINE}")
+            f"Your code should pass these tests:\n\n{test}\n\n{FORMAT_LINE}")
 
 
 def prefill(problem: Problem) -> str:

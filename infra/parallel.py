@@ -380,14 +380,15 @@ class GroupJudge:
             self.judge.close()
 
 
-def start_judge(workers: int, mesh):
+def start_judge(workers: int, mesh, time_factor: float = execute.TIME_FACTOR):
     """This rank's judge: its own (one test server per core of its share of the node), or under tensor
     parallelism its "tp" row's, run by the row's first rank with the cores of the whole row."""
     tp = mesh["tp"].size() if mesh is not None else 1
     if tp == 1:
-        return execute.Judge(workers=workers or cores_per_rank())
+        return execute.Judge(workers=workers or cores_per_rank(), time_factor=time_factor)
     first = mesh["tp"].get_local_rank() == 0
-    return GroupJudge(execute.Judge(workers=workers or cores_per_rank() * tp) if first else None, mesh["tp"])
+    judge = execute.Judge(workers=workers or cores_per_rank() * tp, time_factor=time_factor) if first else None
+    return GroupJudge(judge, mesh["tp"])
 
 
 def reduce_mean(row: dict, device) -> dict:

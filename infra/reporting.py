@@ -123,6 +123,7 @@ def format_report(report: dict) -> str:
              f"  tests: {report['tests']}"
              + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
                 if report.get("public_tests_only") else ""),
+             *([f"  time limits: {report['time_limits']}"] if "time_limits" in report else []),
              *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
                if report.get("judge_errors") else []),
              f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",

@@ -1544,7 +1544,7 @@ def _calls_child(entry_point: str, count: int) -> int:
     main = _new_main("solution")
     try:
         exec(compiled, main.__dict__)
-        function = main.__dict__[entry_point] if entry_point in main.__dict__ else _missing(entry_point)
+        function = _function_under_test(main.__dict__, entry_point)
         if not callable(function):
             raise TypeError(f"{entry_point} is a {type(function).__name__}, not a function")
     except BaseException as e:
@@ -1575,6 +1575,14 @@ def _calls_child(entry_point: str, count: int) -> int:
         except BaseException:
             pass
     return 0
+
+
+def _function_under_test(namespace: dict, entry_point: str):
+    """A module-level function, or "Class.method" (LeetCode's class Solution): that method of one instance."""
+    owner, _, name = entry_point.rpartition(".")
+    if not owner:
+        return namespace[name] if name in namespace else _missing(name)
+    return getattr((namespace[owner] if owner in namespace else _missing(owner))(), name)
 
 
 def _missing(name: str):

@@ -1,9 +1,9 @@
-"""data/ as a specification: the problem format, the three converters, and the bundled problem set.
+"""data/ as a specification: the problem format, the converters, and the bundled problem set.
 
 The converters are tested on small files written here with the real schemas (CodeContests' parquet columns,
-HumanEval's jsonl.gz, MBPP's jsonl), so no dataset is downloaded. The bundled set is judged by execute.py, the
-same judge the MDP uses: every reference solution must pass every test, and a program that prints nothing and
-a plausible wrong solution must each fail at least one.
+HumanEval's jsonl.gz, MBPP's jsonl, EvalPlus's and LiveCodeBench's rows), so no dataset is downloaded. The
+bundled set is judged by execute.py, the same judge the MDP uses: every reference solution must pass every test,
+and a program that prints nothing and a plausible wrong solution must each fail at least one.
 """
 import ast
 import gzip
@@ -443,6 +443,155 @@ def test_evalplus_release_without_expected_outputs_is_refused_with_a_pointer(tmp
            "entry_point": "f", "base_input": [[1]], "plus_input": [[2]], "atol": 0}
     with pytest.raises(ValueError, match="evalplus/mbppplus"):
         mbpp.to_problem(row)
+
+
+# ============================================================================================================
+# EvalPlus's release (HumanEvalPlus / MbppPlus JSONL): expected values from the canonical solution, in the sandbox
+# ============================================================================================================
+
+EVALPLUS = [
+    {"task_id": "HumanEval/0", "prompt": 'def add(a, b):\n    """Sum."""\n', "entry_point": "add",
+     "canonical_solution": "    return a + b\n", "contract": "", "atol": 0,
+     "base_input": [[1, 2], [0.5, 0.25]], "plus_input": [[10 ** 20, 1], ["a", "b"], ["a", 1]]},   # ["a", 1] raises
+    {"task_id": "HumanEval/32", "prompt": "def find_zero(xs):\n", "entry_point": "find_zero", "contract": "",
+     "canonical_solution": "    return -xs[0] / xs[1] if len(xs) == 2 else 1.0\n", "atol": 1e-6,
+     "base_input": [[[-2, 1]]], "plus_input": [[[-6, 11, -6, 1]]]},   # 1, 2 and 3 are all zeros of the second
+    # Mbpp/2 takes tuples, which JSON stores as lists: the canonical solution refuses anything else
+    {"task_id": "Mbpp/2", "prompt": '"""\nWrite a function to find the shared elements of two tuples.\n'
+     'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n',
+     "entry_point": "similar_elements", "contract": "", "atol": 0,
+     "canonical_solution": "def similar_elements(a, b):\n    assert type(a) is type(b) is tuple\n"
+                           "    return tuple(sorted(set(a) & set(b)))\n",
+     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[1, 2], [2]], [[], []]]},
+]
+
+
+@pytest.fixture(scope="module")
+def evalplus_problems():
+    from collections import Counter
+    from data import evalplus
+    counts = Counter()
+    return evalplus.convert(json.loads(json.dumps(EVALPLUS)), workers=2, counts=counts), counts
+
+
+def test_evalplus_base_inputs_are_public_plus_inputs_private_expected_from_the_canonical_solution(evalplus_problems):
+    (add, find_zero, similar), counts = evalplus_problems
+    assert [(t.input, t.check.expected) for t in add.public_tests] == [("assert add(1, 2) == 3", 3),
+                                                                      ("assert add(0.5, 0.25) == 0.75", 0.75)]
+    assert [(t.check.args, t.check.expected) for t in add.private_tests] == [([10 ** 20, 1], 10 ** 20 + 1),
+                                                                             (["a", "b"], "ab")]
+    assert counts["reference_failures"] == 1   # add("a", 1) raises: that input is left out
+    assert (add.prompt, add.description, add.source) == (EVALPLUS[0]["prompt"],) * 2 + ("humaneval+",)
+    assert [t.check.args for t in similar.public_tests + similar.private_tests] == [
+        [(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (2,)], [(), ()]]   # tuples restored, as EvalPlus does
+    assert similar.public_tests[0].input == "assert similar_elements((3, 4, 5, 6), (5, 7, 4, 10)) == (4, 5)"
+    assert (similar.prompt, similar.description) == ("", "Write a function to find the shared elements of two tuples.")
+    assert find_zero.public_tests[0].check.compare == "predicate"   # EvalPlus's oracle: any zero will do
+
+
+def test_evalplus_expected_values_are_computed_in_the_sandbox_never_in_this_process():
+    import os
+    from collections import Counter
+    from data import evalplus
+    task = {**EVALPLUS[0], "task_id": "HumanEval/1", "prompt": "import os\ndef pid(x):\n", "entry_point": "pid",
+            "canonical_solution": "    return os.getpid()\n", "base_input": [[0]], "plus_input": []}
+    [p] = evalplus.convert([task], workers=1, counts=Counter())
+    assert p.public_tests[0].check.expected != os.getpid()
+
+
+def test_evalplus_problems_pass_their_solution_and_a_wrong_one_sees_both_values(evalplus_problems, tmp_path):
+    problems, _ = evalplus_problems
+    save_problems(problems, tmp_path / "plus.jsonl")
+    problems = load_problems(tmp_path / "plus.jsonl")
+    other_root = "def find_zero(xs):\n    return 2.0 if len(xs) == 4 else -xs[0] / xs[1]\n"
+    wrong_add = "def add(a, b):\n    return a - b\n"
+    with execute.Judge(workers=2) as judge:
+        results = judge.map([(p, p.solutions[0], p.public_tests + p.private_tests) for p in problems]
+                            + [(problems[1], other_root, problems[1].private_tests),
+                               (problems[0], wrong_add, problems[0].public_tests)])
+    assert all(r.passed for rs in results[:4] for r in rs)
+    feedback = execute.describe_failures(problems[0], results[4])
+    assert "- Failure: `assert add(1, 2) == 3`:\n`AssertionError: -1 != 3`" in feedback
+
+
+def test_evalplus_file_without_its_fields_is_refused_with_what_it_reads(tmp_path, capsys):
+    from data import evalplus
+    path = tmp_path / "HumanEvalPlus.jsonl"
+    path.write_text(json.dumps({"task_id": "HumanEval/0", "prompt": "", "entry_point": "f"}) + "\n")
+    with pytest.raises(ValueError, match="HumanEval/0: no field.*canonical_solution.*EvalPlus"):
+        evalplus.main([str(path), "--out", str(tmp_path / "out.jsonl"), "--workers", "1"])
+
+
+# ============================================================================================================
+# LiveCodeBench's code-generation rows
+# ============================================================================================================
+
+def lcb_private(tests: list) -> str:
+    """private_test_cases as released: base64 of zlib of a pickle of the tests' JSON text."""
+    import base64
+    import pickle
+    import zlib
+    return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(tests)))).decode()
+
+
+def lcb_row(**overrides) -> dict:
+    row = {"question_title": "A+B", "question_content": "Print A+B.", "platform": "atcoder",
+           "question_id": "abc001_a", "contest_id": "abc001", "contest_date": "2023-08-05T00:00:00",
+           "starter_code": "", "difficulty": "easy", "metadata": "{}",
+           "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
+           "private_test_cases": lcb_private([{"input": "5 5\n", "output": "10\n", "testtype": "stdin"},
+                                              {"input": "-1 1\n", "output": "0\n", "testtype": "stdin"}])}
+    return {**row, **overrides}
+
+
+LCB_FUNCTIONAL = lcb_row(
+    question_title="Max Sum", question_id="2847", platform="leetcode", contest_date="2024-03-02T00:00:00",
+    question_content="Return the largest sum of k elements of nums.", metadata=json.dumps({"func_name": "maxSum"}),
+    starter_code="class Solution:\n    def maxSum(self, nums: List[int], k: int) -> int:\n        ",
+    public_test_cases=json.dumps([{"input": "[1, 5, 3]\n2", "output": "8", "testtype": "functional"}]),
+    private_test_cases=json.dumps([{"input": "[7]\n1", "output": "7", "testtype": "functional"}]))
+
+
+def test_livecodebench_rows_become_stdio_and_method_problems_that_the_judge_runs():
+    from data import livecodebench
+    stdio, functional = livecodebench.to_problem(lcb_row()), livecodebench.to_problem(LCB_FUNCTIONAL)
+    assert (stdio.kind, stdio.name, stdio.source, stdio.difficulty) == ("stdio", "abc001_a A+B", "atcoder", "easy")
+    assert [(t.input, t.output) for t in stdio.private_tests] == [("5 5\n", "10\n"), ("-1 1\n", "0\n")]
+    assert (functional.kind, functional.entry_point) == ("function", "Solution.maxSum")
+    assert functional.public_tests[0].input == "assert Solution().maxSum([1, 5, 3], 2) == 8"
+    assert functional.description.endswith("Complete this code:\n" + LCB_FUNCTIONAL["starter_code"])
+    method = "class Solution:\n    def maxSum(self, nums, k):\n        return sum(sorted(nums)[-k:])\n"
+    wrong = "class Solution:\n    def maxSum(self, nums, k):\n        return sum(nums[:k])\n"
+    with execute.Judge(workers=2) as judge:
+        results = judge.map([(stdio, "print(sum(map(int, input().split())))", stdio.public_tests + stdio.private_tests),
+                             (functional, method, functional.public_tests + functional.private_tests),
+                             (functional, wrong, functional.public_tests)])
+    assert [r.verdict for rs in results for r in rs] == ["pass"] * 5 + ["wrong_answer"]
+    assert results[2][0].error == "AssertionError: 6 != 8"
+
+
+def test_livecodebench_until_keeps_problems_released_up_to_the_date(tmp_path, capsys):
+    from data import livecodebench
+    path = tmp_path / "lcb.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (lcb_row(), LCB_FUNCTIONAL)))
+    livecodebench.main([str(path), "--until", "2023-12-31", "--out", str(tmp_path / "old.jsonl")])
+    livecodebench.main([str(path), "--since", "2024-03-02", "--out", str(tmp_path / "new.jsonl")])
+    assert [p.name for p in load_problems(tmp_path / "old.jsonl")] == ["abc001_a A+B"]
+    assert [p.name for p in load_problems(tmp_path / "new.jsonl")] == ["2847 Max Sum"]
+    assert "wrote 1 problems (0 stdin/stdout, 1 functional)" in capsys.readouterr().out
+
+
+def test_livecodebench_refuses_a_pickle_that_would_run_code_and_runs_nothing(tmp_path):
+    import base64
+    import zlib
+    from data import livecodebench
+    marker = tmp_path / "ran"
+    # GLOBAL os.system, a tuple of one string, REDUCE: pickle.loads would run `touch <marker>`
+    evil = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    row = lcb_row(private_test_cases=base64.b64encode(zlib.compress(evil)).decode())
+    with pytest.raises(ValueError, match=r"abc001_a A\+B: refusing private_test_cases: the pickle names os.system"):
+        livecodebench.to_problem(row)
+    assert not marker.exists()
 
 
 # ============================================================================================================

@@ -477,14 +477,14 @@ def stdio(code: str, tests, contest_time_limit: float | None = None) -> tuple:
 
 def test_judge_map_keeps_job_order_and_picks_stdio_or_function_tests_from_the_problem():
     jobs = [stdio(f"print({i} * int(input()))", [("2", str(2 * i))]) for i in range(20)]
-    jobs.append(stdio("import time\ntime.sleep(5)", [("", None)], contest_time_limit=0.5 / execute.PYTHON_TIME_FACTOR))
+    jobs.append(stdio("import time\ntime.sleep(5)", [("", None)], contest_time_limit=0.5))
     double = Problem("d", "", [], [], kind="function", entry_point="double")
     asserts = [Test("assert double(2) == 4", None, F([2], expected=4)), Test("assert double(2) == 5", None, F([2], expected=5))]
     jobs.append((double, "def double(n):\n    return 2 * n\n", asserts))
     with execute.Judge(workers=2) as judge_:
         results = judge_.map(jobs)
     assert [r[0].verdict for r in results] == ["pass"] * 20 + ["timeout", "pass"]
-    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError"
+    assert results[-1][1].verdict == "wrong_answer" and results[-1][1].error == "AssertionError: 4 != 5"
 
 
 def test_judge_workers_are_fresh_interpreters_not_forks_of_the_caller():
@@ -639,10 +639,21 @@ def test_outputs_match(expected, output, match):
     assert outputs_match(expected, output) is match
 
 
-def test_python_time_limit():
-    assert python_time_limit(2.0) == 6.0
-    assert python_time_limit(2.0, factor=5) == 10.0
-    assert python_time_limit(None) == 10.0
+def test_time_limits_are_the_papers_unless_a_factor_is_given():
+    # App. A.2: the problem's own limit as it is, else 10 s; a factor for Python is our option, off by default
+    assert python_time_limit(2.0) == 2.0
+    assert python_time_limit(2.0, factor=3) == 6.0
+    assert python_time_limit(None) == python_time_limit(None, factor=3) == 10.0
+    assert execute.time_limit_rule() == "problem's time limit x1, else 10 s; problem's memory limit, else 1 GB"
+    assert execute.time_limit_rule(3.0).startswith("problem's time limit x3, else 10 s")
+
+
+def test_the_judges_time_factor_multiplies_the_problems_limit():
+    sleeper = stdio("import time\ntime.sleep(1.0)\nprint(1)", [("", "1")], contest_time_limit=0.5)
+    for factor, verdict in ((1.0, "timeout"), (4.0, "pass")):   # 0.5 s, then 2 s
+        with execute.Judge(workers=1, time_factor=factor) as judge_:
+            [[result]] = judge_.map([sleeper])
+        assert result.verdict == verdict, factor
     assert execute.DEFAULT_MEMORY_LIMIT == 1 << 30
 
 
@@ -860,6 +871,22 @@ def test_library_containers_are_compared_by_their_values_and_truth_tests_by_trut
             "    if x == 'aab':\n        return collections.Counter(x)\n    if x == 1:\n        return Pair(1, 2)\n"
             "    return re.match('x', x)\n")
     assert [r.verdict for r in sandbox.run_function_tests(code, "f", tests)] == ["pass"] * 4
+
+
+def test_a_failed_assert_shows_both_values_in_unittest_words(sandbox):
+    """App. C.4: the feedback says what the function returned and what was expected ("AssertionError: 3 != 4")."""
+    tests = [("assert double(3) == 6", F([3], expected=6)),
+             ("assert sorted(double(l)) == [2, 4]", F([[1, 2]], expected=[2, 4], wrap=[["sorted"]])),
+             ("assert double(-2)", F([-2], compare="truthy")),
+             ("assert double(1) is None", F([1], expected=None, compare="is")),
+             ("assert double(4) == 9, 'four'", F([4], expected=9, message="four"))]
+    code = "def double(n):\n    return [x * 3 for x in n] if isinstance(n, list) else n + 2\n"
+    results = sandbox.run_function_tests(code, "double", tests)
+    assert [r.error for r in results] == ["AssertionError: 5 != 6", "AssertionError: [3, 6] != [2, 4]",
+                                          "AssertionError: 0 is not true", "AssertionError: 3 is not None",
+                                          "AssertionError: four"]
+    humaneval = Problem("d", "", [], [], kind="function", entry_point="double", prompt="def double(n):\n")
+    assert "- Failure: `assert double(3) == 6`:\n`AssertionError: 5 != 6`\n" in describe_failures(humaneval, results)
 
 
 def test_plain_data_round_trip_and_refusals():

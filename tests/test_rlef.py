@@ -1,4 +1,5 @@
 """rlef.py: the MDP driven by a scripted policy (no model), batched rollouts, evaluation measures."""
+import json
 import random
 
 import pytest
@@ -118,6 +119,17 @@ def test_response_without_code_costs_0_2_and_gets_the_parse_message(tok, judge, 
     assert d.verdicts == ["no_code"] * 3
     d, = rlef.rollout(Scripted(tok, [NO_CODE, right]), tok, [problem], judge)
     assert d.turn_rewards == pytest.approx([-0.2, 1.0]) and d.solved
+
+
+def test_single_turn_episodes_have_no_0_2_penalty(tok, judge, case):
+    # §3.4.2: the single-turn RL ablation trains on +1 / -1 alone; `--turns 1` is that ablation
+    problem, right, _, _ = case
+    if problem.prompt:
+        pytest.skip("a prefilled response always opens a code block")
+    d, = rlef.rollout(Scripted(tok, [NO_CODE]), tok, [problem], judge, turns=1)
+    assert d.turn_rewards == [-1.0] and d.verdicts == ["no_code"]
+    d, = rlef.rollout(Scripted(tok, [right]), tok, [problem], judge, turns=1)
+    assert d.turn_rewards == [1.0] and d.solved
 
 
 def test_action_mask_covers_exactly_the_sampled_tokens(tok, judge, case):
@@ -332,7 +344,7 @@ def test_function_prompts_are_the_papers_templates():
     assert prefill(HUMANEVAL[0]) == '```python\ndef double(n):\n    """Twice n."""\n'
     assert initial_prompt(MBPP[0]) == (
         "Provide a Python solution for the following problem: Write a function double(n) returning twice n.\n"
-        "Your code should pass these tests:\n\nassert double(2) == 4\nassert double(5) == 10\n\n"
+        "Your code should pass these tests:\n\nassert double(2) == 4\n\n"   # one test (App. C.5), of two
         + execute.FORMAT_LINE)
     assert prefill(MBPP[0]) == ""
 
@@ -413,6 +425,25 @@ def test_eval_cli_judges_on_generated_tests_unless_told_not_to(tmp_path, tiny_ch
     assert "tests: public + private + generated" in capsys.readouterr().out
     report = rlef.main(argv + ["--no-generated-tests"])
     assert report["multi_turn_1@3"] == 1.0 and report["tests"] == "public + private (generated tests left out)"
+
+
+def test_eval_cli_time_limits_follow_the_paper_unless_a_factor_is_given(tmp_path, tiny_checkpoint, monkeypatch,
+                                                                       capsys):
+    # App. A.2: the problem's own limit as it is (this answer takes 1 s of a 0.5 s limit); --time-factor 4
+    # gives it 2 s. The report and the printed table name the rule either way.
+    problem = Problem("double", "Print twice n", [Test("2\n", "4\n")], [Test("5\n", "10\n")], time_limit=0.5)
+    answer = "```python\nimport time\ntime.sleep(1.0)\nprint(2 * int(input()))\n```"
+    save_problems([problem], tmp_path / "problems.jsonl")
+    monkeypatch.setattr(rlef, "policy_sampler", lambda model, tok, *a, **k: Scripted(tok, answer))
+    argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "problems.jsonl"), "--turns", "1",
+            "--out", str(tmp_path / "r.json")]
+    report = rlef.main(argv)
+    assert report["multi_turn_1@3"] == 0.0 and report["per_turn"][0]["verdicts"] == {"timeout": 1}
+    assert report["time_limits"] == "problem's time limit x1, else 10 s; problem's memory limit, else 1 GB"
+    assert "time limits: problem's time limit x1, else 10 s" in capsys.readouterr().out
+    report = rlef.main(argv + ["--time-factor", "4"])
+    assert report["multi_turn_1@3"] == 1.0 and report["time_limits"].startswith("problem's time limit x4,")
+    assert json.loads((tmp_path / "r.json").read_text())["time_limits"] == report["time_limits"]
 
 
 def test_eval_of_the_shipped_tiny_policy_fits_its_context(tmp_path, capsys):
@@ -558,13 +589,13 @@ def test_random_feedback_shows_another_problems_message_at_every_turn(tok, judge
 # ---- The judge's limits for a problem: the rule, written once --------------------------------------------------
 
 # The rule, in one place. App. A.2: a problem runs under its own limits where the data set gives them, else
-# 10 s and 1 GB per test. A contest's time limit is set for C++; this project multiplies it by 3 for Python
-# (execute.PYTHON_TIME_FACTOR, our choice: with factor 1 this is the paper's rule as written).
-PYTHON_FACTOR, DEFAULT_SECONDS, DEFAULT_BYTES = 3.0, 10.0, 1 << 30
+# 10 s and 1 GB per test. A factor on the contest's (C++) time limit for Python is our option (--time-factor),
+# off by default: the judge here runs with the default, the paper's rule as written.
+TIME_FACTOR, DEFAULT_SECONDS, DEFAULT_BYTES = 1.0, 10.0, 1 << 30
 
 
 def limits_by_the_rule(problem: Problem) -> tuple[float, int]:
-    seconds = problem.time_limit * PYTHON_FACTOR if problem.time_limit else DEFAULT_SECONDS
+    seconds = problem.time_limit * TIME_FACTOR if problem.time_limit else DEFAULT_SECONDS
     return seconds, problem.memory_limit or DEFAULT_BYTES
 
 
@@ -608,7 +639,7 @@ def test_every_job_of_an_episode_runs_under_the_problems_limits_by_the_rule(tok,
     problems = load_problems(tmp_path / "p.jsonl")
     expected = {p.public_tests[0].input: limits_by_the_rule(p) for p in problems}
     expected |= {p.private_tests[0].input: limits_by_the_rule(p) for p in problems}
-    assert expected["2\n"] == (4.5, 300 << 20) and expected["3\n"] == (10.0, 1 << 30)
+    assert expected["2\n"] == (1.5, 300 << 20) and expected["3\n"] == (10.0, 1 << 30)
     recorder, ran = RecordingJudge(judge), record_limits(monkeypatch)
     answer = "```python\ndef double(n):\n    return 2 * n\nif __name__ == '__main__':\n    print(2 * int(input()))\n```"
     dialogues = rlef.rollout(Scripted(tok, answer), tok, problems, recorder, turns=3)

@@ -171,14 +171,19 @@ def test_the_best_checkpoint_on_the_valid_set_is_kept_and_is_the_result(tmp_path
         calls.append((settings.feedback_mode, {**kw, "extra_tests": settings.extra_tests, "problems": problems}))
         return fake_report(next(scores) if settings.feedback_mode == "real" else 0.1, settings.feedback_mode)
     monkeypatch.setattr(rlef, "evaluate", evaluate)
+    factors, start_judge = [], rlef.start_judge
+    monkeypatch.setattr(rlef, "start_judge", lambda workers, mesh, factor: factors.append(factor) or
+                        start_judge(workers, mesh, factor))
     rlef.main(tiny_args(tmp_path, tiny_checkpoint, **{"eval-every": 1, "checkpoint-every": 1,
-                                                      "keep-checkpoints": 1}))
+                                                      "keep-checkpoints": 1, "time-factor": 2}))
     run = tmp_path / "run"
     best = json.loads((run / "checkpoints" / "best.json").read_text())
     assert (best["checkpoint"], best["step"], best["updates"], best["multi_turn_1@3"]) == ("step_000002", 2, 4, 0.9)
     assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_000002", "step_000003"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["after"]["multi_turn_1@3"] == 0.9 and summary["random_feedback"]["multi_turn_1@3"] == 0.1
+    # --time-factor reaches the judge, and every report names the rule its numbers were measured under
+    assert factors == [2.0] and summary["after"]["time_limits"].startswith("problem's time limit x2, else 10 s")
     assert [mode for mode, _ in calls] == ["real", "real", "real", "random"]
     saved = Transformer.from_pretrained(run / "checkpoints" / "step_000002" / "policy").embed_tokens.weight
     assert torch.equal(weights_seen[-1], saved) and not torch.equal(weights_seen[-2], saved)
@@ -277,11 +282,20 @@ def test_update_counts_follow_the_papers_reading():
 
 
 def test_training_defaults_are_the_papers():
-    # Paper §2.2 and appendix B: 3 turns, beta 0.05, PPO clip 0.2 and value clip 0.2, AdamW at lr 2e-7 with
+    # Paper §2.2 and App. A.1: 3 turns, beta 0.05, PPO clip 0.2 and value clip 0.2, AdamW at lr 2e-7 with
     # weight decay 0.1, the turn-level value, rollouts sampled at temperature 1.0 (the trainer scores at it).
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
     assert (cfg.turns, cfg.beta, cfg.clip_eps, cfg.value_clip) == (3, 0.05, 0.2, 0.2)
     assert (cfg.lr, cfg.weight_decay, cfg.advantage, cfg.temperature) == (2e-7, 0.1, "turn", 1.0)
+    # App. A.1: 12,000 updates for 8B, 8,000 for 70B (an update is one optimiser step: batches x minibatches)
+    assert cfg.batches * cfg.minibatches * cfg.epochs == 12_000
+    cfg_70b = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "70b"]))
+    assert cfg_70b.batches * cfg_70b.minibatches * cfg_70b.epochs == 8_000
+    # App. A.2: a problem's own time limit as it is; a factor for Python is an option
+    assert cfg.time_factor == 1.0
+    assert rlef.config_from_args(rlef.train_parser().parse_args(["--time-factor", "3"])).time_factor == 3.0
+    with pytest.raises(rlef.UsageError, match="--time-factor must be positive"):
+        rlef.config_from_args(rlef.train_parser().parse_args(["--time-factor", "0"]))
 
 
 @pytest.mark.slow
