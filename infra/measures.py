@@ -30,6 +30,13 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 200            # Table 5: 200 resamples over problems, the 2.5 and 97.5 percentiles
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
 class Final(NamedTuple):
     """What n@k needs of one rollout: responses it used, whether its final passed the public tests, and whether
     it passed all of them."""
@@ -107,3 +114,43 @@ def rollout_noise(solved: Sequence[int], rollouts: int) -> float:
         rate = counts.mean()
         spread = np.full_like(counts, rate * (1 - rate))
     return float(1.96 * math.sqrt(spread.sum() / rollouts) / len(counts))
+
+
+def with_interval(per_problem: Sequence[float]) -> dict:
+    """A rate over problems and its bootstrap interval, as the report's JSON holds them."""
+    return {"rate": float(np.mean(per_problem)), "interval": bootstrap_interval(per_problem)}
+
+
+def n_at_k_rates(rollouts: Sequence[Sequence[tuple]], turn_limit: int, budgets: Sequence[tuple[int, int]],
+                 rollouts_per_sample: int = 1) -> dict:
+    """Each n@k in ``budgets`` at ``turn_limit``, from each problem's rollouts, given as (public-test verdicts,
+    solved on all tests) after each response. One that needs more rollouts per problem than there are is left
+    out, saying how many --samples it needs (``rollouts_per_sample`` rollouts each), rather than biased low."""
+    finals = [[final_at_turn_limit(verdicts, solved, turn_limit) for verdicts, solved in rs] for rs in rollouts]
+    rates = {}
+    for n, k in budgets:
+        needed = rollouts_needed(n, k, turn_limit)
+        if min(map(len, finals)) < needed:
+            rates[f"{n}@{k}"] = {"rate": None, "needs_samples": -(-needed // rollouts_per_sample)}
+        else:
+            rates[f"{n}@{k}"] = with_interval([n_at_k(fs, n, k, turn_limit) for fs in finals])
+    return rates
+
+
+def multi_turn_measures(rollouts: Sequence[Sequence[tuple]], turns: int, budgets: Sequence[tuple[int, int]],
+                        turn_limits: Sequence[int] = ()) -> dict:
+    """The multi-turn measures of a report: n@k at the rollouts' turn limit ``turns`` and, for Fig. 4b, at each
+    shorter one in ``turn_limits`` (the same rollouts cut short, ``final_at_turn_limit``), and pass@k over the
+    final solutions (Fig. 4a, Chen et al.'s estimator), each with its interval; and the rollout noise of the
+    mean final solve rate (the checkpoint selection's metric)."""
+    samples = min(map(len, rollouts))
+    solved = [sum(s[-1] for _, s in rs) for rs in rollouts]
+    measures = {"n@k": n_at_k_rates(rollouts, turns, budgets),
+                "multi_turn_pass@k": {f"pass@{k}": with_interval([pass_at_k(len(rs), c, k)
+                                                                  for rs, c in zip(rollouts, solved)])
+                                      for k in sorted({1, turns, 10}) if k <= samples},
+                "rollout_noise": rollout_noise(solved, samples) if samples == max(map(len, rollouts)) else None}
+    if turn_limits:
+        measures["turn_limits"] = {str(t): n_at_k_rates(rollouts, t, budgets) for t in turn_limits}
+    return measures
+
