@@ -581,6 +581,9 @@ def test_eval_flags_for_n_at_k_and_turn_limits_are_checked():
     for flag, value in (("--n-at-k", "3@1"), ("--n-at-k", "1at3"), ("--turn-limits", "0,2"), ("--turn-limits", "x")):
         with pytest.raises(SystemExit):
             rlef.eval_parser().parse_args(["--weights", "w", "--data", "d", flag, value])
+    too_long = rlef.eval_parser().parse_args(["--weights", "w", "--data", "d", "--turn-limits", "1,5"])
+    with pytest.raises(rlef.UsageError, match="--turn-limits at most --turns 3"):
+        rlef.eval_inputs(too_long)
 
 
 # ---- The random-feedback ablation over three turns ------------------------------------------------------------
