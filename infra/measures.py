@@ -1,7 +1,7 @@
-"""The estimators behind the evaluation's headline numbers (paper §3): n@k with every response counted as a
-sample, a rollout's final solution at a shorter turn limit, 95% bootstrap intervals over problems (Table 5),
-and the rollout noise of a score on a fixed set of problems (what decides which checkpoint is "best").
-Pure functions of per-rollout facts; pass@k itself is in reporting.py.
+"""The estimators behind the evaluation's headline numbers (paper §3): pass@k (Chen et al.), n@k with every
+response counted as a sample, a rollout's final solution at a shorter turn limit, 95% bootstrap intervals over
+problems (Table 5), and the rollout noise of a score on a fixed set of problems (what decides which
+checkpoint is "best"). Pure functions of per-rollout facts; reporting.py builds the report with them.
 
 n@k is "the expectation that any of n solutions, selected from k samples in total, is correct" (Li et al.,
 2022), and in multi-turn mode every response is a sample. The paper does not say how the n finals are chosen
