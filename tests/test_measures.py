@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from infra.measures import Final, bootstrap_interval, final_at_turn_limit, n_at_k, rollout_noise, rollouts_needed
-from infra.reporting import pass_at_k
+from infra.measures import (Final, bootstrap_interval, final_at_turn_limit, multi_turn_measures, n_at_k, pass_at_k,
+                            rollout_noise, rollouts_needed)
 
 
 def walk(order, n, k, turn_limit) -> bool:
@@ -128,3 +128,19 @@ def test_rollout_noise_covers_the_rate_of_the_same_problems_about_95_percent_of_
         assert 0.90 <= hits / 300 <= 0.99
     true_noise = 1.96 * math.sqrt((rates * (1 - rates)).sum()) / 117
     assert rollout_noise(rng.binomial(1, rates), 1) > 0.9 * true_noise
+
+
+def test_multi_turn_pass_at_k_counts_the_final_solutions_however_many_turns_they_took():
+    """Fig. 4a: Chen et al.'s pass@k over each rollout's final solution. Problem 1: 1 of 4 rollouts solved (at
+    its 3rd response); problem 2: 3 of 4 (at the 1st, 2nd and 3rd)."""
+    def won(turns):                              # (public-test verdicts, solved on all tests) per response
+        return ["wrong_answer"] * (turns - 1) + ["pass"], [False] * (turns - 1) + [True]
+    lost = (["wrong_answer"] * 3, [False] * 3)
+    rollouts = [[won(3), lost, lost, lost], [won(1), won(2), won(3), lost]]
+    measures = multi_turn_measures(rollouts, turns=3, budgets=[(1, 3)])
+    for k in (1, 3):
+        expected = (pass_at_k(4, 1, k) + pass_at_k(4, 3, k)) / 2
+        assert measures["multi_turn_pass@k"][f"pass@{k}"]["rate"] == pytest.approx(expected)
+    assert list(measures["multi_turn_pass@k"]) == ["pass@1", "pass@3"]           # 10 > 4 rollouts: left out
+    assert measures["n@k"]["1@3"]["rate"] == pytest.approx((1 / 4 + 3 / 4) / 2)
+    assert measures["rollout_noise"] == pytest.approx(rollout_noise([1, 3], 4))
