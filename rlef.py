@@ -11,8 +11,8 @@ sampling replica, checkpoints, the memory plan) is imported from infra/:
 
     1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
                                                                                (paper §2.1, appendix C.2)
-    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, pass@k     (paper §3, appendix B.3)
-       (the episodes are played here; infra/reporting.py computes the measures from their records)
+    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, n@k, pass@k (paper §3, appendix B.3)
+       (the episodes are played here; infra/reporting.py and measures.py compute the measures)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
                                                                                (paper §2.2, §3)
     4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
@@ -46,7 +46,8 @@ from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free
                                memory_plan, print_plan)
 from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, load_models, log0, reduce_mean,
                             setup_distributed, start_judge, tensor_parallel, training_mesh)
-from infra.reporting import before_after_table, eval_report, format_report, format_step, plot_curves, read_json
+from infra.reporting import (before_after_table, eval_report, format_report, format_step, paper_table, plot_curves,
+                             read_json)
 from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
@@ -273,7 +274,7 @@ def policy_sampler(model, tok, max_new_tokens, sampling: Sampling, generator, ca
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 2. Evaluation (paper §3, App. B.3): multi-turn 1@3, single-turn 1@3 at equal budget, pass@k
+# 2. Evaluation (paper §3, App. B.3): multi-turn 1@3, single-turn 1@3 at equal budget, n@k, pass@k
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -287,6 +288,9 @@ class EvalSettings:
     batch_size: int = 64             # problems whose episodes are sampled together
     seed: int = 0                    # the random feedback's draws
     max_len: int | None = None       # no further turn starts in a dialogue longer than this
+    budgets: tuple = ((1, 3), (10, 100))  # n@k to report (paper: 1@3 at temperature 0.2, 10@100 at 1.0)
+    turn_limits: tuple = ()          # shorter turn limits to report the n@k at too (Fig. 4b)
+    feedback_tests: int = 0          # N: feedback from up to N of all tests, at most 8 failures (App. B.3)
 
 
 def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings(), log=print,
@@ -304,6 +308,9 @@ def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings
     tensor-parallel copy of the policy play the same share together.
     """
     rank, world = (dist.get_rank(group), dist.get_world_size(group)) if dist.is_initialized() else (0, 1)
+    if settings.feedback_tests:     # App. B.3: the feedback comes from more tests, private ones among them
+        problems = [with_feedback_tests(p, settings.feedback_tests, settings.extra_tests) for p in problems]
+        judge = FailuresListed(judge, limit=8)
     random_feedback = RandomFeedback(feedback_donors or problems, judge, random.Random(settings.seed)) \
         if settings.feedback_mode == "random" else None
     records = eval_episodes(sample, tok, problems[rank::world], judge, settings, log, random_feedback)
@@ -317,6 +324,24 @@ def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings
         report["random_feedback"] = {k: v if k == "construction" else sum(d[k] for d in described)
                                      for k, v in described[0].items()}
     return report
+
+
+def with_feedback_tests(problem: Problem, n: int, extra_tests: bool) -> Problem:
+    """The problem with its first ``n`` tests (public, then private, then generated) as the ones that give
+    feedback and end the episode; the final responses are still judged on all of them."""
+    tests = all_tests(problem, extra_tests)
+    return replace(problem, public_tests=tests[:n], private_tests=tests[n:], generated_tests=[])
+
+
+class FailuresListed:
+    """A judge that reports at most ``limit`` failed tests per program (App. B.3 lists at most 8 in the
+    feedback). Verdicts do not change: the first failure is always kept."""
+    def __init__(self, judge, limit: int):
+        self.judge, self.limit = judge, limit
+
+    def map(self, jobs):
+        return [[r for i, r in enumerate(results) if r.verdict == "pass" or
+                 sum(x.verdict != "pass" for x in results[:i]) < self.limit] for results in self.judge.map(jobs)]
 
 
 def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=print,
@@ -403,7 +428,8 @@ class Config:
     eval_every: int = option(200, "evaluate on the valid set every N batches, and after the last, keeping the "
                                   "best checkpoint by multi-turn 1@3 (paper: every 800 updates = 200 batches)")
     eval_problems: int | None = option(None, "evaluate on the first N valid problems only")
-    eval_samples: int = option(1, "rollouts per problem in evaluation")
+    eval_samples: int = option(12, "rollouts per problem in evaluation: 12 keeps the rollout noise of the best "
+                                   "checkpoint's 1@3 near +-2 points on 117 problems (README)")
     eval_before: bool = option(True, "evaluate before training: the 'before' column of the final table")
     checkpoint_every: int = option(50, "save a checkpoint every N batches (and at every evaluation)")
     keep_checkpoints: int = option(2, "how many checkpoints to keep, besides the best one and the newest export")
@@ -427,7 +453,7 @@ PRESET_DEFAULTS = {
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
                  valid_data=str(ROOT / "data/tiny/heldout.jsonl"), batches=60, batch_size=64, minibatches=2,
                  micro_batch_size=8, lr=3e-4, warmup_updates=5, max_new_tokens=40, max_len=1024,
-                 eval_every=20, checkpoint_every=20, activation_checkpointing=False, dtype="float32",
+                 eval_every=20, eval_samples=1, checkpoint_every=20, activation_checkpointing=False, dtype="float32",
                  run_dir="runs/tiny"),
 }
 
@@ -737,7 +763,8 @@ def eval_main(argv):
         with torch.no_grad():
             settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
                                     extra_tests=a.generated_tests, batch_size=a.batch_size, seed=a.seed,
-                                    max_len=model.args.max_seq_len - max_new_tokens)
+                                    max_len=model.args.max_seq_len - max_new_tokens, budgets=tuple(a.n_at_k),
+                                    turn_limits=tuple(a.turn_limits), feedback_tests=a.feedback_tests)
             report = evaluate(sample, tok, problems, judge, settings, log=log0,
                               group=mesh["dp"].get_group() if mesh is not None else None)
     finally:
@@ -746,7 +773,8 @@ def eval_main(argv):
         dist.destroy_process_group()
     report["time_limits"] = execute.time_limit_rule(a.time_factor)
     if rank == 0:
-        print(format_report(report))
+        title = f"{data.name}, {len(problems)} problems x {a.samples} rollouts"
+        print(format_report(report) + "\n\n" + paper_table(report, title))
         out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
         out.write_text(json.dumps(report, indent=2))
         print(f"report: {out}")

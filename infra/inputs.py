@@ -170,6 +170,15 @@ def eval_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
                    help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
                         "B.3); --no-generated-tests: public + private only")
+    parser.add_argument("--n-at-k", type=budgets_list, default=[(1, 3), (10, 100)], metavar="N@K,...",
+                        help="n@k to report, every response a sample (default: the paper's 1@3,10@100; the paper "
+                             "samples 10@100 at --temperature 1.0, and it needs --samples >= 40)")
+    parser.add_argument("--turn-limits", type=turn_limits_list, default=[],
+                        help="the n@k at each of these turn limits too, from the same rollouts cut short (Fig. 4b: "
+                             "--turns 10 --turn-limits 1,3,5,10 --temperature 1.0)")
+    parser.add_argument("--feedback-tests", type=int, default=0, metavar="N",
+                        help="feedback from up to N tests, private ones among them, at most 8 failures listed (App. "
+                             "B.3: 20); 0: from the public tests, as in training")
     parser.add_argument("--out", default=None, help="JSON report path (default: eval_<data>_<feedback>.json)")
     parser.add_argument("--device", default=None, help="default: the rank's GPU if there is one, else cpu")
     parser.add_argument("--tp", type=int, default=0,
@@ -181,6 +190,25 @@ def eval_parser() -> argparse.ArgumentParser:
                              "e.g. 3 for Python against C++ limits: our option); the report names the rule")
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def budgets_list(text: str) -> list[tuple[int, int]]:
+    """``--n-at-k 1@3,10@100`` as [(1, 3), (10, 100)]."""
+    budgets = []
+    for item in text.split(","):
+        n, _, k = item.strip().partition("@")
+        if not (n.isdigit() and k.isdigit() and 1 <= int(n) <= int(k)):
+            raise argparse.ArgumentTypeError(f"{item!r} is not n@k with 1 <= n <= k (e.g. 1@3,10@100)")
+        budgets.append((int(n), int(k)))
+    return budgets
+
+
+def turn_limits_list(text: str) -> list[int]:
+    """``--turn-limits 1,3,5,10`` as [1, 3, 5, 10]."""
+    limits = [int(t) for t in text.split(",") if t.strip().isdigit()]
+    if len(limits) != len(text.split(",")) or min(limits) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of turn limits of at least 1 (e.g. 1,3,5,10)")
+    return limits
 
 
 DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
@@ -213,6 +241,9 @@ def eval_inputs(a) -> tuple[Path, list[Problem]]:
     at_least_one("samples", "turns", "batch_size", "problems", "max_new_tokens", values=a)
     if a.tp < 0:
         raise UsageError(f"--tp must be at least 1 (or 0: the default), not {a.tp}")
+    if a.feedback_tests < 0 or max(a.turn_limits, default=0) > a.turns:
+        raise UsageError(f"--feedback-tests must be >= 0 and --turn-limits at most --turns {a.turns} (the rollouts "
+                         f"are cut short to them), not {a.feedback_tests} and {a.turn_limits}")
     if a.temperature < 0 or not 0 < a.top_p <= 1:
         raise UsageError(f"--temperature must be >= 0 and --top-p in (0, 1], not {a.temperature} and {a.top_p}")
     if not a.time_factor > 0:

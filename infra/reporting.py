@@ -1,19 +1,14 @@
-"""What a run reports, and how: the two measures of the evaluation that are standard formulas (pass@k, chrF),
-the evaluation report and the before/after table as text, and the learning curve as a picture.
+"""What a run reports, and how: chrF (how much code changed between turns), the evaluation report from the
+episodes' records (its estimators, pass@k, n@k and the intervals, are in measures.py), the report and the
+before/after table as text, and the learning curve as a picture.
 """
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+from infra.measures import bootstrap_interval, multi_turn_measures, n_at_k_rates, pass_at_k
 
 
 def chrf(hyp: str, ref: str, char_order: int = 6, beta: float = 2.0) -> float:
@@ -44,11 +39,13 @@ def eval_report(records: list[dict], problems, settings) -> dict:
     """The paper's measures from the episode records of rlef's ``eval_episodes`` (paper §3), played with
     ``settings`` (rlef's EvalSettings):
 
-    - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code;
+    - multi-turn 1@3: one rollout of up to ``turns`` responses, judged on its final code; n@k for each of
+      ``settings.budgets``, every response a sample (measures.py: how n finals are chosen), also at each of
+      ``settings.turn_limits``; pass@k over the rollouts' final solutions (Fig. 4a);
     - single-turn 1@3 at equal budget: ``turns`` independent one-turn samples, the first one that passes the
-      public tests is submitted; and pass@k over all single-turn samples (unbiased estimator);
-    - per turn: the solve rate if the episode stopped there, the verdict mix, how often and how much
-      (chrF) the code changed from the previous response.
+      public tests is submitted; n@k, and pass@k over all single-turn samples (unbiased estimators);
+    - a 95% interval for each rate (200 bootstrap resamples over problems, Table 5); per turn: the solve
+      rate if the episode stopped there, the verdict mix, how often and how much (chrF) the code changed.
 
     Records are put in one canonical order first (sample, problem, attempt), so that the sums of floats come
     out the same however the episodes were split over ranks.
@@ -60,29 +57,29 @@ def eval_report(records: list[dict], problems, settings) -> dict:
     records = sorted(records, key=lambda r: (r["sample"], position[r["problem"]], r.get("attempt", 0)))
     multi = [r for r in records if r["mode"] == "multi"]
     report = {"problems": len(problems), "samples": samples, "turns": turns, "feedback": settings.feedback_mode,
-              "tests": tests_used(problems, extra_tests),
+              "feedback_tests": settings.feedback_tests, "tests": tests_used(problems, extra_tests),
               # judged on the tests the policy was shown, nothing else: their solve rate says little
               "public_tests_only": sum(judged[p.name] == len(p.public_tests) for p in problems),
               # verdicts the machinery failed to give (counted as failures): nonzero means a broken judge
               "judge_errors": sum(r.get("judge_errors", 0) for r in records)}
-    report["multi_turn_1@3"] = sum(r["solved"] for r in multi) / len(multi)
-    # Single-turn at equal budget: each problem's single-turn samples in groups of ``turns`` (one per sample).
-    by_problem = defaultdict(list)
+    groups = [{"multi": [], "single": []} for _ in problems]
     for r in records:
-        if r["mode"] == "single":
-            by_problem[r["problem"]].append(r)
-    wins, n_groups, pass_k = 0, 0, defaultdict(list)
-    for rs in by_problem.values():
-        for g in range(0, len(rs) - turns + 1, turns):
-            submitted = next((r for r in rs[g:g + turns] if r["verdict"] == "pass"), None)
-            wins += submitted is not None and submitted["solved"]
-            n_groups += 1
-        c = sum(r["solved"] for r in rs)
-        for k in (1, turns, 10):
-            if k <= len(rs):
-                pass_k[k].append(pass_at_k(len(rs), c, k))
-    report["single_turn_1@3"] = wins / max(1, n_groups)
+        groups[position[r["problem"]]][r["mode"]].append(r)
+    # Per problem: multi-turn rollouts and single-turn samples as (public-test verdicts, solved on all tests)
+    rollouts = [[(r["verdicts"], r["solved_after"]) for r in g["multi"]] for g in groups]
+    singles = [[([r["verdict"]], [r["solved"]]) for r in g["single"]] for g in groups]
+    solved = [sum(r["solved"] for r in g["multi"]) / len(g["multi"]) for g in groups]
+    report["multi_turn_1@3"] = sum(solved) / len(solved)
+    report.update(multi_turn_measures(rollouts, turns, settings.budgets, settings.turn_limits))
+    # Single-turn at equal budget: 1@turns at turn limit 1, exact over every order of the problem's samples
+    single_1_at_t = n_at_k_rates(singles, 1, [(1, turns)])[f"1@{turns}"]
+    report["single_turn_1@3"] = single_1_at_t["rate"]
+    report["single_turn_n@k"] = n_at_k_rates(singles, 1, settings.budgets, rollouts_per_sample=turns)
+    pass_k = {k: [pass_at_k(len(s), sum(x[1][0] for x in s), k) for s in singles]
+              for k in (1, turns, 10) if k <= min(map(len, singles))}
     report["pass@k"] = {f"pass@{k}": sum(v) / len(v) for k, v in pass_k.items()}
+    report["intervals"] = {"multi_turn_1@3": bootstrap_interval(solved), "single_turn_1@3": single_1_at_t["interval"],
+                           "pass@k": {f"pass@{k}": bootstrap_interval(v) for k, v in pass_k.items()}}
     per_turn = []
     for t in range(turns):
         # An episode that stopped before turn t keeps its last solution.
@@ -112,13 +109,13 @@ def tests_used(problems: list, extra_tests: bool) -> str:
 
 
 def format_report(report: dict) -> str:
-    feedback = report["feedback"]
+    feedback = report["feedback"] + (f" from up to {report['feedback_tests']} tests, private ones among them (App. "
+                                      "B.3)" if report.get("feedback_tests") else "")
     if "random_feedback" in report:
         r = report["random_feedback"]
         feedback += (" (incorrect solutions of other problems, appendix C.2)" if r["construction"] ==
                      "incorrect solutions" else f" (messages swapped between problems; {r['kept_real']:.0f} of "
                      f"{r['messages']:.0f} kept their own: no other problem's message yet)")
-    turns = int(report["turns"])
     lines = [f"{report['problems']} problems x {report['samples']} samples, feedback {feedback}",
              f"  tests: {report['tests']}"
              + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
@@ -126,9 +123,7 @@ def format_report(report: dict) -> str:
              *([f"  time limits: {report['time_limits']}"] if "time_limits" in report else []),
              *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
                if report.get("judge_errors") else []),
-             f"  multi-turn 1@{turns}:  {100 * report['multi_turn_1@3']:5.1f}%",
-             f"  single-turn 1@{turns}: {100 * report['single_turn_1@3']:5.1f}%   (equal budget)",
-             "  " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in report["pass@k"].items()),
+             *headline_lines(report),
              "  turn  solved  episodes  code changed  chrF  verdicts"]
     for t in report["per_turn"]:
         changed = "" if t["code_changed"] is None else f"{100 * t['code_changed']:.0f}%"
@@ -136,6 +131,53 @@ def format_report(report: dict) -> str:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(t["verdicts"].items(), key=lambda kv: -kv[1]))
         lines.append(f"  {t['turn']:>4}  {100 * t['solve_rate']:5.1f}%  {t['episodes']:>8}  {changed:>12}  {chrf_:>4}  {mix}")
     return "\n".join(lines)
+
+
+def percent(rate: float | None, interval: list[float] | None = None) -> str:
+    """12.3% [8.1, 16.0]: a rate and its 95% interval, in percent."""
+    if rate is None:
+        return "-"
+    return f"{100 * rate:.1f}%" + (f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else "")
+
+
+def rates_line(rates: dict) -> str:
+    """n@k or pass@k entries ({"rate", "interval"}; or {"rate": None, "needs_samples"}) on one line."""
+    return "  ".join(f"{name} {percent(r['rate'], r['interval'])}" if r["rate"] is not None
+                     else f"{name} needs --samples >= {r['needs_samples']}" for name, r in rates.items())
+
+
+def headline_lines(report: dict) -> list[str]:
+    """The rates of paper §3 with their intervals (200 bootstrap resamples over problems, Table 5)."""
+    turns, ci = int(report["turns"]), report.get("intervals", {})
+    noise = report.get("rollout_noise")
+    lines = [f"  multi-turn 1@{turns}:  {percent(report['multi_turn_1@3'], ci.get('multi_turn_1@3'))}"
+             + (f"   rollout noise +-{100 * noise:.1f} (same problems evaluated again)" if noise is not None else ""),
+             f"  single-turn 1@{turns}: {percent(report['single_turn_1@3'], ci.get('single_turn_1@3'))}"
+             "   (equal budget)"]
+    if "n@k" in report:
+        lines += [f"  multi-turn n@k, every response a sample:  {rates_line(report['n@k'])}",
+                  f"  single-turn n@k:                          {rates_line(report['single_turn_n@k'])}",
+                  f"  pass@k of multi-turn final solutions:     {rates_line(report['multi_turn_pass@k'])}"]
+    lines.append("  pass@k of single-turn samples:            " + "  ".join(
+        f"{k} {percent(v, ci.get('pass@k', {}).get(k))}" for k, v in report["pass@k"].items()))
+    for limit, rates in report.get("turn_limits", {}).items():
+        lines.append(f"  turn limit {limit:>2}: {rates_line(rates)}")
+    if ci:
+        lines.append("  [95% intervals: 200 bootstrap resamples over problems, 2.5 and 97.5 percentiles]")
+    return lines
+
+
+def paper_table(report: dict, title: str) -> str:
+    """The n@k of a report as a Markdown table in the layout of the paper's Tables 1 and 2: a column per n@k,
+    rows single-turn and multi-turn, each rate with its 95% interval."""
+    names = list(report["n@k"])
+    rows = [("single-turn", report["single_turn_n@k"]), ("multi-turn", report["n@k"])]
+    out = [f"| {title} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, rates in rows:
+        out.append(f"| {label} | " + " | ".join(
+            percent(rates[n]["rate"], rates[n]["interval"]) if rates[n]["rate"] is not None
+            else f"needs --samples >= {rates[n]['needs_samples']}" for n in names) + " |")
+    return "\n".join(out)
 
 
 def format_step(row: dict) -> str:
@@ -184,10 +226,11 @@ def before_after_table(before, after, ablation, best_step: int | None = None) ->
     after_name = "after RL" if best_step is None else f"after RL (step {best_step})"
     cols = [("before RL", before), (after_name, after), ("after, random feedback", ablation)]
     cols = [(name, r) for name, r in cols if r]
-    rows = [("multi-turn 1@3", lambda r: r["multi_turn_1@3"]), ("single-turn 1@3", lambda r: r["single_turn_1@3"])]
-    rows += [(f"solved after turn {t + 1}", lambda r, t=t: r["per_turn"][t]["solve_rate"])
+    rows = [(f"{mode.replace('_', '-')} 1@3", lambda r, m=mode: percent(r[f"{m}_1@3"], r.get("intervals", {}).get(
+        f"{m}_1@3"))) for mode in ("multi_turn", "single_turn")]
+    rows += [(f"solved after turn {t + 1}", lambda r, t=t: percent(r["per_turn"][t]["solve_rate"]))
              for t in range(len(cols[0][1]["per_turn"]))]
     out = ["held-out problems".ljust(26) + "".join(name.rjust(24) for name, _ in cols)]
     for label, get in rows:
-        out.append(label.ljust(26) + "".join(f"{100 * get(r):23.1f}%" for _, r in cols))
+        out.append(label.ljust(26) + "".join(get(r).rjust(24) for _, r in cols))
     return "\n".join(out)

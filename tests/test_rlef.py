@@ -547,6 +547,76 @@ def test_scripted_evaluation_with_differing_samples_gives_exact_1_at_3_pass_at_k
                                                       abs=0.01)
 
 
+def test_scripted_evaluation_reports_n_at_k_every_response_a_sample_and_turn_limits(tok, judge):
+    """The script of the test above. Its two multi-turn rollouts: A solved at its 3rd response, B stopped after
+    one, passing the public tests only. Over the two orders: 1@3 = 1/2 (B first: B is submitted); 2@4 = 1 (B
+    then A fit in 4 responses); 2@6 needs 3 rollouts (rollouts_needed); cut at 2 turns, A is unsolved."""
+    from test_measures import brute_force
+    from infra.measures import Final
+    DOUBLE, _, W, P = STDIO
+    R = "```python\nn = int(input())\nprint(n + n)\n```"
+    policy = Scripted(tok, [W, W, R, W, R, P, P, P, R, W])
+    settings = rlef.EvalSettings(samples=2, budgets=((1, 3), (2, 4), (2, 6)), turn_limits=(2, 3))
+    report = rlef.evaluate(policy, tok, [DOUBLE], judge, settings, log=lambda *a, **k: None)
+    assert report["n@k"] == {"1@3": {"rate": 0.5, "interval": [0.5, 0.5]}, "2@4": {"rate": 1.0, "interval": [1.0, 1.0]},
+                             "2@6": {"rate": None, "needs_samples": 3}}
+    assert report["n@k"]["1@3"]["rate"] == report["multi_turn_1@3"]
+    assert report["turn_limits"]["3"] == report["n@k"] and report["turn_limits"]["2"]["1@3"]["rate"] == 0.0
+    assert report["multi_turn_pass@k"] == {"pass@1": {"rate": 0.5, "interval": [0.5, 0.5]}}
+    # Single-turn samples W R P P R W: one response each, passing the public tests but for W, solved for R.
+    singles = [Final(1, v != W, v == R) for v in (W, R, P, P, R, W)]
+    assert report["single_turn_n@k"]["2@4"]["rate"] == pytest.approx(brute_force(singles, 2, 4, 1))
+    assert report["single_turn_n@k"]["2@6"]["rate"] == pytest.approx(brute_force(singles, 2, 6, 1))
+    assert report["intervals"]["single_turn_1@3"] == [0.5, 0.5] and report["rollout_noise"] > 0
+    shown = rlef.format_report(report)
+    assert "2@4 100.0% [100.0, 100.0]" in shown and "2@6 needs --samples >= 3" in shown and "turn limit  2" in shown
+    assert "| multi-turn | 50.0% [50.0, 50.0] | 100.0% [100.0, 100.0] | needs --samples >= 3 |" in \
+        rlef.paper_table(report, "double")
+
+
+def test_feedback_from_more_tests_shows_private_failures_at_most_8(tok, judge):
+    """App. B.3's evaluation: feedback from up to 20 tests, private ones among them, at most 8 failures listed.
+    A response that passes the one public test but fails 12 private ones ends the episode in the usual mode,
+    and gets feedback, 8 failures long, in this one."""
+    problem = Problem(name="double", description="Print twice the integer n", public_tests=[Test("2\n", "4\n")],
+                      private_tests=[Test(f"{n}\n", f"{2 * n}\n") for n in range(10, 22)])
+    shown, right = "```python\nprint(4)\n```", STDIO[1]
+    d, = rlef.rollout(Scripted(tok, [shown, right]), tok, [rlef.with_feedback_tests(problem, 20, False)],
+                      rlef.FailuresListed(judge, limit=8), turns=3)
+    assert d.verdicts == ["wrong_answer", "pass"] and d.solved
+    assert d.feedbacks[0].count("- input") == 8 and "input `10" in d.feedbacks[0] and "input `18" not in d.feedbacks[0]
+
+    class Repairs(Scripted):                        # the right answer only after feedback
+        def __call__(self, prompts):
+            return [(tok.encode(t) + [tok.eot_id], [-1.0] * (len(tok.encode(t)) + 1)) for t in
+                    (right if "Give it another try" in tok.decode(p) else shown for p in prompts)]
+    usual, more = (rlef.evaluate(Repairs(tok, None), tok, [problem], judge, rlef.EvalSettings(feedback_tests=n),
+                                 log=lambda *a, **k: None) for n in (0, 20))
+    assert usual["multi_turn_1@3"] == 0.0 and more["multi_turn_1@3"] == 1.0 and more["public_tests_only"] == 1
+
+
+def test_default_evaluation_rollouts_keep_the_selection_noise_near_2_points_at_8b_scale():
+    """Checkpoint selection (README): on 117 valid problems at 8B's 17% 1@3, the rollout noise's bound
+    1.96 sqrt(p (1 - p) / (117 R)) with R = --eval-samples rollouts per problem is at most 2 points."""
+    from infra.measures import rollout_noise
+    rollouts = rlef.Config().eval_samples
+    assert 1.96 * (0.172 * 0.828 / (117 * rollouts)) ** 0.5 <= 0.0201
+    solved = [1] * 20 + [0] * 97                                  # one rollout each: the same bound, measured
+    assert rollout_noise(solved, 1) == pytest.approx(1.96 * (20 / 117 * 97 / 117 / 117) ** 0.5)
+
+
+def test_eval_flags_for_n_at_k_and_turn_limits_are_checked():
+    a = rlef.eval_parser().parse_args(["--weights", "w", "--data", "d", "--n-at-k", "1@3,10@30", "--turn-limits",
+                                       "1,3"])
+    assert a.n_at_k == [(1, 3), (10, 30)] and a.turn_limits == [1, 3]
+    for flag, value in (("--n-at-k", "3@1"), ("--n-at-k", "1at3"), ("--turn-limits", "0,2"), ("--turn-limits", "x")):
+        with pytest.raises(SystemExit):
+            rlef.eval_parser().parse_args(["--weights", "w", "--data", "d", flag, value])
+    too_long = rlef.eval_parser().parse_args(["--weights", "w", "--data", "d", "--turn-limits", "1,5"])
+    with pytest.raises(rlef.UsageError, match="--turn-limits at most --turns 3"):
+        rlef.eval_inputs(too_long)
+
+
 # ---- The random-feedback ablation over three turns ------------------------------------------------------------
 
 SQUARE = Problem("square", "Print n squared", [Test("3\n", "9\n")], [Test("4\n", "16\n")])
