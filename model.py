@@ -492,11 +492,6 @@ class Transformer(nn.Module):
                              f"{' ...' if len(missing) > 5 else ''} ({len(missing)} in all)")
         return model
 
-    def save_pretrained(self, path, max_shard_bytes: int = 5 << 30, **token_ids):
-        """Write config.json and safetensors (sharded with an index past ``max_shard_bytes``) to ``path``.
-        The result loads with ``from_pretrained`` and with transformers' LlamaForCausalLM."""
-        save_hf_folder(self.hf_state_dict(), self.args, path, max_shard_bytes, **token_ids)
-
 
 def whole_block(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
     """The block of parameter ``t`` that this process holds, and where it sits in the whole tensor: all of it.
@@ -542,35 +537,6 @@ def _read_blocks(file: Path, expected: dict[str, torch.Tensor], block_of, skip_v
                 block.copy_(stored[where])
             loaded.add(name)
     return loaded
-
-
-def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = 5 << 30, **token_ids):
-    """Save an HF-named state dict (e.g. gathered from FSDP shards) as a Hugging Face model folder."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    shards, current, size = [], {}, 0
-    for name, t in state.items():
-        nbytes = t.numel() * t.element_size()
-        if current and size + nbytes > max_shard_bytes:
-            shards.append(current)
-            current, size = {}, 0
-        current[name] = t.detach().to("cpu").contiguous()
-        size += nbytes
-    shards.append(current)
-    dtype = next(iter(state.values())).dtype
-    (path / "config.json").write_text(json.dumps(args.to_hf_config(dtype, **token_ids), indent=2))
-    if len(shards) == 1:
-        save_file(shards[0], str(path / "model.safetensors"), metadata={"format": "pt"})
-        return
-    weight_map = {}
-    for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(path / name), metadata={"format": "pt"})
-        weight_map.update({k: name for k in shard})
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    (path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -98,13 +98,14 @@ def write_model(path: Path, dim: int, layers: int, hidden: int, vocab: int) -> i
     """A random Llama 3.2-style (tied embeddings, GQA) bf16 HF folder with the tiny preset's tokenizer (its
     ids are a subset of the vocabulary); returns the parameter count."""
     import torch
+    from infra.checkpoints import save_model
     from model import ModelArgs, Transformer
     args = ModelArgs(dim=dim, n_layers=layers, n_heads=dim // 64, n_kv_heads=max(1, dim // 256),
                      hidden_dim=hidden, vocab_size=vocab, max_seq_len=2048, tie_word_embeddings=True)
     torch.manual_seed(0)
     with torch.device("meta"):
         n = sum(p.numel() for p in Transformer(args).parameters())
-    Transformer(args).init_weights(std=0.02).to(torch.bfloat16).save_pretrained(path)
+    save_model(Transformer(args).init_weights(std=0.02).to(torch.bfloat16), path)
     shutil.copy(ROOT / "data/tiny/policy/tokenizer.json", path / "tokenizer.json")
     return n
 

@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `python data/tr
 import execute  # noqa: E402
 from data.prompts import initial_prompt  # noqa: E402
 from data.tiny_tasks import HIDDEN, OUT_DIR, random_word, secret_words, warmstart_problems  # noqa: E402
+from infra.checkpoints import save_model  # noqa: E402
 from model import PRESETS, SPECIAL_TOKENS, Tokenizer, Transformer  # noqa: E402
 
 NOTES = ["The name has only lowercase letters.", "Print exactly one line.", "The input is one line.",
@@ -197,7 +198,7 @@ def main(argv=None):
     print(f"stage 2: {a.retry_steps} steps, {a.retry:.0%} of them second turns after a crash")
     train(model, tok, a.retry_steps, a.retry_lr, a, a.retry)
     out = Path(a.out)
-    model.save_pretrained(out, bos_token_id=tok.bos_id, eos_token_id=tok.eot_id)
+    save_model(model, out, bos_token_id=tok.bos_id, eos_token_id=tok.eot_id)
     hf_tok.save(str(out / "tokenizer.json"))
     print(f"saved {out} after {time.time() - t0:.0f}s")
 

@@ -18,7 +18,43 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from model import save_hf_folder
+from model import ModelArgs, Transformer
+
+
+def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = 5 << 30, **token_ids):
+    """Save an HF-named state dict (``Transformer.hf_state_dict()``, or one gathered from FSDP shards) as a
+    Hugging Face folder: config.json and safetensors, sharded with an index past ``max_shard_bytes``. It loads
+    with ``Transformer.from_pretrained`` and with transformers' LlamaForCausalLM."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shards, current, size = [], {}, 0
+    for name, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = t.detach().to("cpu").contiguous()
+        size += nbytes
+    shards.append(current)
+    dtype = next(iter(state.values())).dtype
+    (path / "config.json").write_text(json.dumps(args.to_hf_config(dtype, **token_ids), indent=2))
+    if len(shards) == 1:
+        save_file(shards[0], str(path / "model.safetensors"), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(path / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+
+
+def save_model(model: Transformer, path, max_shard_bytes: int = 5 << 30, **token_ids):
+    """A whole (unsharded) model as a Hugging Face folder."""
+    save_hf_folder(model.hf_state_dict(), model.args, path, max_shard_bytes, **token_ids)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: `pytest tests/...`
 
+from infra.checkpoints import save_model  # noqa: E402
 from model import SPECIAL_TOKENS, ModelArgs, Transformer  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def write_checkpoint(path: Path, args: ModelArgs = TINY_ARGS, seed: int = 0, max
     with the Llama 3 special tokens into ``path``; return ``path``."""
     torch.manual_seed(seed)
     model = Transformer(args).init_weights(std=0.1).to(dtype)
-    model.save_pretrained(path, max_shard_bytes=max_shard_bytes)
+    save_model(model, path, max_shard_bytes=max_shard_bytes)
     byte_tokenizer().save(str(path / "tokenizer.json"))
     return path
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY_ARGS, write_checkpoint
+from infra.checkpoints import save_model
 from infra.decode import bucket
 from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, rope_frequencies,
                    sample_next, stream_uniforms)
@@ -441,7 +442,7 @@ def test_special_token_text_in_content_stays_plain_text(tiny_checkpoint):
 
 def test_saved_model_reloads_to_identical_logits(tmp_path, tiny_checkpoint):
     model = Transformer.from_pretrained(tiny_checkpoint)
-    model.save_pretrained(tmp_path / "again")
+    save_model(model, tmp_path / "again")
     tokens = torch.randint(0, 256, (1, 20))
     with torch.no_grad():
         assert torch.equal(model(tokens), Transformer.from_pretrained(tmp_path / "again")(tokens))
@@ -449,7 +450,7 @@ def test_saved_model_reloads_to_identical_logits(tmp_path, tiny_checkpoint):
 
 def test_saved_critic_reloads_its_trained_head(tmp_path, tiny_checkpoint):
     critic = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
-    critic.save_pretrained(tmp_path / "critic")
+    save_model(critic, tmp_path / "critic")
     again = Transformer.from_pretrained(tmp_path / "critic", value_head=True)
     assert torch.equal(again.lm_head.weight, critic.lm_head.weight)
 
