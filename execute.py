@@ -22,14 +22,11 @@ compare as strings, so 10^19 and 10^19+1 differ. Limits (App. A.2): the problem'
 and its memory limit, else 1 GB, per test. Judge(time_factor=3) multiplies a problem's (C++) time limit for
 Python: our option, off by default (1.0 is the paper's rule); time_limit_rule() names the rule for reports.
 
-The sandbox (infra/sandbox.py; the full account in docs/SANDBOX.md). Each test runs in a fresh process forked
-from a server that isolated itself once: its own pid, network, mount and IPC namespaces, a read-only root
-without the repository, the data or your home, no network at all, an empty environment, a seccomp filter on
-the system calls that reach past the test, and rlimits; the server enforces wall time, output size and the
-memory of all the test's processes together, and leaves nothing behind for the next test. NOT isolated: the
-rest of the kernel (the filter is a deny list), the readable interpreter, memory between two 50 ms checks,
-kernel memory other than socket buffers and tmpfs files, CPU time (other load slows tests down). Where the
-kernel refuses namespaces or seccomp, one warning says so, and programs run with rlimits and a temp dir only.
+The sandbox (infra/sandbox.py; what it isolates and what it does not: docs/SANDBOX.md). Each test runs in a
+fresh process forked from a server that isolated itself once (pid, network, mount and IPC namespaces, a read-only
+root without the repository or data, an empty environment, a seccomp filter, rlimits); the server enforces wall
+time, output size and the memory of all the test's processes, and leaves nothing behind for the next test.
+Where the kernel refuses namespaces or seccomp, one warning says so, and programs run with rlimits only.
 """
 import atexit
 import dataclasses

@@ -31,8 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from infra.decode import (PREFILL_TOKENS, DecodePool, bucket, cache_and_steps, cache_slots,  # noqa: F401
-                          decoder, matmul_fp32, nucleus, prefill_groups, stream_uniforms)
+from infra.decode import (DecodePool, DecodeRows, bucket, cache_and_steps, cache_slots, decoder,  # noqa: F401
+                          matmul_fp32, nucleus, stream_uniforms)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -626,96 +626,6 @@ def sample_next(logits, temperature: float, top_p: float, uniforms=None):
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 
-class _Rows:
-    """The rows of ``generate``'s batch: on the device, the KV cache and what each step writes per row; on the
-    host, which prompt each row answers (-1: idle) since which step. The first ``len(self)`` rows decode
-    (a bucket: infra/decode.py); the cache may have more."""
-
-    def __init__(self, model: Transformer, prompts: list[list[int]], keys, cache: KVCache, width: int,
-                 budgets: list[int]):
-        device = model.embed_tokens.weight.device
-        self.model, self.prompts, self.prompt_keys, self.cache = model, prompts, keys, cache  # keys: (N,) per prompt
-        self.waiting = list(range(len(prompts)))[::-1]                                       # next prompt last
-        self.tokens = torch.zeros(width, max(budgets), dtype=torch.long, device=device)    # (R, W) responses so far
-        self.logprobs = torch.zeros(width, max(budgets), device=device)                     # (R, W)
-        self.made = torch.zeros(width, dtype=torch.long, device=device)                     # (R,) tokens in each
-        self.keys = torch.zeros(width, dtype=torch.long, device=device)                     # (R,) each one's stream
-        self.stopped = torch.zeros(width, dtype=torch.bool, device=device)                  # (R,) stop token seen
-        self.prompt, self.start, self.budgets = [-1] * width, [0] * width, budgets
-
-    def __len__(self) -> int:
-        return len(self.prompt)
-
-    def refill(self, free, step: int, logits):
-        """Prefill waiting prompts into the ``free`` rows, writing each one's next-token logits into ``logits``
-        (R, V); rows left without a prompt go idle (their lengths set to 0 before this step's decode)."""
-        for r in free:
-            self.prompt[r], self.start[r] = self.waiting.pop() if self.waiting else -1, step
-        rows = [r for r in free if self.prompt[r] >= 0]
-        for group in prefill_groups(rows, [len(self.prompts[self.prompt[r]]) for r in rows], PREFILL_TOKENS):
-            self.prefill(group, logits)
-
-    def prefill(self, rows: list[int], logits):
-        """One batched prefill of ``rows``' prompts, right-padded, into an empty cache then copied into those rows;
-        the tokens travel from pinned host memory, so the copy does not wait for the GPU."""
-        prompts = [self.prompts[self.prompt[r]] for r in rows]
-        width, device = max(map(len, prompts)), logits.device
-        host = torch.tensor([p + [0] * (width - len(p)) + [len(p)] for p in prompts])   # (n, T + 1): its length last
-        host = host.pin_memory() if device.type == "cuda" else host
-        tokens = host.to(device, non_blocking=True)
-        index = torch.tensor(rows, device=device)
-        self.keys[index] = self.prompt_keys[torch.tensor([self.prompt[r] for r in rows], device=device)]
-        self.made[index], self.stopped[index] = 0, False
-        fill = KVCache(self.model.args, len(rows), width, device, self.cache.k[0].dtype, self.model.kv_heads)
-        logits[index] = self.model(tokens[:, :-1], cache=fill, lengths=tokens[:, -1])[:, -1]
-        self.cache.put(index, fill)
-
-    def window(self, step: int) -> int:
-        """Slots the decode step at ``step`` attends to: the longest busy row's (idle rows restart at 0, so are
-        shorter) and one for a CUDA graph's warm-up, in a bucket."""
-        longest = max((len(self.prompts[i]) + step - s for i, s in zip(self.prompt, self.start) if i >= 0), default=0)
-        return min(self.cache.max_len, bucket(longest + 1, 64))
-
-    def record(self, token, logprob, stop):
-        """Append this step's token (R,) to every row's response; nothing waits for the device."""
-        at = self.made.clamp(max=self.tokens.shape[1] - 1)[:, None]                 # (R, 1) idle rows: anywhere
-        self.tokens.scatter_(1, at, token[:, None])
-        self.logprobs.scatter_(1, at, logprob[:, None])
-        self.made += 1
-        self.stopped |= torch.isin(token, stop)
-
-    def deadline(self) -> int | None:
-        """The step at which the first busy row has sampled its last allowed token."""
-        due = [s + self.budgets[i] for i, s in zip(self.prompt, self.start) if i >= 0]
-        return min(due) if due else None
-
-    def ended(self, step: int, stop_ids) -> dict[int, tuple[list[int], list[float]]]:
-        """Busy rows whose response has ended by ``step`` (a stop token, or the budget used up), each with its
-        response cut after the first stop token. Waits for the device."""
-        stopped = self.stopped.tolist()
-        rows = [r for r, i in enumerate(self.prompt)
-                if i >= 0 and (stopped[r] or step >= self.start[r] + self.budgets[i])]
-        out = {}
-        for r, toks, lps in zip(rows, self.tokens[rows].tolist(), self.logprobs[rows].tolist()):
-            n = min(step - self.start[r], next((k + 1 for k, t in enumerate(toks) if t in stop_ids), len(toks)))
-            out[r] = toks[:n], lps[:n]
-        return out
-
-    def keep(self, rows: list[int], token):
-        """Move ``rows`` (and their entries of this step's ``token``) to the front, then decode only the
-        bucket of rows that holds them (the rest idle). Returns the tokens of the rows kept."""
-        n, width, index = len(rows), bucket(len(rows)), torch.tensor(rows, device=token.device)
-        for t in [*self.cache.k, *self.cache.v, self.cache.lengths, self.tokens, self.logprobs, self.made, self.keys,
-                  self.stopped, token]:
-            t[:n] = t[index]
-        self.cache.lengths[n:width] = 0
-        self.tokens, self.logprobs, self.made, self.keys, self.stopped = (
-            t[:width] for t in (self.tokens, self.logprobs, self.made, self.keys, self.stopped))
-        self.prompt = [self.prompt[r] for r in rows] + [-1] * (width - n)
-        self.start = [self.start[r] for r in rows] + [0] * (width - n)
-        return token[:width]
-
-
 def _positions_needed(model: Transformer, prompts: list[list[int]], budgets: list[int]) -> int:
     """The KV-cache positions the longest prompt and its response need; refuses what cannot be generated."""
     if min(budgets) < 1 or min(map(len, prompts)) < 1:
@@ -766,7 +676,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
     cache, decode = cache_and_steps(model, KVCache, (sampling.rows or n_rows) if pool else n_rows, cache_slots(need),
                                     (sampling.cuda_graph, sampling.compile), pool)
     width = min(len(cache.lengths), bucket(n_rows)) if pool else n_rows
-    batch = _Rows(model, prompts, keys, cache, width, budgets)
+    batch = DecodeRows(model, prompts, keys, cache, width, budgets)
     logits = torch.zeros(width, model.args.vocab_size, device=device)                   # (R, V) fp32
     stop, results = torch.tensor(list(sampling.stop_ids) or [-1], device=device), {}
     cache.lengths[:width] = 0

@@ -38,17 +38,17 @@ import execute
 from data import Problem
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures
-from infra.checkpoints import (TrainingState, latest_checkpoint, load_policy_weights, load_training_state,
-                               open_metrics, read_best, save_checkpoint, write_best)
-from infra.inputs import (UsageError, add_config_flags, check_config, check_new_run_dir, checked_tp, eval_inputs,
-                          eval_parser, load_inputs, longest_first_prompt, read_weights, response_budget)
+from infra.checkpoints import (TrainingState, load_policy_weights, load_training_state, open_metrics, read_best,
+                               save_checkpoint, write_best)
+from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, eval_policy,
+                          load_inputs, longest_first_prompt, response_budget, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
                                memory_plan, print_plan)
-from infra.parallel import (SamplingReplica, cores_per_rank, device_mesh, for_loading, load_models, log0, reduce_mean,
-                            setup_distributed, start_judge, tensor_parallel, training_mesh)
+from infra.parallel import (SamplingReplica, cores_per_rank, load_models, log0, reduce_mean, setup_distributed,
+                            start_judge, training_mesh)
 from infra.reporting import (before_after_table, eval_report, format_report, format_step, paper_table, plot_curves,
                              read_json)
-from model import HF_REPOS, PRESETS, ModelArgs, Sampling, Tokenizer, Transformer, generate
+from model import HF_REPOS, PRESETS, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -647,15 +647,7 @@ def start_run(cfg: Config) -> Run:
     rank, world, device = setup_distributed()
     weights, args, tok, train_set, valid_set = load_inputs(cfg)
     mesh, dp_rank, dp = training_mesh(world, checked_tp(cfg.tp, args, world), device)
-    run_dir = Path(cfg.resume or cfg.run_dir)
-    resume_from = latest_checkpoint(run_dir) if cfg.resume else None
-    if cfg.resume and resume_from is None:
-        raise UsageError(f"--resume {run_dir}: no complete checkpoint under {run_dir}/checkpoints")
-    if not cfg.resume:
-        check_new_run_dir(run_dir)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    run_dir, resume_from = run_folder(cfg.run_dir, cfg.resume, asdict(cfg), rank)
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
     judge = start_judge(cfg.judge_workers, mesh, cfg.time_factor)   # started before the models are loaded
@@ -739,19 +731,9 @@ def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
 def eval_main(argv):
     a = eval_parser().parse_args(argv)
     data, problems = eval_inputs(a)
-    # Under torchrun the evaluation is data-parallel: each copy of the model (one rank, or a row of --tp ranks
-    # that each hold 1/tp of it) plays its share of the problems; ``evaluate`` pools the episodes, and rank 0
-    # writes the report.
     rank, world, device = setup_distributed()
     device = torch.device(a.device) if a.device else device
-    args = read_weights(ModelArgs.from_pretrained, a.weights)
-    tp = checked_tp(a.tp, args, world)
-    mesh = device_mesh(world, tp, device)
-    if mesh is not None:
-        log0(f"mesh: {world // tp} x {tp} (copies of the model x tensor-parallel ranks per copy)")
-    split = for_loading(lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
-    model = read_weights(Transformer.from_pretrained, a.weights, device, shard=split).eval()
-    tok = read_weights(Tokenizer.from_pretrained, a.weights)
+    model, tok, mesh = eval_policy(a.weights, a.tp, world, device)
     longest = longest_first_prompt(tok, problems)
     max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0

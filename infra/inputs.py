@@ -6,14 +6,16 @@ as ``error: ...`` and exits with status 2, as argparse does), not a traceback ho
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import typing
 from pathlib import Path
 
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
-from infra.parallel import tensor_parallel_size
-from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer
+from infra.checkpoints import latest_checkpoint
+from infra.parallel import device_mesh, for_loading, log0, tensor_parallel, tensor_parallel_size
+from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer, Transformer
 
 
 class UsageError(Exception):
@@ -91,13 +93,22 @@ def load_inputs(cfg):
     return weights, args, tok, train_set, valid_set
 
 
-def check_new_run_dir(run_dir: Path):
-    """A new run needs a folder that holds no other run: appending to its metrics.jsonl would mix two runs'
-    curves, and its best.json would name the other run's checkpoint."""
-    held = [name for name in ("metrics.jsonl", "checkpoints", "best.json") if (run_dir / name).exists()]
-    if held:
-        raise UsageError(f"{run_dir} already holds a run ({', '.join(held)}): pass --resume {run_dir} to continue "
+def run_folder(run_dir: str, resume: str | None, config: dict, rank: int) -> tuple[Path, Path | None]:
+    """The run's folder and, with --resume, its last complete checkpoint. A new run needs a folder that holds no
+    other run: appending to its metrics.jsonl would mix two runs' curves, and its best.json would name the other
+    run's checkpoint. Rank 0 writes the run's config.json."""
+    folder = Path(resume or run_dir)
+    resume_from = latest_checkpoint(folder) if resume else None
+    if resume and resume_from is None:
+        raise UsageError(f"--resume {folder}: no complete checkpoint under {folder}/checkpoints")
+    held = [name for name in ("metrics.jsonl", "checkpoints", "best.json") if (folder / name).exists()]
+    if held and not resume:
+        raise UsageError(f"{folder} already holds a run ({', '.join(held)}): pass --resume {folder} to continue "
                          "it, or another --run-dir (or delete the folder) to start a new one")
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder, resume_from
 
 
 def check_private_tests(path, problems: list[Problem]):
@@ -252,3 +263,17 @@ def eval_inputs(a) -> tuple[Path, list[Problem]]:
     check_dataset(data)
     check_weights_folder(a.weights)
     return data, read_problems(data)[:a.problems]
+
+
+def eval_policy(weights, tp: int, world: int, device):
+    """The policy to evaluate, read from ``weights``, and its tokenizer. Under torchrun the evaluation is
+    data-parallel: each copy of the model (one rank, or a row of ``tp`` ranks that each hold 1/tp of it) plays
+    its share of the problems. Returns (model, tokenizer, mesh: None on one process)."""
+    args = read_weights(ModelArgs.from_pretrained, weights)
+    tp = checked_tp(tp, args, world)
+    mesh = device_mesh(world, tp, device)
+    if mesh is not None:
+        log0(f"mesh: {world // tp} x {tp} (copies of the model x tensor-parallel ranks per copy)")
+    split = for_loading(lambda model: tensor_parallel(model, mesh["tp"])) if tp > 1 else None
+    model = read_weights(Transformer.from_pretrained, weights, device, shard=split).eval()
+    return model, read_weights(Tokenizer.from_pretrained, weights), mesh
