@@ -40,6 +40,7 @@ from data.prompts import initial_prompt, prefill
 from execute import describe_failures
 from infra.checkpoints import (TrainingState, load_policy_weights, load_training_state, open_metrics, read_best,
                                save_checkpoint, write_best)
+from infra.decode import DecodePool
 from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, eval_policy,
                           load_inputs, longest_first_prompt, response_budget, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
@@ -260,16 +261,21 @@ def policy_sampler(model, tok, max_new_tokens, sampling: Sampling, generator, ca
     """The ``sample`` function of ``rollout`` for a Transformer: one ``generate`` call per turn, stopped by
     the tokenizer's stop tokens, ``sampling.rows`` episodes decoding together (0 or None: as many as a KV
     cache of ``cache_bytes`` holds; all when that is None), a finished one's row going to the next
-    (continuous batching). ``usage`` counts tokens, slots and seconds."""
+    (continuous batching). ``usage`` counts tokens, slots and seconds. On a GPU (or compiling) the turns share
+    one KV cache and its CUDA graphs (``sample.pool``), freed with the sampler at the end of the phase."""
+    on_gpu = model.embed_tokens.weight.device.type == "cuda"
+    pool = DecodePool() if on_gpu or sampling.compile else None
+
     def sample(prompts):
         t0 = time.time()
         n = sampling.rows or (cache_rows(model, cache_bytes, max(map(len, prompts)) + max_new_tokens) if cache_bytes
                               else len(prompts))
         out = generate(model, prompts, max_new_tokens, replace(sampling, stop_ids=tok.stop_ids, rows=n), generator,
-                       usage)
+                       usage, pool)
         if usage is not None:            # rollout time = sampling + judging: this splits the two
             usage["seconds"] = usage.get("seconds", 0.0) + time.time() - t0
         return out
+    sample.pool = pool
     return sample
 
 

@@ -89,6 +89,30 @@ def test_one_compilation_serves_a_whole_rollout(policy, monkeypatch):
     torch._dynamo.reset()
 
 
+def test_the_turns_of_a_sampling_phase_share_one_cache_and_its_compiled_steps(policy, monkeypatch):
+    # rlef.policy_sampler is what rollouts and evaluations sample with: its generate calls (one per turn) must
+    # reuse one DecodePool, so that CUDA graphs and compiled steps are made once per bucket per phase.
+    import rlef
+    model, tok, prompts = policy
+    compiled = []
+    monkeypatch.setattr(infra.decode, "COMPILE_BACKEND", lambda gm, inputs: compiled.append(1) or gm.forward)
+    torch._dynamo.reset()
+    sample = rlef.policy_sampler(model, tok, 6, Sampling(1.0, compile=True), torch.Generator().manual_seed(0))
+    calls = [batch for batch, _ in rollout_calls(prompts)]
+    longest = max(len(p) for batch in calls for p in batch)
+    sample([(prompts[0] * 9)[:longest]] * max(map(len, calls)))     # a first turn as large as any later one
+    first = sample.pool.steps
+    for batch in calls:                               # later turns fit its cache: the same steps serve them
+        sample(batch)
+        assert sample.pool.steps is first
+    n_compiled, n_buckets = len(compiled), len(first.graphs)
+    for batch in calls:                               # the next phase's shapes: nothing new to make
+        sample(batch)
+    assert n_buckets > 3 and len(first.graphs) == n_buckets and len(compiled) == n_compiled <= 3
+    assert rlef.policy_sampler(model, tok, 6, Sampling(1.0), None).pool is None     # eager on a CPU: no pool
+    torch._dynamo.reset()
+
+
 def test_cuda_graphs_are_recorded_once_per_bucket_and_reused_across_calls(policy):
     # Off a GPU the recorder is a stand-in that counts; the step it returns is the eager one.
     model, tok, prompts = policy
