@@ -7,11 +7,12 @@ One file holds what RLEF needs from a language model:
    grouped-query attention, SwiGLU. With ``value_head=True`` the same network is the paper's critic
    (RLEF §2.2: a separate value network initialised from the LLM, its output layer replaced by a random
    linear projection to a scalar).
-3. Loading and saving official weights as Hugging Face folders (``config.json`` + safetensors shards).
+3. Loading official weights from Hugging Face folders (``config.json`` + safetensors shards).
 4. ``Tokenizer`` — ``tokenizer.json`` through the ``tokenizers`` library and Meta's Llama 3 dialog format.
 5. ``generate`` — batched sampling with a preallocated KV cache that the caller owns, so one module both
    trains (``model(tokens)``) and samples (``model(tokens, cache=cache)``); a row whose response has ended
-   takes the next waiting prompt (continuous batching).
+   takes the next waiting prompt (continuous batching; the row bookkeeping, buckets and CUDA graphs are in
+   infra/decode.py, writing a folder in infra/checkpoints.py).
 
 References: Llama 3 herd paper (arXiv 2407.21783); Meta's llama-models ``model.py`` / ``chat_format.py``;
 RLEF (arXiv 2410.02089). Run ``python model.py --weights DIR --prompt "..."`` to chat with a checkpoint.

@@ -7,16 +7,12 @@ episode's reward (+1 / -1, -0.2 for a response without code, minus a KL penalty)
 (ppo.py). Only the model's own tokens are trained; what the environment says is context.
 
 This file reads top to bottom as the method; the machinery that runs it at scale (meshes, sharding, the
-sampling replica, checkpoints, the memory plan) is imported from infra/:
+sampling replica, checkpoints, the memory plan, input checks, report tables) is imported from infra/:
 
-    1. The MDP: one episode's token bookkeeping, batched rollouts, the random-feedback ablation
-                                                                               (paper §2.1, appendix C.2)
-    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, n@k, pass@k (paper §3, appendix B.3)
-       (the episodes are played here; infra/reporting.py and measures.py compute the measures)
-    3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) and its phases
-                                                                               (paper §2.2, §3)
+    1. The MDP: one episode's tokens, batched rollouts, the random-feedback ablation (paper §2.1, App. C.2)
+    2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, n@k, pass@k (paper §3, App. B.3)
+    3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) (paper §2.2, §3)
     4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
-       (its inputs are checked by infra/inputs.py before any work starts)
 """
 from __future__ import annotations
 
