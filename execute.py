@@ -571,23 +571,19 @@ def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
-        sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json")
-    with open(argv[0]) as f:
-        code = f.read()
-    with open(argv[1]) as f:
-        problem = json.load(f)
-    if isinstance(problem, list):   # a plain list of {"input", "output"} tests: all public
-        problem = {"public_tests": problem}
+        sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json   (a problem as data/ writes it, or a list of "
+                 "{\"input\", \"output\"} tests, all public)")
+    with open(argv[0]) as f, open(argv[1]) as g:
+        code, problem = f.read(), json.load(g)
+    problem = {"public_tests": problem} if isinstance(problem, list) else problem
     public, private = problem.get("public_tests", []), problem.get("private_tests", [])
-    time_limit = python_time_limit(problem.get("time_limit"))
-    memory_limit = problem.get("memory_limit") or DEFAULT_MEMORY_LIMIT
-    results = run_tests(code, [(t["input"], t["output"]) for t in public + private], time_limit, memory_limit)
+    results = run_tests(code, [(t["input"], t["output"]) for t in public + private],
+                        python_time_limit(problem.get("time_limit")), problem.get("memory_limit") or DEFAULT_MEMORY_LIMIT)
     for i, r in enumerate(results):
         kind, n = ("public", i) if i < len(public) else ("private", i - len(public))
         print(f"{kind} test {n}: {r.verdict} ({r.seconds:.3f} s)")
-    print()
     stdio = types.SimpleNamespace(kind="stdio", prompt="")   # what describe_failures reads of a problem
-    print(describe_failures(stdio, results[:len(public)]) or "All public tests pass.")
+    print("\n" + (describe_failures(stdio, results[:len(public)]) or "All public tests pass."))
 
 
 if __name__ == "__main__":

@@ -401,8 +401,7 @@ class Config:
     valid_data: str | None = option(None, "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)")
     run_dir: str = option("runs/rlef", "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png")
     resume: str | None = option(None, "RUN_DIR to continue from its last complete checkpoint")
-    # The paper trains 8B for "12,000 updates", where one batch of 1,024 rollouts gives "4 updates on 256
-    # sequences". We read an update as one optimiser step: 12,000 updates = 3,000 batches (README).
+    # "12,000 updates", where 1,024 rollouts give "4 updates on 256 sequences": an update is an optimiser step.
     batches: int = option(3000, "rollout batches to train on; each gives --minibatches x --epochs optimiser "
                                 "updates (paper: 12,000 updates for 8B = 3,000 batches of 4; 8,000 for 70B)")
     batch_size: int = option(1024, "episodes per batch over all ranks (paper: 1024 rollouts)")
