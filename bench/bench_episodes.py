@@ -8,7 +8,7 @@ target is under 2% of it. Then an 8B-shaped batch of 1,024 synthetic episodes (a
 rank) shows that only the sampled number is written, against writing all of them (what the flag avoids).
 Wall seconds on a shared machine are inflated; CPU seconds (this process, all threads) less so.
 
-    python bench/bench_episodes.py              # ~1-3 min on 2 cores
+    python bench/bench_episodes.py              # ~30 s on 2 shared cores (output: bench/bench_episodes.log)
     python bench/bench_episodes.py --smoke      # seconds: a batch of 8, one repeat
 """
 import argparse

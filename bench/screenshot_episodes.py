@@ -42,7 +42,7 @@ def main():
     parser.add_argument("run_dir")
     parser.add_argument("--out", default=str(ROOT / "docs" / "episodes.png"))
     parser.add_argument("--problem", help="show this problem instead of the one picked")
-    parser.add_argument("--size", default="1400,1500", help="window width,height in pixels")
+    parser.add_argument("--size", default="1400,1580", help="window width,height in pixels")
     a = parser.parse_args()
     run = Path(a.run_dir)
     step = json.loads((run / "summary.json").read_text())["best"]["step"]
@@ -58,7 +58,7 @@ def main():
         raise SystemExit("no Chromium found: apt-get install -y chromium")
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "page.html"
-        html.write_text(page)
+        html.write_text(page.replace('<details class="prompt">', '<details class="prompt" open>'))   # the ???
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         f"--window-size={a.size}", f"--screenshot={Path(a.out).resolve()}", html.as_uri()],
                        check=True, capture_output=True, timeout=120)

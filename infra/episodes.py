@@ -214,10 +214,11 @@ def render_page(evals: list[Evaluation], title: str, only: set[str] | None = Non
     body = [f"<h1>{esc(title)}</h1>", LEGEND, report_table(evals)]
     if len(evals) == 2:
         body.append(transition_table(outcomes, everything))
-    body.append("<nav>" + " · ".join(f'<a href="#g-{g}">{GROUPS[g][0]} ({len(ps)})</a>'
-                                     for g, ps in groups.items()) + "</nav>")
-    for g, ps in groups.items():
-        body.append(f'<h2 id="g-{g}">{GROUPS[g][0]}: {len(ps)} problems</h2><p class="note">{GROUPS[g][1]}'
+    body.append("<nav>" + " · ".join(f'<a href="#g-{g}">{GROUPS[g][0]} ({len(ps)})</a>' if ps else
+                                     f"{GROUPS[g][0]} (0)" for g, ps in groups.items()) + "</nav>")
+    for g, ps in ((g, ps) for g, ps in groups.items() if ps):
+        body.append(f'<h2 id="g-{g}">{GROUPS[g][0]}: {len(ps)} problem{"s" * (len(ps) != 1)}</h2>'
+                    f'<p class="note">{GROUPS[g][1]}'
                     + ("; problems whose outcome RL changed come first" if len(evals) == 2 else "") + "</p>")
         for p in sorted(ps, key=lambda p: (not changed(p), p)):
             body.append(problem_html(p, evals, per_eval, outcomes))
@@ -259,10 +260,10 @@ def problem_html(name: str, evals: list[Evaluation], per_eval: list[dict], outco
     eps = next(pe[name] for pe in per_eval if name in pe)
     kind = eps[0].get("difficulty")
     badges = (f'<span class="badge kind-{esc(kind)}">{esc(kind)}</span>' if kind else "") + " → ".join(
-        f'<span class="badge o-{o}">{esc(ev.label)}: {GROUPS[o][0]}</span>'
+        f'<span class="badge o-{o}">{esc(ev.label) + ": " if len(evals) == 2 else ""}{GROUPS[o][0]}</span>'
         for ev, out in zip(evals, outcomes) for o in [out.get(name)] if o)
-    cols = "".join(f'<div class="col"><h4>{esc(ev.label)}</h4>{column_html(ev.label, pe.get(name, []))}</div>'
-                   for ev, pe in zip(evals, per_eval))
+    cols = "".join(f'<div class="col">{f"<h4>{esc(ev.label)}</h4>" if len(evals) == 2 else ""}'
+                   f'{column_html(ev.label, pe.get(name, []))}</div>' for ev, pe in zip(evals, per_eval))
     return (f'<section class="problem" id="p-{esc(name)}"><h3>{esc(name)} {badges}</h3>'
             f'<details class="prompt"><summary>prompt</summary><pre>{clip(eps[0]["prompt"])}</pre></details>'
             f'<div class="cols n{len(evals)}">{cols}</div></section>')
