@@ -12,7 +12,7 @@ sampling replica, checkpoints, the memory plan, input checks, report tables) is 
     1. The MDP: one episode's tokens, batched rollouts, the random-feedback ablation (paper §2.1, App. C.2)
     2. Evaluation: multi-turn 1@3, single-turn 1@3 at equal budget, n@k, pass@k (paper §3, App. B.3)
     3. Training: the settings, the loop (rollouts, PPO, evaluation, the best checkpoint) (paper §2.2, §3)
-    4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval`
+    4. The command line: `python rlef.py --model tiny` / `torchrun ... rlef.py --model 8b` / `rlef.py eval` / `show`
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from execute import describe_failures
 from infra.checkpoints import (TrainingState, load_policy_weights, load_training_state, open_metrics, read_best,
                                save_checkpoint, write_best)
 from infra.decode import DecodePool
+from infra.episodes import (before_after_page, eval_file, report_episodes_file, show_main, transcript,
+                            write_batch_sample, write_episodes)
 from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, eval_policy,
                           load_inputs, longest_first_prompt, response_budget, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
@@ -293,6 +295,7 @@ class EvalSettings:
     budgets: tuple = ((1, 3), (10, 100))  # n@k to report (paper: 1@3 at temperature 0.2, 10@100 at 1.0)
     turn_limits: tuple = ()          # shorter turn limits to report the n@k at too (Fig. 4b)
     feedback_tests: int = 0          # N: feedback from up to N of all tests, at most 8 failures (App. B.3)
+    episodes: Path | None = None     # write every episode played, and its page, here (infra/episodes.py)
 
 
 def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings(), log=print,
@@ -325,6 +328,8 @@ def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings
     if described:            # the same construction on every rank; its counts add up
         report["random_feedback"] = {k: v if k == "construction" else sum(d[k] for d in described)
                                      for k, v in described[0].items()}
+    if settings.episodes and (not dist.is_initialized() or dist.get_rank() == 0):   # one writer, all episodes
+        write_episodes(settings.episodes, records, report)
     return report
 
 
@@ -378,6 +383,8 @@ def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=prin
         records.append({"mode": "single", "problem": d.problem.name, "sample": s, "attempt": attempt,
                         "verdict": d.verdicts[0], "solved": d.solved,
                         "judge_errors": (d.verdicts + [d.final_verdict]).count("judge_error")})
+    for r, (*_, d) in zip(records, multi + single):          # what a person reads of it (infra/episodes.py)
+        r["episode"] = transcript(d, tok)
     return records
 
 
@@ -440,6 +447,7 @@ class Config:
     time_factor: float = option(1.0, "x a problem's own time limit (1: the paper's rule, App. A.2; e.g. 3 for "
                                      "Python against C++ limits: our option)")
     seed: int = option(0, "random seed (data order, sampling, critic head)")
+    episodes_per_batch: int = option(8, "episodes of each batch written to RUN_DIR/episodes/ to read (sampled)")
     activation_checkpointing: bool = option(True, "recompute each block in backward to save memory")
     dtype: str = option("bfloat16", "GPU compute dtype and the dtype of exported policies; master weights stay fp32")
     tp: int = option(0, "tensor-parallel ranks per model copy; torchrun's world becomes a (world / tp) x tp mesh, "
@@ -514,6 +522,8 @@ def train(cfg: Config):
         for opt in run.trained.optimizers:   # gradients are dead until the next update: free them for the rollouts
             opt.zero_grad(set_to_none=True)
         usage["train_s"] = time.time() - t_train
+        if run.rank == 0:                    # a few episodes to read, never the whole batch (infra/episodes.py)
+            write_batch_sample(run.dir, step + 1, dialogues, run.tok, batch, cfg.episodes_per_batch)
         row = step_statistics(run, step, dialogues, {**batch["stats"], **stats}, usage)
         evaluated = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.batches
         if evaluated:
@@ -595,7 +605,7 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
     gen = random_stream(run.device, run.cfg.seed, 0, run.dp_rank)   # the same draws for every checkpoint compared
     with torch.no_grad():
         settings = EvalSettings(samples=run.cfg.eval_samples, turns=run.cfg.turns, feedback_mode=feedback_mode,
-                                extra_tests=True, max_len=run.max_len)
+                                extra_tests=True, max_len=run.max_len, episodes=eval_file(run.dir, step, feedback_mode))
         report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, settings, log=log0,
                           group=None if run.mesh is None else run.mesh["dp"].get_group())
     report["time_limits"] = execute.time_limit_rule(run.cfg.time_factor)
@@ -640,6 +650,7 @@ def finish(run: Run, before: dict | None):
                    "best": {k: v for k, v in best.items() if k != "report"}}
         (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
         log0("\n" + before_after_table(before, best["report"], ablation, best["step"]))
+        log0(before_after_page(run.dir, best["step"]))
 
 
 def start_run(cfg: Config) -> Run:
@@ -742,12 +753,14 @@ def eval_main(argv):
     sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
                             cache_bytes=int(0.9 * free_memory(device)))
     judge = start_judge(0, mesh, a.time_factor)
+    out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
     try:
         with torch.no_grad():
             settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
                                     extra_tests=a.generated_tests, batch_size=a.batch_size, seed=a.seed,
                                     max_len=model.args.max_seq_len - max_new_tokens, budgets=tuple(a.n_at_k),
-                                    turn_limits=tuple(a.turn_limits), feedback_tests=a.feedback_tests)
+                                    turn_limits=tuple(a.turn_limits), feedback_tests=a.feedback_tests,
+                                    episodes=report_episodes_file(out))
             report = evaluate(sample, tok, problems, judge, settings, log=log0,
                               group=mesh["dp"].get_group() if mesh is not None else None)
     finally:
@@ -758,9 +771,8 @@ def eval_main(argv):
     if rank == 0:
         title = f"{data.name}, {len(problems)} problems x {a.samples} rollouts"
         print(format_report(report) + "\n\n" + paper_table(report, title))
-        out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
         out.write_text(json.dumps(report, indent=2))
-        print(f"report: {out}")
+        print(f"report: {out}\nepisodes: {report_episodes_file(out)} and .html (python rlef.py show FILE)")
     return report
 
 
@@ -770,6 +782,8 @@ def main(argv=None):
         torch.set_num_threads(cores_per_rank())
         if argv and argv[0] == "eval":
             return eval_main(argv[1:])
+        if argv and argv[0] == "show":
+            return show_main(argv[1:])
         a = train_parser().parse_args(argv)
         cfg = config_from_args(a)
         if cfg.dry_run:

@@ -14,6 +14,8 @@ One file per topic:
     memory_plan.py   bytes per GPU of a run on a mesh (``--dry-run``) and the KV-cache budget of a live one
     reporting.py     the evaluation's measures from episode records (pass@k, chrF, per-turn rates), the report
                      and before/after table as text, the step's log line, the learning curve
+    episodes.py      the episodes on disk (every one of an evaluation, a sample of each training batch), the
+                     self-contained HTML page that shows them as conversations, and ``rlef.py show``
     inputs.py        the command line's flags and checks of what the user gives (flags, data files, weights
                      folders), one clear error each before any work starts
 

@@ -146,7 +146,8 @@ def check_config(cfg):
                  "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", values=cfg)
     if not cfg.time_factor > 0:
         raise UsageError(f"--time-factor must be positive, not {cfg.time_factor}")
-    for name in ("batches", "warmup_updates", "rollout_batch", "judge_workers", "temperature", "lr", "beta"):
+    for name in ("batches", "warmup_updates", "rollout_batch", "judge_workers", "temperature", "lr", "beta",
+                 "episodes_per_batch"):
         if getattr(cfg, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative, not {getattr(cfg, name)}")
     if cfg.batch_size % cfg.minibatches or cfg.batch_size < cfg.minibatches:

@@ -50,3 +50,14 @@ def test_ppo_step_bench_times_the_step_against_its_baseline_in_one_run():
     for wall, cpu, wall_ratio, cpu_ratio in rows.values():
         assert wall_ratio == pytest.approx(wall / baseline[0], abs=0.02, rel=0.02)
         assert cpu_ratio == pytest.approx(cpu / baseline[1], abs=0.02, rel=0.02)
+
+
+@pytest.mark.slow
+def test_episodes_bench_writes_only_the_sample_and_times_it_against_the_batch():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_episodes.py"), "--smoke"], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| sampled (--episodes-per-batch 8) | 8 |" in run.stdout and "| all (what the flag avoids) | 64 |" in run.stdout
+    batch = next(line for line in run.stdout.splitlines() if line.startswith("| 1 | 8 |"))
+    wall, cpu, write_wall = (float(c) for c in batch.strip("|").split("|")[2:5])
+    assert wall > 0 and cpu > 0 and write_wall > 0

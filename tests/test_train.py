@@ -14,6 +14,7 @@ import torch
 
 import rlef
 from data import Problem, Test, save_problems
+from infra.episodes import read_episodes
 from infra.memory_plan import memory_plan
 from model import PRESETS, Transformer
 
@@ -324,6 +325,11 @@ def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
         assert x["value_loss"] == pytest.approx(y["value_loss"], rel=1e-4)
         assert x["ref_kl"] == pytest.approx(y["ref_kl"], abs=1e-6)
     assert_same_policy(tmp_path / "one", tmp_path / "two", step=2)
+    # rank 0 writes every rank's evaluation episodes, each once (evaluation samples at temperature 0.2, from a
+    # stream per rank: the same episodes, not the same tokens)
+    played = [[(e["problem"], e["mode"], e["sample"], e["attempt"]) for e in
+               read_episodes(tmp_path / run / "episodes" / "step_000002_eval.jsonl")[1]] for run in ("one", "two")]
+    assert played[0] == played[1] and len(set(played[0])) == len(played[0]) == 2 * (1 + 3)
 
 
 REPLICA_SCRIPT = """
