@@ -189,15 +189,12 @@ class RandomFeedback:
     written for a different problem, so that 1@3 measures how much the policy relies on what it is told.
     One construction serves a whole evaluation, and the report names it:
 
-    - "incorrect solutions" (appendix C.2), wherever at least two problems carry ``incorrect_solutions``
-      (CodeContests): a random incorrect solution of a random other problem is run on THAT problem's public
-      tests, and its feedback is shown; if it passes them all, ``raise NotImplementedError()`` is run
-      instead, as in the paper. A message is drawn anew for every feedback turn (our choice) and each
-      (problem, solution) is run once.
-    - "message swap" (our choice where the data have no incorrect solutions: the tiny tasks, HumanEval,
-      MBPP): the message is one the policy itself received for another problem, drawn uniformly from all
-      messages of the evaluation so far (a reservoir sample) and of the current turn. Only when no other
-      problem's message exists yet does an episode keep its own; such episodes are counted (``kept_real``).
+    - "incorrect solutions" (appendix C.2; CodeContests): a random incorrect solution of a random other problem
+      is run on THAT problem's public tests and its feedback shown (``raise NotImplementedError()`` instead if
+      it passes them), drawn anew for every feedback turn (our choice); each (problem, solution) runs once.
+    - "message swap" (our choice where no incorrect solutions exist: tiny tasks, HumanEval, MBPP): a message the
+      policy received for another problem, uniform over the evaluation's messages so far (a reservoir sample);
+      an episode keeps its own only while no other problem's message exists (counted: ``kept_real``).
     """
 
     def __init__(self, problems: list[Problem], judge, rng: random.Random, pool_size: int = 4096):
@@ -301,17 +298,12 @@ class EvalSettings:
 def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings(), log=print,
              feedback_donors: list[Problem] | None = None, group=None) -> dict:
     """The paper's measures on ``problems`` (paper §3, appendix B.3), from ``settings.samples`` rollouts per problem
-    (``eval_report``). Under torchrun every rank plays the episodes of its share of the problems, the
-    per-episode records are gathered, and the report is computed once from all of them: what one process
-    reports on the same episodes (an average of per-rank rates over unequal shares would not be).
-
-    Final responses are judged on public + private tests, and also on the dataset's generated tests with
-    ``extra_tests`` (the paper's evaluation, appendix B.3); ``report["tests"]`` says which. With
-    ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``), drawn from
-    ``feedback_donors`` (default: all of ``problems``, not only this rank's share); ``report["random_feedback"]``
-    says how it was built. ``group`` is the data-parallel process group (default: all ranks); the ranks of a
-    tensor-parallel copy of the policy play the same share together.
-    """
+    (``eval_report``). Under torchrun each share of ``group`` (the data-parallel ranks; a tensor-parallel row plays
+    one share) plays its problems, the per-episode records are gathered, and the report is computed once from all
+    of them: what one process reports (an average of per-rank rates over unequal shares would not be). Final
+    responses are judged on public + private (+ generated, ``extra_tests``: appendix B.3) tests. With
+    ``feedback_mode="random"`` the feedback comes from other problems (``RandomFeedback``) of ``feedback_donors``
+    (default: all of ``problems``); ``report["tests"]`` and ``report["random_feedback"]`` say what was done."""
     rank, world = (dist.get_rank(group), dist.get_world_size(group)) if dist.is_initialized() else (0, 1)
     if settings.feedback_tests:     # App. B.3: the feedback comes from more tests, private ones among them
         problems = [with_feedback_tests(p, settings.feedback_tests, settings.extra_tests) for p in problems]
@@ -617,9 +609,7 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
 
 def keep_checkpoint(run: Run, step: int, row: dict, evaluated: bool):
     """Save a checkpoint after batch ``step``; an evaluated one that beats the best so far becomes the best
-    (paper §3: the checkpoint with the best valid 1@3 is the result). Its policy is always exported, since it
-    may become the run's result; the previous best is kept through the rotation, so best.json always names
-    a checkpoint on disk."""
+    (paper §3: the best valid 1@3 is the result), its policy exported; the rotation keeps the previous best."""
     cfg = run.cfg
     export = evaluated or step % (cfg.checkpoint_every * cfg.export_every) == 0
     save_checkpoint(run.dir, step, run.trained, run.weights, cfg.keep_checkpoints,
