@@ -23,7 +23,9 @@ import argparse
 import difflib
 import html
 import json
+import os
 import random
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,4 +431,7 @@ def show_main(argv: list[str]):
                                             {a.problem} if a.problem else None))
         print(f"page: {a.html}")
         return
-    print(show_text(report, episodes, a.problem))
+    try:
+        print(show_text(report, episodes, a.problem), flush=True)
+    except BrokenPipeError:                   # `rlef.py show FILE | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
