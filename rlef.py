@@ -41,7 +41,7 @@ from infra.episodes import (before_after_page, eval_file, report_episodes_file, 
                             write_batch_sample, write_episodes)
 from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, eval_policy,
                           load_inputs, longest_first_prompt, response_budget, run_folder)
-from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, free_memory, kv_cache_budget,
+from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget,
                                memory_plan, print_plan)
 from infra.parallel import (SamplingReplica, cores_per_rank, load_models, log0, reduce_mean, setup_distributed,
                             start_judge, training_mesh)
@@ -741,7 +741,7 @@ def eval_main(argv):
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
     gen = random_stream(device, a.seed, 0, dp_rank)
     sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
-                            cache_bytes=int(0.9 * free_memory(device)))
+                            cache_bytes=eval_cache_budget(device))
     judge = start_judge(0, mesh, a.time_factor)
     out = Path(a.out or f"eval_{data.stem}_{a.feedback}.json")
     try:

@@ -2,7 +2,8 @@
 
 ``memory_plan`` counts, phase by phase, the bytes each rank of a (world / tp) x tp mesh holds (FSDP2 x tensor
 parallelism, infra/parallel.py) without allocating anything; ``smallest_mesh`` searches the fewest nodes on
-which that plan fits. ``kv_cache_budget`` measures what a running rank has left for its rollouts' KV cache.
+which that plan fits. ``kv_cache_budget`` measures what a running rank has left for its rollouts' KV cache,
+agreed over all ranks (``agreed_budget``).
 What the plan needs of a run's settings arrives as a ``Workload``.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from infra.parallel import parameter_counts
 from model import KVCache, Transformer, cache_slots
@@ -48,7 +50,27 @@ def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int
     first update allocates for good, less 10% for the allocator. Gradients and activations live only during
     training, and the cache only during sampling: each phase's buffers are freed before the other's."""
     n = sum(p.numel() for m in (policy, critic) for p in m.parameters())      # a DTensor counts its whole tensor
-    return max(0, int(0.9 * free_memory(device)) - 8 * n // world)
+    return agreed_budget(max(0, int(0.9 * free_memory(device)) - 8 * n // world))
+
+
+def eval_cache_budget(device) -> int:
+    """Bytes an evaluation's KV cache may take on this rank (the model is loaded; nothing else grows): 90% of
+    the free memory, agreed over all ranks (``agreed_budget``)."""
+    return agreed_budget(int(0.9 * free_memory(device)))
+
+
+def agreed_budget(budget: int) -> int:
+    """The smallest of every rank's ``budget`` (one all-reduce, once per run). The ranks of a tensor-parallel
+    row decode the same prompts in lockstep, each step a collective of (rows, ...) tensors: if one rank
+    sized its cache from its own free memory (the row's first rank also runs the judge; allocators fragment
+    differently) and chose more rows (``cache_rows``) than another, their step counts and collective shapes
+    would differ and the row would hang or mix up data. So every rank takes the minimum."""
+    if not dist.is_initialized():
+        return budget
+    on_gpu = dist.get_backend() == "nccl"           # NCCL reduces GPU tensors only, gloo CPU ones
+    t = torch.tensor([budget], dtype=torch.int64, device=torch.cuda.current_device() if on_gpu else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
 
 
 def memory_plan(args, world: int, work: Workload, gpu_bytes: float = 80e9, tp: int = 1,

@@ -81,6 +81,34 @@ def test_sharded_loading_is_bit_identical_to_one_process(tmp_path):
                 assert abs(held - n / 2) <= one_row_each, (ckpt.name, role, rank, held, n)
 
 
+# The KV-cache budget: each rank reports a different free memory (rank r: (r + 1) x 4 MB), as the ranks of a
+# GPU node do (the judge's rank, fragmentation); every rank must size its cache from the smallest.
+BUDGETS = """
+import json, torch, rlef
+import infra.memory_plan as plan
+from conftest import TINY_ARGS
+from model import Transformer
+rank, world, device = rlef.setup_distributed()
+plan.free_memory = lambda device: (rank + 1) * 4_000_000
+policy, critic = Transformer(TINY_ARGS), Transformer(TINY_ARGS, value_head=True)
+budgets = {"train": plan.kv_cache_budget(policy, critic, device, world), "eval": plan.eval_cache_budget(device)}
+rows = {k: plan.cache_rows(policy, b, 100) for k, b in budgets.items()}
+own = plan.cache_rows(policy, int(0.9 * plan.free_memory(device)), 100)
+json.dump({"budgets": budgets, "rows": rows, "own rows": own}, open(f"{sys.argv[1]}.rank{rank}.json", "w"))
+"""
+
+
+def test_ranks_with_different_free_memory_agree_on_the_smallest_kv_budget(tmp_path):
+    torchrun(tmp_path, BUDGETS, tmp_path / "budgets")
+    ranks = [json.loads(Path(f"{tmp_path / 'budgets'}.rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["own rows"] < ranks[1]["own rows"]          # each rank alone would decode a different count
+    assert ranks[0]["budgets"] == ranks[1]["budgets"] and ranks[0]["rows"] == ranks[1]["rows"]
+    assert ranks[0]["budgets"]["eval"] == int(0.9 * 4_000_000)  # rank 0's, the smaller
+    n = sum(p.numel() for p in Transformer(TINY_ARGS).parameters()) + sum(
+        p.numel() for p in Transformer(TINY_ARGS, value_head=True).parameters())
+    assert ranks[0]["budgets"]["train"] == int(0.9 * 4_000_000) - 8 * n // 2
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints
 # ----------------------------------------------------------------------------------------------------------
