@@ -18,41 +18,60 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from infra.parallel import cpu_group
 from model import ModelArgs, Transformer
 
+EXPORT_SHARD_BYTES = 5 << 30        # safetensors shards of at most 5 GiB (a larger tensor alone), as HF writes them
 
-def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = 5 << 30, **token_ids):
-    """Save an HF-named state dict (``Transformer.hf_state_dict()``, or one gathered from FSDP shards) as a
-    Hugging Face folder: config.json and safetensors, sharded with an index past ``max_shard_bytes``. It loads
-    with ``Transformer.from_pretrained`` and with transformers' LlamaForCausalLM."""
+
+def save_hf_folder(state: dict, args: ModelArgs, path, max_shard_bytes: int = EXPORT_SHARD_BYTES,
+                   dtype: torch.dtype | None = None, gather=None, write: bool = True, **token_ids):
+    """Save an HF-named state dict (``Transformer.hf_state_dict()``, sharded or not) in ``dtype`` (default: its
+    own) as a Hugging Face folder: config.json and safetensors, sharded with an index past ``max_shard_bytes``.
+    It loads with ``Transformer.from_pretrained`` and with transformers' LlamaForCausalLM.
+
+    Written one shard at a time: the shards are planned from the tensors' shapes and dtypes alone
+    (``shard_plan``), so every file's name (model-0000i-of-0000N) is known before any tensor is fetched; then
+    each shard's tensors are fetched, written and let go before the next shard's. ``gather(t)`` fetches one
+    (``export_policy``: a collective that every rank calls, whether it ``write``s or not); by default the
+    tensor itself, on the host. So the writer never holds more than one shard's tensors (70B: one 5 GB
+    shard, not 140 GB)."""
     from safetensors.torch import save_file
+    dtype = dtype or next(iter(state.values())).dtype
+    gather = gather or (lambda t: t.detach().to(device="cpu", dtype=dtype).contiguous())
+    sizes = {name: t.numel() * dtype.itemsize for name, t in state.items()}
+    shards = shard_plan(sizes, max_shard_bytes)
+    files = ["model.safetensors"] if len(shards) == 1 else \
+        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    shards, current, size = [], {}, 0
-    for name, t in state.items():
-        nbytes = t.numel() * t.element_size()
-        if current and size + nbytes > max_shard_bytes:
-            shards.append(current)
-            current, size = {}, 0
-        current[name] = t.detach().to("cpu").contiguous()
+    if write:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(args.to_hf_config(dtype, **token_ids), indent=2))
+    for names, file in zip(shards, files):
+        tensors = {name: gather(state[name]) for name in names}      # this shard's tensors, and no others
+        if write:
+            save_file(tensors, str(path / file), metadata={"format": "pt"})
+        del tensors
+    if write and len(shards) > 1:
+        weight_map = {name: file for names, file in zip(shards, files) for name in names}
+        (path / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}, indent=2))
+
+
+def shard_plan(sizes: dict, max_shard_bytes: int) -> list[list[str]]:
+    """The tensors' names (``sizes``: name -> bytes, in file order) cut into consecutive shards of at most
+    ``max_shard_bytes``; a larger tensor gets a shard of its own."""
+    shards, size = [[]], 0
+    for name, nbytes in sizes.items():
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
         size += nbytes
-    shards.append(current)
-    dtype = next(iter(state.values())).dtype
-    (path / "config.json").write_text(json.dumps(args.to_hf_config(dtype, **token_ids), indent=2))
-    if len(shards) == 1:
-        save_file(shards[0], str(path / "model.safetensors"), metadata={"format": "pt"})
-        return
-    weight_map = {}
-    for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(path / name), metadata={"format": "pt"})
-        weight_map.update({k: name for k in shard})
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    (path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    return shards
 
 
-def save_model(model: Transformer, path, max_shard_bytes: int = 5 << 30, **token_ids):
+def save_model(model: Transformer, path, max_shard_bytes: int = EXPORT_SHARD_BYTES, **token_ids):
     """A whole (unsharded) model as a Hugging Face folder."""
     save_hf_folder(model.hf_state_dict(), model.args, path, max_shard_bytes, **token_ids)
 
@@ -126,29 +145,31 @@ def save_checkpoint(run_dir: Path, step: int, state: TrainingState, tok_dir: Pat
     barrier()
 
 
-def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype):
+def export_policy(policy, path: Path, tok_dir: Path, dtype: torch.dtype, max_shard_bytes: int = EXPORT_SHARD_BYTES):
     """The policy as a Hugging Face folder in ``dtype``, what people load elsewhere (``from_pretrained``,
-    transformers), written by rank 0. Its weights are gathered one tensor at a time, its optimiser never;
-    each rank casts its shard to ``dtype`` first (the same numbers: rounding is per element), so what every
-    rank briefly holds whole is a bf16 tensor, not the fp32 master."""
+    transformers), written by rank 0 shard by shard (``save_hf_folder``): its weights are gathered one tensor
+    at a time and rank 0's host holds one shard's at most, its optimiser never. Each rank casts its block to
+    ``dtype`` first (the same numbers: rounding is per element), so what a GPU briefly holds whole is a bf16
+    tensor, not the fp32 master."""
     from torch.distributed.tensor import DTensor
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    state = {}
-    for name, t in policy.hf_state_dict().items():
+
+    def gather(t):
         t = t.detach().to(dtype)
-        t = t.full_tensor() if isinstance(t, DTensor) else t  # a collective: every rank takes part
-        if rank0:
-            state[name] = t.to(device="cpu")
+        t = t.full_tensor() if isinstance(t, DTensor) else t   # a collective: every rank takes part
+        return t.to(device="cpu").contiguous() if rank0 else None
+
+    save_hf_folder(policy.hf_state_dict(), policy.args, path, max_shard_bytes, dtype, gather, write=rank0)
     if rank0:
-        save_hf_folder(state, policy.args, path)
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
             if (tok_dir / f).is_file():
                 shutil.copy(tok_dir / f, path / f)
 
 
 def barrier():
+    """All ranks wait here, on the host (``cpu_group``): while rank 0 writes and renames a checkpoint."""
     if dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=cpu_group())
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

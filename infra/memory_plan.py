@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from infra.checkpoints import EXPORT_SHARD_BYTES
 from infra.parallel import parameter_counts
 from model import KVCache, Transformer, cache_slots
 
@@ -88,6 +89,7 @@ def memory_plan(args, world: int, work: Workload, gpu_bytes: float = 80e9, tp: i
     mb_tokens = work.micro_batch_size * work.max_len
     embedding_rows = -(-args.vocab_size // world) * args.dim                  # the largest tensor's share
     root = args.vocab_size * args.dim * (1 if args.tie_word_embeddings else 2)   # embedding + head
+    export_bytes = torch.finfo(getattr(torch, work.dtype)).bits // 8
     replica = "the policy unsharded in bf16" if tp == 1 else f"1/{tp} of the policy (all but its norms), bf16"
     persistent = [("GPU", "persistent", "policy weights, fp32 master (sharded)", 4 * p),
                   ("GPU", "persistent", "policy AdamW moments, 2 x fp32 (sharded)", 8 * p),
@@ -120,7 +122,8 @@ def memory_plan(args, world: int, work: Workload, gpu_bytes: float = 80e9, tp: i
         ("host", "loading", "one tensor's rows read from safetensors (embedding, bf16)", 2 * embedding_rows),
         ("host", "checkpoint", "DCP: own shards copied out one tensor at a time (embedding, fp32)",
          4 * embedding_rows),
-        ("host", "checkpoint", "policy export on rank 0: the whole policy in bf16", 2 * n)]
+        ("host", "checkpoint", f"policy export on rank 0: one safetensors shard at a time ({work.dtype})",
+         export_bytes * min(n, max(EXPORT_SHARD_BYTES // export_bytes, args.vocab_size * args.dim)))]
 
 
 def cache_rows(model: Transformer, cache_bytes: int, positions: int) -> int:

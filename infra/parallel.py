@@ -35,7 +35,8 @@ def log0(*args, **kwargs):
 
 
 def setup_distributed():
-    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU."""
+    """One process (``python rlef.py``) or one per device (``torchrun``): NCCL on CUDA, gloo on CPU
+    (``process_group_options``)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
@@ -44,8 +45,47 @@ def setup_distributed():
     if world > 1 or device.type == "cuda":
         # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
         os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+        dist.init_process_group(rank=rank, world_size=world, **process_group_options(device))
     return rank, world, device
+
+
+def process_group_options(device) -> dict:
+    """``init_process_group``'s backend, timeout and device.
+
+    The timeout (``RLEF_TIMEOUT_MINUTES``, default 120) must outlast the longest wait of a healthy run, not
+    NCCL's default 10 minutes: the other ranks of a tensor-parallel row wait in ``GroupJudge``'s broadcast
+    while its first rank runs every program of a batch; ranks with fewer evaluation episodes wait in
+    ``evaluate``'s gather; all ranks wait at the checkpoint barrier while rank 0 writes the export (70B:
+    140 GB from one host). A hung run still ends, with the collective named, after that time.
+
+    On CUDA, ``device_id`` binds the process group to this rank's GPU: NCCL's communicators start now, before
+    ``kv_cache_budget`` measures the free memory (their buffers, hundreds of MB, would otherwise appear
+    later, inside the KV cache's share), and the mesh's groups are split from them (``ncclCommSplit``)."""
+    from datetime import timedelta
+    minutes = float(os.environ.get("RLEF_TIMEOUT_MINUTES", "120"))
+    if not minutes > 0:
+        raise ValueError(f"RLEF_TIMEOUT_MINUTES={minutes:g}: give the collectives' timeout in minutes, > 0")
+    cuda = device.type == "cuda"
+    return {"backend": "nccl" if cuda else "gloo", "timeout": timedelta(minutes=minutes),
+            **({"device_id": device} if cuda else {})}
+
+
+def cpu_group(group=None):
+    """A gloo process group with the ranks of ``group`` (default: the world), for barriers and object
+    collectives: pickled objects and barriers then wait on the host, not in a GPU communicator (NCCL's
+    watchdog, a device tensor per object). ``group`` itself when it is already gloo. Only the group's own
+    ranks call this (``use_local_synchronization``); created once per set of ranks."""
+    group = group or dist.group.WORLD
+    if dist.get_backend(group) == "gloo":
+        return group
+    ranks = tuple(dist.get_process_group_ranks(group))
+    if ranks not in _CPU_GROUPS:
+        timeout = process_group_options(torch.device("cpu"))["timeout"]
+        _CPU_GROUPS[ranks] = dist.new_group(list(ranks), timeout, "gloo", use_local_synchronization=True)
+    return _CPU_GROUPS[ranks]
+
+
+_CPU_GROUPS = {}
 
 
 def cores_per_rank() -> int:
@@ -79,7 +119,14 @@ def device_mesh(world: int, tp: int, device):
     if not dist.is_initialized():
         return None
     from torch.distributed.device_mesh import init_device_mesh
-    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"))
+    # Each dimension's groups wait as long as the world's (the mesh would give them torch's default timeout).
+    options = process_group_options(device)
+    backend_options = (dist.ProcessGroupNCCL.Options() if options["backend"] == "nccl"
+                       else dist.ProcessGroupGloo._Options())
+    backend_options._timeout = options["timeout"]
+    groups = (options["backend"], backend_options)
+    return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"),
+                            backend_override={"dp": groups, "tp": groups})
 
 
 def training_mesh(world: int, tp: int, device):
@@ -368,7 +415,7 @@ class GroupJudge:
     the results to the rest."""
 
     def __init__(self, judge, tp_mesh):
-        self.judge, self.group = judge, tp_mesh.get_group()
+        self.judge, self.group = judge, cpu_group(tp_mesh.get_group())   # waits while the first rank judges
 
     def map(self, jobs):
         results = [self.judge.map(jobs) if self.judge is not None else None]

@@ -109,6 +109,31 @@ def test_ranks_with_different_free_memory_agree_on_the_smallest_kv_budget(tmp_pa
     assert ranks[0]["budgets"]["train"] == int(0.9 * 4_000_000) - 8 * n // 2
 
 
+# Every process group waits as long as RLEF_TIMEOUT_MINUTES says: the world's, the mesh's two dimensions (which
+# torch would otherwise give its own defaults) and the host group of barriers and verdicts.
+TIMEOUTS = """
+import json, os, torch, rlef
+import torch.distributed as dist
+from infra.parallel import cpu_group, device_mesh
+os.environ["RLEF_TIMEOUT_MINUTES"] = "7"
+rank, world, device = rlef.setup_distributed()
+def minutes(group):
+    return group._get_backend(torch.device("cpu")).options._timeout.total_seconds() / 60
+out = {"world": minutes(dist.group.WORLD), "barriers": minutes(cpu_group())}
+for tp in (1, 2):
+    mesh = device_mesh(world, tp, device)
+    out.update({f"{name} of {world // tp} x {tp}": minutes(mesh[name].get_group()) for name in ("dp", "tp")})
+json.dump(out, open(f"{sys.argv[1]}.rank{rank}.json", "w"))
+"""
+
+
+def test_every_process_group_gets_the_timeout(tmp_path):
+    torchrun(tmp_path, TIMEOUTS, tmp_path / "timeouts")
+    for rank in (0, 1):
+        got = json.loads(Path(f"{tmp_path / 'timeouts'}.rank{rank}.json").read_text())
+        assert len(got) == 6 and set(got.values()) == {7.0}, got
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints
 # ----------------------------------------------------------------------------------------------------------

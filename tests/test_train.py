@@ -396,7 +396,7 @@ def test_dry_run_arithmetic_matches_the_parameter_count():
     assert plan["policy, critic fp32 + reference bf16: each rank reads its own rows"] == (4 * n + 4 * n_value + 2 * n) / 2
     embedding = Transformer(PRESETS["tiny"]).embed_tokens.weight
     assert plan["one tensor's rows read from safetensors (embedding, bf16)"] == 2 * embedding.numel() / 2
-    assert plan["policy export on rank 0: the whole policy in bf16"] == 2 * n
+    assert plan["policy export on rank 0: one safetensors shard at a time (bfloat16)"] == 2 * n   # 1 shard: tiny
     # What FSDP2 gathers for compute: the root (tied: the embedding is the head) and one block's projections,
     # in bf16 with a bf16 and an fp32 gradient.
     block = sum(p.numel() for k, p in Transformer(PRESETS["tiny"]).layers[0].named_parameters() if "norm" not in k)
