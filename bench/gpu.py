@@ -1,6 +1,6 @@
 """GPU speed in one run: the card's two ceilings, then sampling and a PPO micro-batch measured against them.
 
-    python bench/gpu.py --json $OUT/gpu.json      # one H100/H200, ~5 min; docs/PERFORMANCE.md's tables come from this
+    python bench/gpu.py --json $OUT/gpu.json      # one H100/H200, < 10 min; docs/PERFORMANCE.md's tables come from this
     python bench/gpu.py --smoke                   # CPU, small shapes: checks the script itself (~1 min)
 
 What it prints (random weights throughout: speed does not depend on their values):
@@ -17,17 +17,23 @@ What it prints (random weights throughout: speed does not depend on their values
    with chunked log-probs, PPO's clipped loss, backward, activation checkpointing) in tokens/s and model
    FLOPs utilisation against the measured matmul rate: 6 N + 6 n_layers T d FLOPs per token (PaLM's
    convention, causal attention; the recomputation of checkpointing is not counted).
+6. One RLEF training step end to end (``rlef.rollout``, ``ppo.prepare_batch``, ``ppo.ppo_update``) on each preset
+   of 1B and 3B that fits the card by the bench's own plan (``e2e_presets``: ``--dry-run``'s arithmetic for one
+   GPU; on an 80 GB card 1B only, as 3B's persistent state is ~90 GB), random weights: 64 episodes of up to 3
+   turns on synthetic problems (prompts of ~150-650 tokens), each response really decoded by the sampling
+   replica (``infra.parallel.SamplingReplica``, continuous batching in the rows the memory left allows) with a
+   length drawn uniformly from 50-1,024 tokens, then replaced by a right or wrong program of that length that
+   the judge really runs. Seconds per step split into sampling (with the replica's refresh) / execution /
+   training; sampling tokens/s against the decode floor of its own steps (each step reads the weights once,
+   each token its sequence's keys and values: ``decode_floor_seconds``); slot efficiency; ``logprob_gap``
+   (mean |trainer - sampler| log-prob, what PPO's importance weight sees); the allocator's retries and peak.
+   The second of two steps is reported.
+7. Probes a first GPU session needs: continuous batching's refills under CUDA graphs (``refill``), temperature 1
+   with top-p (``sampling``), compiled decoding over a rollout's shapes at torch's default recompile limit
+   (``compile``), long dialogues in many rows (``long``). Each has a CPU smoke test in tests/test_bench.py.
 
-6. One RLEF training step end to end (``rlef.rollout``, ``ppo.prepare_batch``, ``ppo.ppo_update``), for the 1B
-   and 3B presets with random weights: 64 episodes of up to 3 turns on synthetic problems (prompts of ~150-650
-   tokens), each response really decoded by the sampling replica (``infra.parallel.SamplingReplica``, continuous
-   batching in the rows the memory left allows) with a length drawn uniformly from 50-1,024 tokens, then
-   replaced by a right or wrong program of that length that the judge really runs. Seconds per step split
-   into sampling / execution / training; sampling tokens/s against the decode floor of its own steps (each
-   step reads the weights once, each token its sequence's keys and values: ``decode_floor_seconds``); slot
-   efficiency. The second of two steps is reported.
-
-Each section runs on its own: a failure prints its traceback and the others still run.
+Each section starts with torch._dynamo reset (as a run of its own would) and runs on its own: a failure prints
+its traceback and the others still run. The whole script is meant to finish within 10 minutes on one H100.
 """
 import argparse
 import json
@@ -268,6 +274,145 @@ def ppo_microbatch(device, smoke, ceil):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# 7. Probes for a first GPU session: the paths CPU tests cannot time or cannot reach (CUDA graphs, Inductor)
+
+def tiny_policy(device, dtype=torch.float32, prompts: int = 100):
+    """The trained tiny policy and the first ``prompts`` held-out prompts: greedy tokens worth comparing (a random
+    model's near-tied logits flip on last-bit differences)."""
+    from data import load_problems
+    from data.prompts import initial_prompt
+    weights = ROOT / "data" / "tiny" / "policy"
+    tok = Tokenizer.from_pretrained(weights)
+    problems = load_problems(ROOT / "data" / "tiny" / "heldout.jsonl")[:prompts]
+    return (Transformer.from_pretrained(weights, device, dtype).eval(), tok,
+            [tok.encode_chat([{"role": "user", "content": initial_prompt(p)}]) for p in problems])
+
+
+def timed_generate(model, prompts, budgets, sampling, device, seed: int = 0):
+    """generate(...) with a fresh ``DecodePool``: (token lists, seconds, usage, CUDA graphs recorded)."""
+    from infra.decode import DecodePool
+    usage, pool = {}, DecodePool()
+    gen = torch.Generator(device).manual_seed(seed)
+    sync(device)
+    t0 = time.perf_counter()
+    out = generate(model, prompts, budgets, sampling, gen, usage, pool)
+    sync(device)
+    return [t for t, _ in out], time.perf_counter() - t0, usage, pool.steps.recorded
+
+
+def refill_probe(device, smoke):
+    """Continuous batching under CUDA graphs: 100 prompts (12 in smoke) in 16 rows (4), responses of 8-40
+    tokens, so rows end and are refilled (batched prefill) between replays, and the rows shrink to smaller
+    buckets at the tail. Greedy, fp32: the same tokens as eager decoding of all prompts at once (no refill)."""
+    model, tok, prompts = tiny_policy(device, prompts=12 if smoke else 100)
+    rng = random.Random(0)
+    budgets = [rng.randint(8, 40) for _ in prompts]
+    rows = 4 if smoke else 16
+    at_once = timed_generate(model, prompts, budgets, Sampling(temperature=0, cuda_graph=False), device)[0]
+    out = {"prompts": len(prompts), "rows": rows}
+    for mode in (["eager", "CUDA graph"] if device.type == "cuda" else ["eager"]):
+        sampling = Sampling(temperature=0, rows=rows, cuda_graph=mode == "CUDA graph")
+        tokens, dt, usage, recorded = timed_generate(model, prompts, budgets, sampling, device)
+        out[mode] = {"same_as_at_once": sum(a == b for a, b in zip(tokens, at_once)),
+                     "tokens_per_s": usage["tokens"] / dt,
+                     "slot_efficiency": usage["tokens"] / usage["slots"], "graphs_recorded": recorded}
+        print(f"refill {mode:>10}: {len(prompts)} prompts in {rows} rows, sequences identical to all at once "
+              f"{out[mode]['same_as_at_once']}/{len(prompts)}, {usage['tokens'] / dt:,.0f} tokens/s, slot efficiency "
+              f"{usage['tokens'] / usage['slots']:.2f}, {recorded} CUDA graphs recorded", flush=True)
+    return out
+
+
+def sampling_probe(device, smoke):
+    """Temperature 1 with top-p 0.95 (evaluation's 10@100 setting): (a) ``generate`` on the tiny policy (fp32)
+    in half as many rows as prompts, eager and under CUDA graphs, against all prompts at once: each prompt
+    draws from its own random stream, so the same seed gives it the same tokens whatever its row and
+    neighbours, where the logits are the same; (b) the cost of one ``sample_next`` call over 64 rows x Llama 3's
+    128,256 logits: greedy, temperature alone, top-p where the 1,024 most likely tokens hold the nucleus
+    (peaked logits, the top-k path) and where they do not (flat logits, the full sort)."""
+    model, tok, prompts = tiny_policy(device, prompts=12 if smoke else 64)
+    at_once = timed_generate(model, prompts, 32, Sampling(temperature=1.0, top_p=0.95, cuda_graph=False), device,
+                             seed=1)[0]
+    out = {"prompts": len(prompts)}
+    for mode in (["eager", "CUDA graph"] if device.type == "cuda" else ["eager"]):
+        sampling = Sampling(temperature=1.0, top_p=0.95, rows=len(prompts) // 2, cuda_graph=mode == "CUDA graph")
+        tokens, dt, usage, _ = timed_generate(model, prompts, 32, sampling, device, seed=1)
+        out[mode] = {"tokens_per_s": usage["tokens"] / dt,
+                     "same_as_at_once": sum(a == b for a, b in zip(tokens, at_once))}
+        print(f"sampling T=1 top-p 0.95 {mode:>10}: {usage['tokens'] / dt:,.0f} tokens/s, sequences identical to "
+              f"all prompts at once {out[mode]['same_as_at_once']}/{len(prompts)}", flush=True)
+    rows, vocab = (8, 4096) if smoke else (64, 128256)
+    gen = torch.Generator(device).manual_seed(0)
+    uniforms = torch.rand(rows, dtype=torch.float64, device=device, generator=gen)
+    logits = torch.randn(rows, vocab, device=device, generator=gen)
+    cases = {"greedy": (logits, 0.0, 1.0), "temperature 1": (logits, 1.0, 1.0),
+             "top-p 0.95, peaked (top-k)": (logits * 8, 1.0, 0.95), "top-p 0.95, flat (full sort)": (logits, 1.0, 0.95)}
+    out["sample_next_ms"] = {}
+    for name, (x, t, top_p) in cases.items():
+        ms = 1e3 * seconds(lambda: sample_next(x, t, top_p, uniforms), device, warmup=2, repeat=10)
+        out["sample_next_ms"][name] = ms
+        print(f"sample_next {rows} x {vocab:,} {name:>28}: {ms:.3f} ms", flush=True)
+    return out
+
+
+def long_context_probe(device, smoke):
+    """Long dialogues in many rows, as a third turn is (a few thousand tokens each): 64 prompts of 4-7k
+    tokens (smoke: 8 of 100-300) on the 1B preset in bf16, random weights, all rows decoding together, 64 new
+    tokens: the batched prefill, the attention window at its largest, and the memory it takes."""
+    args = SMOKE_ARGS if smoke else PRESETS["1b"]
+    dtype = torch.float32 if smoke else torch.bfloat16
+    n, lengths = (8, (100, 300)) if smoke else (64, (4000, 7000))
+    model = random_model(args, device, dtype).eval()
+    rng = random.Random(0)
+    prompts = [[rng.randrange(args.vocab_size) for _ in range(rng.randint(*lengths))] for _ in range(n)]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _, dt, usage, recorded = timed_generate(model, prompts, 64, Sampling(temperature=1.0), device)
+    prompt_tokens = sum(map(len, prompts))
+    out = {"model": "smoke" if smoke else "1b", "rows": n, "prompt_tokens": prompt_tokens, "seconds": dt,
+           "new_tokens": usage["tokens"], "graphs_recorded": recorded, **allocator_stats(device)}
+    print(f"long context {out['model']}: {n} rows, {prompt_tokens:,} prompt tokens + {usage['tokens']:,} sampled in "
+          f"{dt:.1f} s ({(prompt_tokens + usage['tokens']) / dt:,.0f} tokens/s with prefill), {recorded} CUDA graphs, "
+          f"peak {out['peak_gib']:.1f} GiB, allocator retries {out['num_alloc_retries']}", flush=True)
+    return out
+
+
+def compile_probe(device, smoke):
+    """``Sampling(compile=True)`` over a rollout-like sequence of ``generate`` calls (batches of 3-64 prompts of
+    several lengths, fewer and longer each turn, then an evaluation batch) at torch's default recompile limit:
+    every call completes, the graphs compiled (torch._dynamo's count) stay few, the first call's compile time,
+    and greedy tokens against eager (fp32, the tiny policy). The smoke run counts with the eager backend."""
+    import infra.decode
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    model, tok, prompts = tiny_policy(device, prompts=64)
+    first = [p[:n] for p, n in zip(prompts, [20 + 7 * (i % 9) for i in range(64)])]
+    calls = [(first, 12), (first[:40], 10), ([p + p[-30:] for p in first[:24]], 8), ([p * 3 for p in first[:6]], 6),
+             (prompts[:48], 12), ([prompts[0] * 3], 4), (first[:3], 16)]
+    backend = infra.decode.COMPILE_BACKEND
+    if smoke:
+        infra.decode.COMPILE_BACKEND = "eager"
+    before = counters["stats"]["unique_graphs"]
+    out = {"recompile_limit": torch._dynamo.config.recompile_limit, "calls": len(calls), "seconds": [],
+           "same_as_eager": 0, "sequences": 0}
+    try:
+        for batch, budget in calls:
+            eager = timed_generate(model, batch, budget, Sampling(temperature=0, cuda_graph=False), device)[0]
+            tokens, dt, _, _ = timed_generate(model, batch, budget, Sampling(temperature=0, compile=True), device)
+            out["seconds"].append(dt)
+            out["same_as_eager"] += sum(a == b for a, b in zip(tokens, eager))
+            out["sequences"] += len(batch)
+    finally:
+        infra.decode.COMPILE_BACKEND = backend
+    out["graphs"] = counters["stats"]["unique_graphs"] - before
+    print(f"compile at the default recompile limit ({out['recompile_limit']}): {len(calls)} generate calls, "
+          f"{out['graphs']} graphs compiled, first call {out['seconds'][0]:.1f} s, the others "
+          f"{sum(out['seconds'][1:]):.1f} s, greedy sequences identical to eager {out['same_as_eager']}/"
+          f"{out['sequences']}", flush=True)
+    torch._dynamo.reset()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # 6. One RLEF training step, end to end
 
 STATEMENT = "Read an integer n and print 2 * n."
@@ -296,13 +441,29 @@ def scripted_sampler(model, tok, rows, cache_bytes, lengths, rng, generator, usa
         slots = usage.get("slots", 0)
         out = generate(model, prompts, budgets, Sampling(temperature=1.0, rows=n_rows), generator=generator, usage=usage)
         calls.append({"rows": n_rows, "steps": (usage["slots"] - slots) // n_rows,
-                      "prompts": [len(p) for p in prompts], "responses": budgets})
+                      "prompts": [len(p) for p in prompts], "responses": budgets,
+                      "sampled": [(list(p), t, lp) for p, (t, lp) in zip(prompts[:4], out)]})  # rollout extends p
         replies = []
         for (_, logprobs), n in zip(out, budgets):
             code = tok.encode(RIGHT if rng.random() < 0.5 else WRONG)[:n - 1]
             replies.append((code + [filler] * (n - 1 - len(code)) + [tok.eot_id], logprobs))
         return replies
     return sample
+
+
+@torch.no_grad()
+def logprob_gap(policy, calls) -> float:
+    """Mean |trainer - sampler| log-prob over the sampled tokens of ``calls``' first responses: the trainer's
+    (the sharded policy, as ``prepare_batch`` scores) against what the replica's decoding recorded, on the very
+    tokens sampled (the rollout's own gap is meaningless here: its responses are replaced by programs)."""
+    total, n = 0.0, 0
+    device = policy.embed_tokens.weight.device
+    for prompt, tokens, sampled in (s for c in calls for s in c["sampled"]):
+        seq = torch.tensor([prompt + tokens], device=device)                              # (1, T)
+        trainer, _ = policy(seq[:, :-1], targets=seq[:, 1:], temperature=1.0)          # (1, T - 1)
+        total += (trainer[0, len(prompt) - 1:].float().cpu() - torch.tensor(sampled)).abs().sum().item()
+        n += len(tokens)
+    return total / n
 
 
 def decode_floor_seconds(calls, weight_bytes: float, kv_bytes_per_position: float, bandwidth: float) -> float:
@@ -313,6 +474,16 @@ def decode_floor_seconds(calls, weight_bytes: float, kv_bytes_per_position: floa
         kv = sum(n * p + n * (n - 1) / 2 for p, n in zip(c["prompts"], c["responses"]))     # sum over tokens
         total += c["steps"] * weight_bytes + kv * kv_bytes_per_position
     return total / bandwidth
+
+
+def allocator_stats(device) -> dict:
+    """The caching allocator's retries (each one a synchronising free of its cache and a new try: the sign of a
+    plan that fills the card) and peak memory since the process began (0 on a CPU)."""
+    if device.type != "cuda":
+        return {"num_alloc_retries": 0, "peak_gib": 0.0}
+    stats = torch.cuda.memory_stats(device)
+    return {"num_alloc_retries": stats.get("num_alloc_retries", 0),
+            "peak_gib": stats.get("allocated_bytes.all.peak", 0) / 2**30}
 
 
 def e2e_setup(args, device, cfg):
@@ -369,7 +540,10 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
         refresh_s = time.perf_counter() - t0
         with torch.no_grad():
             dialogues = rlef.rollout(timed, tok, problems, judge, 3, max_len=args.max_seq_len - lengths[1])
+        gap_t0 = time.perf_counter()
+        gap = logprob_gap(policy, calls)                   # not timed: before the update changes the policy
         t1 = time.perf_counter()
+        t0 += t1 - gap_t0
         settings = PPOSettings(beta=0.05, advantage_mode="turn", minibatches=4, micro_batch_size=4)
         batch = prepare_batch(dialogues, policy, reference, value, settings)
         ppo_update(policy, value, popt, vopt, batch, settings, schedulers=(psched, vsched))
@@ -387,18 +561,48 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
                   "trained_tokens": sum(len(d.tokens) for d in dialogues), "refresh_s": refresh_s,
                   "sample_s": sampling, "exec_s": t1 - t0 - sampling, "train_s": t2 - t1, "step_s": t2 - t0,
                   "sample_tokens_per_s": tokens / sampling, "floor_tokens_per_s": tokens / floor_s,
-                  "pct_of_floor": 100 * floor_s / sampling, "slot_efficiency": tokens / slots}
+                  "pct_of_floor": 100 * floor_s / sampling, "slot_efficiency": tokens / slots,
+                  "logprob_gap": gap, **allocator_stats(device)}
         print(f"e2e {name} ({attempt}): step {result['step_s']:.1f}s = sampling {sampling:.1f}s (replica refresh "
               f"{refresh_s:.2f}s) + execution {result['exec_s']:.1f}s + training {result['train_s']:.1f}s | "
               f"{episodes} episodes, {result['turns']:.2f} turns, {tokens:,} sampled tokens in rows of "
               f"{result['rows']} | sampling {result['sample_tokens_per_s']:,.0f} tokens/s, "
               f"{result['pct_of_floor']:.1f}% of the decode floor ({result['floor_tokens_per_s']:,.0f}) | "
-              f"slot efficiency {result['slot_efficiency']:.2f}", flush=True)
+              f"slot efficiency {result['slot_efficiency']:.2f} | logprob_gap {gap:.2e} | allocator retries "
+              f"{result['num_alloc_retries']}, peak {result['peak_gib']:.1f} GiB", flush=True)
     return result
 
 
+E2E_PRESETS = ("1b", "3b")
+E2E_WORKLOAD = dict(batch_size=64, micro_batch_size=4, max_len=4096)   # 64 episodes of up to 3 turns
+E2E_MIN_ROWS = 16                         # a preset whose KV cache holds fewer rows is skipped: it would crawl
+
+
+def e2e_presets(gpu_bytes: float, presets=E2E_PRESETS) -> list[tuple[str, bool, str]]:
+    """Which presets one RLEF step fits on a card of ``gpu_bytes``, by the plan ``--dry-run`` prints
+    (``infra.memory_plan.memory_plan`` for one GPU: policy and critic fp32 with AdamW, the reference and the
+    sampling replica in bf16, then the largest phase): (name, fits, why) each. A preset fits if the plan's
+    peak does and the memory left holds ``E2E_MIN_ROWS`` rows of KV cache. (3B needs ~90 GB of persistent
+    state: not on an 80 GB card.)"""
+    from infra.memory_plan import Workload, memory_plan, plan_peaks
+    out = []
+    for name in presets:
+        args = PRESETS[name]
+        plan = memory_plan(args, 1, Workload(**E2E_WORKLOAD), gpu_bytes)
+        persistent = sum(b for _, phase, _, b in plan if phase == "persistent")
+        per_row = KVCache.bytes_per_token(args) * E2E_WORKLOAD["max_len"]
+        rows = int((0.9 * gpu_bytes - persistent) // per_row)
+        peak = plan_peaks(plan)[0]
+        fits = peak < gpu_bytes and rows >= E2E_MIN_ROWS
+        out.append((name, fits, f"plan peak {peak / 2**30:.1f} GiB of {gpu_bytes / 2**30:.1f}, persistent "
+                                f"{persistent / 2**30:.1f} GiB, KV cache for {max(rows, 0)} rows of "
+                                f"{E2E_WORKLOAD['max_len']} tokens"))
+    return out
+
+
 def e2e(device, smoke, ceil):
-    """One RLEF step on the 1B and 3B presets (random weights) with responses of 50-1,024 tokens."""
+    """One RLEF step on each preset that fits this card by its own plan (``e2e_presets``; random weights),
+    with responses of 50-1,024 tokens."""
     from dataclasses import replace
     import execute
     import rlef
@@ -406,8 +610,17 @@ def e2e(device, smoke, ceil):
         rlef.setup_distributed()                          # a process group of one: FSDP2 as in train()
     tok = Tokenizer.from_pretrained(ROOT / "data" / "tiny" / "policy")
     out = []
+    if smoke:
+        chosen = ["smoke"]
+    else:
+        planned = e2e_presets(torch.cuda.mem_get_info()[1])
+        for name, fits, why in planned:
+            print(f"e2e {name}: {'runs' if fits else 'skipped'}: {why}", flush=True)
+        chosen = [name for name, fits, _ in planned if fits]
+        if not chosen:
+            return [{"skipped": "no preset fits this card: " + "; ".join(f"{n}: {w}" for n, _, w in planned)}]
     with execute.Judge(workers=rlef.cores_per_rank()) as judge:
-        for name in (["smoke"] if smoke else ["1b", "3b"]):
+        for name in chosen:
             args = replace(SMOKE_ARGS, vocab_size=1024) if smoke else PRESETS[name]     # the tokenizer's ids fit
             out.append(e2e_one(name, args, device, smoke, ceil, tok, judge))
             if device.type == "cuda":
@@ -426,25 +639,29 @@ def main():
     results = {"card": card, "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="minutes")}
     print(f"{card}, torch {torch.__version__}, {results['date']}", flush=True)
     t_start = time.perf_counter()
-    for knob in ("cache_size_limit", "recompile_limit"):    # one compilation per (batch, dtype) shape: ~6 here
-        if hasattr(torch._dynamo.config, knob):
-            setattr(torch._dynamo.config, knob, 64)
     results["ceilings"] = ceilings(device, a.smoke)
     # Decode last: it compiles and records graphs, the likeliest to leave the device unusable if it fails.
     sections = {"numerics": lambda: numerics(device, a.smoke),
                 "ppo": lambda: ppo_microbatch(device, a.smoke, results["ceilings"]),
                 "greedy": lambda: greedy_identity(device, a.smoke),
+                "refill": lambda: refill_probe(device, a.smoke),
+                "sampling": lambda: sampling_probe(device, a.smoke),
+                "compile": lambda: compile_probe(device, a.smoke),
+                "long": lambda: long_context_probe(device, a.smoke),
                 "e2e": lambda: e2e(device, a.smoke, results["ceilings"]),
                 "decode": lambda: decode_speed(device, a.smoke, results["ceilings"])}
     for name, run in sections.items():
         if a.only and name not in a.only:
             continue
         t0 = time.perf_counter()
+        torch._dynamo.reset()         # each section compiles as a run of its own would, at the default limits
         try:
             results[name] = run()
         except Exception:
             traceback.print_exc()
             results[name] = {"error": traceback.format_exc()}
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         print(f"[{name}: {time.perf_counter() - t0:.0f}s, total {time.perf_counter() - t_start:.0f}s]", flush=True)
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))

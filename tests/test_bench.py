@@ -1,4 +1,5 @@
 """bench/gpu.py runs on the rare sessions that have a GPU; its CPU smoke mode keeps it from breaking unnoticed."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -6,8 +7,62 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def gpu_bench():
+    """bench/gpu.py as a module, for its sections' functions."""
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_e2e_runs_the_presets_its_plan_fits_on_the_card(gpu_bench):
+    # 3B's policy and critic with AdamW, reference and replica: ~90 GB before any KV cache.
+    fits = {gb: [name for name, ok, _ in gpu_bench.e2e_presets(gb * 1e9) if ok] for gb in (24, 80, 141)}
+    assert fits == {24: [], 80: ["1b"], 141: ["1b", "3b"]}
+    why = dict((name, w) for name, _, w in gpu_bench.e2e_presets(80e9))
+    assert "KV cache for" in why["3b"] and "plan peak" in why["1b"]
+
+
+def test_refill_probe_refills_rows_and_keeps_greedy_tokens(gpu_bench):
+    out = gpu_bench.refill_probe(CPU, smoke=True)
+    assert out["prompts"] > out["rows"]                         # rows end and are refilled
+    assert out["eager"]["same_as_at_once"] == out["prompts"]
+    assert 0 < out["eager"]["slot_efficiency"] <= 1 and out["eager"]["tokens_per_s"] > 0
+
+
+def test_sampling_probe_draws_with_top_p_and_times_every_case(gpu_bench):
+    out = gpu_bench.sampling_probe(CPU, smoke=True)
+    assert out["eager"]["same_as_at_once"] == out["prompts"] == 12 and out["eager"]["tokens_per_s"] > 0
+    assert set(out["sample_next_ms"]) == {"greedy", "temperature 1", "top-p 0.95, peaked (top-k)",
+                                          "top-p 0.95, flat (full sort)"}
+    assert all(ms > 0 for ms in out["sample_next_ms"].values())
+
+
+def test_long_context_probe_decodes_every_row(gpu_bench):
+    out = gpu_bench.long_context_probe(CPU, smoke=True)
+    assert out["rows"] == 8 and out["new_tokens"] == 8 * 64 and out["prompt_tokens"] >= 8 * 100
+    assert out["num_alloc_retries"] == 0 and out["seconds"] > 0
+
+
+def test_compile_probe_stays_under_the_default_recompile_limit(tmp_path):
+    # Run as the script runs it (main), so that a limit raised anywhere on the way would show.
+    out = tmp_path / "gpu.json"
+    command = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", "compile", "--json", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert run.returncode == 0, run.stderr[-3000:]
+    probe = json.loads(out.read_text())["compile"]
+    assert "error" not in probe, probe["error"]
+    assert probe["recompile_limit"] == 8                        # torch's default: the bench no longer raises it
+    assert 1 <= probe["graphs"] <= 3 and len(probe["seconds"]) == probe["calls"] == 7
+    assert probe["same_as_eager"] == probe["sequences"]
 
 
 @pytest.mark.slow
@@ -23,6 +78,7 @@ def test_gpu_bench_end_to_end_step_runs_on_a_cpu(tmp_path):
     assert step["sampled_tokens"] > 0 and step["trained_tokens"] > step["sampled_tokens"]
     assert 1 <= step["turns"] <= 3 and 0 < step["slot_efficiency"] <= 1
     assert step["sample_s"] > 0 and step["exec_s"] > 0 and step["train_s"] > 0
+    assert step["refresh_s"] >= 0 and step["num_alloc_retries"] == 0 and 0 <= step["logprob_gap"] < 1e-3
 
 
 def table_rows(stdout: str) -> dict[str, list[float]]:
