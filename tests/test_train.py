@@ -15,7 +15,7 @@ import torch
 import rlef
 from data import Problem, Test, save_problems
 from infra.episodes import read_episodes
-from infra.memory_plan import memory_plan
+from infra.memory_plan import Workload, memory_plan
 from model import PRESETS, Transformer
 
 ROOT = Path(rlef.__file__).parent
@@ -396,7 +396,10 @@ def test_dry_run_arithmetic_matches_the_parameter_count():
     assert plan["policy, critic fp32 + reference bf16: each rank reads its own rows"] == (4 * n + 4 * n_value + 2 * n) / 2
     embedding = Transformer(PRESETS["tiny"]).embed_tokens.weight
     assert plan["one tensor's rows read from safetensors (embedding, bf16)"] == 2 * embedding.numel() / 2
-    assert plan["policy export on rank 0: one safetensors shard at a time (bfloat16)"] == 2 * n   # 1 shard: tiny
+    # The export in the preset's dtype (fp32 for tiny), one shard of at most 5 GiB at a time: here all of it.
+    assert plan["policy export on rank 0: one safetensors shard at a time (float32)"] == 4 * n
+    big = {name: b for *_, name, b in memory_plan(PRESETS["70b"], 16, Workload(1024, 4, 8192), tp=8)}
+    assert big["policy export on rank 0: one safetensors shard at a time (bfloat16)"] == 5 << 30   # not 131 GiB
     # What FSDP2 gathers for compute: the root (tied: the embedding is the head) and one block's projections,
     # in bf16 with a bf16 and an fp32 gradient.
     block = sum(p.numel() for k, p in Transformer(PRESETS["tiny"]).layers[0].named_parameters() if "norm" not in k)
