@@ -563,14 +563,18 @@ def e2e_one(name, args, device, smoke, ceil, tok, judge):
                   "sample_tokens_per_s": tokens / sampling, "floor_tokens_per_s": tokens / floor_s,
                   "pct_of_floor": 100 * floor_s / sampling, "slot_efficiency": tokens / slots,
                   "logprob_gap": gap, **allocator_stats(device)}
-        print(f"e2e {name} ({attempt}): step {result['step_s']:.1f}s = sampling {sampling:.1f}s (replica refresh "
-              f"{refresh_s:.2f}s) + execution {result['exec_s']:.1f}s + training {result['train_s']:.1f}s | "
-              f"{episodes} episodes, {result['turns']:.2f} turns, {tokens:,} sampled tokens in rows of "
-              f"{result['rows']} | sampling {result['sample_tokens_per_s']:,.0f} tokens/s, "
-              f"{result['pct_of_floor']:.1f}% of the decode floor ({result['floor_tokens_per_s']:,.0f}) | "
-              f"slot efficiency {result['slot_efficiency']:.2f} | logprob_gap {gap:.2e} | allocator retries "
-              f"{result['num_alloc_retries']}, peak {result['peak_gib']:.1f} GiB", flush=True)
+        print_e2e(result, attempt)
     return result
+
+
+def print_e2e(r: dict, attempt: str):
+    print(f"e2e {r['model']} ({attempt}): step {r['step_s']:.1f}s = sampling {r['sample_s']:.1f}s (replica refresh "
+          f"{r['refresh_s']:.2f}s) + execution {r['exec_s']:.1f}s + training {r['train_s']:.1f}s | "
+          f"{r['episodes']} episodes, {r['turns']:.2f} turns, {r['sampled_tokens']:,} sampled tokens in rows of "
+          f"{r['rows']} | sampling {r['sample_tokens_per_s']:,.0f} tokens/s, "
+          f"{r['pct_of_floor']:.1f}% of the decode floor ({r['floor_tokens_per_s']:,.0f}) | "
+          f"slot efficiency {r['slot_efficiency']:.2f} | logprob_gap {r['logprob_gap']:.2e} | allocator retries "
+          f"{r['num_alloc_retries']}, peak {r['peak_gib']:.1f} GiB", flush=True)
 
 
 E2E_PRESETS = ("1b", "3b")
