@@ -637,6 +637,9 @@ def main():
     p.add_argument("--smoke", action="store_true", help="small shapes on the CPU: test the script, not the card")
     p.add_argument("--json", help="also write all results to this file")
     p.add_argument("--only", nargs="*", help="run only these sections (ceilings always runs)")
+    p.add_argument("--stop-after", type=float, default=480,
+                   help="seconds: sections not started by then are skipped and say so (a lent GPU's command may run "
+                        "10 minutes; the slowest section, e2e on two presets, takes ~2-4)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
@@ -657,6 +660,10 @@ def main():
     for name, run in sections.items():
         if a.only and name not in a.only:
             continue
+        if time.perf_counter() - t_start > a.stop_after:
+            results[name] = {"skipped": f"not started: {a.stop_after:g} s had passed (--stop-after)"}
+            print(f"[{name}: skipped, past --stop-after {a.stop_after:g} s]", flush=True)
+            continue
         t0 = time.perf_counter()
         torch._dynamo.reset()         # each section compiles as a run of its own would, at the default limits
         try:
@@ -669,6 +676,8 @@ def main():
         print(f"[{name}: {time.perf_counter() - t0:.0f}s, total {time.perf_counter() - t_start:.0f}s]", flush=True)
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
     return results
 
 
