@@ -36,10 +36,11 @@ MESHES = """
 import json, torch, rlef
 from pathlib import Path
 from model import Sampling, generate
+from infra.parallel import device_mesh
 from test_tensor_parallel import TOKENS, PROMPTS, ppo_step
 out, run_dir, checkpoints = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 rank, world, device = rlef.setup_distributed()
-meshes = {"2x2": rlef.device_mesh(4, 2, device), "4x1": rlef.device_mesh(4, 1, device)}
+meshes = {"2x2": device_mesh(4, 2, device), "4x1": device_mesh(4, 1, device)}
 cfg = rlef.Config(model="tiny", dtype="float32", keep_checkpoints=5)
 results, held = {}, {}
 for ckpt in checkpoints:
