@@ -14,6 +14,7 @@ import torch
 
 import rlef
 from data import Problem, Test, save_problems
+from infra.checkpoints import latest_checkpoint
 from infra.episodes import read_episodes
 from infra.memory_plan import Workload, memory_plan
 from model import PRESETS, Transformer
@@ -494,7 +495,7 @@ def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_
     assert sorted(p.name for p in checkpoints.glob("step_*")) == ["step_000002", "step_000003"]
     assert (checkpoints / "step_000002" / "policy" / "tokenizer.json").is_file()
     assert not (checkpoints / "step_000003" / "policy").exists()
-    assert rlef.latest_checkpoint(tmp_path) == checkpoints / "step_000003"
+    assert latest_checkpoint(tmp_path) == checkpoints / "step_000003"
     assert rlef.load_training_state(checkpoints / "step_000003", rlef.TrainingState(policy, value, opts, scheds)) == 3
 
 
