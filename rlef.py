@@ -43,8 +43,8 @@ from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp
                           load_inputs, longest_first_prompt, response_budget, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget,
                                memory_plan, print_plan)
-from infra.parallel import (SamplingReplica, cores_per_rank, load_models, log0, reduce_mean, setup_distributed,
-                            start_judge, training_mesh)
+from infra.parallel import (SamplingReplica, cores_per_rank, cpu_group, load_models, log0, reduce_mean,
+                            setup_distributed, start_judge, training_mesh)
 from infra.reporting import (before_after_table, eval_report, format_report, format_step, paper_table, plot_curves,
                              read_json)
 from model import HF_REPOS, PRESETS, Sampling, Tokenizer, Transformer, generate
@@ -314,7 +314,7 @@ def evaluate(sample, tok, problems, judge, settings: EvalSettings = EvalSettings
     described = [random_feedback.describe()] if random_feedback else []
     if world > 1:
         shares = [None] * world
-        dist.all_gather_object(shares, (records, described), group=group)
+        dist.all_gather_object(shares, (records, described), group=cpu_group(group))   # pickles wait on the host
         records, described = [r for rs, _ in shares for r in rs], [d for _, ds in shares for d in ds]
     report = eval_report(records, problems, settings)
     if described:            # the same construction on every rank; its counts add up
