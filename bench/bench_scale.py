@@ -122,8 +122,8 @@ def run(mesh: str, work: Path, weights: Path, a) -> dict:
     argv = ["--model", "8b", "--weights", str(weights), "--train-data", problems, "--valid-data", problems,
             "--run-dir", str(out / "run"), "--batches", "1", "--batch-size", "4", "--minibatches", "1",
             "--micro-batch-size", "1", "--rollout-batch", "0", "--max-new-tokens", str(a.max_new_tokens),
-            "--max-len", "1024", "--eval-problems", "4", "--no-eval-before", "--checkpoint-every", "1",
-            "--judge-workers", "1", "--tp", str(tp)]
+            "--max-len", "1024", "--eval-problems", "4", "--eval-samples", "1", "--no-eval-before",
+            "--checkpoint-every", "1", "--judge-workers", "1", "--tp", str(tp)]
     launcher = [sys.executable] if ranks == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
     # glibc keeps freed blocks below its adaptive mmap threshold in the heap, where the resident set would
