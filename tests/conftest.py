@@ -8,8 +8,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: `pytest tests/...`
 
+import execute  # noqa: E402
 from infra.checkpoints import save_model  # noqa: E402
-from model import SPECIAL_TOKENS, ModelArgs, Transformer  # noqa: E402
+from model import SPECIAL_TOKENS, ModelArgs, Tokenizer, Transformer  # noqa: E402
 
 
 def byte_tokenizer():
@@ -59,6 +60,19 @@ def make_checkpoint(tmp_path):
     def make(name="ckpt", seed=0, max_shard_bytes=1 << 40, **overrides):
         return write_checkpoint(tmp_path / name, replace(TINY_ARGS, **overrides), seed, max_shard_bytes)
     return make
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The byte-level tokenizer as the trainer uses it: token ids are bytes, so tests can count them."""
+    return Tokenizer(byte_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def judge():
+    """A real sandboxed judge (two test servers) shared by a module's tests."""
+    with execute.Judge(workers=2) as j:
+        yield j
 
 
 def function_tests(reference: str, entry_point: str, *asserts: str):

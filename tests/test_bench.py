@@ -22,6 +22,17 @@ def gpu_bench():
     return module
 
 
+def gpu_bench_section(tmp_path, section: str):
+    """One section of bench/gpu.py's CPU smoke mode, run as the script runs (its own process, no GPU visible):
+    what it wrote into the JSON file."""
+    out = tmp_path / "gpu.json"
+    command = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", section, "--json", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text())[section]
+
+
 def test_e2e_runs_the_presets_its_plan_fits_on_the_card(gpu_bench):
     # 3B's policy and critic with AdamW, reference and replica: ~90 GB before any KV cache.
     fits = {gb: [name for name, ok, _ in gpu_bench.e2e_presets(gb * 1e9) if ok] for gb in (24, 80, 141)}
@@ -53,12 +64,7 @@ def test_long_context_probe_decodes_every_row(gpu_bench):
 
 def test_compile_probe_stays_under_the_default_recompile_limit(tmp_path):
     # Run as the script runs it (main), so that a limit raised anywhere on the way would show.
-    out = tmp_path / "gpu.json"
-    command = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", "compile", "--json", str(out)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert run.returncode == 0, run.stderr[-3000:]
-    probe = json.loads(out.read_text())["compile"]
+    probe = gpu_bench_section(tmp_path, "compile")
     assert "error" not in probe, probe["error"]
     assert probe["recompile_limit"] == 8                        # torch's default: the bench no longer raises it
     assert 1 <= probe["graphs"] <= 3 and len(probe["seconds"]) == probe["calls"] == 7
@@ -67,12 +73,7 @@ def test_compile_probe_stays_under_the_default_recompile_limit(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_bench_end_to_end_step_runs_on_a_cpu(tmp_path):
-    out = tmp_path / "gpu.json"
-    command = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--only", "e2e", "--json", str(out)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert run.returncode == 0, run.stderr[-3000:]
-    e2e = json.loads(out.read_text())["e2e"]
+    e2e = gpu_bench_section(tmp_path, "e2e")
     assert "error" not in e2e, e2e["error"]                       # a section's failure is caught and recorded
     step, = e2e
     assert step["sampled_tokens"] > 0 and step["trained_tokens"] > step["sampled_tokens"]

@@ -7,12 +7,9 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-import execute
 import rlef
-from conftest import byte_tokenizer
 from data import Problem, Test
 from infra import episodes as ep
-from model import Tokenizer
 from test_train import tiny_args
 
 RIGHT = "```python\nprint(2 * int(input()))\n```"
@@ -86,17 +83,6 @@ class Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return Tokenizer(byte_tokenizer())
-
-
-@pytest.fixture(scope="module")
-def judge():
-    with execute.Judge(workers=2) as j:
-        yield j
 
 
 def evaluate_to(path, policy, tok, judge, samples=2):

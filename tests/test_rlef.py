@@ -10,8 +10,8 @@ import rlef
 from data import Problem, Test, load_problems, save_problems
 from data.prompts import initial_prompt, prefill
 from infra import reporting
-from conftest import byte_tokenizer, function_tests
-from model import Sampling, Tokenizer, Transformer
+from conftest import function_tests
+from model import Sampling, Transformer
 from ppo import Episode
 
 ROOT = rlef.ROOT
@@ -42,17 +42,6 @@ NO_CODE = "I would double it."
 @pytest.fixture(params=[STDIO, MBPP, HUMANEVAL], ids=["stdio", "mbpp", "humaneval"])
 def case(request):
     return request.param
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return Tokenizer(byte_tokenizer())
-
-
-@pytest.fixture(scope="module")
-def judge():
-    with execute.Judge(workers=2) as j:
-        yield j
 
 
 class Scripted:
