@@ -213,6 +213,8 @@ def render_page(evals: list[Evaluation], title: str, only: set[str] | None = Non
         groups[outcome(last.get(p, []))].append(p)
     outcomes = [{p: outcome(eps) for p, eps in pe.items()} for pe in per_eval]
     changed = lambda p: len(evals) == 2 and outcomes[0].get(p) != outcomes[1].get(p)   # noqa: E731
+    # Before/after: what RL changed is what a reader opens the page for, so the groups with most changes lead.
+    groups = dict(sorted(groups.items(), key=lambda item: -sum(map(changed, item[1]))))
     body = [f"<h1>{esc(title)}</h1>", LEGEND, report_table(evals)]
     if len(evals) == 2:
         body.append(transition_table(outcomes, everything))
@@ -221,7 +223,8 @@ def render_page(evals: list[Evaluation], title: str, only: set[str] | None = Non
     for g, ps in ((g, ps) for g, ps in groups.items() if ps):
         body.append(f'<h2 id="g-{g}">{GROUPS[g][0]}: {len(ps)} problem{"s" * (len(ps) != 1)}</h2>'
                     f'<p class="note">{GROUPS[g][1]}'
-                    + ("; problems whose outcome RL changed come first" if len(evals) == 2 else "") + "</p>")
+                    + ("; problems whose outcome RL changed come first, and groups with most of them" if len(evals) == 2
+                       else "") + "</p>")
         for p in sorted(ps, key=lambda p: (not changed(p), p)):
             body.append(problem_html(p, evals, per_eval, outcomes))
     return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"

@@ -64,7 +64,7 @@ class Page(HTMLParser):
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
         self.episodes, self.groups, self.text, self.scripts, self.external = Counter(), {}, [], 0, []
-        self.group = None
+        self.group, self.group_order = None, []
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -76,6 +76,7 @@ class Page(HTMLParser):
                 self.external.append(value)
         if tag == "h2" and (attrs.get("id") or "").startswith("g-"):
             self.group = attrs["id"][2:]
+            self.group_order.append(self.group)
         if tag == "section" and "problem" in (attrs.get("class") or ""):
             self.groups[attrs["id"][2:]] = self.group
         if "data-episode" in attrs:
@@ -145,6 +146,7 @@ def test_a_before_after_page_pairs_each_problem(tmp_path, tok, judge):
         assert {k: n for k, n in page.episodes.items() if k.startswith(label)} == \
             {ep.episode_key(label, e): 1 for e in episodes}
     assert page.groups == PLANS                                                    # grouped by the after outcome
+    assert page.group_order == ["turn1", "feedback", "single", "never"]          # what RL changed leads
     assert "before RL (step 0): never solved" in "".join(page.text)
 
 
