@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from infra.decode import (DecodePool, DecodeRows, bucket, cache_and_steps, cache_slots, decoder,  # noqa: F401
-                          matmul_fp32, nucleus, stream_uniforms)
+                          logits_fp32, matmul_fp32, nucleus, stream_uniforms)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -338,8 +338,7 @@ def chunked_logprobs(hidden, weight, targets, chunk_size: int = 256, temperature
 
 def logprobs_chunk(h, t, weight, temperature: float):
     """``chunked_logprobs`` for one chunk: h (B, c, dim), targets t (B, c) -> (logprobs, entropy) (B, c)."""
-    logits = h @ weight.t()                                                   # (B, c, V)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # fp32 (fp64 stays)
+    logits = logits_fp32(h, weight) / temperature                             # (B, c, V) fp32 (fp64 stays)
     logz = torch.logsumexp(logits, dim=-1)                                    # (B, c)
     logprobs = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz
     with torch.no_grad():
@@ -351,6 +350,9 @@ class Head(nn.Linear):
     """The output layer, hidden (..., dim) -> logits (..., V), and the log-probs of given targets under it
     computed a chunk at a time (``chunked_logprobs``). A head split over the vocabulary replaces both
     (infra/parallel.py)."""
+
+    def forward(self, hidden):                  # fp32 logits, as the log-probs below are: sampler = trainer
+        return logits_fp32(hidden, self.weight)
 
     def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
         return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature)
@@ -421,8 +423,7 @@ class Transformer(nn.Module):
             return self.lm_head.logprobs(h, targets, chunk_size, temperature)
         if cache is not None:   # sampling needs the next token only: (B, T, 128k) prefill logits would be GBs
             h = h[:, -1:] if lengths is None else h[torch.arange(B, device=h.device), lengths - 1][:, None]
-            # Rounded to the weights' dtype as the trainer's log-probs are (``logprobs_chunk``), then fp32.
-            return self.lm_head(h).float()                                                # (B, 1, V)
+            return self.lm_head(h).float()                      # (B, 1, V) fp32, as ``logprobs_chunk``'s
         return self.lm_head(h)                                                            # (B, T, V)
 
     def _cache_inputs(self, cache: KVCache, positions):

@@ -77,6 +77,31 @@ def matmul_fp32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out.view(*a.shape[:-1], b.shape[-1])
 
 
+class _LogitsFP32(torch.autograd.Function):
+    """h (N, dim) @ weight (V, dim).T as fp32 logits (N, V) from bf16 / fp16 inputs (``matmul_fp32``); the
+    backward is the rounded product's: gradients in the inputs' dtype, from the bf16 GEMMs autograd would run."""
+
+    @staticmethod
+    def forward(ctx, h, weight):
+        ctx.save_for_backward(h, weight)
+        return matmul_fp32(h[None], weight.t()[None])[0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        grad = grad.to(h.dtype)                                              # (N, V)
+        return grad @ weight, grad.t() @ h
+
+
+def logits_fp32(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Logits h (..., dim) @ weight.T -> (..., V) in fp32 (fp64 stays fp64), never rounded to bf16 on the way:
+    the sampler's and the trainer's log-probs then differ by the order of fp32 sums only, which is what PPO's
+    ratio and the KL see (paper §2.2)."""
+    if h.dtype not in (torch.bfloat16, torch.float16):
+        return (h @ weight.t()).to(torch.promote_types(h.dtype, torch.float32))
+    return _LogitsFP32.apply(h.reshape(-1, h.shape[-1]), weight).view(*h.shape[:-1], weight.shape[0])
+
+
 def compile_blocks(layers) -> list[Callable]:
     """torch.compile each transformer block (one compilation serves all of them, as they are the same code),
     so that Inductor fuses the elementwise work (RMSNorm, RoPE, SiLU) into few kernels. Each call marks the

@@ -237,6 +237,7 @@ class VocabParallelHead(Head):
     """The output head with its (V, dim) weight split over the vocabulary: calling it gives whole logits
     (ColwiseParallel gathers them, ``split_vocabulary``), its log-probs are computed on each rank's slice
     (``vocab_parallel_chunk``)."""
+    forward = nn.Linear.forward                 # the DTensor product ColwiseParallel expects (logits as rounded)
 
     def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
         return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature, vocab_parallel_chunk)

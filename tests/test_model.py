@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY_ARGS, write_checkpoint
 from infra.checkpoints import save_model
-from infra.decode import bucket
+from infra.decode import bucket, logits_fp32
 from model import (PRESETS, KVCache, ModelArgs, Sampling, Tokenizer, Transformer, generate, rope_frequencies,
                    sample_next, stream_uniforms)
 
@@ -155,6 +155,36 @@ def test_sampled_logprobs_are_those_of_the_sampling_distribution(tiny_checkpoint
         logits = model(torch.tensor([prompt + tokens]))[0, len(prompt) - 1:-1] / 0.7
     expected = logits.log_softmax(-1).gather(-1, torch.tensor(tokens)[:, None]).squeeze(-1)
     assert torch.allclose(torch.tensor(logprobs), expected, atol=1e-4)
+
+
+def test_bf16_logits_and_their_gradients_are_those_of_fp32_maths_on_the_bf16_weights(tiny_checkpoint):
+    # The head's product is never rounded to bf16 (infra/decode.logits_fp32): the trainer's log-probs and the
+    # logits the sampler draws from (the head's output) equal fp64 maths on the bf16 weights and hidden states up
+    # to fp32 sums, while rounding the logits to bf16 (the plain product) would move them by about 1e-2.
+    model = Transformer.from_pretrained(tiny_checkpoint, dtype=torch.bfloat16).eval()
+    seq = torch.randint(0, 256, (1, 12), generator=torch.Generator().manual_seed(0))
+    targets = torch.cat([seq[:, 1:], seq[:, :1]], 1)
+    hidden = {}
+    model.norm.register_forward_hook(lambda m, i, out: hidden.update(h=out))
+    trained, _ = model(seq, targets=targets)                                  # (1, T): log pi(tokens[t + 1])
+    reference = (hidden["h"].double() @ model.lm_head.weight.double().t()).log_softmax(-1)
+    reference = reference.gather(-1, targets[..., None]).squeeze(-1)
+    rounded = (hidden["h"] @ model.lm_head.weight.t()).float().log_softmax(-1).gather(-1, targets[..., None])
+    assert torch.allclose(trained.double(), reference, atol=2e-5)
+    assert (rounded.squeeze(-1).double() - reference).abs().max() > 1e-3      # what the plain product would do
+    head = model.lm_head(hidden["h"])                                         # what generate samples from
+    assert head.dtype == torch.float32
+    assert torch.allclose(head.double(), hidden["h"].double() @ model.lm_head.weight.double().t(), atol=1e-4)
+    # Gradients: those of the fp32 product, in bf16.
+    h = hidden["h"].detach().requires_grad_()
+    w = model.lm_head.weight.detach().requires_grad_()
+    h32, w32 = h.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    upstream = torch.randn(*h.shape[:-1], w.shape[0])
+    (logits_fp32(h, w) * upstream).sum().backward()
+    (h32 @ w32.t() * upstream).sum().backward()
+    assert h.grad.dtype == w.grad.dtype == torch.bfloat16
+    assert torch.allclose(h.grad.float(), h32.grad, rtol=2e-2, atol=2e-2)
+    assert torch.allclose(w.grad.float(), w32.grad, rtol=2e-2, atol=2e-2)
 
 
 def test_top_p_keeps_only_the_nucleus(tiny_checkpoint):
