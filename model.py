@@ -711,18 +711,19 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int |
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Chat with a Llama 3 checkpoint (Hugging Face folder): greedy by "
-                                                 "default, fp32 on a CPU, bf16 on a GPU.")
+    parser = argparse.ArgumentParser(description="Chat with a Llama 3 checkpoint (Hugging Face folder).")
     parser.add_argument("--weights", required=True, help="folder with config.json, *.safetensors, tokenizer.json")
     parser.add_argument("--prompt", required=True, help="the user message")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: fp32 on CPU, bf16 on GPU")
     a = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tok = Transformer.from_pretrained(a.weights, device).eval(), Tokenizer.from_pretrained(a.weights)
-    t0 = time.perf_counter()
+    model = Transformer.from_pretrained(a.weights, a.device, a.dtype and getattr(torch, a.dtype)).eval()
+    tok = Tokenizer.from_pretrained(a.weights)
     prompt = tok.encode_chat([{"role": "user", "content": a.prompt}])
+    t0 = time.perf_counter()
     (reply, _), = generate(model, [prompt], a.max_new_tokens, Sampling(a.temperature, a.top_p, tok.stop_ids))
     dt = time.perf_counter() - t0
     print(f"{tok.decode(reply)}\n[{len(reply)} tokens in {dt:.2f}s: {len(reply) / dt:.1f} tokens/s]")

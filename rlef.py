@@ -375,7 +375,7 @@ def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=prin
         records.append({"mode": "single", "problem": d.problem.name, "sample": s, "attempt": attempt,
                         "verdict": d.verdicts[0], "solved": d.solved,
                         "judge_errors": (d.verdicts + [d.final_verdict]).count("judge_error")})
-    for r, (*_, d) in zip(records, multi + single):          # what a person reads of it (infra/episodes.py)
+    for r, (*_, d) in zip(records, multi + single):   # records follow that order; the text is for infra/episodes.py
         r["episode"] = transcript(d, tok)
     return records
 
