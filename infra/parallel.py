@@ -22,6 +22,7 @@ from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInp
                                                parallelize_module)
 
 import execute
+from infra.decode import logits_fp32
 from model import Head, ModelArgs, Transformer, chunked_logprobs
 
 
@@ -234,13 +235,26 @@ class VocabParallelEmbedding(nn.Embedding):
 
 
 class VocabParallelHead(Head):
-    """The output head with its (V, dim) weight split over the vocabulary: calling it gives whole logits
-    (ColwiseParallel gathers them, ``split_vocabulary``), its log-probs are computed on each rank's slice
-    (``vocab_parallel_chunk``)."""
-    forward = nn.Linear.forward                 # the DTensor product ColwiseParallel expects (logits as rounded)
+    """The output head with its (V, dim) weight split over the vocabulary: calling it gives whole fp32 logits
+    (each rank its slice's, ColwiseParallel gathers them: ``split_vocabulary``), its log-probs are computed on
+    each rank's slice (``vocab_parallel_chunk``). Both keep the product in fp32 as ``Head`` does (sampler =
+    trainer), so DTensor's own product, which rounds to the weights' dtype, is not used."""
+
+    def forward(self, hidden):                     # replicated DTensor (..., dim) -> DTensor (..., V), split
+        logits = logits_fp32(column_parallel_input(hidden), self.weight.to_local())        # (..., V/tp) fp32
+        shape = (*logits.shape[:-1], self.out_features)
+        return DTensor.from_local(logits, self.weight.device_mesh, [Shard(logits.ndim - 1)], run_check=False,
+                                  shape=shape, stride=torch.empty(shape, device="meta").stride())
 
     def logprobs(self, hidden, targets, chunk_size: int = 256, temperature: float = 1.0):
         return chunked_logprobs(hidden, self.weight, targets, chunk_size, temperature, vocab_parallel_chunk)
+
+
+def column_parallel_input(h: DTensor) -> torch.Tensor:
+    """The local tensor of a replicated DTensor, for a product with this rank's slice of a column-parallel
+    layer: the same forward on every rank, and in backward each rank's gradient is only its slice's part, so
+    the parts are summed over the ranks (Megatron-LM's "f" operator: identity forward, all-reduce backward)."""
+    return h.to_local(grad_placements=[Partial()])
 
 
 def vocab_parallel_chunk(h, t, weight, temperature: float):
@@ -254,10 +268,9 @@ def vocab_parallel_chunk(h, t, weight, temperature: float):
     def vocab_sum(partial_sums):                  # (B, c) on each rank -> their sum, on every rank
         return DTensor.from_local(partial_sums, mesh, [Partial()]).full_tensor()
 
-    # h is the same on every rank; as a replicated DTensor its gradient (one part per vocabulary slice) is
-    # summed over the ranks in backward, as a column-parallel layer's input is.
-    logits = (DTensor.from_local(h, mesh, [Replicate()], run_check=False) @ weight.t()).to_local()  # (B, c, V/tp)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    # h is the same on every rank; its gradient (one part per vocabulary slice) is summed over the ranks.
+    h = column_parallel_input(DTensor.from_local(h, mesh, [Replicate()], run_check=False))
+    logits = logits_fp32(h, weight.to_local()) / temperature                     # (B, c, V/tp) fp32
     top = logits.amax(-1).detach()                                               # (B, c): for exp's range only
     dist.all_reduce(top, dist.ReduceOp.MAX, group=mesh.get_group())
     logz = top + vocab_sum((logits - top[..., None]).exp().sum(-1)).log()       # (B, c)

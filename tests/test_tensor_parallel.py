@@ -252,3 +252,50 @@ def test_a_tp_that_cannot_split_the_mesh_or_the_heads_is_refused(argv, says, cap
         rlef.main(["--model", "tiny", "--dry-run", *argv])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith(f"error: {says}") and err.count("\n") == 1, err
+
+
+# The vocabulary-split head in bf16: its logits (what the replica samples from) and its log-probs (what the
+# trainer scores) against fp64 maths on the same bf16 weights and hidden states, and its gradients against
+# fp32 maths; each rank holds half of the head.
+BF16_HEAD = """
+import json, torch, rlef
+from pathlib import Path
+from conftest import TINY_ARGS
+from infra.parallel import SamplingReplica, device_mesh, local_block
+from model import Transformer
+rank, world, device = rlef.setup_distributed()
+torch.manual_seed(0)                                                  # the same weights and inputs on both ranks
+whole = Transformer(TINY_ARGS)
+head = SamplingReplica(whole, torch.bfloat16, device_mesh(2, 2, device)["tp"]).model.lm_head
+w = whole.lm_head.weight.detach().to(torch.bfloat16)                 # (V, dim): the split head holds its rows
+mine, where = local_block(head.weight)
+mine.copy_(w[where])
+h = torch.randn(2, 7, TINY_ARGS.dim).to(torch.bfloat16).requires_grad_()
+targets = torch.randint(0, TINY_ARGS.vocab_size, (2, 7))
+reference = h.detach().double() @ w.double().t() / 0.7                   # (2, 7, V)
+head.weight.requires_grad_()
+logprobs, entropy = head.logprobs(h, targets, chunk_size=3, temperature=0.7)
+logprobs.sum().backward()
+h32, w32 = h.detach().float().requires_grad_(), w.float().requires_grad_()
+(h32 @ w32.t() / 0.7).log_softmax(-1).gather(-1, targets[..., None]).sum().backward()
+with torch.no_grad():
+    errors = {"logits": (head(h).double() - reference * 0.7).abs().max().item(),
+              "logprobs": (logprobs - reference.log_softmax(-1).gather(-1, targets[..., None])[..., 0]).abs().max().item(),
+              "h grad": ((h.grad.float() - h32.grad).abs().max() / h32.grad.abs().max()).item(),
+              "w grad": ((head.weight.grad.full_tensor().float() - w32.grad).abs().max() / w32.grad.abs().max()).item(),
+              "rounded logits": ((h @ w.t()).double() - reference * 0.7).abs().max().item()}
+Path(sys.argv[1] + f".rank{rank}.json").write_text(json.dumps(errors))
+"""
+
+
+@pytest.mark.slow
+def test_vocabulary_split_bf16_head_computes_fp32_logits_and_their_gradients(tmp_path):
+    from test_distributed import torchrun
+    torchrun(tmp_path, BF16_HEAD, tmp_path / "errors")
+    for rank in range(2):
+        errors = json.loads(Path(f"{tmp_path / 'errors'}.rank{rank}.json").read_text())
+        assert errors["rounded logits"] > 1e-3                   # what a bf16 product would be off by
+        assert errors["logits"] < 1e-4 and errors["logprobs"] < 2e-5, errors
+        # Gradients in bf16 (the rounded product's backward; relative to the largest), each rank's part of
+        # h's summed over the ranks.
+        assert errors["h grad"] < 1e-2 and errors["w grad"] < 1e-2, errors
