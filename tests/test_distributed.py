@@ -27,11 +27,22 @@ TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 TORCHRUN_4 = TORCHRUN[:-1] + ("--nproc_per_node=4",)
 
 
-def torchrun(tmp_path, code: str, *args) -> subprocess.CompletedProcess:
-    """Run ``code`` (a script body: rlef and this test module importable) under torchrun x2."""
+# A script's last lines: the ranks leave together and close their process group, as rlef.py does. A rank
+# that exits with its gloo group still open can abort in the group's destructor ("terminate called without
+# an active exception"), now and then.
+TEARDOWN = """
+import torch.distributed
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+"""
+
+
+def torchrun(tmp_path, code: str, *args, launcher=TORCHRUN) -> subprocess.CompletedProcess:
+    """Run ``code`` (a script body: rlef and the test modules importable) under torchrun (x2 by default)."""
     script = tmp_path / "script.py"
-    script.write_text(f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]\n{code}")
-    done = subprocess.run([*TORCHRUN, str(script), *map(str, args)], capture_output=True, text=True, timeout=600)
+    script.write_text(f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]\n{code}{TEARDOWN}")
+    done = subprocess.run([*launcher, str(script), *map(str, args)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

@@ -6,7 +6,6 @@ One torchrun launch does all the distributed work (``MESHES``) on a tiny Llama w
 untied embeddings; the tests compare what it wrote with single-process runs of the same code.
 """
 import json
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from conftest import TINY_ARGS, write_checkpoint
 from infra.memory_plan import memory_plan, plan_peaks, smallest_mesh
 from infra.parallel import parameter_counts
 from model import PRESETS, Sampling, Transformer, generate
+from test_distributed import torchrun
 from test_ppo import four_episodes
 
 ROOT = Path(rlef.__file__).parent
@@ -110,11 +110,7 @@ def meshes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("meshes")
     untied = write_checkpoint(tmp / "untied", TINY_ARGS, seed=1, max_shard_bytes=40_000)
     tied = write_checkpoint(tmp / "tied", replace(TINY_ARGS, tie_word_embeddings=True), seed=2)
-    script = tmp / "script.py"
-    script.write_text(f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]\n{MESHES}")
-    done = subprocess.run([*TORCHRUN_4, str(script), tmp / "out.pt", tmp / "run", untied, tied],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
+    torchrun(tmp, MESHES, tmp / "out.pt", tmp / "run", untied, tied, launcher=TORCHRUN_4)
     held = [json.loads(Path(f"{tmp / 'out.pt'}.rank{r}.json").read_text()) for r in range(4)]
     return tmp, torch.load(tmp / "out.pt"), held, (untied, tied)
 
@@ -290,7 +286,6 @@ Path(sys.argv[1] + f".rank{rank}.json").write_text(json.dumps(errors))
 
 @pytest.mark.slow
 def test_vocabulary_split_bf16_head_computes_fp32_logits_and_their_gradients(tmp_path):
-    from test_distributed import torchrun
     torchrun(tmp_path, BF16_HEAD, tmp_path / "errors")
     for rank in range(2):
         errors = json.loads(Path(f"{tmp_path / 'errors'}.rank{rank}.json").read_text())
