@@ -39,7 +39,6 @@ import re
 import sys
 import threading
 import traceback
-import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -570,21 +569,29 @@ def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
 
 
 def main(argv: list[str]) -> None:
+    """Judge SOLUTION.py on PROBLEM.json as training does (``Judge``): each test's verdict, then the feedback
+    the policy would read for the public tests."""
+    from data import problem_from_dict          # data/ imports this file: imported here, when used
     if len(argv) != 2:
-        sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json   (a problem as data/ writes it, or a list of "
-                 "{\"input\", \"output\"} tests, all public)")
+        sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json   (a problem as data/ writes it, stdio or "
+                 "function, or a list of {\"input\", \"output\"} tests, all public)")
     with open(argv[0]) as f, open(argv[1]) as g:
-        code, problem = f.read(), json.load(g)
-    problem = {"public_tests": problem} if isinstance(problem, list) else problem
-    public, private = problem.get("public_tests", []), problem.get("private_tests", [])
-    results = run_tests(code, [(t["input"], t["output"]) for t in public + private],
-                        python_time_limit(problem.get("time_limit")), problem.get("memory_limit") or DEFAULT_MEMORY_LIMIT)
+        code, fields = f.read(), json.load(g)
+    fields = {"public_tests": fields} if isinstance(fields, list) else fields
+    try:
+        problem = problem_from_dict({"name": argv[1], "description": "", "public_tests": [], "private_tests": [],
+                                     **fields})
+    except ValueError as e:
+        sys.exit(f"{argv[1]}: {e} (the problem format is described in data/README.md)")
+    public = problem.public_tests
+    with Judge(workers=1) as judge:
+        results, = judge.map([(problem, code, public + problem.private_tests)])
     for i, r in enumerate(results):
         kind, n = ("public", i) if i < len(public) else ("private", i - len(public))
         print(f"{kind} test {n}: {r.verdict} ({r.seconds:.3f} s)")
-    stdio = types.SimpleNamespace(kind="stdio", prompt="")   # what describe_failures reads of a problem
-    print("\n" + (describe_failures(stdio, results[:len(public)]) or "All public tests pass."))
+    print("\n" + (describe_failures(problem, results[:len(public)]) or "All public tests pass."))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    import execute            # the module data/ imports, not this second copy named __main__: one FunctionTest
+    execute.main(sys.argv[1:])

@@ -99,7 +99,7 @@ OPTIONAL = ("generated_tests", "time_limit", "memory_limit", "solutions", "incor
             "entry_point", "source", "difficulty")
 
 
-class _Bad(Exception):
+class _Bad(ValueError):
     """What is wrong with one line; load_problems adds the file and line number."""
 
 

@@ -777,6 +777,26 @@ def test_cli(tmp_path):
     assert run("list.json").stdout.count("public test") == 2
 
 
+def test_cli_judges_a_function_problem_by_its_checks(tmp_path):
+    # A function problem's tests have no expected stdout: the CLI must call the function and check its results
+    # as training's judge does, not pass every program that exits cleanly. And a malformed file is one error.
+    (tmp_path / "sol.py").write_text("def add(a, b):\n    return a - b\n")
+    tests = [{"input": f"assert add({a}, {b}) == {a + b}", "output": None,
+              "check": execute.FunctionTest([a, b], expected=a + b).to_dict()} for a, b in ((1, 2), (0, 0))]
+    problem = {"kind": "function", "entry_point": "add", "prompt": "def add(a, b):\n", "public_tests": tests}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    (tmp_path / "bad.json").write_text(json.dumps({**problem, "entry_point": None}))
+    run = lambda p: subprocess.run([sys.executable, str(ROOT / "execute.py"), str(tmp_path / "sol.py"),
+                                    str(tmp_path / p)], capture_output=True, text=True, timeout=60)
+    out = run("p.json")
+    assert out.returncode == 0, out.stderr
+    assert [line.split(" (")[0] for line in out.stdout.splitlines()[:2]] == ["public test 0: wrong_answer",
+                                                                             "public test 1: pass"]
+    assert "assert add(1, 2) == 3" in out.stdout and "All public tests pass" not in out.stdout
+    bad = run("bad.json")
+    assert bad.returncode == 1 and "entry_point" in bad.stderr and "Traceback" not in bad.stderr
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Round 2: attacks on the judge itself (rewards must not be hackable)
 # ------------------------------------------------------------------------------------------------------------
