@@ -55,7 +55,11 @@ class PPOSettings:
     epochs: int = 1                     # passes over each batch
     gamma: float = 1.0                  # token-level ablation only: GAE's discount and lambda
     lam: float = 1.0
-    importance_correction: bool = True  # truncated importance weight min(pi / pi_b, 1) for a stale sampler
+    # The truncated importance weight min(pi / pi_b, 1) is for a stale sampler (§2.2). rlef.py refreshes its
+    # sampler before every batch: on-policy, pi_b = pi_old, and the recorded log-probs differ from the
+    # trainer's by rounding only, which the weight would read as staleness (and, past the clip, zero a
+    # token's gradient). An asynchronous sampler turns it on.
+    importance_correction: bool = False
 
 
 def _distributed() -> bool:
@@ -191,11 +195,11 @@ def gae_advantages(rewards, values, action_mask, gamma: float = 1.0, lam: float 
 
 
 def policy_loss_sum(logprobs, old_logprobs, sampler_logprobs, advantages, mask, clip_eps: float = 0.2,
-                    importance_correction: bool = True):
+                    importance_correction: bool = False):
     """SUM over action tokens of the PPO clipped surrogate -min(r A, clip(r, 1-eps, 1+eps) A) (§2.2).
 
-    r = pi_theta/pi_old * stopgrad(min(pi_theta/pi_b, 1)): the truncated importance weight corrects for a stale
-    behaviour policy pi_b; on-policy (pi_b = pi_old) it is 1 at the first step. All inputs (B, T).
+    r = pi_theta/pi_old * stopgrad(min(pi_theta/pi_b, 1)) with ``importance_correction`` (the truncated weight
+    corrects for a stale behaviour policy pi_b), else pi_theta/pi_old: on-policy, pi_b = pi_old. All (B, T).
     Returns (loss_sum, clipped_count); divide by the mini-batch's action-token count (see ppo_update).
     """
     # zero masked entries first (not only at the end) so that inf/NaN there cannot turn a gradient into NaN
@@ -247,7 +251,7 @@ def prepare_batch(episodes, policy, ref_policy, critic, settings: PPOSettings) -
 
     ``settings.temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
     is taken at it, so that pi_theta, pi_old and the sampler's pi_b are one distribution, softmax(logits / T),
-    and the importance weight min(pi_theta / pi_b, 1) measures only how stale the sampler's weights were.
+    and the importance weight min(pi_theta / pi_b, 1), when used, measures how stale the sampler's weights were.
     Why the trainer takes the sampler's temperature rather than the sampler recording untempered log-probs:
     the tokens ARE drawn from the tempered policy, and a policy gradient E_a[A grad log pi(a)] is unbiased
     only for the distribution that drew a; PPO's ratio and clipping also bound the change of that

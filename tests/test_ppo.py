@@ -320,6 +320,20 @@ def test_importance_correction_is_truncated_and_carries_no_gradient():
     assert uncorrected.item() == pytest.approx(-2.0)
 
 
+@needs_model
+def test_on_policy_update_ignores_the_samplers_rounding_by_default():
+    # rlef.py samples with the current weights, so pi_b = pi_old (§2.2) and the sampler's log-probs differ
+    # from the trainer's by rounding only. The default update must not read that as staleness: with the
+    # weight on, a sampler 0.3 nats above the trainer (weight 0.74, below 1 - 0.2) zeroes the gradient of
+    # every negative-advantage token.
+    policy, ref, critic = tiny_models(torch.float64)
+    batch = ppo.prepare_batch(four_episodes(), policy, ref, critic, ppo.PPOSettings(micro_batch_size=4))
+    exact, _ = _grads_after_update(policy, critic, batch, micro_batch_size=4)
+    batch["sampler_logprobs"] = batch["old_logprobs"] + 0.3
+    rounded, stats = _grads_after_update(policy, critic, batch, micro_batch_size=4)
+    assert all(torch.equal(a, b) for a, b in zip(exact, rounded)) and stats["clip_fraction"] == 0
+
+
 def test_value_loss_is_half_max_of_unclipped_and_clipped_squared_error():
     values = torch.tensor([[0.5, 0.1, 1.5]], requires_grad=True)
     old = torch.tensor([[0.0, 0.0, 1.0]])
