@@ -39,8 +39,8 @@ from infra.checkpoints import (TrainingState, load_policy_weights, load_training
 from infra.decode import DecodePool
 from infra.episodes import (before_after_page, eval_file, report_episodes_file, show_main, transcript,
                             write_batch_sample, write_episodes)
-from infra.inputs import (UsageError, add_config_flags, check_config, checked_tp, eval_inputs, eval_parser, eval_policy,
-                          load_inputs, longest_first_prompt, response_budget, run_folder)
+from infra.inputs import (UsageError, add_config_flags, check_batch_split, check_config, checked_tp, eval_inputs,
+                          eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget,
                                memory_plan, print_plan)
 from infra.parallel import (SamplingReplica, cores_per_rank, cpu_group, load_models, log0, reduce_mean,
@@ -288,7 +288,7 @@ class EvalSettings:
     extra_tests: bool = True         # final responses judged on the generated tests too (appendix B.3)
     batch_size: int = 64             # problems whose episodes are sampled together
     seed: int = 0                    # the random feedback's draws
-    max_len: int | None = None       # no further turn starts in a dialogue longer than this
+    max_len: int | None = None       # a next turn starts if dialogue + feedback fit: --max-len less a response
     budgets: tuple = ((1, 3), (10, 100))  # n@k to report (paper: 1@3 at temperature 0.2, 10@100 at 1.0)
     turn_limits: tuple = ()          # shorter turn limits to report the n@k at too (Fig. 4b)
     feedback_tests: int = 0          # N: feedback from up to N of all tests, at most 8 failures (App. B.3)
@@ -420,7 +420,7 @@ class Config:
     temperature: float = option(1.0, "sampling temperature of training rollouts (paper: 1.0, no top-p); "
                                      "PPO scores the tokens at the same temperature")
     max_new_tokens: int = option(1024, "tokens per response")
-    max_len: int = option(8192, "dialogue length past which no further turn is started")
+    max_len: int = option(8192, "no further turn starts unless the dialogue and one more response fit in it")
     rollout_batch: int = option(0, "episodes decoded together per rank (KV-cache rows; 0: as many as the "
                                    "memory left holds, printed at start)")
     compile: bool = option(False, "torch.compile the rollouts' decode step (GPU; compiles anew for each "
@@ -489,7 +489,7 @@ class Run:
     reference: Transformer             # rho, the frozen initial policy of the KL penalty (paper §2.2)
     replica: SamplingReplica           # what rollouts decode with
     cache_bytes: int                   # the rollouts' KV-cache budget on this rank
-    max_len: int                       # no further turn starts in a dialogue longer than this
+    max_len: int                       # a next turn starts if dialogue + feedback fit: --max-len less a response
     mesh: object = None                # the ("dp", "tp") DeviceMesh under torchrun (training_mesh)
     dp_rank: int = 0                   # this rank's data-parallel share: the ranks of a "tp" row play one share
     dp: int = 1                        # data-parallel shares (world / tp)
@@ -649,6 +649,7 @@ def start_run(cfg: Config) -> Run:
     rank, world, device = setup_distributed()
     weights, args, tok, train_set, valid_set = load_inputs(cfg)
     mesh, dp_rank, dp = training_mesh(world, checked_tp(cfg.tp, args, world), device)
+    check_batch_split(cfg, dp)
     run_dir, resume_from = run_folder(cfg.run_dir, cfg.resume, asdict(cfg), rank)
     log0("config: " + json.dumps(asdict(cfg)))
     torch.manual_seed(cfg.seed)                                # the critic's random head, identical on all ranks
@@ -682,12 +683,13 @@ def step_problems(problems, cfg: Config, step: int, rank: int, world: int):
     position is a pure function of the step: a resumed run sees exactly the problems it would have seen."""
     per_rank = cfg.batch_size // world
     start = step * cfg.batch_size
-    out = []
+    out, orders = [], {}                                         # epoch -> its permutation
     for i in range(start + rank * per_rank, start + (rank + 1) * per_rank):
         epoch, j = divmod(i, len(problems))
-        order = list(range(len(problems)))
-        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        out.append(problems[order[j]])
+        if epoch not in orders:
+            orders[epoch] = list(range(len(problems)))
+            random.Random(cfg.seed * 1000 + epoch).shuffle(orders[epoch])
+        out.append(problems[orders[epoch][j]])
     return out
 
 
@@ -737,7 +739,8 @@ def eval_main(argv):
     device = torch.device(a.device) if a.device else device
     model, tok, mesh = eval_policy(a.weights, a.tp, world, device)
     longest = longest_first_prompt(tok, problems)
-    max_new_tokens = response_budget(a.max_new_tokens, longest, model.args.max_seq_len, a.turns, log=log0)
+    context = min(a.max_len, model.args.max_seq_len)                      # as training's (start_run)
+    max_new_tokens = response_budget(a.max_new_tokens, longest, context, a.turns, log=log0)
     dp_rank = mesh["dp"].get_local_rank() if mesh is not None else 0
     gen = random_stream(device, a.seed, 0, dp_rank)
     sample = policy_sampler(model, tok, max_new_tokens, Sampling(a.temperature, a.top_p), gen,
@@ -748,7 +751,7 @@ def eval_main(argv):
         with torch.no_grad():
             settings = EvalSettings(samples=a.samples, turns=a.turns, feedback_mode=a.feedback,
                                     extra_tests=a.generated_tests, batch_size=a.batch_size, seed=a.seed,
-                                    max_len=model.args.max_seq_len - max_new_tokens, budgets=tuple(a.n_at_k),
+                                    max_len=context - max_new_tokens, budgets=tuple(a.n_at_k),
                                     turn_limits=tuple(a.turn_limits), feedback_tests=a.feedback_tests,
                                     episodes=report_episodes_file(out))
             report = evaluate(sample, tok, problems, judge, settings, log=log0,

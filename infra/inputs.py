@@ -156,6 +156,15 @@ def check_config(cfg):
         raise UsageError(f"--dtype must be bfloat16, float16 or float32, not {cfg.dtype!r}")
 
 
+def check_batch_split(cfg, dp: int):
+    """Each of the ``dp`` data-parallel copies takes batch_size / dp episodes and splits them into --minibatches
+    equal mini-batches: anything else would drop episodes, or give the copies different optimiser steps."""
+    if cfg.batch_size % (dp * cfg.minibatches):
+        raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of {dp * cfg.minibatches}: the {dp} "
+                         f"data-parallel copies (world size / --tp) each take an equal share of every batch and "
+                         f"split it into --minibatches {cfg.minibatches} equal mini-batches")
+
+
 def at_least_one(*names: str, values):
     """Each flag ``--name`` (an attribute of ``values``) is unset (None) or at least 1."""
     for name in names:
@@ -178,6 +187,9 @@ def eval_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--max-new-tokens", type=int, default=None,
                    help="tokens per response (default: 1024, lowered for a model whose context cannot hold it)")
+    parser.add_argument("--max-len", type=int, default=8192,
+                        help="no further turn starts unless the dialogue and one more response fit in this many "
+                             "tokens (default 8192, as in training; the model's context if smaller)")
     parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
     parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
                    help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
@@ -228,29 +240,31 @@ DEFAULT_EVAL_MAX_NEW_TOKENS = 1024
 
 def response_budget(max_new_tokens: int | None, longest_prompt: int, context: int, turns: int, log=print) -> int:
     """--max-new-tokens for an evaluation: a value the user gave is refused when not even the first response
-    fits the model's context after the longest prompt; the default (1024) is then lowered, once, said so, to
+    fits the context (--max-len, or the model's if smaller) after the longest prompt; the default (1024) is then lowered, once, said so, to
     a share that leaves room for all ``turns`` responses and the feedback between them (each counted as
     long as a response: our choice)."""
+    if longest_prompt >= context:
+        raise UsageError(f"the longest prompt ({longest_prompt} tokens) fills the context of {context} tokens "
+                         f"(--max-len, or the model's if smaller)")
     if max_new_tokens is not None:
         if longest_prompt + max_new_tokens > context:
             raise UsageError(f"--max-new-tokens {max_new_tokens} plus the longest prompt ({longest_prompt} tokens) "
-                             f"exceeds the model's context of {context} tokens; pass at most "
-                             f"{context - longest_prompt}")
+                             f"exceeds the context of {context} tokens (--max-len, or the model's if smaller); "
+                             f"pass at most {context - longest_prompt}")
         return max_new_tokens
     if longest_prompt + DEFAULT_EVAL_MAX_NEW_TOKENS <= context:
         return DEFAULT_EVAL_MAX_NEW_TOKENS
-    budget = (context - longest_prompt) // (2 * turns - 1)
-    if budget < 1:
-        raise UsageError(f"the longest prompt ({longest_prompt} tokens) fills the model's context of {context}")
-    log(f"note: --max-new-tokens lowered from {DEFAULT_EVAL_MAX_NEW_TOKENS} to {budget}: the model's context is "
-        f"{context} tokens and the longest prompt {longest_prompt} (pass --max-new-tokens to choose)")
+    budget = max(1, (context - longest_prompt) // (2 * turns - 1))
+    log(f"note: --max-new-tokens lowered from {DEFAULT_EVAL_MAX_NEW_TOKENS} to {budget}: the context is "
+        f"{context} tokens (--max-len, or the model's if smaller) and the longest prompt {longest_prompt} (pass "
+        f"--max-new-tokens to choose)")
     return budget
 
 
 def eval_inputs(a) -> tuple[Path, list[Problem]]:
     """The evaluation's flags (``a``: rlef.py eval's parsed arguments), data file and weights folder: the
     problem file and its problems."""
-    at_least_one("samples", "turns", "batch_size", "problems", "max_new_tokens", values=a)
+    at_least_one("samples", "turns", "batch_size", "problems", "max_new_tokens", "max_len", values=a)
     if a.tp < 0:
         raise UsageError(f"--tp must be at least 1 (or 0: the default), not {a.tp}")
     if a.feedback_tests < 0 or max(a.turn_limits, default=0) > a.turns:

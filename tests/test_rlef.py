@@ -10,7 +10,7 @@ import rlef
 from data import Problem, Test, load_problems, save_problems
 from data.prompts import initial_prompt, prefill
 from infra import reporting
-from conftest import function_tests
+from conftest import TINY_ARGS, function_tests
 from model import Sampling, Transformer
 from ppo import Episode
 
@@ -433,6 +433,27 @@ def test_eval_cli_time_limits_follow_the_paper_unless_a_factor_is_given(tmp_path
     report = rlef.main(argv + ["--time-factor", "4"])
     assert report["multi_turn_1@3"] == 1.0 and report["time_limits"].startswith("problem's time limit x4,")
     assert json.loads((tmp_path / "r.json").read_text())["time_limits"] == report["time_limits"]
+
+
+def test_eval_ends_dialogues_at_the_length_training_does(tmp_path, tiny_checkpoint, monkeypatch):
+    # rlef.py eval of a checkpoint must play the episodes the in-training evaluation played: a next turn
+    # starts only if the dialogue, its feedback and one more response fit in --max-len (default 8192), as in
+    # start_run; not up to the model's whole context (128k for Llama 3.1).
+    class Seen(Exception):
+        pass
+
+    def evaluate(sample, tok, problems, judge, settings, **kwargs):
+        raise Seen(settings.max_len)
+
+    monkeypatch.setattr(rlef, "evaluate", evaluate)
+    argv = ["eval", "--weights", str(tiny_checkpoint), "--data", str(ROOT / "data/tiny/heldout.jsonl"),
+            "--max-new-tokens", "40"]
+    for extra, room in (([], 8192), (["--max-len", "500"], 500)):
+        with pytest.raises(Seen) as seen:
+            rlef.main(argv + extra)
+        assert seen.value.args[0] == min(room, TINY_ARGS.max_seq_len) - 40
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    assert rlef.eval_parser().parse_args(argv[1:]).max_len == cfg.max_len == 8192
 
 
 def test_eval_of_the_shipped_tiny_policy_fits_its_context(tmp_path, capsys):

@@ -300,6 +300,22 @@ def test_training_defaults_are_the_papers():
         rlef.config_from_args(rlef.train_parser().parse_args(["--time-factor", "0"]))
 
 
+def test_every_problem_of_a_batch_goes_to_exactly_one_data_parallel_copy():
+    # 70B on 6 nodes of 8 GPUs at --tp 8 has 6 copies: 1,024 episodes do not split evenly, and an uneven split
+    # would silently drop problems; such a run is refused before anything loads. An even split covers the batch.
+    from infra.inputs import check_batch_split
+    cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
+    with pytest.raises(rlef.UsageError, match="--batch-size 1024 must be a multiple of 24"):
+        check_batch_split(cfg, 6)
+    cfg = dataclasses.replace(cfg, batch_size=48)
+    check_batch_split(cfg, 6)
+    problems = list(range(100))
+    for step in (0, 2):                                     # the second crosses an epoch boundary (96..143)
+        shares = [rlef.step_problems(problems, cfg, step, rank, 6) for rank in range(6)]
+        assert sorted(p for share in shares for p in share) == sorted(rlef.step_problems(problems, cfg, step, 0, 1))
+        assert len({len(share) for share in shares}) == 1
+
+
 @pytest.mark.slow
 def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_checkpoint):
     # Greedy sampling makes the rollouts independent of how episodes are split over ranks, and one
