@@ -487,7 +487,8 @@ class Transformer(nn.Module):
                 head.copy_(nn.init.normal_(full, std=1 / math.sqrt(args.dim))[where])
         loaded = set()
         for shard_file in shards:
-            loaded |= _read_blocks(path / shard_file, expected, block_of, skip_vocab_head=value_head)
+            loaded |= _read_blocks(path / shard_file, expected, block_of,
+                                   skip_vocab_head=value_head or args.tie_word_embeddings)
         missing = sorted(set(expected) - loaded - ({"lm_head.weight"} if value_head else set()))
         if missing:
             raise ValueError(f"{path}: tensors missing from the checkpoint: {missing[:5]}"
@@ -514,7 +515,8 @@ def _safetensors_files(path: Path) -> list[str]:
 def _read_blocks(file: Path, expected: dict[str, torch.Tensor], block_of, skip_vocab_head: bool) -> set[str]:
     """Copy this process's block (``block_of``) of every tensor in ``file`` into ``expected`` (name ->
     parameter), checking names and shapes; only the block is read from disk. Returns the names read.
-    ``skip_vocab_head``: a critic keeps its own head rather than a policy's vocabulary head."""
+    ``skip_vocab_head``: a critic keeps its own head rather than a policy's vocabulary head; a tied head is
+    the embedding (a tied checkpoint may store a copy of it anyway, which is then not read)."""
     from safetensors import safe_open
     if not file.is_file():
         raise FileNotFoundError(f"shard {file} is listed in model.safetensors.index.json but missing")

@@ -168,7 +168,7 @@ def token_rewards(turn_rewards, logprobs, ref_logprobs, turn_ids, beta: float = 
     kl = torch.where(action, logprobs - ref_logprobs, torch.zeros_like(logprobs))
     rewards = -beta * kl / n.gather(1, idx).clamp(min=1)
     pos = torch.arange(turn_ids.shape[1], device=turn_ids.device).expand_as(turn_ids)
-    last = torch.zeros_like(idx).scatter_reduce_(1, idx, torch.where(action, pos, 0), "amax")  # (B, N)
+    last = idx.new_zeros(turn_rewards.shape).scatter_reduce_(1, idx, torch.where(action, pos, 0), "amax")  # (B, N)
     is_last = action & (pos == last.gather(1, idx))
     return rewards + torch.where(is_last, turn_rewards.gather(1, idx), torch.zeros_like(rewards))
 

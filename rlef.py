@@ -62,10 +62,12 @@ ROOT = Path(__file__).resolve().parent
 
 @dataclass(kw_only=True)
 class Dialogue(Episode):
-    """One episode in progress: the whole conversation as one token sequence with what PPO needs (the fields of
-    ``ppo.Episode``: a Dialogue is one), plus what the environment knows of it. Every token is either context
-    (what the environment says: the prompt, feedback, chat headers) or a response token (an action of the
-    policy); only actions are trained (paper §2.2)."""
+    """One episode in progress: the whole conversation as one token sequence with what PPO needs, plus what
+    the environment knows of it. Every token is either context (what the environment says: the prompt,
+    feedback, chat headers) or a response token (an action of the policy); only actions are trained (paper
+    §2.2). From ``ppo.Episode`` (a Dialogue is one) come, per token: tokens, action_mask (1 on actions),
+    turn_ids (the response a token belongs to, -1 on context), sampler_logprobs; per turn t: value_positions
+    (where V(c_t) is read) and turn_rewards (r_t, without the KL term)."""
     problem: Problem
     codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
     verdicts: list[str] = field(default_factory=list)         # first failing public verdict per response
@@ -346,18 +348,22 @@ class FailuresListed:
 def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=print,
                   random_feedback: RandomFeedback | None = None) -> list[dict]:
     """Play the evaluation: per problem and sample, one multi-turn rollout of up to ``turns`` responses and
-    ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs."""
-    samples, turns, extra_tests = settings.samples, settings.turns, settings.extra_tests
+    ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs.
+    Rollouts are sampled ``batch_size`` (sample, problem) pairs at a time, and a chunk's single-turn attempts
+    in one call: a rank's few problems (117 valid ones over 8 GPUs) still fill the sampler's rows."""
+    turns, extra_tests = settings.turns, settings.extra_tests
     multi, single = [], []                                    # (sample, dialogue), (sample, attempt, dialogue)
-    t0, total = time.time(), len(problems) * samples * (1 + turns)
-    for s in range(samples):
-        for i in range(0, len(problems), settings.batch_size):
-            chunk = problems[i:i + settings.batch_size]
-            multi += [(s, d) for d in rollout(sample, tok, chunk, judge, turns, extra_tests, settings.max_len,
-                                              random_feedback)]
-            for attempt in range(turns):
-                single += [(s, attempt, d) for d in rollout(sample, tok, chunk, judge, 1, extra_tests)]
-            log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
+    pairs = [(s, p) for s in range(settings.samples) for p in problems]
+    t0, total = time.time(), len(pairs) * (1 + turns)
+    for i in range(0, len(pairs), settings.batch_size):
+        chunk = pairs[i:i + settings.batch_size]
+        played = rollout(sample, tok, [p for _, p in chunk], judge, turns, extra_tests, settings.max_len,
+                         random_feedback)
+        multi += [(s, d) for (s, _), d in zip(chunk, played)]
+        attempts = [(s, attempt, p) for s, p in chunk for attempt in range(turns)]
+        played = rollout(sample, tok, [p for *_, p in attempts], judge, 1, extra_tests)
+        single += [(s, attempt, d) for (s, attempt, _), d in zip(attempts, played)]
+        log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
     log(" " * 60, end="\r")
     # Judge every multi-turn response on all tests, for the solve rate after each turn.
     responses = [(d, code) for _, d in multi for code in d.codes if code]

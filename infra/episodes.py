@@ -386,8 +386,8 @@ def show_text(report: dict | None, episodes: list[dict], problem: str | None = N
     problems = by_problem(episodes)
     if problem is None:
         lines = [f"{len(episodes)} episodes of {len(problems)} problems"
-                 + (f"; multi-turn 1@3 {percent(report['multi_turn_1@3'])}, single-turn 1@3 "
-                    f"{percent(report['single_turn_1@3'])}" if report else "")]
+                 + (f"; multi-turn 1@{report['turns']} {percent(report['multi_turn_1@3'])}, single-turn "
+                    f"1@{report['turns']} {percent(report['single_turn_1@3'])}" if report else "")]
         counts = Counter(outcome(eps) for eps in problems.values())
         lines.append(", ".join(f"{GROUPS[g][0]} {counts[g]}" for g in GROUPS))
         lines.append(f"{'problem':<34} {'outcome':<26} first rollout's verdicts (public tests)")

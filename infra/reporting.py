@@ -69,7 +69,7 @@ def eval_report(records: list[dict], problems, settings) -> dict:
     rollouts = [[(r["verdicts"], r["solved_after"]) for r in g["multi"]] for g in groups]
     singles = [[([r["verdict"]], [r["solved"]]) for r in g["single"]] for g in groups]
     solved = [sum(r["solved"] for r in g["multi"]) / len(g["multi"]) for g in groups]
-    report["multi_turn_1@3"] = sum(solved) / len(solved)
+    report["multi_turn_1@3"] = sum(solved) / len(solved)     # 1@turns: named after the paper's turn limit, 3
     report.update(multi_turn_measures(rollouts, turns, settings.budgets, settings.turn_limits))
     # Single-turn at equal budget: 1@turns at turn limit 1, exact over every order of the problem's samples
     single_1_at_t = n_at_k_rates(singles, 1, [(1, turns)])[f"1@{turns}"]
@@ -226,7 +226,8 @@ def before_after_table(before, after, ablation, best_step: int | None = None) ->
     after_name = "after RL" if best_step is None else f"after RL (step {best_step})"
     cols = [("before RL", before), (after_name, after), ("after, random feedback", ablation)]
     cols = [(name, r) for name, r in cols if r]
-    rows = [(f"{mode.replace('_', '-')} 1@3", lambda r, m=mode: percent(r[f"{m}_1@3"], r.get("intervals", {}).get(
+    n = cols[0][1]["turns"]                                  # the keys say 1@3 (the paper's); they are 1@turns
+    rows = [(f"{mode.replace('_', '-')} 1@{n}", lambda r, m=mode: percent(r[f"{m}_1@3"], r.get("intervals", {}).get(
         f"{m}_1@3"))) for mode in ("multi_turn", "single_turn")]
     rows += [(f"solved after turn {t + 1}", lambda r, t=t: percent(r["per_turn"][t]["solve_rate"]))
              for t in range(len(cols[0][1]["per_turn"]))]

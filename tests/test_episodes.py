@@ -27,24 +27,24 @@ def problem(name):
 
 class Planned:
     """A policy whose answers give each problem the outcome its name is planned for (PLANS): alpha is solved
-    at once, beta after one feedback message, gamma never (hostile text), delta only by the second and third
-    first-turn samples, the single-turn ones (the multi-turn rollout plays first in ``eval_episodes``)."""
+    at once, beta after one feedback message, gamma never (hostile text), delta only by the single-turn samples:
+    right on a first turn unless it is in the first call that shows delta (``eval_episodes`` samples a chunk's
+    multi-turn rollouts first, its single-turn attempts in a later call)."""
 
     def __init__(self, tok):
-        self.tok, self.first_prompts = tok, Counter()
+        self.tok, self.calls, self.first_call = tok, 0, {}
 
     def answer(self, prompt: str) -> str:
         name = next(n for n in PLANS if f"({n})" in prompt)
         turn = prompt.count("Give it another try")
-        if turn == 0:
-            self.first_prompts[name] += 1
         if PLANS[name] == "turn1" or (PLANS[name] == "feedback" and turn >= 1):
             return RIGHT
-        if PLANS[name] == "single" and turn == 0 and self.first_prompts[name] % 4 != 1:
+        if PLANS[name] == "single" and turn == 0 and self.first_call.setdefault(name, self.calls) != self.calls:
             return RIGHT
         return HOSTILE if name == "gamma" else WRONG
 
     def __call__(self, prompts):
+        self.calls += 1
         out = []
         for p in prompts:
             ids = self.tok.encode(self.answer(self.tok.decode(p))) + [self.tok.eot_id]

@@ -63,6 +63,23 @@ def test_checkpoint_saved_by_transformers_loads_with_its_rope_settings(tmp_path,
     assert model.args.tie_word_embeddings == tied
 
 
+def test_a_tied_checkpoint_that_also_stores_its_head_loads(make_checkpoint):
+    # Some tied checkpoints store lm_head.weight too (a copy of the embedding); transformers ignores it, and so
+    # must we: the head is the embedding. A policy and a critic both load from such a folder.
+    from safetensors.torch import load_file, save_file
+    path = make_checkpoint("tied", tie_word_embeddings=True)
+    tokens = torch.tensor([[5, 17, 99, 3]])
+    with torch.no_grad():
+        expected = Transformer.from_pretrained(path)(tokens)
+    tensors = load_file(path / "model.safetensors")
+    save_file({**tensors, "lm_head.weight": tensors["model.embed_tokens.weight"].clone()}, path / "model.safetensors")
+    model = Transformer.from_pretrained(path)
+    assert model.lm_head.weight is model.embed_tokens.weight
+    with torch.no_grad():
+        assert torch.equal(model(tokens), expected)
+    assert Transformer.from_pretrained(path, value_head=True).lm_head.weight.shape == (1, TINY_ARGS.dim)
+
+
 @pytest.mark.parametrize("layout", [
     {"rope_parameters": {"rope_theta": 10000.0, "rope_type": "yarn", "factor": 4.0}},       # transformers 5
     {"rope_theta": 10000.0, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}},        # transformers 4

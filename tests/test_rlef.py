@@ -1,5 +1,6 @@
 """rlef.py: the MDP driven by a scripted policy (no model), batched rollouts, evaluation measures."""
 import json
+from dataclasses import replace
 import random
 
 import pytest
@@ -45,7 +46,8 @@ def case(request):
 
 
 class Scripted:
-    """A policy that answers turn t of every episode with script[t]; counts its batched calls."""
+    """A policy that answers its k-th batched call with script[k] (a list: one answer per row of the call; a
+    string: the same for every row; not a list: every call); counts its calls and their sizes."""
 
     def __init__(self, tok, script):
         self.tok, self.script, self.calls, self.batch_sizes = tok, script, 0, []
@@ -55,7 +57,9 @@ class Scripted:
         self.calls += 1
         self.batch_sizes.append(len(prompts))
         text = self.script[turn] if isinstance(self.script, list) else self.script
-        return [(self.tok.encode(text) + [self.tok.eot_id], [-0.5] * (len(self.tok.encode(text)) + 1))] * len(prompts)
+        texts = text if isinstance(text, list) else [text] * len(prompts)
+        assert len(texts) == len(prompts)
+        return [(self.tok.encode(t) + [self.tok.eot_id], [-0.5] * (len(self.tok.encode(t)) + 1)) for t in texts]
 
 
 def test_episode_stops_early_when_public_tests_pass(tok, judge, case):
@@ -248,6 +252,18 @@ def test_the_report_says_how_random_feedback_was_built(tok, judge, problems, con
     report = rlef.evaluate(Scripted(tok, STDIO[2]), tok, problems, judge, settings, log=lambda *a, **k: None)
     assert report["random_feedback"]["construction"] == construction
     assert shown in rlef.format_report(report)
+
+
+def test_evaluation_fills_each_sampling_call_with_samples_of_several_problems(tok, judge):
+    # A rank holds few problems (117 valid ones over 8 GPUs: 15): sampling them one sample at a time would
+    # decode 15 rows a call. (sample, problem) pairs fill --batch-size rows instead, and a chunk's single-turn
+    # attempts are one call. 3 problems x 4 samples = 12 rollouts: chunks of 8 and 4.
+    problems = [STDIO[0], replace(STDIO[0], name="again"), replace(STDIO[0], name="third")]
+    policy = Scripted(tok, STDIO[2])                          # never passes: every rollout plays 2 turns
+    report = rlef.evaluate(policy, tok, problems, judge, rlef.EvalSettings(samples=4, turns=2, batch_size=8),
+                           log=lambda *a, **k: None)
+    assert policy.batch_sizes == [8, 8, 16, 4, 4, 8]          # turn 1, turn 2, single-turn attempts; per chunk
+    assert report["samples"] == 4 and report["multi_turn_1@3"] == 0.0
 
 
 def test_pass_at_k_known_values():
@@ -522,19 +538,23 @@ def test_the_evaluation_report_says_how_many_problems_had_only_public_tests(tok,
 
 # ---- The report's rules, from a scripted evaluation whose samples differ ---------------------------------------
 
+def script_of_two_samples(W, P, R):
+    return [[W, P],               # turn 1: sample 0 fails; sample 1 passes the public tests: it stops, unsolved
+            [W],                  # turn 2 of sample 0
+            [R],                  # turn 3 of sample 0: solved
+            [W, R, P,             # sample 0, single-turn: the first to pass the public tests (R) is submitted
+             P, R, W]]            # sample 1, single-turn: P is submitted (not R, which comes later): unsolved
+
+
 def test_scripted_evaluation_with_differing_samples_gives_exact_1_at_3_pass_at_k_and_chrf(tok, judge):
-    # One problem, 2 samples. The k-th batched call answers script[k] (W: fails a public test; P: passes only
-    # the public tests; R: solves the problem). In call order, per sample: the multi-turn rollout, then the
-    # 3 single-turn samples.
+    # One problem, 2 samples, sampled together. The k-th batched call answers script[k], a response per row
+    # (W: fails a public test; P: passes only the public tests; R: solves the problem): the multi-turn turns
+    # of both samples, then all 6 single-turn attempts in one call.
     DOUBLE, _, W, P = STDIO
     R = "```python\nn = int(input())\nprint(n + n)\n```"        # right, and longer than W: chrF is asymmetric
-    script = [W, W, R,      # sample 0, multi-turn: solved at turn 3
-              W, R, P,      # sample 0, single-turn: the first to pass the public tests (R) is submitted: solved
-              P,            # sample 1, multi-turn: P passes the public tests, the episode stops, unsolved
-              P, R, W]      # sample 1, single-turn: P is submitted (not R, which comes later): unsolved
-    policy = Scripted(tok, script)
+    policy = Scripted(tok, script_of_two_samples(W, P, R))
     report = rlef.evaluate(policy, tok, [DOUBLE], judge, rlef.EvalSettings(samples=2), log=lambda *a, **k: None)
-    assert policy.calls == len(script)
+    assert policy.batch_sizes == [2, 1, 1, 6]
     assert report["multi_turn_1@3"] == 0.5
     # Submitting the first sample would give 0 (W, P); submitting any solved one, 1.0.
     assert report["single_turn_1@3"] == 0.5
@@ -565,7 +585,7 @@ def test_scripted_evaluation_reports_n_at_k_every_response_a_sample_and_turn_lim
     from infra.measures import Final
     DOUBLE, _, W, P = STDIO
     R = "```python\nn = int(input())\nprint(n + n)\n```"
-    policy = Scripted(tok, [W, W, R, W, R, P, P, P, R, W])
+    policy = Scripted(tok, script_of_two_samples(W, P, R))
     settings = rlef.EvalSettings(samples=2, budgets=((1, 3), (2, 4), (2, 6)), turn_limits=(2, 3))
     report = rlef.evaluate(policy, tok, [DOUBLE], judge, settings, log=lambda *a, **k: None)
     assert report["n@k"] == {"1@3": {"rate": 0.5, "interval": [0.5, 0.5]}, "2@4": {"rate": 1.0, "interval": [1.0, 1.0]},
