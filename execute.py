@@ -569,8 +569,7 @@ def run_tests(code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
 
 
 def main(argv: list[str]) -> None:
-    """Judge SOLUTION.py on PROBLEM.json as training does (``Judge``): each test's verdict, then the feedback
-    the policy would read for the public tests."""
+    """Judge SOLUTION.py on PROBLEM.json as training does: each test's verdict, then the policy's feedback."""
     from data import problem_from_dict          # data/ imports this file: imported here, when used
     if len(argv) != 2:
         sys.exit("usage: python execute.py SOLUTION.py PROBLEM.json   (a problem as data/ writes it, stdio or "

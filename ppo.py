@@ -55,10 +55,8 @@ class PPOSettings:
     epochs: int = 1                     # passes over each batch
     gamma: float = 1.0                  # token-level ablation only: GAE's discount and lambda
     lam: float = 1.0
-    # The truncated importance weight min(pi / pi_b, 1) is for a stale sampler (§2.2). rlef.py refreshes its
-    # sampler before every batch: on-policy, pi_b = pi_old, and the recorded log-probs differ from the
-    # trainer's by rounding only, which the weight would read as staleness (and, past the clip, zero a
-    # token's gradient). An asynchronous sampler turns it on.
+    # min(pi / pi_b, 1) for a stale sampler (§2.2). rlef.py samples with the current weights (pi_b = pi_old):
+    # there the weight would read rounding as staleness and, past the clip, zero tokens' gradients.
     importance_correction: bool = False
 
 
@@ -247,7 +245,8 @@ def prepare_batch(episodes, policy, ref_policy, critic, settings: PPOSettings) -
 
     Old log-probs are recomputed by the trainer's policy, not taken from the sampler (whose numerics differ:
     taking them would make PPO silently off-policy); the gap mean |old - sampler| over action tokens is
-    returned as batch['stats']['logprob_gap']. The KL penalty of the reward uses these recomputed log-probs. ref_policy=None means rho = pi_old (no KL penalty).
+    returned as batch['stats']['logprob_gap']. The KL penalty of the reward uses these recomputed log-probs;
+    ref_policy=None means rho = pi_old (no KL penalty).
 
     ``settings.temperature`` is the one the rollouts were sampled at, and every log-prob here (and in ``ppo_update``)
     is taken at it, so that pi_theta, pi_old and the sampler's pi_b are one distribution, softmax(logits / T),
@@ -355,7 +354,8 @@ def _micro_batch_backward(policy, critic, batch: dict, idx, L: int, value_mask, 
                           settings: PPOSettings):
     """Accumulate one micro-batch's gradients (rows idx, trimmed to L tokens): the policy's loss sum times
     world / n_tok, then the critic's times world / n_val (``counts``: the whole mini-batch's n_tok, n_val; see
-    ppo_update; one backward each, so the policy's graph is freed before the critic runs). Returns those losses and statistics' sums over its action tokens."""
+    ppo_update; one backward each, so the policy's graph is freed before the critic runs). Returns those losses
+    and statistics' sums over its action tokens."""
     micro_batch = {k: batch[k][idx, :L] for k in ("tokens", "action_mask", "old_logprobs", "ref_logprobs",
                                                   "sampler_logprobs", "advantages")}   # (B_mb, L) each
     mask = micro_batch["action_mask"]

@@ -62,11 +62,10 @@ ROOT = Path(__file__).resolve().parent
 
 @dataclass(kw_only=True)
 class Dialogue(Episode):
-    """One episode in progress: the whole conversation as one token sequence with what PPO needs, plus what
-    the environment knows of it. Every token is either context (what the environment says: the prompt,
-    feedback, chat headers) or a response token (an action of the policy); only actions are trained (paper
-    §2.2). From ``ppo.Episode`` (a Dialogue is one) come, per token: tokens, action_mask (1 on actions),
-    turn_ids (the response a token belongs to, -1 on context), sampler_logprobs; per turn t: value_positions
+    """One episode in progress: the conversation as one token sequence with what PPO needs, plus what the
+    environment knows of it. A token is context (the prompt, feedback, chat headers) or an action of the
+    policy (a response token); only actions are trained (§2.2). ``ppo.Episode`` (a Dialogue is one) gives,
+    per token: tokens, action_mask, turn_ids (-1 on context), sampler_logprobs; per turn t: value_positions
     (where V(c_t) is read) and turn_rewards (r_t, without the KL term)."""
     problem: Problem
     codes: list[str | None] = field(default_factory=list)     # extracted code per response (None: no code)
@@ -348,9 +347,8 @@ class FailuresListed:
 def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=print,
                   random_feedback: RandomFeedback | None = None) -> list[dict]:
     """Play the evaluation: per problem and sample, one multi-turn rollout of up to ``turns`` responses and
-    ``turns`` independent single-turn ones. Returns one small record per episode, all the report needs.
-    Rollouts are sampled ``batch_size`` (sample, problem) pairs at a time, and a chunk's single-turn attempts
-    in one call: a rank's few problems (117 valid ones over 8 GPUs) still fill the sampler's rows."""
+    ``turns`` independent single-turn ones; one small record per episode, all the report needs. A call samples
+    ``batch_size`` (sample, problem) pairs (a chunk's single-turn attempts: one call) to fill the rows."""
     turns, extra_tests = settings.turns, settings.extra_tests
     multi, single = [], []                                    # (sample, dialogue), (sample, attempt, dialogue)
     pairs = [(s, p) for s in range(settings.samples) for p in problems]
