@@ -222,10 +222,21 @@ def test_code_contests_applies_the_papers_filter_and_drops_file_based_problems(c
     train = load_problems(tmp_path / "out" / "train.jsonl")
     assert [p.name for p in train] == ["1_A. Kept", "2_B. No time limit", "6_F. Zero time limit means none"]
     assert [p.name for p in load_problems(tmp_path / "out" / "valid.jsonl")] == ["7_G. Valid"]
-    summary = capsys.readouterr().out
+    printed = capsys.readouterr()
+    summary = printed.out
     assert ("train: read 6; dropped 2 without public or private tests (the paper's filter) and 1 that read/write "
             "files instead of stdin/stdout; wrote 3") in summary
     assert "(2 with a Python 3 solution, 2 with a Python 3 incorrect solution)" in summary
+    # Not the paper's release (train 12,659, valid 117, test 165 after its filter): said, for each split.
+    assert "the paper's valid split has 117 problems after its filter (§3.1); 1 written here" in printed.err
+    assert "the paper's train split has 12659 problems after its filter (§3.1); 3 written here (1 dropped" in printed.err
+
+
+def test_code_contests_time_limit_with_null_nanos(tmp_path):
+    from data import code_contests
+    write_shard(tmp_path / "test-00000-of-00001.parquet", [cc_row("1_A", time_limit={"seconds": 3, "nanos": None})])
+    code_contests.main([str(tmp_path / "test-00000-of-00001.parquet"), "--out", str(tmp_path / "t.jsonl")])
+    assert load_problems(tmp_path / "t.jsonl")[0].time_limit == 3.0
 
 
 def test_code_contests_fields_are_converted(code_contests_dir, tmp_path):
