@@ -16,7 +16,8 @@ Each task becomes:
   entry_point     the function the first assert calls (among those the reference solution defines)
   public_tests    test_list, the three asserts every MBPP task ships with, in order, each shown as written
   private_tests   MBPP: challenge_test_list (empty for most tasks); MBPP+: every assert (or EvalPlus
-                  `assertion(...)` call) the `test` script executes. Public and private are disjoint.
+                  `assertion(...)` call) the `test` script executes, the base inputs among them (as EvalPlus
+                  scores them: they run twice); MBPP's public and private tests are disjoint.
   solutions       [code]
 Every assert becomes a call and an expected value that the judge checks outside the program (data/asserts.py); a
 task none of whose public asserts can be converted (its arguments are objects, e.g. a tree) is left out and named;
