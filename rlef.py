@@ -740,6 +740,8 @@ def eval_main(argv):
     a = eval_parser().parse_args(argv)
     data, problems = eval_inputs(a)
     rank, world, device = setup_distributed()
+    if a.device and world > 1 and torch.device(a.device).type != device.type:
+        raise UsageError(f"--device {a.device} under torchrun: the ranks' process group is on {device.type}")
     device = torch.device(a.device) if a.device else device
     model, tok, mesh = eval_policy(a.weights, a.tp, world, device)
     longest = longest_first_prompt(tok, problems)

@@ -318,7 +318,9 @@ def cache_and_steps(model, cache_type, rows: int, slots: int, modes: tuple, pool
     kept in ``pool``)."""
     device, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
     on_gpu = device.type == "cuda"           # a CUDA graph cannot record the hooks of an FSDP-sharded model
-    cuda_graph = (on_gpu and not hasattr(model, "unshard")) if modes[0] is None else modes[0]
+    # nor, until a GPU has run it (docs/PERFORMANCE.md), a tensor-parallel step's NCCL collectives
+    tensor_parallel = model.kv_heads != model.args.n_kv_heads
+    cuda_graph = (on_gpu and not hasattr(model, "unshard") and not tensor_parallel) if modes[0] is None else modes[0]
     if cuda_graph and not on_gpu:
         raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
     modes = (cuda_graph, modes[1])

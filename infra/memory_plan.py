@@ -48,8 +48,10 @@ def free_memory(device) -> int:
 def kv_cache_budget(policy: Transformer, critic: Transformer, device, world: int) -> int:
     """Bytes the rollouts' KV cache may take on this rank, measured once the models and the sampling replica
     are allocated: the free memory, less the AdamW moments of policy and critic (2 x fp32, sharded) that the
-    first update allocates for good, less 10% for the allocator. Gradients and activations live only during
-    training, and the cache only during sampling: each phase's buffers are freed before the other's."""
+    first update allocates for good, less 10% for the allocator and for what sampling needs besides the cache
+    (a prefill's scratch cache of up to PREFILL_TOKENS tokens, 2.1 GB at 8B, its activations, the CUDA graphs'
+    pools: bench/gpu.py's num_alloc_retries says whether it is enough). Gradients and activations live only
+    during training, and the cache only during sampling: each phase's buffers are freed before the other's."""
     n = sum(p.numel() for m in (policy, critic) for p in m.parameters())      # a DTensor counts its whole tensor
     return agreed_budget(max(0, int(0.9 * free_memory(device)) - 8 * n // world))
 

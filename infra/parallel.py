@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import torch
 import torch.distributed as dist
@@ -44,10 +45,17 @@ def setup_distributed():
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 or device.type == "cuda":
-        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision.
-        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", "29500")
+        # On GPU even a single process uses FSDP2, for its bf16-compute / fp32-master mixed precision; its
+        # store takes a free port, so that two single-GPU jobs on one machine do not collide.
+        os.environ.setdefault("MASTER_ADDR", "localhost"), os.environ.setdefault("MASTER_PORT", str(free_port()))
         dist.init_process_group(rank=rank, world_size=world, **process_group_options(device))
     return rank, world, device
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
 
 
 def process_group_options(device) -> dict:
@@ -120,14 +128,17 @@ def device_mesh(world: int, tp: int, device):
     if not dist.is_initialized():
         return None
     from torch.distributed.device_mesh import init_device_mesh
-    # Each dimension's groups wait as long as the world's (the mesh would give them torch's default timeout).
+    # Each dimension's groups wait as long as the world's (the mesh would give them torch's default timeout);
+    # each gets its own options object, as torch's group splitting may write into the one it is given.
     options = process_group_options(device)
-    backend_options = (dist.ProcessGroupNCCL.Options() if options["backend"] == "nccl"
-                       else dist.ProcessGroupGloo._Options())
-    backend_options._timeout = options["timeout"]
-    groups = (options["backend"], backend_options)
+
+    def groups():
+        backend_options = (dist.ProcessGroupNCCL.Options() if options["backend"] == "nccl"
+                           else dist.ProcessGroupGloo._Options())
+        backend_options._timeout = options["timeout"]
+        return options["backend"], backend_options
     return init_device_mesh(device.type, (world // tp, tp), mesh_dim_names=("dp", "tp"),
-                            backend_override={"dp": groups, "tp": groups})
+                            backend_override={"dp": groups(), "tp": groups()})
 
 
 def training_mesh(world: int, tp: int, device):
