@@ -15,6 +15,8 @@ The fields are documented in data/README.md; in short:
                                             of the random-feedback ablation (appendix C.2)
     kind                                    "stdio" (a program: stdin -> stdout) or "function" (a function
                                             checked by assert statements; then "prompt" and "entry_point")
+    preamble                                Python the judge runs before the response, as the benchmark's own
+                                            harness does (LiveCodeBench's imports); optional
 
 `load_problems` checks every line and fails with one ValueError naming the file, the line and the problem,
 because a malformed line found hours into a training run is much more expensive than one found at start-up.
@@ -59,6 +61,7 @@ class Problem:
     entry_point: str | None = None  # function problems: the function under test, or "Solution.method"
     source: str | None = None
     difficulty: str | int | None = None
+    preamble: str = ""  # run by the judge before the response in its namespace (the benchmark harness's imports)
 
     def to_dict(self) -> dict:
         d = {
@@ -82,6 +85,8 @@ class Problem:
             d["source"] = self.source
         if self.difficulty is not None:
             d["difficulty"] = self.difficulty
+        if self.preamble:
+            d["preamble"] = self.preamble
         return d
 
 
@@ -96,7 +101,7 @@ def _test_dict(t: Test) -> dict:
 
 REQUIRED = ("name", "description", "public_tests", "private_tests")
 OPTIONAL = ("generated_tests", "time_limit", "memory_limit", "solutions", "incorrect_solutions", "kind", "prompt",
-            "entry_point", "source", "difficulty")
+            "entry_point", "source", "difficulty", "preamble")
 
 
 class _Bad(ValueError):
@@ -156,13 +161,15 @@ def problem_from_dict(d: object) -> Problem:
         raise _Bad('"source" must be a string or null')
     if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, (str, int))):
         raise _Bad('"difficulty" must be a string, an integer or null')
+    preamble = d.get("preamble", "")
+    if not isinstance(preamble, str):
+        raise _Bad('"preamble" must be a string (Python the judge runs before the response)')
 
     return Problem(name=name, description=description, public_tests=tests["public_tests"],
                    private_tests=tests["private_tests"], generated_tests=tests["generated_tests"],
                    time_limit=None if time_limit is None else float(time_limit), memory_limit=memory_limit,
                    solutions=list(solutions), incorrect_solutions=list(incorrect), kind=kind, prompt=prompt,
-                   entry_point=entry_point,
-                   source=source, difficulty=difficulty)
+                   entry_point=entry_point, source=source, difficulty=difficulty, preamble=preamble)
 
 
 def _tests(value: object, key: str, kind: str) -> list[Test]:
