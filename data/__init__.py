@@ -146,9 +146,10 @@ def problem_from_dict(d: object) -> Problem:
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             raise _Bad(f'"{key}" must be a list of strings')
 
-    prompt, entry_point = d.get("prompt", ""), d.get("entry_point")
-    if not isinstance(prompt, str):
-        raise _Bad('"prompt" must be a string')
+    prompt, entry_point, preamble = d.get("prompt", ""), d.get("entry_point"), d.get("preamble", "")
+    for key, value in (("prompt", prompt), ("preamble", preamble)):
+        if not isinstance(value, str):
+            raise _Bad(f'"{key}" must be a string')
     if kind == "function" and (not isinstance(entry_point, str) or entry_point.count(".") > 1
                                or not all(part.isidentifier() for part in entry_point.split("."))):
         raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test (or '
@@ -161,9 +162,6 @@ def problem_from_dict(d: object) -> Problem:
         raise _Bad('"source" must be a string or null')
     if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, (str, int))):
         raise _Bad('"difficulty" must be a string, an integer or null')
-    preamble = d.get("preamble", "")
-    if not isinstance(preamble, str):
-        raise _Bad('"preamble" must be a string (Python the judge runs before the response)')
 
     return Problem(name=name, description=description, public_tests=tests["public_tests"],
                    private_tests=tests["private_tests"], generated_tests=tests["generated_tests"],

@@ -1148,7 +1148,8 @@ def _captures(arena: _Arena, max_lines: int = 0) -> dict:
 
 
 def _run_program(arena: _Arena, request: dict, code: int, stdin: int, reply) -> None:
-    """A stdin/stdout program, once on one input: one frame (run, stdout, stderr, results: a syntax error)."""
+    """A stdin/stdout program, once on one input: one frame (run, stdout, stderr, results: a syntax error or a
+    failed preamble)."""
     captures = _captures(arena)
     run = _fork_test(lambda: _program_child(request.get("preamble", "")), request, captures, {0: stdin, 5: code},
                      math.ceil(request["time_limit"]) + 1)
@@ -1559,9 +1560,10 @@ def _program_child(preamble: str) -> int:
 
 def _calls_child(entry_point: str, count: int, preamble: str) -> int:
     """Load a function problem's solution (as module `solution`, after the problem's preamble: its
-    `if __name__ == "__main__"` part does not run), then, ``count`` times, read the next call's arguments from fd 4 (the server writes them only after the
-    previous line) and write one line to fd 3: the result as plain data, or the exception. The expected values
-    are not here: only arguments ever were, and only those of calls already begun."""
+    `if __name__ == "__main__"` part does not run), then, ``count`` times, read the next call's arguments from
+    fd 4 (the server writes them only after the previous line) and write one line to fd 3: the result as plain
+    data, or the exception. The expected values are not here: only arguments ever were, and only those of calls
+    already begun."""
     results = open(3, "wb", buffering=0)
 
     def send(report: dict) -> None:
