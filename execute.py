@@ -423,26 +423,28 @@ class Sandbox(sandbox.ForkServer):
     """One fork server (infra/sandbox.py) whose raw reports become verdicts here; one job at a time."""
 
     def run_tests(self, code: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
-                  memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
+                  memory_limit: int | None = DEFAULT_MEMORY_LIMIT, preamble: str = "") -> list[TestResult]:
         """One TestResult per (input, expected_output) test, in order; None limits mean the defaults;
-        expected_output None: the test passes iff the program exits 0."""
+        expected_output None: the test passes iff the program exits 0. preamble: the problem's (data.Problem)."""
         _check_str("code", code)
+        _check_str("preamble", preamble)
         tests = list(tests)
         for test_input, expected in tests:
             _check_str("stdin (a test's input)", test_input)
             if expected is not None:
                 _check_str("expected (a test's output)", expected)
         time_limit, memory_limit = _limits(time_limit, memory_limit)
-        return [_result(self.run(code, test_input, time_limit, memory_limit), test_input, expected)
+        return [_result(self.run(code, test_input, time_limit, memory_limit, preamble), test_input, expected)
                 for test_input, expected in tests]
 
     def run_function_tests(self, code: str, entry_point: str, tests, time_limit: float | None = DEFAULT_TIME_LIMIT,
-                           memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> list[TestResult]:
+                           memory_limit: int | None = DEFAULT_MEMORY_LIMIT, preamble: str = "") -> list[TestResult]:
         """One TestResult per (shown_assert, FunctionTest): the program is loaded once, ``entry_point`` is
         called with each test's arguments, and each result is checked here (FunctionTest.passes). Each call has
         the time limit on its own (ForkServer.run_calls)."""
         _check_str("code", code)
         _check_str("entry_point", entry_point)
+        _check_str("preamble", preamble)
         tests = list(tests)
         for shown, test in tests:
             _check_str("a function test's shown text", shown)
@@ -451,7 +453,8 @@ class Sandbox(sandbox.ForkServer):
         time_limit, memory_limit = _limits(time_limit, memory_limit)
         if not tests:
             return []
-        reports = self.run_calls(code, entry_point, [(t.args, t.kwargs) for _, t in tests], time_limit, memory_limit)
+        reports = self.run_calls(code, entry_point, [(t.args, t.kwargs) for _, t in tests], time_limit, memory_limit,
+                                 preamble)
         if reports is None:
             return [_result(self._server_died(), shown, None) for shown, _ in tests]
         return [_call_result(raw, shown, test) for raw, (shown, test) in zip(reports, tests)]
@@ -476,7 +479,7 @@ class Judge:
             results = judge.map([(problem, code, tests), ...])   # one TestResult per test, in order, per item
 
     A problem is any object with the fields of data.Problem used here: kind ("stdio" or "function"),
-    time_limit, memory_limit and entry_point; a test has input, output and (function problems) check.
+    time_limit, memory_limit, entry_point and preamble; a test has input, output and (function problems) check.
     """
 
     def __init__(self, workers: int | None = None, isolate: bool = True, time_factor: float = TIME_FACTOR):
@@ -507,8 +510,8 @@ class Judge:
         try:
             if problem.kind == "function":
                 return server.run_function_tests(code, problem.entry_point, [(t.input, t.check) for t in tests],
-                                                 *limits)
-            return server.run_tests(code, [(t.input, t.output) for t in tests], *limits)
+                                                 *limits, preamble=problem.preamble)
+            return server.run_tests(code, [(t.input, t.output) for t in tests], *limits, preamble=problem.preamble)
         except Exception as e:
             if server._next_id == sent:
                 raise

@@ -15,6 +15,8 @@ The fields are documented in data/README.md; in short:
                                             of the random-feedback ablation (appendix C.2)
     kind                                    "stdio" (a program: stdin -> stdout) or "function" (a function
                                             checked by assert statements; then "prompt" and "entry_point")
+    preamble                                Python the judge runs before the response, as the benchmark's own
+                                            harness does (LiveCodeBench's imports); optional
 
 `load_problems` checks every line and fails with one ValueError naming the file, the line and the problem,
 because a malformed line found hours into a training run is much more expensive than one found at start-up.
@@ -59,6 +61,7 @@ class Problem:
     entry_point: str | None = None  # function problems: the function under test, or "Solution.method"
     source: str | None = None
     difficulty: str | int | None = None
+    preamble: str = ""  # run by the judge before the response in its namespace (the benchmark harness's imports)
 
     def to_dict(self) -> dict:
         d = {
@@ -82,6 +85,8 @@ class Problem:
             d["source"] = self.source
         if self.difficulty is not None:
             d["difficulty"] = self.difficulty
+        if self.preamble:
+            d["preamble"] = self.preamble
         return d
 
 
@@ -96,7 +101,7 @@ def _test_dict(t: Test) -> dict:
 
 REQUIRED = ("name", "description", "public_tests", "private_tests")
 OPTIONAL = ("generated_tests", "time_limit", "memory_limit", "solutions", "incorrect_solutions", "kind", "prompt",
-            "entry_point", "source", "difficulty")
+            "entry_point", "source", "difficulty", "preamble")
 
 
 class _Bad(ValueError):
@@ -141,9 +146,10 @@ def problem_from_dict(d: object) -> Problem:
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             raise _Bad(f'"{key}" must be a list of strings')
 
-    prompt, entry_point = d.get("prompt", ""), d.get("entry_point")
-    if not isinstance(prompt, str):
-        raise _Bad('"prompt" must be a string')
+    prompt, entry_point, preamble = d.get("prompt", ""), d.get("entry_point"), d.get("preamble", "")
+    for key, value in (("prompt", prompt), ("preamble", preamble)):
+        if not isinstance(value, str):
+            raise _Bad(f'"{key}" must be a string')
     if kind == "function" and (not isinstance(entry_point, str) or entry_point.count(".") > 1
                                or not all(part.isidentifier() for part in entry_point.split("."))):
         raise _Bad(f'a "function" problem needs "entry_point", the name of the function under test (or '
@@ -161,8 +167,7 @@ def problem_from_dict(d: object) -> Problem:
                    private_tests=tests["private_tests"], generated_tests=tests["generated_tests"],
                    time_limit=None if time_limit is None else float(time_limit), memory_limit=memory_limit,
                    solutions=list(solutions), incorrect_solutions=list(incorrect), kind=kind, prompt=prompt,
-                   entry_point=entry_point,
-                   source=source, difficulty=difficulty)
+                   entry_point=entry_point, source=source, difficulty=difficulty, preamble=preamble)
 
 
 def _tests(value: object, key: str, kind: str) -> list[Test]:

@@ -55,8 +55,8 @@ TMPFS_INODES = 8192                # files each: their inodes are kernel memory,
 TMP_PREFIX = "rlef-sandbox-"
 SANDBOX_UID_BASE = 1 << 20         # as root, a server runs its tests as uid SANDBOX_UID_BASE + its pid
 # Modules competitive programs import, loaded once by the fork server so a test pays nothing for them.
-PRELOAD = ("array", "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools",
-           "math", "operator", "random", "re", "string", "threading", "typing")
+PRELOAD = ("array", "bisect", "collections", "copy", "datetime", "decimal", "fractions", "functools", "heapq",
+           "itertools", "math", "operator", "random", "re", "statistics", "string", "threading", "typing")
 
 _warned = False
 
@@ -340,11 +340,12 @@ class ForkServer:
                 raise RuntimeError(f"infra/sandbox.py: the fork server failed on a request:\n{frames[-1][0]['server_error']}")
             return frames if ok else None
 
-    def run(self, code: str, stdin: str, time_limit: float, memory_limit: int) -> dict:
-        """Run code once on stdin: the raw report (exit, signal, stopped, stdout, stderr without the harness's
-        frames, seconds; syntax_error or judge_error where they apply) that execute.py turns into a verdict."""
+    def run(self, code: str, stdin: str, time_limit: float, memory_limit: int, preamble: str = "") -> dict:
+        """Run code once on stdin (after the problem's preamble: _run_preamble): the raw report (exit, signal,
+        stopped, stdout, stderr without the harness's frames, seconds; syntax_error or judge_error where they
+        apply) that execute.py turns into a verdict."""
         time_limit, memory_limit = check_limits(time_limit, memory_limit)
-        request = {"kind": "program", "time_limit": time_limit, "memory_limit": memory_limit}
+        request = {"kind": "program", "time_limit": time_limit, "memory_limit": memory_limit, "preamble": preamble}
         # The server enforces the time limit; this timeout only guards against a server that died.
         frames = self._call(request, [code.encode(errors="replace"), stdin.encode(errors="replace")], time_limit + 60)
         if frames is None:
@@ -352,24 +353,28 @@ class ForkServer:
         (run, (stdout, stderr, results)), = frames
         raw = {**run, "stdout": stdout.decode("utf-8", "replace"),
                "stderr": _without_harness(_stderr_text(run, stderr))}
-        if results.startswith(b'{"syntax_error"'):
-            raw["syntax_error"] = json.loads(results)["syntax_error"]
+        # Only the harness writes results here (it closes them before the program runs): a syntax error or a
+        # failed preamble.
+        report = json.loads(results) if results else {}
+        raw.update({key: report[key] for key in ("syntax_error", "judge_error") if key in report})
         return raw
 
     def run_calls(self, code: str, entry_point: str, calls: list[tuple[list, dict]], time_limit: float,
-                  memory_limit: int) -> list[dict] | None:
+                  memory_limit: int, preamble: str = "") -> list[dict] | None:
         """Load code once and call ``entry_point`` with each (args, kwargs) of plain data: one raw report per
         call, {"value": plain data} or why there is none; None if the server died (see _server_died). Each call
         has the time limit, from the moment its arguments are handed to the program (never earlier: see
         _CallFeeder) to its result; a call that times out or ends the process is charged alone, and the next
-        call runs in a fresh process. A report's seconds are the server's measure of that span."""
+        call runs in a fresh process. A report's seconds are the server's measure of that span. The problem's
+        preamble runs before the program loads (_run_preamble)."""
         time_limit, memory_limit = check_limits(time_limit, memory_limit)
         # One JSON line per call; the server hands them to the program one at a time (see _CallFeeder).
         with _AnyIntDigits():   # an argument may be an int of more than 4,300 digits
             lines = [json.dumps([to_plain(list(args)), {k: to_plain(v) for k, v in kwargs.items()}]).encode()
                      + b"\n" for args, kwargs in calls]
         request = {"kind": "calls", "entry_point": entry_point, "time_limit": time_limit,
-                   "memory_limit": memory_limit, "calls": len(lines), "call_sizes": [len(c) for c in lines]}
+                   "memory_limit": memory_limit, "calls": len(lines), "call_sizes": [len(c) for c in lines],
+                   "preamble": preamble}
         frames = self._call(request, [code.encode(errors="replace"), b"".join(lines)],
                             (time_limit + 5.0) * (len(lines) + 1) + 60.0)
         return None if frames is None else _call_reports(frames, len(lines))
@@ -480,6 +485,9 @@ def _load_failure(line, run: dict, stderr: str) -> dict:
     if isinstance(line, dict) and set(line) == {"load_error", "exception"} and isinstance(line["load_error"], str):
         verdict = "memory_limit" if line["exception"] == "MemoryError" else "runtime_error"
         return {"verdict": verdict, "error": line["load_error"][-ERROR_KEEP:]}
+    # (A program could write this line itself, before its own load fails: it stays a failure, reward -1.)
+    if isinstance(line, dict) and set(line) == {"judge_error"} and isinstance(line["judge_error"], str):
+        return {"verdict": "judge_error", "error": line["judge_error"][-ERROR_KEEP:]}
     return _stopped_report(run, stderr, "before the tests ran")
 
 
@@ -1140,9 +1148,11 @@ def _captures(arena: _Arena, max_lines: int = 0) -> dict:
 
 
 def _run_program(arena: _Arena, request: dict, code: int, stdin: int, reply) -> None:
-    """A stdin/stdout program, once on one input: one frame (run, stdout, stderr, results: a syntax error)."""
+    """A stdin/stdout program, once on one input: one frame (run, stdout, stderr, results: a syntax error or a
+    failed preamble)."""
     captures = _captures(arena)
-    run = _fork_test(_program_child, request, captures, {0: stdin, 5: code}, math.ceil(request["time_limit"]) + 1)
+    run = _fork_test(lambda: _program_child(request.get("preamble", "")), request, captures, {0: stdin, 5: code},
+                     math.ceil(request["time_limit"]) + 1)
     reply({**run, "stdout_bytes": captures["stdout"].size, "stderr_bytes": captures["stderr"].size, "last": True},
           [captures["stdout"].parts(), captures["stderr"].parts(), captures["results"].parts()])
 
@@ -1163,8 +1173,8 @@ def _run_calls(arena: _Arena, request: dict, code: int, calls: int, reply) -> No
         feeder = _CallFeeder(calls, offsets, first)
         inputs = {0: _memfd("stdin", b""), 4: feeder.read_fd, 5: os.dup(code)}
         cpu_limit = math.ceil(request["time_limit"]) * (n - first + 1) + 1
-        run = _fork_test(lambda: _calls_child(request["entry_point"], n - first), request, captures, inputs,
-                         cpu_limit, feeder)
+        run = _fork_test(lambda: _calls_child(request["entry_point"], n - first, request.get("preamble", "")),
+                         request, captures, inputs, cpu_limit, feeder)
         os.close(feeder.write_fd)
         run["call_seconds"] = feeder.seconds(time.monotonic())
         results = captures["results"]
@@ -1492,13 +1502,34 @@ def _compile_solution() -> object:
         return None
 
 
-def _program_child() -> int:
-    """Run a stdin/stdout program as a fresh interpreter would run solution.py; return its exit status."""
+def _run_preamble(preamble: str, namespace: dict) -> str | None:
+    """Run the problem's preamble (the dataset's code: LiveCodeBench's harness runs its imports before every
+    solution) in the program's namespace. It is compiled apart, as "<preamble>", so that tracebacks give
+    solution.py's own line numbers. It runs before the program: its failure is the judge's (the problem's
+    setup), returned as the error of a judge_error; None when it ran."""
+    if not preamble:
+        return None
+    try:
+        exec(compile(preamble, "<preamble>", "exec", dont_inherit=True), namespace)
+    except BaseException as e:
+        tb = e.__traceback__.tb_next if e.__traceback__ is not None else None   # drop the harness frame
+        return "the problem's preamble failed, before the program ran:\n" + \
+            "".join(traceback.format_exception(type(e), e, tb)).rstrip()
+    return None
+
+
+def _program_child(preamble: str) -> int:
+    """Run a stdin/stdout program as a fresh interpreter would run solution.py, after the problem's preamble;
+    return its exit status."""
+    main, status = _new_main("__main__"), 1
+    failed = _run_preamble(preamble, main.__dict__)
+    if failed:
+        os.write(3, json.dumps({"judge_error": failed}).encode() + b"\n")
+        return 0
     compiled = _compile_solution()
     if compiled is None:
         return 0
     os.close(3)   # the results pipe is for function jobs; a program has only stdout to answer with
-    main, status = _new_main("__main__"), 1
     try:
         exec(compiled, main.__dict__)
         status = 0
@@ -1527,21 +1558,26 @@ def _program_child() -> int:
     return status
 
 
-def _calls_child(entry_point: str, count: int) -> int:
-    """Load a function problem's solution (as module `solution`: its `if __name__ == "__main__"` part does not
-    run), then, ``count`` times, read the next call's arguments from fd 4 (the server writes them only after the
-    previous line) and write one line to fd 3: the result as plain data, or the exception. The expected values
-    are not here: only arguments ever were, and only those of calls already begun."""
-    compiled = _compile_solution()
-    if compiled is None:
-        return 0
-    calls = open(4, "rb")
+def _calls_child(entry_point: str, count: int, preamble: str) -> int:
+    """Load a function problem's solution (as module `solution`, after the problem's preamble: its
+    `if __name__ == "__main__"` part does not run), then, ``count`` times, read the next call's arguments from
+    fd 4 (the server writes them only after the previous line) and write one line to fd 3: the result as plain
+    data, or the exception. The expected values are not here: only arguments ever were, and only those of calls
+    already begun."""
     results = open(3, "wb", buffering=0)
 
     def send(report: dict) -> None:
         results.write(json.dumps(report).encode() + b"\n")
 
     main = _new_main("solution")
+    failed = _run_preamble(preamble, main.__dict__)
+    if failed:
+        send({"judge_error": failed})
+        return 0
+    compiled = _compile_solution()
+    if compiled is None:
+        return 0
+    calls = open(4, "rb")
     try:
         exec(compiled, main.__dict__)
         function = _function_under_test(main.__dict__, entry_point)

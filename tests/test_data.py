@@ -71,6 +71,15 @@ def test_optional_fields_take_their_defaults_and_blank_lines_are_skipped(tmp_pat
     assert (p.prompt, p.entry_point, p.source, p.difficulty) == ("", None, None, None)
 
 
+def test_a_preamble_round_trips_and_is_written_only_when_set(tmp_path):
+    with_one = stdio_problem(preamble="from math import *\n")
+    assert "preamble" not in stdio_problem().to_dict() and with_one.to_dict()["preamble"] == "from math import *\n"
+    from data import problem_from_dict
+    assert problem_from_dict(with_one.to_dict()) == with_one
+    save_problems([with_one, stdio_problem()], tmp_path / "p.jsonl")
+    assert [p.preamble for p in load_problems(tmp_path / "p.jsonl")] == ["from math import *\n", ""]
+
+
 def test_an_integer_time_limit_is_read_as_seconds(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({**stdio_problem().to_dict(), "time_limit": 2}) + "\n")
@@ -114,6 +123,7 @@ MALFORMED = {
         '"public_tests"[0]["check"]: compare must be one of'),
     "stdio problem with an entry point": (json.dumps({**GOOD, "entry_point": "f"}),
                                           '"prompt" and "entry_point" belong to "function" problems'),
+    "preamble not a string": (json.dumps({**GOOD, "preamble": ["import math"]}), '"preamble" must be a string'),
 }
 
 
@@ -579,6 +589,26 @@ def test_livecodebench_rows_become_stdio_and_method_problems_that_the_judge_runs
                              (functional, wrong, functional.public_tests)])
     assert [r.verdict for rs in results for r in rs] == ["pass"] * 5 + ["wrong_answer"]
     assert results[2][0].error == "AssertionError: 6 != 8"
+
+
+def test_livecodebench_solutions_run_after_its_harnesses_imports_as_in_livecodebench(tmp_path):
+    """LiveCodeBench's harness runs its import block before every solution: a correct method that copies the
+    starter code (`nums: List[int]`) passes, and fails with NameError without the preamble; stdin problems get
+    the same block (gcd unimported)."""
+    from dataclasses import replace
+    from data import livecodebench
+    stdio, functional = livecodebench.to_problem(lcb_row()), livecodebench.to_problem(LCB_FUNCTIONAL)
+    assert stdio.preamble == functional.preamble == livecodebench.PREAMBLE and "from typing import *" in stdio.preamble
+    save_problems([functional], tmp_path / "lcb.jsonl")
+    [functional] = load_problems(tmp_path / "lcb.jsonl")   # as rlef.py reads it
+    method = LCB_FUNCTIONAL["starter_code"] + "return sum(sorted(nums)[-k:])\n"
+    tests = functional.public_tests + functional.private_tests
+    with execute.Judge(workers=1) as judge:
+        results = judge.map([(functional, method, tests), (replace(functional, preamble=""), method, tests),
+                             (stdio, "print(gcd(*map(int, input().split())) * 0 + 3)", stdio.public_tests)])
+    assert [r.verdict for r in results[0]] == ["pass", "pass"], results[0]
+    assert [r.verdict for r in results[1]] == ["runtime_error"] * 2 and "NameError: name 'List'" in results[1][0].error
+    assert results[2][0].verdict == "pass", results[2]
 
 
 def test_livecodebench_until_keeps_problems_released_up_to_the_date(tmp_path, capsys):

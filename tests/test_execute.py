@@ -455,6 +455,39 @@ def test_syntax_error_fails_every_test_without_running(sandbox):
                                 "SyntaxError: '(' was never closed\n")
 
 
+PREAMBLE = "from typing import *\nfrom math import *\nimport sys\nsys.setrecursionlimit(5000)\n"   # four lines
+
+
+def test_a_preamble_runs_in_the_programs_namespace_and_keeps_its_line_numbers(sandbox):
+    """The problem's preamble (LiveCodeBench's harness runs its imports before every solution) is compiled on its
+    own: a solution's traceback still names its own lines, and no frame of the preamble."""
+    [ok] = sandbox.run_tests("xs: List[int] = [4, 6]\nprint(gcd(*xs))\n", [("", "2\n")], preamble=PREAMBLE)
+    [bare] = sandbox.run_tests("xs: List[int] = [4, 6]\nprint(gcd(*xs))\n", [("", "2\n")])   # as before: no preamble
+    [bad] = sandbox.run_tests("x: List[int] = []\ny = 2\nraise ValueError('bad input')\n", [("", None)],
+                              preamble=PREAMBLE)
+    assert ok.verdict == "pass" and bare.verdict == "runtime_error" and "NameError: name 'List'" in bare.error
+    assert bad.error == ('Traceback (most recent call last):\n  File "solution.py", line 3, in <module>\n'
+                         "    raise ValueError('bad input')\nValueError: bad input")
+    code = "class Solution:\n    def f(self, xs: List[int]) -> int:\n        return xs[5]\n"
+    [call] = sandbox.run_function_tests(code, "Solution.f", [("t", F([[1]], expected=1))], preamble=PREAMBLE)
+    assert 'File "solution.py", line 3, in f' in call.error and "IndexError" in call.error
+    assert "<preamble>" not in bad.error + call.error
+
+
+def test_a_failing_preamble_is_a_judge_error_for_every_test_and_the_program_never_runs(sandbox):
+    broken = "from math import *\nimport no_such_module_here\n"
+    stdio_results = sandbox.run_tests("print(1)", [("", "1\n"), ("", "1\n")], preamble=broken)
+    calls = sandbox.run_function_tests("def f(x):\n    return x\n", "f", [("a", F([1], expected=1))] * 2,
+                                       preamble=broken)
+    for r in stdio_results + calls:
+        assert r.verdict == "judge_error" and not r.passed, r
+        assert "preamble failed" in r.error and "No module named 'no_such_module_here'" in r.error, r.error
+        assert 'File "<preamble>", line 2' in r.error
+    assert stdio_results[0].output == ""   # the program did not run
+    [after] = sandbox.run_tests("print(1)", [("", "1\n")])   # the server is fine: the next job passes
+    assert after.verdict == "pass"
+
+
 def test_result_fields(sandbox):
     [r] = sandbox.run_tests("print(int(input()) + 1)", [("1\n", "3\n")], time_limit=None, memory_limit=None)
     assert (r.verdict, r.input, r.expected, r.output, r.error) == ("wrong_answer", "1\n", "3\n", "2\n", "")

@@ -716,11 +716,11 @@ def record_limits(monkeypatch) -> list[tuple[str, float, int]]:
     run_tests, run_function_tests = execute.Sandbox.run_tests, execute.Sandbox.run_function_tests
 
     def recorded(run):
-        def run_and_record(self, code, *args):
-            *rest, tests, seconds, memory = args   # (entry_point,) tests, time limit, memory limit
+        def run_and_record(self, code, *args, **kwargs):
+            *rest, tests, seconds, memory = args   # (entry_point,) tests, time limit, memory limit; preamble=
             tests = list(tests)
             ran.append((tests[0][0], seconds, memory))
-            return run(self, code, *rest, tests, seconds, memory)
+            return run(self, code, *rest, tests, seconds, memory, **kwargs)
         return run_and_record
     monkeypatch.setattr(execute.Sandbox, "run_tests", recorded(run_tests))
     monkeypatch.setattr(execute.Sandbox, "run_function_tests", recorded(run_function_tests))
