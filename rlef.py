@@ -427,8 +427,8 @@ class Config:
     max_len: int = option(8192, "no further turn starts unless the dialogue and one more response fit in it")
     rollout_batch: int = option(0, "episodes decoded together per rank (KV-cache rows; 0: as many as the "
                                    "memory left holds, printed at start)")
-    compile: bool = option(False, "torch.compile the rollouts' decode step (GPU; compiles anew for each "
-                                  "(rows, cache length) shape)")
+    compile: bool = option(False, "torch.compile the rollouts' decode step (GPU; its rows and cache length are "
+                                  "dynamic: one compilation serves the run)")
     eval_every: int = option(200, "evaluate on the valid set every N batches, and after the last, keeping the "
                                   "best checkpoint by multi-turn 1@3 (paper: every 800 updates = 200 batches)")
     eval_problems: int | None = option(None, "evaluate on the first N valid problems only")
@@ -452,7 +452,7 @@ class Config:
 
 
 # Preset defaults differ from the paper's where the scale does: the tiny byte-level model learns at a
-# learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Differences from the paper").
+# learning rate 1000x the one for 8B, from smaller batches, in minutes (README: "Our choices").
 PRESET_DEFAULTS = {
     "70b": dict(batches=2000),   # App. A.1: 70B trains for 8,000 updates (= 2,000 batches of 4), 8B for 12,000
     "tiny": dict(weights=str(ROOT / "data/tiny/policy"), train_data=str(ROOT / "data/tiny/train.jsonl"),
