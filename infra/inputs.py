@@ -190,7 +190,9 @@ def eval_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len", type=int, default=8192,
                         help="no further turn starts unless the dialogue and one more response fit in this many "
                              "tokens (default 8192, as in training; the model's context if smaller)")
-    parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="multi-turn rollouts sampled together, of any samples and problems (their single-turn "
+                             "attempts: --turns times as many)")
     parser.add_argument("--generated-tests", action=argparse.BooleanOptionalAction, default=True,
                    help="judge final responses on the dataset's generated tests too, as the paper does (appendix "
                         "B.3); --no-generated-tests: public + private only")
