@@ -287,7 +287,7 @@ class EvalSettings:
     turns: int = 3                   # responses per multi-turn episode, and single-turn samples per problem
     feedback_mode: str = "real"      # "random": feedback from other problems (the ablation, appendix C.2)
     extra_tests: bool = True         # final responses judged on the generated tests too (appendix B.3)
-    batch_size: int = 64             # problems whose episodes are sampled together
+    batch_size: int = 64             # (sample, problem) rollouts sampled together
     seed: int = 0                    # the random feedback's draws
     max_len: int | None = None       # a next turn starts if dialogue + feedback fit: --max-len less a response
     budgets: tuple = ((1, 3), (10, 100))  # n@k to report (paper: 1@3 at temperature 0.2, 10@100 at 1.0)
