@@ -34,13 +34,14 @@ import execute
 from data import Problem
 from data.prompts import initial_prompt, prefill
 from execute import describe_failures
-from infra.checkpoints import (TrainingState, load_policy_weights, load_training_state, open_metrics, read_best,
+from infra.checkpoints import (TrainingState, load_policy_weights, load_training_state, open_metrics, recover_best,
                                save_checkpoint, write_best)
 from infra.decode import DecodePool
 from infra.episodes import (before_after_page, eval_file, report_episodes_file, show_main, transcript,
                             write_batch_sample, write_episodes)
 from infra.inputs import (UsageError, add_config_flags, check_batch_split, check_config, checked_tp, eval_inputs,
-                          eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget, run_folder)
+                          eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget,
+                          resumed_settings, run_folder)
 from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget,
                                memory_plan, print_plan)
 from infra.parallel import (SamplingReplica, cores_per_rank, cpu_group, load_models, log0, reduce_mean,
@@ -675,7 +676,9 @@ def start_run(cfg: Config) -> Run:
               mesh=mesh, dp_rank=dp_rank, dp=dp)
     if resume_from:
         run.start = load_training_state(resume_from, trained)
-        run.best = read_best(run_dir)
+        run.best = recover_best(run_dir, cfg.minibatches * cfg.epochs)
+        if rank == 0 and run.best:
+            write_best(run_dir, run.best)
         log0(f"resumed from {resume_from} at step {run.start}")
     run.metrics = open_metrics(run_dir, resume_from and run.start) if rank == 0 else None
     log0(describe_rollout_plan(replica, policy, run.cache_bytes, cfg.batch_size // dp, cfg.rollout_batch, cfg.max_len))
@@ -715,9 +718,11 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a) -> Config:
-    """Paper defaults, then the preset's, then the flags the user gave."""
-    values = {**asdict(Config()), **PRESET_DEFAULTS.get(a.model or "8b", {})}
-    values.update({k: v for k, v in vars(a).items() if v is not None and k in values})
+    """Paper defaults, then the preset's, then (with --resume) the run's own, then the flags the user gave."""
+    given = {k: v for k, v in vars(a).items() if v is not None and k in asdict(Config())}
+    saved = resumed_settings(a.resume, given) if a.resume else {}     # refuses flags that change what it learns
+    model = given.get("model") or saved.get("model") or "8b"
+    values = {**asdict(Config()), **PRESET_DEFAULTS.get(model, {}), **saved, **given}
     cfg = Config(**values)
     if cfg.weights is None:
         cfg.weights = str(ROOT / "checkpoints" / HF_REPOS[cfg.model].split("/")[1])
@@ -792,6 +797,10 @@ def main(argv=None):
         if int(os.environ.get("RANK", "0")) == 0:          # under torchrun every rank finds the same mistake
             print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted: every checkpoint already written is complete; --resume RUN_DIR continues from the "
+              "last", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

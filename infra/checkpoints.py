@@ -120,13 +120,19 @@ def save_checkpoint(run_dir: Path, step: int, state: TrainingState, tok_dir: Pat
     checkpoints = run_dir / "checkpoints"
     final, tmp = checkpoints / f"step_{step:06d}", checkpoints / f".tmp_step_{step:06d}"
     if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)                # left by a run killed while writing it
+        for stale in checkpoints.glob(".tmp_step_*"):        # left by a run killed (or out of space) while writing
+            shutil.rmtree(stale, ignore_errors=True)
         (tmp / "state").mkdir(parents=True)
     barrier()
-    with one_process_dcp():
-        dcp.save(dcp_state(state, step), checkpoint_id=tmp / "state")                 # files fsynced
-    if export_dtype is not None:
-        export_policy(state.policy, tmp / "policy", tok_dir, export_dtype)
+    try:
+        with one_process_dcp():
+            dcp.save(dcp_state(state, step), checkpoint_id=tmp / "state")             # files fsynced
+        if export_dtype is not None:
+            export_policy(state.policy, tmp / "policy", tok_dir, export_dtype)
+    except (OSError, RuntimeError) as e:                      # a full disk shows as either
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"writing checkpoint {final} failed ({type(e).__name__}: {e}); is {checkpoints} out of "
+                           f"space? The previous checkpoint is intact: free space, then --resume {run_dir}") from e
     if rank == 0:
         for f in (tmp / "policy").glob("*"):                  # data on disk before the rename makes it visible
             with open(f, "rb") as fh:
@@ -134,9 +140,7 @@ def save_checkpoint(run_dir: Path, step: int, state: TrainingState, tok_dir: Pat
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        latest_tmp = checkpoints / ".latest.tmp"
-        latest_tmp.write_text(final.name)
-        os.replace(latest_tmp, checkpoints / "latest")
+        write_atomically(checkpoints / "latest", final.name)
         complete = sorted(checkpoints.glob("step_*"))
         kept = {protect, *[c.name for c in complete if (c / "policy").is_dir()][-1:]}
         for old in complete[:-keep]:
@@ -210,16 +214,62 @@ def load_policy_weights(policy, checkpoint: Path):
 
 
 def read_best(run_dir: Path) -> dict | None:
-    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report."""
-    path = run_dir / "checkpoints" / "best.json"
-    best = json.loads(path.read_text()) if path.is_file() else None
+    """checkpoints/best.json: the checkpoint with the best valid multi-turn 1@3 so far, and its report (None if
+    missing, unreadable, or naming a checkpoint that is gone)."""
+    best = read_json_file(run_dir / "checkpoints" / "best.json")
     return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
 
 
+def recover_best(run_dir: Path, updates_per_step: int) -> dict | None:
+    """best.json on resume, checked against the evaluations on disk: a run killed after writing an evaluated
+    checkpoint but before best.json named it would never pick it (a resumed run does not evaluate that step
+    again) and could rotate it away. Every complete checkpoint with a valid-set report (eval_step<N>_real.json)
+    competes; a tie keeps the earlier one, as training does."""
+    best = read_best(run_dir)
+    for done in sorted((run_dir / "checkpoints").glob("step_*/state/.metadata")):
+        name = done.parent.parent.name
+        step = int(name.removeprefix("step_"))
+        report = read_json_file(run_dir / f"eval_step{step}_real.json")
+        if report and (best is None or report["multi_turn_1@3"] > best["multi_turn_1@3"]
+                       or (report["multi_turn_1@3"] == best["multi_turn_1@3"] and step < best["step"])):
+            best = {"checkpoint": name, "step": step, "updates": step * updates_per_step,
+                    "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
+    return best
+
+
 def write_best(run_dir: Path, best: dict):
-    tmp = run_dir / "checkpoints" / ".best.json.tmp"
-    tmp.write_text(json.dumps(best, indent=2))
-    os.replace(tmp, run_dir / "checkpoints" / "best.json")
+    write_atomically(run_dir / "checkpoints" / "best.json", json.dumps(best, indent=2))
+
+
+def write_atomically(path: Path, text: str):
+    """``path`` holds either its old text or ``text``, whatever happens: written beside it, flushed to disk,
+    then renamed over it (and the rename made durable)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def read_json_file(path: Path):
+    """A JSON file's value, or None when it is missing or not valid JSON (cut short by a crash or a full disk)."""
+    try:
+        return json_or_none(path.read_text())
+    except OSError:
+        return None
+
+
+def json_or_none(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def open_metrics(run_dir: Path, resumed_at: int | None):
@@ -227,6 +277,7 @@ def open_metrics(run_dir: Path, resumed_at: int | None):
     dropped first, so every step appears once."""
     path = run_dir / "metrics.jsonl"
     if resumed_at is not None and path.is_file():
-        rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= resumed_at]
-        path.write_text("".join(r + "\n" for r in rows))
+        rows = [line for line in path.read_text().splitlines()
+                if (row := json_or_none(line)) is not None and row["step"] <= resumed_at]   # torn lines dropped
+        write_atomically(path, "".join(r + "\n" for r in rows))
     return open(path, "a")

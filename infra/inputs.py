@@ -13,7 +13,7 @@ from pathlib import Path
 
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
-from infra.checkpoints import latest_checkpoint
+from infra.checkpoints import latest_checkpoint, read_json_file
 from infra.parallel import device_mesh, for_loading, log0, tensor_parallel, tensor_parallel_size
 from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer, Transformer
 
@@ -93,6 +93,36 @@ def load_inputs(cfg):
     return weights, args, tok, train_set, valid_set
 
 
+# What a resumed run may change: how long it goes, how often it evaluates and saves, and how this session runs
+# on its machines (MACHINE: not carried over, as the GPUs may differ). Anything else (data, model, seed, batch,
+# rewards, optimiser, what an evaluation measures) would change what it learns or what its best checkpoint is
+# compared on.
+MACHINE = {"tp", "judge_workers", "rollout_batch", "compile", "dry_run"}
+RESUMABLE = {"resume", "run_dir", "batches", "eval_every", "eval_before", "checkpoint_every", "keep_checkpoints",
+             "export_every", "episodes_per_batch", "activation_checkpointing", *MACHINE}
+PATHS = {"weights", "train_data", "valid_data"}
+
+
+def resumed_settings(run_dir: str, given: dict) -> dict:
+    """A resumed run's settings: its config.json, which ``given`` (the flags passed now) may change only where
+    RESUMABLE allows; --run-dir, if given, must be the run's folder."""
+    saved = read_json_file(Path(run_dir) / "config.json")
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume {run_dir}: no readable config.json there; is it a run folder?")
+    if "run_dir" in given and Path(given["run_dir"]).resolve() != Path(run_dir).resolve():
+        raise UsageError(f"--run-dir {given['run_dir']} with --resume {run_dir}: a run continues in its own folder")
+
+    def same(key, value):
+        return Path(value).resolve() == Path(saved[key]).resolve() if key in PATHS else value == saved[key]
+    changed = [f"--{k.replace('_', '-')} {v} (the run's: {saved[k]})" for k, v in given.items()
+               if k in saved and k not in RESUMABLE and saved[k] is not None and not same(k, v)]
+    if changed:
+        raise UsageError(f"--resume {run_dir} continues the run with its own settings (its config.json), but "
+                         f"these flags would change what it learns: {'; '.join(changed)}. Leave them out, or "
+                         f"start a new run")
+    return {**{k: v for k, v in saved.items() if k not in MACHINE}, "run_dir": str(run_dir)}
+
+
 def run_folder(run_dir: str, resume: str | None, config: dict, rank: int) -> tuple[Path, Path | None]:
     """The run's folder and, with --resume, its last complete checkpoint. A new run needs a folder that holds no
     other run: appending to its metrics.jsonl would mix two runs' curves, and its best.json would name the other
@@ -100,8 +130,9 @@ def run_folder(run_dir: str, resume: str | None, config: dict, rank: int) -> tup
     folder = Path(resume or run_dir)
     resume_from = latest_checkpoint(folder) if resume else None
     if resume and resume_from is None:
-        raise UsageError(f"--resume {folder}: no complete checkpoint under {folder}/checkpoints")
-    held = [name for name in ("metrics.jsonl", "checkpoints", "best.json") if (folder / name).exists()]
+        raise UsageError(f"--resume {folder}: no complete checkpoint under {folder}/checkpoints (the run stopped "
+                         f"before its first): delete {folder}, or pass another --run-dir, to start it again")
+    held = [name for name in ("metrics.jsonl", "checkpoints") if (folder / name).exists()]
     if held and not resume:
         raise UsageError(f"{folder} already holds a run ({', '.join(held)}): pass --resume {folder} to continue "
                          "it, or another --run-dir (or delete the folder) to start a new one")

@@ -3,6 +3,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -513,6 +514,79 @@ def test_policy_exported_every_kth_checkpoint_and_the_newest_export_is_kept(tmp_
     assert not (checkpoints / "step_000003" / "policy").exists()
     assert latest_checkpoint(tmp_path) == checkpoints / "step_000003"
     assert rlef.load_training_state(checkpoints / "step_000003", rlef.TrainingState(policy, value, opts, scheds)) == 3
+
+
+def test_a_failed_checkpoint_write_says_so_and_leaves_no_partial_folder(tmp_path, tiny_checkpoint, monkeypatch):
+    # A full disk mid-write: one clear error naming the folder, the previous checkpoint intact, no .tmp_step_*
+    # left behind (a later one, and any stale one, is cleaned when the next checkpoint starts).
+    import errno
+    import torch.distributed.checkpoint as dcp
+    from ppo import make_optimizer
+    policy = Transformer.from_pretrained(tiny_checkpoint)
+    value = Transformer.from_pretrained(tiny_checkpoint, value_head=True)
+    state = rlef.TrainingState(policy, value, *zip(make_optimizer(policy), make_optimizer(value)))
+    rlef.save_checkpoint(tmp_path, 1, state, tiny_checkpoint, keep=2)
+    (tmp_path / "checkpoints" / ".tmp_step_000007").mkdir()            # left by an older, killed run
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(dcp, "save", full_disk)
+    with pytest.raises(RuntimeError, match="writing checkpoint .*step_000002 failed .*No space left.* --resume"):
+        rlef.save_checkpoint(tmp_path, 2, state, tiny_checkpoint, keep=2)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")] == []
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_000001"
+
+
+def write_run(folder, evaluated: dict, best_step: int | None, cfg=None):
+    """A run folder as train() leaves it: complete checkpoints with their valid-set reports, best.json naming
+    ``best_step`` (None: none written), config.json."""
+    from infra.checkpoints import write_best
+    (folder / "checkpoints").mkdir(parents=True)
+    for step, rate in evaluated.items():
+        (folder / "checkpoints" / f"step_{step:06d}" / "state").mkdir(parents=True)
+        (folder / "checkpoints" / f"step_{step:06d}" / "state" / ".metadata").write_text("")
+        (folder / f"eval_step{step}_real.json").write_text(json.dumps({"multi_turn_1@3": rate}))
+    if best_step is not None:
+        write_best(folder, {"checkpoint": f"step_{best_step:06d}", "step": best_step,
+                            "multi_turn_1@3": evaluated[best_step], "report": {}})
+    cfg = cfg or rlef.config_from_args(rlef.train_parser().parse_args(["--model", "tiny"]))
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+
+
+def test_resume_finds_a_better_checkpoint_that_best_json_missed(tmp_path):
+    # Killed after checkpoint 6 was written but before best.json named it: a resumed run does not evaluate
+    # step 6 again, so best.json must be checked against the reports on disk, or step 6 is lost (and rotated).
+    from infra.checkpoints import recover_best
+    write_run(tmp_path, {2: 0.77, 4: 0.77, 6: 0.79}, best_step=2)
+    best = recover_best(tmp_path, updates_per_step=2)
+    assert (best["checkpoint"], best["step"], best["updates"], best["multi_turn_1@3"]) == ("step_000006", 6, 12, 0.79)
+    (tmp_path / "checkpoints" / "best.json").write_text('{"checkpoint": "step_0')      # torn by a crash
+    assert recover_best(tmp_path, 2)["step"] == 6
+    shutil.rmtree(tmp_path / "checkpoints" / "step_000006")
+    assert recover_best(tmp_path, 2)["step"] == 2                     # a tie keeps the earlier, as training does
+
+
+def test_resume_drops_a_metrics_line_cut_short(tmp_path):
+    from infra.checkpoints import open_metrics
+    rows = [json.dumps({"step": s, "reward": 0.5}) for s in (1, 2, 3)]
+    (tmp_path / "metrics.jsonl").write_text(rows[0] + "\n" + rows[1] + "\n" + rows[2][:9])
+    open_metrics(tmp_path, resumed_at=2).close()
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_resume_keeps_the_runs_settings_and_refuses_to_change_what_it_learns(tmp_path):
+    run = rlef.train_parser().parse_args(["--model", "tiny", "--batch-size", "64", "--lr", "3e-4", "--seed", "3",
+                                          "--tp", "2"])
+    write_run(tmp_path, {2: 0.5}, best_step=2, cfg=rlef.config_from_args(run))
+    resume = lambda *flags: rlef.config_from_args(rlef.train_parser().parse_args(["--resume", str(tmp_path), *flags]))
+    cfg = resume()                                              # no --model tiny: the run's own settings
+    assert (cfg.model, cfg.batch_size, cfg.lr, cfg.seed, cfg.run_dir) == ("tiny", 64, 3e-4, 3, str(tmp_path))
+    assert cfg.tp == 0 and cfg.micro_batch_size == 8       # this session's machines choose; the tiny preset's
+    assert resume("--batches", "80", "--eval-every", "5").batches == 80   # how long, how often: may change
+    with pytest.raises(rlef.UsageError, match=r"--batch-size 32 \(the run's: 64\); --seed 5 \(the run's: 3\)"):
+        resume("--batch-size", "32", "--seed", "5", "--lr", "3e-4")
+    with pytest.raises(rlef.UsageError, match="continues in its own folder"):
+        resume("--run-dir", str(tmp_path / "elsewhere"))
 
 
 # ------------------------------------------------------------------------------------------------------------
