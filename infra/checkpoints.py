@@ -177,12 +177,9 @@ def barrier():
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` names, or else the newest complete one (DCP writes .metadata last)."""
-    checkpoints = run_dir / "checkpoints"
-    pointer = checkpoints / "latest"
-    if pointer.is_file() and (checkpoints / pointer.read_text().strip() / "state" / ".metadata").is_file():
-        return checkpoints / pointer.read_text().strip()
-    complete = sorted(p.parent.parent for p in checkpoints.glob("step_*/state/.metadata"))
+    """The newest complete checkpoint (DCP writes .metadata last; a step_N folder is renamed into place only when
+    complete), even if a kill came before ``latest``, which names it for people and scripts, was updated."""
+    complete = sorted(p.parent.parent for p in (run_dir / "checkpoints").glob("step_*/state/.metadata"))
     return complete[-1] if complete else None
 
 

@@ -537,6 +537,21 @@ def test_a_failed_checkpoint_write_says_so_and_leaves_no_partial_folder(tmp_path
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_000001"
 
 
+@pytest.mark.slow
+def test_ctrl_c_ends_with_one_line_and_the_run_resumes(tmp_path, tiny_checkpoint):
+    sent = []
+
+    def interrupt_after_first_checkpoint(pid):
+        if not sent and (tmp_path / "run" / "checkpoints" / "step_000001").is_dir():
+            os.kill(pid, signal.SIGINT)
+            sent.append(pid)
+    out = run_cli(tiny_args(tmp_path, tiny_checkpoint, batches=30), watch=interrupt_after_first_checkpoint)
+    assert sent and out.returncode == 130, out.stderr[-2000:]
+    assert "interrupted: every checkpoint already written is complete" in out.stderr and "Traceback" not in out.stderr
+    resumed = run_cli(["--resume", str(tmp_path / "run"), "--batches", "2", "--run-dir", str(tmp_path / "run")])
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr[-2000:]
+
+
 def write_run(folder, evaluated: dict, best_step: int | None, cfg=None):
     """A run folder as train() leaves it: complete checkpoints with their valid-set reports, best.json naming
     ``best_step`` (None: none written), config.json."""
