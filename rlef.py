@@ -39,16 +39,15 @@ from infra.checkpoints import (TrainingState, load_policy_weights, load_training
 from infra.decode import DecodePool
 from infra.episodes import (before_after_page, eval_file, report_episodes_file, show_main, transcript,
                             write_batch_sample, write_episodes)
-from infra.inputs import (UsageError, add_config_flags, check_batch_split, check_config, checked_tp, eval_inputs,
-                          eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget,
+from infra.inputs import (UsageError, add_config_flags, check_batch_split, check_config, checked_tp, dry_run,
+                          eval_inputs, eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget,
                           resumed_settings, run_folder)
-from infra.memory_plan import (Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget,
-                               memory_plan, print_plan)
+from infra.memory_plan import Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget
 from infra.parallel import (SamplingReplica, cores_per_rank, cpu_group, load_models, log0, reduce_mean,
                             setup_distributed, start_judge, training_mesh)
 from infra.reporting import (before_after_table, eval_report, format_report, format_step, paper_table, plot_curves,
                              read_json)
-from model import HF_REPOS, PRESETS, Sampling, Tokenizer, Transformer, generate
+from model import HF_REPOS, Sampling, Tokenizer, Transformer, generate
 from ppo import Episode, PPOSettings, make_optimizer, ppo_update, prepare_batch
 
 ROOT = Path(__file__).resolve().parent
@@ -732,15 +731,6 @@ def config_from_args(a) -> Config:
     return cfg
 
 
-def dry_run(cfg: Config, world: int, gpu_gb: float = 80):
-    """--dry-run: the memory plan per GPU of --model on ``world`` GPUs, printed; nothing is allocated."""
-    args = PRESETS[cfg.model]
-    tp = checked_tp(cfg.tp, args, world, gpus_per_node=8)
-    plan = memory_plan(args, world, workload(cfg), gpu_gb * 1e9, tp)
-    print_plan(plan, args, workload(cfg), world, tp, gpu_gb, cfg.model)
-    return plan
-
-
 def eval_main(argv):
     a = eval_parser().parse_args(argv)
     data, problems = eval_inputs(a)
@@ -791,7 +781,7 @@ def main(argv=None):
         a = train_parser().parse_args(argv)
         cfg = config_from_args(a)
         if cfg.dry_run:
-            return dry_run(cfg, a.world_size, a.gpu_memory)
+            return dry_run(cfg.model, cfg.tp, workload(cfg), a.world_size, a.gpu_memory)
         return train(cfg)
     except UsageError as e:
         if int(os.environ.get("RANK", "0")) == 0:          # under torchrun every rank finds the same mistake

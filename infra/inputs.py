@@ -14,6 +14,7 @@ from pathlib import Path
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
 from infra.checkpoints import latest_checkpoint, read_json_file
+from infra.memory_plan import Workload, memory_plan, print_plan
 from infra.parallel import device_mesh, for_loading, log0, tensor_parallel, tensor_parallel_size
 from model import HF_REPOS, PRESETS, ModelArgs, Tokenizer, Transformer
 
@@ -29,6 +30,15 @@ def checked_tp(tp: int, args: ModelArgs, world: int, gpus_per_node: int | None =
         return tensor_parallel_size(tp, args, world, gpus_per_node)
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def dry_run(name: str, tp: int, work: Workload, world: int, gpu_gb: float = 80):
+    """--dry-run: the memory plan per GPU of preset ``name`` on ``world`` GPUs, printed; nothing is allocated."""
+    args = PRESETS[name]
+    tp = checked_tp(tp, args, world, gpus_per_node=8)
+    plan = memory_plan(args, world, work, gpu_gb * 1e9, tp)
+    print_plan(plan, args, work, world, tp, gpu_gb, name)
+    return plan
 
 
 def read_problems(path) -> list[Problem]:

@@ -16,6 +16,7 @@ import torch
 import ppo
 import rlef
 from conftest import TINY_ARGS, write_checkpoint
+from infra.inputs import dry_run
 from infra.memory_plan import memory_plan, plan_peaks, smallest_mesh
 from infra.parallel import parameter_counts
 from model import PRESETS, Sampling, Transformer, generate
@@ -235,7 +236,7 @@ def test_dry_run_of_70b_on_16_gpus_names_the_smallest_mesh_and_8b_is_unchanged(c
     assert f"smallest mesh that fits in 80 GB per GPU (nodes of 8): {world} GPUs as {world // tp} x {tp}" in out
     # 8B keeps its one-dimensional plan (--tp defaults to 1 below 70B): what it was before the mesh existed.
     cfg = rlef.config_from_args(rlef.train_parser().parse_args(["--model", "8b"]))
-    assert rlef.dry_run(cfg, 8) == memory_plan(PRESETS["8b"], 8, rlef.workload(cfg), 80e9, tp=1)
+    assert dry_run("8b", 0, rlef.workload(cfg), 8) == memory_plan(PRESETS["8b"], 8, rlef.workload(cfg), 80e9, tp=1)
     assert "fits in 80 GB" in capsys.readouterr().out
 
 
