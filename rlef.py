@@ -363,17 +363,19 @@ def eval_episodes(sample, tok, problems, judge, settings: EvalSettings, log=prin
         single += [(s, attempt, d) for (s, attempt, _), d in zip(attempts, played)]
         log(f"  eval {len(multi) + len(single)}/{total} episodes, {time.time() - t0:.0f}s", end="\r")
     log(" " * 60, end="\r")
-    # Judge every multi-turn response on all tests, for the solve rate after each turn.
-    responses = [(d, code) for _, d in multi for code in d.codes if code]
+    # Judge every multi-turn response but the last on all tests, for the solve rate after each turn; the last
+    # one's is the final judgement's (judged twice, a timing-sensitive test could give two 1@3 in one report).
+    responses = [(d, code) for _, d in multi for code in d.codes[:-1] if code]
     results = judge.map([(d.problem, code, all_tests(d.problem, extra_tests)) for d, code in responses])
     verdicts = {}                                             # (problem name, code) -> its verdict on all tests
     for (d, code), res in zip(responses, results):
         verdicts[d.problem.name, code] = verdict_of(res)
     records = []
     for s, d in multi:
-        after = [verdicts.get((d.problem.name, code), "no_code") for code in d.codes]
+        after = [verdicts.get((d.problem.name, code), "no_code") for code in d.codes[:-1]]
+        solved_after = [v == "pass" and public == "pass" for v, public in zip(after, d.verdicts)] + [d.solved]
         records.append({"mode": "multi", "problem": d.problem.name, "sample": s, "codes": d.codes,
-                        "verdicts": d.verdicts, "solved": d.solved, "solved_after": [v == "pass" for v in after],
+                        "verdicts": d.verdicts, "solved": d.solved, "solved_after": solved_after,
                         "judge_errors": (d.verdicts + [d.final_verdict] + after).count("judge_error")})
     for s, attempt, d in single:
         records.append({"mode": "single", "problem": d.problem.name, "sample": s, "attempt": attempt,
@@ -604,7 +606,7 @@ def evaluate_on_valid(run: Run, step: int, feedback_mode: str = "real") -> dict:
                                 extra_tests=True, max_len=run.max_len, episodes=eval_file(run.dir, step, feedback_mode))
         report = evaluate(sampler(run, 0.2, 0.95, gen), run.tok, run.valid_set, run.judge, settings, log=log0,
                           group=None if run.mesh is None else run.mesh["dp"].get_group())
-    report["time_limits"] = execute.time_limit_rule(run.cfg.time_factor)
+    report.update(time_limits=execute.time_limit_rule(run.cfg.time_factor), temperature=0.2, top_p=0.95)
     log0(f"eval at step {step} ({feedback_mode} feedback):\n" + format_report(report))
     if run.rank == 0:
         (run.dir / f"eval_step{step}_{feedback_mode}.json").write_text(json.dumps(report, indent=2))
@@ -761,7 +763,7 @@ def eval_main(argv):
         judge.close()
     if dist.is_initialized():
         dist.destroy_process_group()
-    report["time_limits"] = execute.time_limit_rule(a.time_factor)
+    report.update(time_limits=execute.time_limit_rule(a.time_factor), temperature=a.temperature, top_p=a.top_p)
     if rank == 0:
         title = f"{data.name}, {len(problems)} problems x {a.samples} rollouts"
         print(format_report(report) + "\n\n" + paper_table(report, title))

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import typing
+from collections import Counter
 from pathlib import Path
 
 from data import Problem, load_problems
@@ -48,6 +49,9 @@ def read_problems(path) -> list[Problem]:
         raise UsageError(str(e)) from None
     if not problems:
         raise UsageError(f"{path} holds no problems")
+    repeated = sorted(name for name, n in Counter(p.name for p in problems).items() if n > 1)
+    if repeated:       # reports, episodes and the best checkpoint's selection tell problems apart by name
+        raise UsageError(f"{path}: problem names must be unique; repeated: {', '.join(repeated[:5])}")
     return problems
 
 

@@ -121,6 +121,8 @@ def format_report(report: dict) -> str:
              + (f"; {report['public_tests_only']} problems have no others: judged on public tests only"
                 if report.get("public_tests_only") else ""),
              *([f"  time limits: {report['time_limits']}"] if "time_limits" in report else []),
+             *([f"  sampled at temperature {report['temperature']:g}, top-p {report['top_p']:g}"]
+               if "temperature" in report else []),
              *([f"  JUDGE ERRORS: {report['judge_errors']} verdicts the judge failed to give (counted as failures)"]
                if report.get("judge_errors") else []),
              *headline_lines(report),

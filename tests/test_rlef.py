@@ -273,6 +273,30 @@ def test_pass_at_k_known_values():
     assert reporting.pass_at_k(4, 3, 2) == 1.0                                # fewer than k wrong samples
     assert reporting.pass_at_k(200, 10, 100) == pytest.approx(1 - __import__("math").comb(190, 100) /
                                                           __import__("math").comb(200, 100))
+    with pytest.raises(ValueError, match="pass@3 needs at least 3 samples"):
+        reporting.pass_at_k(2, 0, 3)                                          # not 1.0
+
+
+def test_one_report_gives_one_multi_turn_1_at_3_even_when_a_judge_flips(tok, judge):
+    # The final response is judged once, for the headline 1@3; n@k, pass@k and the per-turn rates must read
+    # that same verdict, not a second run of it (a test near its time limit can pass once and fail once).
+    class Flaky:
+        """Passes a program on all tests the first time, fails it every later time."""
+        def __init__(self):
+            self.seen = set()
+
+        def map(self, jobs):
+            out = []
+            for problem, code, tests in jobs:
+                results = judge.map([(problem, code, tests)])[0]
+                if len(tests) > len(problem.public_tests) and code in self.seen:
+                    results = [execute.TestResult("wrong_answer", r.input, r.expected) for r in results]
+                self.seen.add(code)
+                out.append(results)
+            return out
+    report = rlef.evaluate(Scripted(tok, STDIO[1]), tok, [STDIO[0]], Flaky(), rlef.EvalSettings(samples=1),
+                           log=lambda *a, **k: None)
+    assert report["multi_turn_1@3"] == report["n@k"]["1@3"]["rate"] == report["per_turn"][0]["solve_rate"] == 1.0
 
 
 def test_chrf_bounds():
@@ -445,10 +469,19 @@ def test_eval_cli_time_limits_follow_the_paper_unless_a_factor_is_given(tmp_path
     report = rlef.main(argv)
     assert report["multi_turn_1@3"] == 0.0 and report["per_turn"][0]["verdicts"] == {"timeout": 1}
     assert report["time_limits"] == "problem's time limit x1, else 10 s; problem's memory limit, else 1 GB"
+    assert (report["temperature"], report["top_p"]) == (0.2, 0.95)          # every n@k was sampled at these
     assert "time limits: problem's time limit x1, else 10 s" in capsys.readouterr().out
     report = rlef.main(argv + ["--time-factor", "4"])
     assert report["multi_turn_1@3"] == 1.0 and report["time_limits"].startswith("problem's time limit x4,")
     assert json.loads((tmp_path / "r.json").read_text())["time_limits"] == report["time_limits"]
+
+
+def test_problems_with_the_same_name_are_refused(tmp_path, tiny_checkpoint, capsys):
+    # Reports pool and order episodes by problem name: two problems of one name would merge (or crash).
+    save_problems([STDIO[0], replace(STDIO[0], description="another")], tmp_path / "p.jsonl")
+    with pytest.raises(SystemExit):
+        rlef.main(["eval", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "p.jsonl")])
+    assert "problem names must be unique; repeated: double" in capsys.readouterr().err
 
 
 def test_eval_ends_dialogues_at_the_length_training_does(tmp_path, tiny_checkpoint, monkeypatch):
