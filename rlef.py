@@ -405,7 +405,8 @@ class Config:
     train_data: str | None = option(None, "JSONL problems to train on (default: data/code_contests/train.jsonl)")
     valid_data: str | None = option(None, "JSONL problems to evaluate on (default: data/code_contests/valid.jsonl)")
     run_dir: str = option("runs/rlef", "folder for config.json, metrics.jsonl, checkpoints/, learning_curve.png")
-    resume: str | None = option(None, "RUN_DIR to continue from its last complete checkpoint")
+    resume: str | None = option(None, "RUN_DIR to continue from its last complete checkpoint, with its "
+                                      "config.json; only how long, how often and machine flags may differ")
     # "12,000 updates", where 1,024 rollouts give "4 updates on 256 sequences": an update is an optimiser step.
     batches: int = option(3000, "rollout batches to train on; each gives --minibatches x --epochs optimiser "
                                 "updates (paper: 12,000 updates for 8B = 3,000 batches of 4; 8,000 for 70B)")

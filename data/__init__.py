@@ -245,3 +245,12 @@ def save_problems(problems: Iterable[Problem], path: str | os.PathLike) -> int:
         os.unlink(tmp)
         raise
     return n
+
+
+def run_converter(main) -> None:
+    """A converter's command line: a missing or malformed input is one line on stderr (exit 1), not a traceback."""
+    import sys
+    try:
+        main()
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")

@@ -31,7 +31,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from data import Problem, Test, save_problems
+from data import Problem, Test, run_converter, save_problems
 from data.humaneval import read_jsonl
 from execute import DEFAULT_MEMORY_LIMIT, DEFAULT_TIME_LIMIT, FunctionTest, Sandbox, from_plain
 
@@ -190,4 +190,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_converter(main)

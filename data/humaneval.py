@@ -25,7 +25,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from data import Problem, Test, save_problems
+from data import Problem, Test, run_converter, save_problems
 from data.asserts import convert_asserts
 
 
@@ -84,4 +84,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_converter(main)

@@ -30,7 +30,7 @@ from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
-from data import Problem, Test, save_problems
+from data import Problem, Test, run_converter, save_problems
 from data.mbpp import read_rows
 from execute import FunctionTest
 
@@ -139,4 +139,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_converter(main)

@@ -1430,6 +1430,8 @@ def to_problem(spec: Spec) -> Problem:
 
 
 def main() -> None:
+    import argparse
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()   # --help, before writing anything
     names = [s.name for s in SPECS]
     assert len(set(names)) == len(names), "problem names must be unique"
     with ThreadPoolExecutor(max_workers=4) as pool:  # each check runs subprocesses; threads just wait on them

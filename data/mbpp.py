@@ -34,7 +34,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from data import Problem, Test, save_problems
+from data import Problem, Test, run_converter, save_problems
 from data.asserts import convert_asserts
 
 # The task_id ranges of Austin et al. (2021), mbpp/README.md.
@@ -147,4 +147,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_converter(main)

@@ -78,8 +78,9 @@ def check_weights_folder(path: Path, model: str | None = None):
 
 def check_dataset(path):
     if not Path(path).is_file():
-        raise UsageError(f"no dataset at {path}: convert CodeContests first (see data/README.md), e.g. "
-                         "python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'")
+        how = ("python -m data.code_contests PARQUET_DIR --out 'data/code_contests/{split}.jsonl'"
+               if "code_contests" in str(path) else "its converter in data/ (data/README.md lists them)")
+        raise UsageError(f"no dataset at {path}: convert it first, with {how}")
 
 
 def longest_first_prompt(tok: Tokenizer, problems: list[Problem]) -> int:
