@@ -461,7 +461,10 @@ def test_a_new_run_refuses_a_folder_that_holds_another_run(tmp_path, tiny_checkp
 def test_missing_dataset_says_how_to_convert(tmp_path, tiny_checkpoint, capsys):
     err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(tmp_path / "x.jsonl")],
                      capsys)
-    assert "convert CodeContests" in err
+    assert "no dataset at" in err and "its converter in data/ (data/README.md lists them)" in err
+    contests = tmp_path / "code_contests" / "train.jsonl"
+    err = user_error(["--model", "tiny", "--weights", str(tiny_checkpoint), "--train-data", str(contests)], capsys)
+    assert "convert it first, with python -m data.code_contests PARQUET_DIR" in err
 
 
 @pytest.mark.parametrize("argv, says", [
