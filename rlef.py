@@ -40,9 +40,9 @@ from infra.decode import DecodePool
 from infra.episodes import (before_after_page, eval_file, report_episodes_file, show_main, transcript,
                             write_batch_sample, write_episodes)
 from infra.inputs import (UsageError, add_config_flags, check_batch_split, check_config, checked_tp, dry_run,
-                          eval_inputs, eval_parser, eval_policy, load_inputs, longest_first_prompt, response_budget,
-                          resumed_settings, run_folder)
-from infra.memory_plan import Workload, cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget
+                          eval_device, eval_inputs, eval_parser, eval_policy, load_inputs, longest_first_prompt,
+                          response_budget, resumed_settings, run_folder, workload)
+from infra.memory_plan import cache_rows, describe_rollout_plan, eval_cache_budget, kv_cache_budget
 from infra.parallel import (SamplingReplica, cores_per_rank, cpu_group, load_models, log0, reduce_mean,
                             setup_distributed, start_judge, training_mesh)
 from infra.reporting import (before_after_table, eval_report, format_report, format_step, paper_table, plot_curves,
@@ -466,11 +466,6 @@ PRESET_DEFAULTS = {
 }
 
 
-def workload(cfg: Config) -> Workload:
-    """What the run asks of each GPU, for the memory plan (--dry-run)."""
-    return Workload(cfg.batch_size, cfg.micro_batch_size, cfg.max_len, cfg.rollout_batch, cfg.dtype)
-
-
 def ppo_settings(cfg: Config) -> PPOSettings:
     """The learning rule's settings. PPO scores the tokens under the distribution they were drawn from
     (ppo.prepare_batch); greedy sampling (temperature 0, for tests) records the untempered model's log-probs."""
@@ -678,9 +673,7 @@ def start_run(cfg: Config) -> Run:
               mesh=mesh, dp_rank=dp_rank, dp=dp)
     if resume_from:
         run.start = load_training_state(resume_from, trained)
-        run.best = recover_best(run_dir, cfg.minibatches * cfg.epochs)
-        if rank == 0 and run.best:
-            write_best(run_dir, run.best)
+        run.best = recover_best(run_dir, cfg.minibatches * cfg.epochs, write=rank == 0)
         log0(f"resumed from {resume_from} at step {run.start}")
     run.metrics = open_metrics(run_dir, resume_from and run.start) if rank == 0 else None
     log0(describe_rollout_plan(replica, policy, run.cache_bytes, cfg.batch_size // dp, cfg.rollout_batch, cfg.max_len))
@@ -738,9 +731,7 @@ def eval_main(argv):
     a = eval_parser().parse_args(argv)
     data, problems = eval_inputs(a)
     rank, world, device = setup_distributed()
-    if a.device and world > 1 and torch.device(a.device).type != device.type:
-        raise UsageError(f"--device {a.device} under torchrun: the ranks' process group is on {device.type}")
-    device = torch.device(a.device) if a.device else device
+    device = eval_device(a.device, world, device)
     model, tok, mesh = eval_policy(a.weights, a.tp, world, device)
     longest = longest_first_prompt(tok, problems)
     context = min(a.max_len, model.args.max_seq_len)                      # as training's (start_run)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -249,7 +250,6 @@ def save_problems(problems: Iterable[Problem], path: str | os.PathLike) -> int:
 
 def run_converter(main) -> None:
     """A converter's command line: a missing or malformed input is one line on stderr (exit 1), not a traceback."""
-    import sys
     try:
         main()
     except (OSError, ValueError) as e:

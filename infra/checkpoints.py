@@ -217,11 +217,11 @@ def read_best(run_dir: Path) -> dict | None:
     return best if best and (run_dir / "checkpoints" / best["checkpoint"]).is_dir() else None
 
 
-def recover_best(run_dir: Path, updates_per_step: int) -> dict | None:
+def recover_best(run_dir: Path, updates_per_step: int, write: bool = False) -> dict | None:
     """best.json on resume, checked against the evaluations on disk: a run killed after writing an evaluated
     checkpoint but before best.json named it would never pick it (a resumed run does not evaluate that step
     again) and could rotate it away. Every complete checkpoint with a valid-set report (eval_step<N>_real.json)
-    competes; a tie keeps the earlier one, as training does."""
+    competes; a tie keeps the earlier one, as training does. ``write``: best.json is rewritten to match."""
     best = read_best(run_dir)
     for done in sorted((run_dir / "checkpoints").glob("step_*/state/.metadata")):
         name = done.parent.parent.name
@@ -231,6 +231,8 @@ def recover_best(run_dir: Path, updates_per_step: int) -> dict | None:
                        or (report["multi_turn_1@3"] == best["multi_turn_1@3"] and step < best["step"])):
             best = {"checkpoint": name, "step": step, "updates": step * updates_per_step,
                     "multi_turn_1@3": report["multi_turn_1@3"], "report": report}
+    if write and best:
+        write_best(run_dir, best)
     return best
 
 

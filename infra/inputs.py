@@ -12,6 +12,8 @@ import typing
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from data import Problem, load_problems
 from data.prompts import initial_prompt, prefill
 from infra.checkpoints import latest_checkpoint, read_json_file
@@ -31,6 +33,11 @@ def checked_tp(tp: int, args: ModelArgs, world: int, gpus_per_node: int | None =
         return tensor_parallel_size(tp, args, world, gpus_per_node)
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def workload(cfg) -> Workload:
+    """What the run asks of each GPU (``cfg``: rlef's Config), for the memory plan (--dry-run)."""
+    return Workload(cfg.batch_size, cfg.micro_batch_size, cfg.max_len, cfg.rollout_batch, cfg.dtype)
 
 
 def dry_run(name: str, tp: int, work: Workload, world: int, gpu_gb: float = 80):
@@ -326,6 +333,14 @@ def eval_inputs(a) -> tuple[Path, list[Problem]]:
     check_dataset(data)
     check_weights_folder(a.weights)
     return data, read_problems(data)[:a.problems]
+
+
+def eval_device(requested: str | None, world: int, device):
+    """eval's --device, or the rank's own: under torchrun a device of another kind than the process group's
+    would hand its collectives tensors the backend cannot reduce (NCCL: GPU only; gloo: CPU)."""
+    if requested and world > 1 and torch.device(requested).type != device.type:
+        raise UsageError(f"--device {requested} under torchrun: the ranks' process group is on {device.type}")
+    return torch.device(requested) if requested else device
 
 
 def eval_policy(weights, tp: int, world: int, device):
